@@ -1,0 +1,156 @@
+//! AWS credentials and S3, in devbox's terms. Only this module imports the AWS SDK.
+//!
+//! Credentials are resolved on the host by aws-config (environment, profile, SSO, assume-role) and
+//! kept in memory only: they are handed to the registry container and never written or printed.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{ProvideCredentials, Region};
+use aws_sdk_s3::error::SdkError;
+
+use crate::config::S3Config;
+use crate::error::Error;
+
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Credentials for the registry's S3 driver. `Debug` never shows the secret parts.
+#[derive(Clone, PartialEq)]
+pub struct AwsCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    /// When short-lived credentials (SSO, assume-role) stop working.
+    pub expiry: Option<jiff::Timestamp>,
+}
+
+impl fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &"<redacted>")
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsCredentials {
+    /// The variables the registry's S3 driver reads (aws-sdk-go's environment provider). The
+    /// instance-metadata lookup is switched off, so a container never reaches for an EC2 role.
+    pub fn container_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("AWS_ACCESS_KEY_ID".to_string(), self.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), self.secret_access_key.clone()),
+            ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+        ];
+        if let Some(token) = &self.session_token {
+            env.push(("AWS_SESSION_TOKEN".to_string(), token.clone()));
+        }
+        env
+    }
+}
+
+/// A configured S3 client for the registry's bucket.
+pub struct S3 {
+    client: aws_sdk_s3::Client,
+    credentials: AwsCredentials,
+    bucket: String,
+    endpoint: String,
+}
+
+impl S3 {
+    /// Resolves credentials for `registry.s3.profile` and prepares a client for the bucket.
+    pub async fn connect(s3: &S3Config) -> Result<S3, Error> {
+        let bucket = s3.bucket.as_ref().map(|b| b.to_string()).unwrap_or_default();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(s3.region.clone()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_timeout(Duration::from_secs(10))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(2));
+        if !s3.profile.is_empty() {
+            loader = loader.profile_name(&s3.profile);
+        }
+        let sdk = loader.load().await;
+        let no_credentials = |reason: String| Error::AwsCredentials { profile: s3.profile.clone(), reason };
+        let provider =
+            sdk.credentials_provider().ok_or_else(|| no_credentials("no credentials provider is configured".into()))?;
+        let resolved = tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials())
+            .await
+            .map_err(|_| no_credentials(format!("no answer within {}s", CREDENTIALS_TIMEOUT.as_secs())))?
+            .map_err(|e| no_credentials(error_chain(&e)))?;
+        let credentials = AwsCredentials {
+            access_key_id: resolved.access_key_id().to_string(),
+            secret_access_key: resolved.secret_access_key().to_string(),
+            session_token: resolved.session_token().map(String::from),
+            expiry: resolved.expiry().and_then(|t| jiff::Timestamp::try_from(t).ok()),
+        };
+
+        let mut config = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s3.path_style);
+        if !s3.endpoint.is_empty() {
+            config = config.endpoint_url(&s3.endpoint);
+        }
+        let endpoint = if s3.endpoint.is_empty() {
+            format!("https://s3.{}.amazonaws.com", s3.region)
+        } else {
+            s3.endpoint.clone()
+        };
+        Ok(S3 { client: aws_sdk_s3::Client::from_conf(config.build()), credentials, bucket, endpoint })
+    }
+
+    pub fn credentials(&self) -> &AwsCredentials {
+        &self.credentials
+    }
+
+    /// Proves the bucket exists and these credentials may use it (HeadBucket). Returns the latency.
+    pub async fn check_bucket(&self) -> Result<Duration, Error> {
+        let started = Instant::now();
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(started.elapsed()),
+            Err(err) => Err(self.bucket_error(err)),
+        }
+    }
+
+    fn bucket_error<E: std::error::Error + 'static>(&self, err: SdkError<E>) -> Error {
+        let unreachable = |reason: String| Error::S3Unreachable {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            reason,
+        };
+        let bucket = |reason: &str| Error::S3Bucket {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            reason: reason.to_string(),
+        };
+        match &err {
+            SdkError::TimeoutError(_) => unreachable("no answer within 10s".into()),
+            SdkError::DispatchFailure(_) => unreachable(error_chain(&err)),
+            SdkError::ServiceError(service) => match service.raw().status().as_u16() {
+                404 => bucket("the bucket does not exist"),
+                403 => bucket("access denied for these credentials"),
+                301 | 400 => bucket("the bucket is in another region than registry.s3.region"),
+                status => bucket(&format!("unexpected HTTP status {status}")),
+            },
+            _ => unreachable(error_chain(&err)),
+        }
+    }
+}
+
+/// An SDK error with its causes, on one line: the SDK's top-level messages are terse.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,118 @@
+//! The command line: clap definitions, the global flags, and the context every command runs in.
+//! Parsing does no I/O; `Context` turns the flags into real objects on first use.
+
+mod completions;
+mod config;
+mod registry;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{ConfigSource, LoadedConfig};
+use crate::engine::Engine;
+use crate::env::Environment;
+use crate::error::ExitStatus;
+use crate::paths::Paths;
+use crate::ui::{ColorChoice, Printer};
+
+const ABOUT: &str = "Makes this machine match production: a local read-only registry backed by the team's S3 bucket, \
+current base images, a VM clock that AWS accepts, and a Docker disk that never fills up.";
+
+#[derive(Debug, Parser)]
+#[command(name = "devbox", version, about = ABOUT, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 success, 1 failure, 2 usage or configuration error.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Use this config file instead of the default one [env: DEVBOX_CONFIG]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail: endpoints, timings, what each step decided
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// When to use colour; NO_COLOR is honoured under `auto`
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the local registry container (S3-backed, read-only, on 127.0.0.1)
+    Registry(registry::RegistryArgs),
+    /// Show where the config lives and what is in force
+    Config(config::ConfigArgs),
+    /// Print a shell completion script
+    Completions(completions::CompletionsArgs),
+}
+
+/// What every command may use: the environment, the printer, and (on demand) the config and engine.
+pub struct Context {
+    pub env: Environment,
+    pub printer: Printer,
+    config_flag: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn new(global: &GlobalArgs, env: Environment) -> Self {
+        let printer = Printer::new(global.quiet, global.verbose, global.color, env.no_color());
+        Context { env, printer, config_flag: global.config.clone() }
+    }
+
+    /// Which file holds the config: `--config`, then `DEVBOX_CONFIG`, then the user's config dir.
+    pub fn config_source(&self) -> anyhow::Result<ConfigSource> {
+        if let Some(path) = &self.config_flag {
+            return Ok(ConfigSource::Flag { path: path.clone() });
+        }
+        if let Some(path) = self.env.var("DEVBOX_CONFIG") {
+            return Ok(ConfigSource::Env { path: PathBuf::from(path) });
+        }
+        let path = Paths::resolve(&self.env)?.config_file();
+        Ok(if path.exists() { ConfigSource::UserFile { path } } else { ConfigSource::Defaults { would_be: path } })
+    }
+
+    pub fn config(&self) -> anyhow::Result<LoadedConfig> {
+        let loaded = crate::config::load(self.config_source()?).map_err(crate::error::Error::from)?;
+        self.printer.detail(format!("config: {}", loaded.source));
+        Ok(loaded)
+    }
+
+    pub async fn engine(&self) -> anyhow::Result<Engine> {
+        let engine = Engine::connect(&self.env).await?;
+        self.printer.detail(format!("engine: {}", engine.endpoint()));
+        Ok(engine)
+    }
+}
+
+pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
+    let ctx = Context::new(&cli.global, env);
+    match cli.command {
+        Command::Registry(args) => args.run(&ctx).await,
+        Command::Config(args) => args.run(&ctx),
+        Command::Completions(args) => args.run(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

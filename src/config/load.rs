@@ -1,0 +1,221 @@
+//! Finding the config file, laying it over the embedded defaults, and turning every mistake in it
+//! into an error that names the file, line, column and key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_path_to_error::Segment;
+use toml::de::{DeTable, DeValue};
+
+use super::{Config, DEFAULTS};
+use crate::error::{ConfigError, Location};
+
+/// Where the effective config came from, as `config show` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConfigSource {
+    /// `--config PATH`
+    Flag { path: PathBuf },
+    /// `DEVBOX_CONFIG`
+    Env { path: PathBuf },
+    /// The user's config directory.
+    UserFile { path: PathBuf },
+    /// No file yet: the defaults embedded in devbox.
+    Defaults { would_be: PathBuf },
+}
+
+impl ConfigSource {
+    /// The file that holds (or would hold) the config.
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigSource::Flag { path } | ConfigSource::Env { path } | ConfigSource::UserFile { path } => path,
+            ConfigSource::Defaults { would_be } => would_be,
+        }
+    }
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigSource::Flag { path } => write!(f, "{} (from --config)", path.display()),
+            ConfigSource::Env { path } => write!(f, "{} (from DEVBOX_CONFIG)", path.display()),
+            ConfigSource::UserFile { path } => write!(f, "{}", path.display()),
+            ConfigSource::Defaults { would_be } => {
+                write!(f, "built-in defaults ({} does not exist yet)", would_be.display())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub source: ConfigSource,
+}
+
+/// Loads the config named by `source`. A file named explicitly must exist; the user's default file
+/// may be absent, and then the embedded defaults apply.
+pub fn load(source: ConfigSource) -> Result<LoadedConfig, ConfigError> {
+    let config = match &source {
+        ConfigSource::Defaults { .. } => parse_str(DEFAULTS, Path::new("<built-in defaults>"))?,
+        ConfigSource::Flag { path } | ConfigSource::Env { path } | ConfigSource::UserFile { path } => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| ConfigError::Read { source_desc: source.to_string(), err })?;
+            parse_str(&text, path)?
+        }
+    };
+    Ok(LoadedConfig { config, source })
+}
+
+/// Parses `text` (the contents of `path`) over the embedded defaults, then validates it.
+pub(crate) fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let at = |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| ConfigError::Invalid {
+        location: Location { path: path.to_path_buf(), line_col: span.map(|s| line_col(text, s.start)) },
+        key,
+        message,
+    };
+
+    let user: toml::Table = toml::from_str(text).map_err(|e| at(e.span(), None, e.message().to_string()))?;
+    let mut merged: toml::Table = toml::from_str(DEFAULTS).expect("the embedded defaults are valid TOML");
+    merge(&mut merged, user);
+
+    let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+        let segments = key_segments(e.path());
+        let message = e.inner().message().to_string();
+        // An unknown key is best shown by the key itself; any other mistake by its value.
+        let span = find_span(text, &segments, message.starts_with("unknown field"));
+        at(span, Some(segments.join(".")), message)
+    })?;
+
+    config.validate().map_err(|invalid| {
+        let segments: Vec<String> = invalid.key.split('.').map(String::from).collect();
+        at(find_span(text, &segments, false), Some(invalid.key.to_string()), invalid.message)
+    })?;
+    Ok(config)
+}
+
+/// Lays `over` onto `base`, table by table; `over` wins for every key it sets.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(over_table)) => merge(base_table, over_table),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn key_segments(path: &serde_path_to_error::Path) -> Vec<String> {
+    path.iter()
+        .filter_map(|segment| match segment {
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// The span of the value (or the key) at `segments` in the user's file, or of the deepest table on
+/// the way there.
+fn find_span(text: &str, segments: &[String], key: bool) -> Option<std::ops::Range<usize>> {
+    let root = DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    let mut best = None;
+    for (i, segment) in segments.iter().enumerate() {
+        let (name, value) = table.iter().find(|(name, _)| name.get_ref().as_ref() == segment.as_str())?;
+        let last = i + 1 == segments.len();
+        best = Some(if last && !key { value.span() } else { name.span() });
+        match value.get_ref() {
+            DeValue::Table(inner) => table = inner,
+            DeValue::Array(items) => {
+                let index: usize = segments.get(i + 1)?.parse().ok()?;
+                return items.get(index).map(|item| item.span()).or(best);
+            }
+            _ => break,
+        }
+    }
+    best
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        parse_str(text, Path::new("devbox.toml")).expect_err("must fail").to_string()
+    }
+
+    #[test]
+    fn a_user_file_overrides_only_what_it_sets() {
+        let config = parse_str("[registry]\nport = 5050\n", Path::new("devbox.toml")).expect("valid");
+        assert_eq!(config.registry.port, 5050);
+        assert_eq!(config.registry.image, "registry:2.8.3");
+        assert_eq!(config.clock.max_skew, std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn malformed_toml_names_line_and_column() {
+        assert_eq!(
+            error("[registry]\nport = \n"),
+            "devbox.toml:2:8: string values must be quoted, expected literal string"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_where_it_is() {
+        let err = error("[registry]\nport = 5000\ncolour = \"blue\"\n");
+        assert!(err.starts_with("devbox.toml:3:1: registry.colour: unknown field `colour`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = error("[registry]\nport = \"five\"\n");
+        assert!(err.starts_with("devbox.toml:2:8: registry.port: invalid type: string \"five\""), "{err}");
+    }
+
+    #[test]
+    fn bad_durations_name_the_key() {
+        let err = error("[cleanup]\nolder_than = \"-1h\"\n");
+        assert!(err.starts_with("devbox.toml:2:14: cleanup.older_than: "), "{err}");
+        let err = error("[clock]\nmax_skew = \"soon\"\n");
+        assert!(err.starts_with("devbox.toml:2:12: clock.max_skew: "), "{err}");
+    }
+
+    #[test]
+    fn invalid_bucket_names_name_the_key() {
+        let err = error("[registry.s3]\nbucket = \"Acme_Registry\"\n");
+        assert!(
+            err.starts_with("devbox.toml:2:10: registry.s3.bucket: \"Acme_Registry\" is not a valid S3 bucket name"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn s3_storage_without_a_bucket_names_the_key() {
+        let err = error("[registry]\nstorage = \"s3\"\n");
+        assert!(
+            err.starts_with("devbox.toml:2:11: registry.storage: is \"s3\" but registry.s3.bucket is empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn errors_in_arrays_point_at_the_item() {
+        let err = error("[cleanup]\nkeep_labels = [\"ok\", \"=x\"]\n");
+        assert!(err.starts_with("devbox.toml:2:22: cleanup.keep_labels.1: "), "{err}");
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncé=", 6), (2, 3));
+    }
+}

@@ -1,0 +1,253 @@
+//! `devbox.toml`: the typed configuration, its embedded defaults and its validation.
+//!
+//! Loading (file lookup, merging over the defaults, error locations) lives in `load.rs`; this file
+//! holds the shape of the config and the rules each value must follow.
+
+mod load;
+mod values;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigSource, LoadedConfig, load};
+pub use values::{BucketName, ByteSize, KeepLabel, Period};
+
+/// The defaults, embedded in the binary. A user's file is laid over them key by key.
+pub const DEFAULTS: &str = include_str!("../../templates/devbox.toml");
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub registry: RegistryConfig,
+    pub images: ImagesConfig,
+    pub cleanup: CleanupConfig,
+    pub clock: ClockConfig,
+    pub security: SecurityConfig,
+    pub update: UpdateConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub image: String,
+    pub pull: PullPolicy,
+    pub container: String,
+    pub port: u16,
+    pub storage: StorageChoice,
+    pub readonly: bool,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    Missing,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageChoice {
+    Auto,
+    S3,
+    Filesystem,
+}
+
+/// Where the registry keeps its blobs, once `auto` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    S3,
+    Filesystem,
+}
+
+impl std::fmt::Display for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Storage::S3 => "s3",
+            Storage::Filesystem => "filesystem",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    #[serde(deserialize_with = "values::empty_as_none", serialize_with = "values::none_as_empty")]
+    pub bucket: Option<BucketName>,
+    pub region: String,
+    pub root_directory: String,
+    pub endpoint: String,
+    pub path_style: bool,
+    pub profile: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    pub base: Vec<String>,
+    pub alias: String,
+    pub concurrency: usize,
+    pub refresh: Period,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupConfig {
+    pub schedule: Period,
+    #[serde(with = "humantime_serde")]
+    pub older_than: Duration,
+    pub keep_labels: Vec<KeepLabel>,
+    pub build_cache: bool,
+    #[serde(deserialize_with = "values::empty_as_none", serialize_with = "values::none_as_empty")]
+    pub max_disk: Option<ByteSize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    #[serde(with = "humantime_serde")]
+    pub max_skew: Duration,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    pub production_registries: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    pub github: String,
+    pub s3_bucket: String,
+}
+
+impl RegistryConfig {
+    /// The storage in force: `auto` means S3 when a bucket is set, the named volume otherwise.
+    pub fn storage(&self) -> Storage {
+        match self.storage {
+            StorageChoice::S3 => Storage::S3,
+            StorageChoice::Filesystem => Storage::Filesystem,
+            StorageChoice::Auto if self.s3.bucket.is_some() => Storage::S3,
+            StorageChoice::Auto => Storage::Filesystem,
+        }
+    }
+
+    /// The named volume that holds filesystem storage. `down` and cleanup keep it.
+    pub fn volume(&self) -> String {
+        format!("{}-data", self.container)
+    }
+
+    /// The registry's address as seen from this host.
+    pub fn local_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A rule a value broke, found after the file parsed: which key, and why.
+#[derive(Debug, PartialEq)]
+pub struct Invalid {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl Config {
+    /// Rules that span several keys, or that serde cannot express. Each names the key to fix.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let invalid = |key, message: String| Err(Invalid { key, message });
+        let r = &self.registry;
+        if r.image.trim().is_empty() {
+            return invalid("registry.image", "must name an image, e.g. \"registry:2.8.3\"".into());
+        }
+        if r.port == 0 {
+            return invalid("registry.port", "must be a port between 1 and 65535".into());
+        }
+        if !is_container_name(&r.container) {
+            return invalid(
+                "registry.container",
+                format!(
+                    "{:?} is not a valid container name (letters, digits, '_', '.', '-'; starting with a letter or digit)",
+                    r.container
+                ),
+            );
+        }
+        if r.storage == StorageChoice::S3 && r.s3.bucket.is_none() {
+            return invalid(
+                "registry.storage",
+                "is \"s3\" but registry.s3.bucket is empty: set the bucket, or use storage = \"filesystem\"".into(),
+            );
+        }
+        if r.storage() == Storage::S3 && r.s3.region.trim().is_empty() {
+            return invalid("registry.s3.region", "must be set for S3 storage, e.g. \"us-east-1\"".into());
+        }
+        let endpoint = &r.s3.endpoint;
+        if !(endpoint.is_empty() || endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return invalid(
+                "registry.s3.endpoint",
+                format!("{endpoint:?} must start with http:// or https://, or be empty for AWS"),
+            );
+        }
+        if !r.s3.root_directory.starts_with('/') {
+            return invalid(
+                "registry.s3.root_directory",
+                format!("{:?} must be an absolute path, e.g. \"/registry\"", r.s3.root_directory),
+            );
+        }
+        if self.images.concurrency == 0 {
+            return invalid("images.concurrency", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn is_container_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Config {
+        load::parse_str(DEFAULTS, std::path::Path::new("defaults")).expect("embedded defaults parse")
+    }
+
+    #[test]
+    fn embedded_defaults_are_valid_and_use_filesystem_storage() {
+        let config = defaults();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.registry.storage(), Storage::Filesystem);
+        assert_eq!(config.registry.port, 5000);
+        assert_eq!(config.registry.volume(), "devbox-registry-data");
+    }
+
+    #[test]
+    fn auto_storage_is_s3_when_a_bucket_is_set() {
+        let mut config = defaults();
+        config.registry.s3.bucket = Some(BucketName::try_from("acme-registry".to_string()).expect("valid"));
+        assert_eq!(config.registry.storage(), Storage::S3);
+    }
+
+    #[test]
+    fn s3_storage_without_bucket_names_the_key() {
+        let mut config = defaults();
+        config.registry.storage = StorageChoice::S3;
+        let err = config.validate().expect_err("must fail");
+        assert_eq!(err.key, "registry.storage");
+    }
+
+    #[test]
+    fn container_names_follow_docker_rules() {
+        assert!(is_container_name("devbox-registry"));
+        assert!(is_container_name("a.b_c-1"));
+        assert!(!is_container_name("-x"));
+        assert!(!is_container_name("a b"));
+        assert!(!is_container_name(""));
+    }
+}

@@ -1,0 +1,427 @@
+//! The Docker engine, in devbox's terms. Only this module imports bollard; commands see
+//! `Engine`, `ContainerSpec` and `ContainerInfo`.
+
+mod endpoint;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptions, RemoveContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use futures_util::{Stream, StreamExt};
+
+use crate::env::Environment;
+use crate::error::{Attempt, Error};
+use crate::ui::{Progress, TransferState};
+
+/// How long devbox waits for the engine to answer one ordinary request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one candidate endpoint has to answer a ping during discovery.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A connected engine.
+pub struct Engine {
+    docker: Docker,
+    endpoint: String,
+    timeout: Duration,
+}
+
+/// What devbox wants a container to be.
+#[derive(Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// Values may be credentials: they go to the engine and nowhere else.
+    pub env: Vec<(String, String)>,
+    pub labels: HashMap<String, String>,
+    /// (host address, host port, container port)
+    pub publish: Option<(String, u16, u16)>,
+    /// (volume name, mount point)
+    pub volume: Option<(String, String)>,
+    pub extra_hosts: Vec<String>,
+    pub restart_unless_stopped: bool,
+}
+
+/// What a container is, as far as devbox cares.
+#[derive(Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub created: String,
+    pub state: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    /// "host address:host port" for each published port.
+    pub published: Vec<String>,
+    env: Vec<String>,
+}
+
+impl ContainerInfo {
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    /// The value of one environment variable, for comparing in memory; never printed.
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env.iter().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    }
+}
+
+#[cfg(test)]
+impl ContainerInfo {
+    pub fn for_tests(state: &str, labels: HashMap<String, String>, env: Vec<String>) -> Self {
+        ContainerInfo {
+            id: "0123456789ab".into(),
+            created: String::new(),
+            state: state.into(),
+            image: "registry:2.8.3".into(),
+            labels,
+            published: vec![],
+            env,
+        }
+    }
+}
+
+// Environment values can hold credentials, so they never reach a debug print.
+impl fmt::Debug for ContainerInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerInfo")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("image", &self.image)
+            .field("labels", &self.labels)
+            .field("published", &self.published)
+            .field("env", &format_args!("<{} variables>", self.env.len()))
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Finds and connects to the engine, trying each place in turn. The error names every place tried.
+    pub async fn connect(env: &Environment) -> Result<Engine, Error> {
+        let plan = endpoint::plan(env, std::env::consts::OS);
+        let mut tried: Vec<Attempt> =
+            plan.notes.into_iter().map(|(place, outcome)| Attempt { place, outcome }).collect();
+        for candidate in plan.candidates {
+            let place = format!("{} ({})", candidate.host, candidate.origin);
+            match try_connect(&candidate.host).await {
+                Ok(docker) => {
+                    return Ok(Engine { docker, endpoint: candidate.host, timeout: DEFAULT_TIMEOUT });
+                }
+                Err(outcome) => tried.push(Attempt { place, outcome }),
+            }
+        }
+        Err(Error::EngineUnreachable { tried })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Runs one engine request under the engine timeout. A timeout is an error here; the engine's
+    /// own answer is left to the caller.
+    async fn call_raw<T>(
+        &self,
+        what: &str,
+        request: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> anyhow::Result<Result<T, bollard::errors::Error>> {
+        tokio::time::timeout(self.timeout, request).await.map_err(|_| {
+            Error::EngineTimeout {
+                endpoint: self.endpoint.clone(),
+                what: what.to_string(),
+                seconds: self.timeout.as_secs(),
+            }
+            .into()
+        })
+    }
+
+    async fn call<T>(
+        &self,
+        what: &str,
+        request: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> anyhow::Result<T> {
+        self.call_raw(what, request).await?.map_err(|e| failed(what, &e))
+    }
+
+    /// Like `call`, but "not found" is `None` rather than an error.
+    async fn call_optional<T>(
+        &self,
+        what: &str,
+        request: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> anyhow::Result<Option<T>> {
+        match self.call_raw(what, request).await? {
+            Ok(value) => Ok(Some(value)),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(failed(what, &e)),
+        }
+    }
+
+    /// The container called `name`, if there is one.
+    pub async fn container(&self, name: &str) -> anyhow::Result<Option<ContainerInfo>> {
+        let what = format!("inspecting container {name}");
+        let Some(inspect) = self.call_optional(&what, self.docker.inspect_container(name, None)).await? else {
+            return Ok(None);
+        };
+        let config = inspect.config.unwrap_or_default();
+        let published = inspect
+            .host_config
+            .and_then(|h| h.port_bindings)
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .flatten()
+            .map(|b| format!("{}:{}", b.host_ip.unwrap_or_default(), b.host_port.unwrap_or_default()))
+            .collect();
+        Ok(Some(ContainerInfo {
+            id: inspect.id.unwrap_or_default(),
+            created: inspect.created.unwrap_or_default(),
+            state: inspect.state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
+            image: config.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default(),
+            published,
+            env: config.env.unwrap_or_default(),
+        }))
+    }
+
+    /// Creates (but does not start) a container. Returns its ID.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> anyhow::Result<String> {
+        let port_key = spec.publish.as_ref().map(|(_, _, inner)| format!("{inner}/tcp"));
+        let host_config = HostConfig {
+            port_bindings: spec.publish.as_ref().map(|(ip, host_port, _)| {
+                HashMap::from([(
+                    port_key.clone().unwrap_or_default(),
+                    Some(vec![PortBinding { host_ip: Some(ip.clone()), host_port: Some(host_port.to_string()) }]),
+                )])
+            }),
+            binds: spec.volume.as_ref().map(|(volume, target)| vec![format!("{volume}:{target}")]),
+            extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
+            restart_policy: spec.restart_unless_stopped.then_some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.clone()),
+            exposed_ports: port_key.map(|key| vec![key]),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let created = self
+            .call(&format!("creating container {}", spec.name), self.docker.create_container(Some(options), body))
+            .await?;
+        Ok(created.id)
+    }
+
+    /// Puts one file into a container (created or running) before it starts.
+    pub async fn copy_file_into(&self, container: &str, path: &str, contents: &[u8]) -> anyhow::Result<()> {
+        let (dir, name) = path.rsplit_once('/').context("the path in the container is absolute")?;
+        let mut archive = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        archive.append_data(&mut header, name, contents)?;
+        let tarball = archive.into_inner()?;
+        let options = UploadToContainerOptionsBuilder::default().path(if dir.is_empty() { "/" } else { dir }).build();
+        self.call(
+            &format!("copying {path} into container {container}"),
+            self.docker.upload_to_container(container, Some(options), bollard::body_full(tarball.into())),
+        )
+        .await
+    }
+
+    /// Starts a container. A published port that something else holds becomes `Error::PortBusy`.
+    pub async fn start_container(&self, name: &str, published_port: Option<u16>) -> anyhow::Result<()> {
+        let what = format!("starting container {name}");
+        match self.call_raw(&what, self.docker.start_container(name, None)).await? {
+            Ok(()) => Ok(()),
+            Err(e) => match published_port {
+                Some(port) if is_port_conflict(&engine_message(&e)) => Err(Error::PortBusy { port }.into()),
+                _ => Err(failed(&what, &e)),
+            },
+        }
+    }
+
+    /// Removes a container and its anonymous volumes; named volumes stay. Returns whether it existed.
+    pub async fn remove_container(&self, name: &str) -> anyhow::Result<bool> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let what = format!("removing container {name}");
+        Ok(self.call_optional(&what, self.docker.remove_container(name, Some(options))).await?.is_some())
+    }
+
+    pub async fn has_image(&self, image: &str) -> anyhow::Result<bool> {
+        let what = format!("inspecting image {image}");
+        Ok(self.call_optional(&what, self.docker.inspect_image(image)).await?.is_some())
+    }
+
+    /// Pulls an image, reporting bytes across its layers. The stream has no overall timeout (a
+    /// large image takes what it takes), but a stall of `timeout` between two messages ends it.
+    pub async fn pull_image(&self, image: &str, progress: &dyn Progress) -> Result<(), String> {
+        let (repo, tag) = split_tag(image);
+        let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        let mut layers: HashMap<String, (u64, u64, TransferState)> = HashMap::new();
+        progress.start(image);
+        loop {
+            let next = match tokio::time::timeout(self.timeout, stream.next()).await {
+                Err(_) => Err(format!("no progress from the engine for {}s", self.timeout.as_secs())),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => Err(engine_message(&e)),
+                Ok(Some(Ok(info))) => match info.error_detail.and_then(|d| d.message) {
+                    Some(message) => Err(message),
+                    None => {
+                        track_layer(&mut layers, info.id, info.status.as_deref(), info.progress_detail);
+                        let (done, total) = layers.values().fold((0, 0), |(d, t), (ld, lt, _)| (d + ld, t + lt));
+                        let state = if layers.values().any(|(_, _, s)| *s == TransferState::Pulling) {
+                            TransferState::Pulling
+                        } else if layers.values().any(|(_, _, s)| *s == TransferState::Extracting) {
+                            TransferState::Extracting
+                        } else {
+                            TransferState::Waiting
+                        };
+                        progress.update(image, done, total, state);
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(reason) = next {
+                progress.finish(image, Err(&reason));
+                return Err(reason);
+            }
+        }
+        progress.finish(image, Ok("pulled"));
+        Ok(())
+    }
+
+    /// The container's log lines (stdout and stderr), the last `tail`, then new ones if `follow`.
+    pub fn logs(&self, name: &str, tail: &str, follow: bool) -> impl Stream<Item = anyhow::Result<String>> + use<> {
+        let options = LogsOptions { follow, stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() };
+        self.docker
+            .logs(name, Some(options))
+            .map(|item| item.map(|line| line.to_string()).map_err(|e| failed("reading the container's logs", &e)))
+    }
+}
+
+async fn try_connect(host: &str) -> Result<Docker, String> {
+    let timeout = DEFAULT_TIMEOUT.as_secs();
+    let docker = if let Some(path) = host.strip_prefix("unix://") {
+        if !std::path::Path::new(path).exists() {
+            return Err("no socket there".into());
+        }
+        Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(host, timeout, bollard::API_DEFAULT_VERSION)
+    } else if host.starts_with("npipe://") {
+        Docker::connect_with_host(host)
+    } else {
+        return Err("unsupported scheme: devbox speaks unix://, tcp:// and npipe:// (for ssh://, forward the socket and use unix://)".into());
+    }
+    .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
+        Err(_) => return Err(format!("no answer within {}s", PING_TIMEOUT.as_secs())),
+        Ok(Err(e)) => return Err(engine_message(&e)),
+        Ok(Ok(_)) => {}
+    }
+    // Older engines (Debian's 20.10 speaks API 1.41) refuse bollard's newer default version.
+    match tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version()).await {
+        Err(_) => Err(format!("no version answer within {}s", PING_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(engine_message(&e)),
+        Ok(Ok(docker)) => Ok(docker),
+    }
+}
+
+fn failed(what: &str, err: &bollard::errors::Error) -> anyhow::Error {
+    anyhow::anyhow!(engine_message(err)).context(format!("{what} failed"))
+}
+
+/// The engine's own words, without bollard's wrapping.
+fn engine_message(err: &bollard::errors::Error) -> String {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.trim().to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn is_port_conflict(message: &str) -> bool {
+    message.contains("port is already allocated") || message.contains("address already in use")
+}
+
+/// Splits `repo[:tag]`, minding registry ports (`127.0.0.1:5000/base/go` has no tag).
+pub fn split_tag(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') && !image.contains('@') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+fn track_layer(
+    layers: &mut HashMap<String, (u64, u64, TransferState)>,
+    id: Option<String>,
+    status: Option<&str>,
+    detail: Option<bollard::models::ProgressDetail>,
+) {
+    let (Some(id), Some(status)) = (id, status) else { return };
+    let current = detail.as_ref().and_then(|d| d.current).unwrap_or(0).max(0) as u64;
+    let total = detail.as_ref().and_then(|d| d.total).unwrap_or(0).max(0) as u64;
+    let entry = layers.entry(id).or_insert((0, 0, TransferState::Waiting));
+    match status {
+        "Downloading" => *entry = (current, total.max(entry.1), TransferState::Pulling),
+        "Extracting" => entry.2 = TransferState::Extracting,
+        "Download complete" | "Verifying Checksum" => entry.0 = entry.1,
+        "Pull complete" | "Already exists" => *entry = (entry.1, entry.1, TransferState::Waiting),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_tag_minds_registry_ports() {
+        assert_eq!(split_tag("registry:2.8.3"), ("registry", "2.8.3"));
+        assert_eq!(split_tag("127.0.0.1:5000/base/go"), ("127.0.0.1:5000/base/go", "latest"));
+        assert_eq!(split_tag("127.0.0.1:5000/base/go:1.23"), ("127.0.0.1:5000/base/go", "1.23"));
+        assert_eq!(split_tag("alpine"), ("alpine", "latest"));
+    }
+
+    #[test]
+    fn port_conflicts_are_recognised_in_both_engine_wordings() {
+        assert!(is_port_conflict(
+            "driver failed programming external connectivity on endpoint x: Bind for 127.0.0.1:5000 failed: port is already allocated"
+        ));
+        assert!(is_port_conflict("listen tcp4 127.0.0.1:5000: bind: address already in use"));
+        assert!(!is_port_conflict("no such image"));
+    }
+
+    #[test]
+    fn container_debug_never_shows_environment_values() {
+        let info = ContainerInfo {
+            id: "abc".into(),
+            created: String::new(),
+            state: "running".into(),
+            image: "registry:2".into(),
+            labels: HashMap::new(),
+            published: vec![],
+            env: vec!["AWS_SECRET_ACCESS_KEY=hunter2".into()],
+        };
+        assert!(!format!("{info:?}").contains("hunter2"));
+        assert_eq!(info.env_value("AWS_SECRET_ACCESS_KEY"), Some("hunter2"));
+        assert_eq!(info.env_value("AWS_SECRET"), None);
+    }
+}

@@ -1,0 +1,40 @@
+//! Every read of the process environment goes through `Environment`, captured once at start-up.
+//! Commands receive it; nothing else calls `std::env::var`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    vars: HashMap<String, String>,
+}
+
+impl Environment {
+    pub fn from_process() -> Self {
+        Environment {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    /// A variable's value; unset and empty read the same.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub fn home(&self) -> Option<PathBuf> {
+        self.var("HOME").or_else(|| self.var("USERPROFILE")).map(PathBuf::from)
+    }
+
+    /// `NO_COLOR` set to anything non-empty turns colour off (https://no-color.org).
+    pub fn no_color(&self) -> bool {
+        self.var("NO_COLOR").is_some()
+    }
+
+    #[cfg(test)]
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.to_string(), value.to_string());
+        self
+    }
+}

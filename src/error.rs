@@ -1,0 +1,151 @@
+//! The errors users are expected to meet. Each says what happened and where (`Display`), what to do
+//! next (`hint`), and which exit code it means. Everything else travels as `anyhow` context.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Exit codes: 0 success, 1 failure, 2 usage or configuration error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    Failure,
+    Usage,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(match status {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 2,
+        })
+    }
+}
+
+/// A place in a config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line_col: Option<(usize, usize)>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((line, column)) = self.line_col {
+            write!(f, ":{line}:{column}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {source_desc}: {err}")]
+    Read { source_desc: String, err: std::io::Error },
+    #[error("{location}: {}{message}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
+    Invalid { location: Location, key: Option<String>, message: String },
+}
+
+/// One place devbox looked for a Docker engine, and why it did not answer.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub place: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("Docker engine not reachable (tried: {})", tried.iter().map(|a| format!("{} → {}", a.place, a.outcome)).collect::<Vec<_>>().join("; "))]
+    EngineUnreachable { tried: Vec<Attempt> },
+
+    #[error("the Docker engine at {endpoint} did not answer {what} within {seconds}s")]
+    EngineTimeout { endpoint: String, what: String, seconds: u64 },
+
+    #[error("port {port} on 127.0.0.1 is already in use, so the registry cannot listen there")]
+    PortBusy { port: u16 },
+
+    #[error("the registry image {image} is not on this engine, and registry.pull = \"never\" forbids pulling it")]
+    ImageNotPresent { image: String },
+
+    #[error("cannot pull the registry image {image}: {reason}")]
+    ImagePull { image: String, reason: String },
+
+    #[error("S3 endpoint {endpoint} cannot be reached for bucket {bucket}: {reason}")]
+    S3Unreachable { endpoint: String, bucket: String, reason: String },
+
+    #[error("S3 bucket {bucket} at {endpoint}: {reason}")]
+    S3Bucket { endpoint: String, bucket: String, reason: String },
+
+    #[error("no AWS credentials for profile {profile:?}: {reason}")]
+    AwsCredentials { profile: String, reason: String },
+
+    #[error("the registry container {container} did not become ready at {url}: {reason}")]
+    RegistryNotReady { container: String, url: String, reason: String },
+
+    #[error("a container named {container} exists, but devbox did not make it, so devbox leaves it alone")]
+    ForeignContainer { container: String },
+
+    #[error("the registry container {container} does not exist")]
+    RegistryMissing { container: String },
+}
+
+impl Error {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Error::Config(_) | Error::Usage(_) => ExitStatus::Usage,
+            _ => ExitStatus::Failure,
+        }
+    }
+
+    /// What to do next, in a sentence or two, with the exact command where there is one.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::Config(ConfigError::Read { .. }) => {
+                "Check the path, or unset --config / DEVBOX_CONFIG to use the default location (`devbox config path`).".into()
+            }
+            Error::Config(ConfigError::Invalid { location, .. }) => format!(
+                "Fix that key in {}, then run the command again. The README's Configuration section lists every key.",
+                location.path.display()
+            ),
+            Error::Usage(_) => "Run `devbox --help` for the commands and flags.".into(),
+            Error::EngineUnreachable { .. } => {
+                "Start Docker (Docker Desktop, colima start, `sudo systemctl start docker`, …), or point DOCKER_HOST at a running engine.".into()
+            }
+            Error::EngineTimeout { .. } => {
+                "The engine is running but not answering. Restart Docker, then run `devbox doctor`.".into()
+            }
+            Error::PortBusy { port } => format!(
+                "Stop whatever listens there (`lsof -iTCP:{port} -sTCP:LISTEN`), or set registry.port in devbox.toml to a free port. On macOS, port 5000 is often the AirPlay Receiver."
+            ),
+            Error::ImageNotPresent { image } => {
+                format!("Run `docker pull {image}` or load it, or set registry.pull = \"missing\".")
+            }
+            Error::ImagePull { .. } => {
+                "Check registry.image in devbox.toml and that the engine can reach its registry.".into()
+            }
+            Error::S3Unreachable { .. } => {
+                "Check registry.s3.endpoint and registry.s3.region in devbox.toml, and your network or VPN.".into()
+            }
+            Error::S3Bucket { .. } => {
+                "Check registry.s3.bucket in devbox.toml, and that your AWS identity may read it (`aws s3 ls s3://BUCKET --profile PROFILE`).".into()
+            }
+            Error::AwsCredentials { profile, .. } => format!(
+                "Log in (`aws sso login --profile {profile}`) or configure the profile (`aws configure --profile {profile}`), or set registry.s3.profile."
+            ),
+            Error::RegistryNotReady { container, .. } => {
+                format!("See what the registry said: `devbox registry logs --no-follow` (container {container}).")
+            }
+            Error::ForeignContainer { container } => format!(
+                "Remove it yourself (`docker rm -f {container}`) if it is not needed, or set registry.container in devbox.toml to another name."
+            ),
+            Error::RegistryMissing { .. } => "Create it with `devbox registry up`.".into(),
+        })
+    }
+}

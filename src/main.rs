@@ -1,0 +1,41 @@
+//! devbox: makes a developer's laptop match production.
+//!
+//! `main` parses the arguments, builds the runtime, runs one command and turns its result into an
+//! exit code. Errors are printed here, with their causes and a hint, and nowhere else.
+
+mod aws;
+mod cli;
+mod config;
+mod engine;
+mod env;
+mod error;
+mod paths;
+mod registry;
+mod templates;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::error::{Error, ExitStatus};
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let env = env::Environment::from_process();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitStatus::Failure.into();
+        }
+    };
+    match runtime.block_on(cli::run(cli, env)) {
+        Ok(status) => status.into(),
+        Err(err) => {
+            let known = err.chain().find_map(|cause| cause.downcast_ref::<Error>());
+            ui::print_error(&err, known.and_then(Error::hint));
+            known.map_or(ExitStatus::Failure, Error::exit_status).into()
+        }
+    }
+}
