@@ -259,7 +259,7 @@ impl Engine {
 
     /// Removes a container and its anonymous volumes; named volumes stay. Returns whether it existed.
     pub async fn remove_container(&self, name: &str) -> anyhow::Result<bool> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         let what = format!("removing container {name}");
         Ok(self.call_optional(&what, self.docker.remove_container(name, Some(options))).await?.is_some())
     }

@@ -1,7 +1,7 @@
 //! The registry's HTTP API (distribution v2), as devbox uses it. Only this file speaks HTTP to
 //! the registry.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -34,20 +34,6 @@ impl RegistryApi {
             (200, true) => Ok(()),
             (_, false) => Err(format!("{url} answered HTTP {status}, but not as a Docker registry")),
             (_, true) => Err(format!("{url} answered HTTP {status}")),
-        }
-    }
-
-    /// Polls `ping` until it succeeds or `timeout` passes; the error is the last failure.
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.ping().await {
-                Ok(()) => return Ok(()),
-                Err(reason) if Instant::now() >= deadline => {
-                    return Err(format!("{reason} (waited {}s)", timeout.as_secs()));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(150)).await,
-            }
         }
     }
 }

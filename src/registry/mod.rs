@@ -211,7 +211,7 @@ pub async fn up(
             }
         }
     };
-    if let Err(reason) = api.wait_ready(READY_TIMEOUT).await {
+    if let Err(reason) = wait_ready(engine, &api, &config.container).await {
         if outcome != UpOutcome::Unchanged {
             // Keep the logs for the error, then leave no broken container behind.
             let logs = last_log_lines(engine, &config.container).await;
@@ -228,6 +228,23 @@ pub async fn up(
         );
     }
     Ok(outcome)
+}
+
+/// Waits until the registry answers, and stops waiting as soon as its container has stopped.
+async fn wait_ready(engine: &Engine, api: &api::RegistryApi, container: &str) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let Err(reason) = api.ping().await else { return Ok(()) };
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("{reason} (waited {}s)", READY_TIMEOUT.as_secs()));
+        }
+        if let Ok(Some(info)) = engine.container(container).await
+            && !info.is_running()
+        {
+            return Err(format!("the container stopped ({})", info.state));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
 }
 
 async fn ensure_image(engine: &Engine, config: &RegistryConfig, progress: &dyn Progress) -> anyhow::Result<()> {

@@ -1,0 +1,116 @@
+//! The command line itself: config errors, `config path|show`, completions, exit codes.
+
+use predicates::prelude::*;
+
+use crate::testbed::Bed;
+
+/// Each bad config exits 2, names file, line, column and key, and creates nothing.
+#[test]
+fn bad_config_exits_2_with_its_location_and_changes_nothing() {
+    let bed = Bed::new("badconfig");
+    let path = bed.config_path().display().to_string();
+    let cases: [(&str, String); 5] = [
+        ("[registry]\nport = \n", format!("{path}:2:8: string values must be quoted")),
+        ("[registry]\ncolour = \"blue\"\n", format!("{path}:2:1: registry.colour: unknown field `colour`")),
+        ("[cleanup]\nolder_than = \"-1h\"\n", format!("{path}:2:14: cleanup.older_than:")),
+        (
+            "[registry]\nstorage = \"s3\"\n",
+            format!("{path}:2:11: registry.storage: is \"s3\" but registry.s3.bucket is empty"),
+        ),
+        (
+            "[registry.s3]\nbucket = \"Bad_Bucket\"\n",
+            format!("{path}:2:10: registry.s3.bucket: \"Bad_Bucket\" is not a valid S3 bucket name"),
+        ),
+    ];
+    for (text, expected) in cases {
+        bed.write_raw_config(text);
+        bed.devbox(&["registry", "up"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(expected.clone()))
+            .stderr(predicate::str::contains("hint: Fix that key in"));
+    }
+    // None of those runs created the default container.
+    let (exists, _) = crate::testbed::docker_try(&["inspect", "devbox-registry"]);
+    assert!(!exists, "a registry container was created from a bad config");
+}
+
+#[test]
+fn config_path_and_show_name_the_source() {
+    let bed = Bed::new("cfgshow");
+    bed.devbox(&["config", "path"]).assert().success().stdout(format!("{}\n", bed.config_path().display()));
+    bed.devbox(&["config", "show"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("# source: {}", bed.config_path().display())))
+        .stdout(predicate::str::contains(format!("container = \"{}\"", bed.name)))
+        .stdout(predicate::str::contains("max_skew = \"2s\""));
+
+    // --config wins over DEVBOX_CONFIG, which wins over the default location.
+    let other = bed.home.path().join("team.toml");
+    std::fs::write(&other, "[registry]\nport = 5050\n").expect("write");
+    bed.devbox(&["config", "show", "--json"])
+        .env("DEVBOX_CONFIG", &other)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"kind\": \"env\""))
+        .stdout(predicate::str::contains("\"port\": 5050"));
+    bed.devbox(&["--config", other.to_str().expect("utf-8"), "config", "show"])
+        .env("DEVBOX_CONFIG", "/nonexistent.toml")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("(from --config)"));
+
+    // A missing explicit file is a configuration error; a missing default file means the defaults.
+    bed.devbox(&["config", "show"]).env("DEVBOX_CONFIG", "/nonexistent.toml").assert().code(2);
+    std::fs::remove_file(bed.config_path()).expect("remove");
+    bed.devbox(&["config", "show"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("built-in defaults"))
+        .stdout(predicate::str::contains("storage = \"auto\""));
+}
+
+#[test]
+fn config_path_works_even_when_the_file_is_broken() {
+    let bed = Bed::new("cfgpath");
+    bed.write_raw_config("this is not toml");
+    bed.devbox(&["config", "path"]).assert().success();
+    bed.devbox(&["config", "show"]).assert().code(2);
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_lists_only_working_commands() {
+    let bed = Bed::new("usage");
+    bed.devbox(&["no-such-command"]).assert().code(2);
+    bed.devbox(&["registry", "up", "--bogus"]).assert().code(2);
+    bed.devbox(&["--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("registry"))
+        .stdout(predicate::str::contains("Exit codes: 0 success, 1 failure, 2 usage or configuration error"));
+    bed.devbox(&["--version"]).assert().success().stdout(predicate::str::starts_with("devbox "));
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let bed = Bed::new("completions");
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        bed.devbox(&["completions", shell]).assert().success().stdout(predicate::str::contains("registry"));
+    }
+}
+
+#[test]
+fn output_without_a_tty_has_no_escape_codes() {
+    let bed = Bed::new("plain");
+    bed.devbox(&["registry", "status"])
+        .env_remove("NO_COLOR")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("\u{1b}[").not())
+        .stderr(predicate::str::contains("\u{1b}[").not());
+    bed.devbox(&["--color", "always", "registry", "status"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("\u{1b}["));
+}

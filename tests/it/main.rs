@@ -1,0 +1,6 @@
+//! Integration tests: the real `devbox` binary against the real testbed (Docker engine, a registry
+//! image built from Debian's docker-registry, and moto's S3 server). See `testbed.rs`.
+
+mod cli;
+mod registry;
+mod testbed;

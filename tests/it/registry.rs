@@ -1,0 +1,239 @@
+//! `devbox registry …` against the real engine and S3 server.
+
+use predicates::prelude::*;
+
+use crate::testbed::{Bed, docker, docker_try, free_port};
+
+#[test]
+fn up_serves_what_ci_pushed_read_only_on_loopback() {
+    let mut bed = Bed::new("serve");
+    let ci = bed.ci_registry();
+    let digest = bed.push_image(ci, "base/python:3.12", 200_000);
+
+    bed.devbox(&["registry", "up"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("registry {} at http://127.0.0.1:{} created", bed.name, bed.port)))
+        .stdout(predicate::str::contains(format!("s3://{}/registry, read-only", bed.bucket)));
+
+    // Bound to loopback only, restart policy and devbox's labels in place.
+    let bindings = docker(&["inspect", "--format", "{{json .HostConfig.PortBindings}}", &bed.name]);
+    assert_eq!(bindings, format!(r#"{{"5000/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{}"}}]}}"#, bed.port));
+    assert_eq!(docker(&["inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", &bed.name]), "unless-stopped");
+    assert_eq!(docker(&["inspect", "--format", "{{index .Config.Labels \"devbox.readonly\"}}", &bed.name]), "true");
+    // The registry's own config names exactly one storage driver: S3, read-only, redirects off.
+    let copy = bed.home.path().join("registry-config.yml");
+    docker(&["cp", &format!("{}:/etc/docker/registry/config.yml", bed.name), copy.to_str().expect("utf-8")]);
+    let config = std::fs::read_to_string(copy).expect("read the registry's config");
+    assert!(config.contains("  s3:\n") && !config.contains("filesystem:"), "{config}");
+    assert!(config.contains("readonly:\n      enabled: true") && config.contains("redirect:\n    disable: true"));
+
+    // What CI pushed can be pulled through devbox's registry, with the same digest.
+    let local = format!("127.0.0.1:{}/base/python:3.12", bed.port);
+    bed.remove_image_later(&local);
+    let pulled = docker(&["pull", &local]);
+    assert!(pulled.contains(&digest), "pulled {pulled}, CI pushed {digest}");
+
+    // A push to devbox's registry is refused.
+    let attempt = format!("127.0.0.1:{}/base/mine:1", bed.port);
+    docker(&["tag", &local, &attempt]);
+    bed.remove_image_later(&attempt);
+    let (pushed, output) = docker_try(&["push", &attempt]);
+    assert!(!pushed, "a push to the read-only registry succeeded: {output}");
+    assert!(output.contains("405") || output.to_lowercase().contains("method not allowed"), "{output}");
+}
+
+#[test]
+fn a_second_up_recreates_nothing_and_a_changed_config_recreates() {
+    let bed = Bed::new("converge");
+    bed.devbox(&["registry", "up"]).assert().success();
+    let first = bed.container_identity().expect("container exists");
+
+    bed.devbox(&["registry", "up"]).assert().success().stdout(predicate::str::contains("is already up"));
+    assert_eq!(bed.container_identity(), Some(first.clone()), "the second up changed the container");
+
+    // Stopped: started again, same container.
+    docker(&["stop", "-t", "1", &bed.name]);
+    bed.devbox(&["registry", "up"]).assert().success().stdout(predicate::str::contains("started"));
+    assert_eq!(bed.container_identity(), Some(first.clone()));
+
+    // A changed config: a new container.
+    bed.write_config("root_directory = \"/elsewhere\"\n");
+    bed.devbox(&["registry", "up"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("recreated: the configuration changed"));
+    let second = bed.container_identity().expect("container exists");
+    assert_ne!(second.0, first.0);
+}
+
+#[test]
+fn without_a_bucket_the_registry_uses_a_named_volume_that_down_keeps() {
+    let bed = Bed::new("volume");
+    bed.write_raw_config(&format!(
+        "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n",
+        crate::testbed::REGISTRY_IMAGE,
+        bed.name,
+        bed.port
+    ));
+    bed.devbox(&["registry", "up"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("volume {}-data, writable", bed.name)));
+    let mounts = docker(&["inspect", "--format", "{{range .Mounts}}{{.Name}}:{{.Destination}}{{end}}", &bed.name]);
+    assert_eq!(mounts, format!("{}-data:/var/lib/registry", bed.name));
+
+    bed.devbox(&["registry", "down"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("removed; volume {}-data kept", bed.name)));
+    assert!(bed.container_identity().is_none());
+    docker(&["volume", "inspect", &format!("{}-data", bed.name)]);
+
+    bed.devbox(&["registry", "down"]).assert().success().stdout(predicate::str::contains("is not there"));
+}
+
+#[test]
+fn status_reports_state_health_storage_and_json() {
+    let bed = Bed::new("status");
+    bed.devbox(&["registry", "status"]).assert().code(1).stdout(predicate::str::contains("missing"));
+    bed.devbox(&["registry", "up"]).assert().success();
+
+    bed.devbox(&["registry", "status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("running, healthy"))
+        .stdout(predicate::str::contains(format!("127.0.0.1:{}", bed.port)))
+        .stdout(predicate::str::contains("read-only    yes"))
+        .stdout(predicate::str::contains("long-lived (no expiry)"));
+
+    let out = bed.devbox(&["registry", "status", "--json"]).assert().success().get_output().stdout.clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    assert_eq!(json["state"], "running");
+    assert_eq!(json["healthy"], true);
+    assert_eq!(json["storage"], "s3");
+    assert_eq!(json["readonly"], true);
+    assert_eq!(json["config_current"], true);
+    assert_eq!(json["bound_to"][0], format!("127.0.0.1:{}", bed.port));
+    // No credential ever reaches the output.
+    assert!(!String::from_utf8_lossy(&out).contains("testing-secret"));
+
+    docker(&["stop", "-t", "1", &bed.name]);
+    bed.devbox(&["registry", "status"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("exited"))
+        .stdout(predicate::str::contains("devbox registry up"));
+}
+
+#[test]
+fn logs_print_the_registry_output() {
+    let bed = Bed::new("logs");
+    bed.devbox(&["registry", "logs", "--no-follow"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("does not exist").and(predicate::str::contains("devbox registry up")));
+    bed.devbox(&["registry", "up"]).assert().success();
+    bed.devbox(&["registry", "logs", "--no-follow", "--tail", "all"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("GET /v2/"));
+    bed.devbox(&["registry", "logs", "--tail", "lots"]).assert().code(2);
+}
+
+#[test]
+fn a_busy_port_is_named_and_leaves_no_container() {
+    let bed = Bed::new("busy");
+    let _holder = std::net::TcpListener::bind(("127.0.0.1", bed.port)).expect("hold the port");
+    bed.devbox(&["registry", "up"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("port {} on 127.0.0.1 is already in use", bed.port)))
+        .stderr(predicate::str::contains("registry.port"));
+    assert!(bed.container_identity().is_none(), "a container was left behind");
+}
+
+#[test]
+fn an_s3_endpoint_that_refuses_connections_creates_nothing() {
+    let bed = Bed::new("s3down");
+    let closed = free_port();
+    bed.write_raw_config(&format!(
+        "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
+         [registry.s3]\nbucket = \"{}\"\nendpoint = \"http://127.0.0.1:{closed}\"\npath_style = true\n",
+        crate::testbed::REGISTRY_IMAGE,
+        bed.name,
+        bed.port,
+        bed.bucket
+    ));
+    bed.devbox(&["registry", "up"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("S3 endpoint http://127.0.0.1:{closed} cannot be reached")))
+        .stderr(predicate::str::contains("registry.s3.endpoint"));
+    assert!(bed.container_identity().is_none());
+}
+
+#[test]
+fn a_missing_bucket_is_named() {
+    let bed = Bed::new("nobucket");
+    bed.write_config("");
+    let text = std::fs::read_to_string(bed.config_path()).expect("read").replace(&bed.bucket, "no-such-bucket-here");
+    bed.write_raw_config(&text);
+    bed.devbox(&["registry", "up"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("S3 bucket no-such-bucket-here"))
+        .stderr(predicate::str::contains("does not exist"));
+    assert!(bed.container_identity().is_none());
+}
+
+#[test]
+fn a_registry_image_that_does_not_exist_creates_nothing() {
+    let bed = Bed::new("noimage");
+    // Never pulling: a clear error naming the key.
+    bed.write_raw_config(&format!(
+        "[registry]\nimage = \"devbox-testbed/no-such-image:1\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n",
+        bed.name, bed.port
+    ));
+    bed.devbox(&["registry", "up"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("devbox-testbed/no-such-image:1 is not on this engine"))
+        .stderr(predicate::str::contains("registry.pull"));
+    assert!(bed.container_identity().is_none());
+
+    // Pulling from a registry that is not there (on loopback, so nothing leaves this machine).
+    let image = format!("127.0.0.1:{}/nope/registry:2", free_port());
+    bed.write_raw_config(&format!(
+        "[registry]\nimage = \"{image}\"\npull = \"missing\"\ncontainer = \"{}\"\nport = {}\n",
+        bed.name, bed.port
+    ));
+    bed.devbox(&["registry", "up"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("cannot pull the registry image {image}")));
+    assert!(bed.container_identity().is_none());
+}
+
+#[test]
+fn an_unreachable_engine_is_named_with_how_to_start_docker() {
+    let bed = Bed::new("noengine");
+    bed.devbox(&["registry", "up"])
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("Docker engine not reachable"))
+        .stderr(predicate::str::contains("unix:///nonexistent.sock (DOCKER_HOST)"))
+        .stderr(predicate::str::contains("Start Docker"));
+    assert!(bed.container_identity().is_none());
+}
+
+#[test]
+fn a_container_devbox_did_not_make_is_left_alone() {
+    let bed = Bed::new("foreign");
+    docker(&["create", "--name", &bed.name, crate::testbed::REGISTRY_IMAGE]);
+    let before = bed.container_identity();
+    bed.devbox(&["registry", "up"]).assert().code(1).stderr(predicate::str::contains("devbox did not make it"));
+    bed.devbox(&["registry", "down"]).assert().code(1);
+    assert_eq!(bed.container_identity(), before);
+}

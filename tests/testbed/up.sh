@@ -1,0 +1,46 @@
+#!/bin/sh
+# Installs and starts the testbed that devbox's tests drive, on Debian:
+#   - Docker's engine (docker.io), started here when no engine answers;
+#   - Debian's docker-registry, packed into the local image devbox-testbed/registry:2.8;
+#   - moto's S3 server (from PyPI); the tests start their own instance of it.
+# Idempotent: what is already there is left as it is. Runs as root, or as a user with sudo.
+set -eu
+cd "$(dirname "$0")/../.."
+
+if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+
+missing=""
+command -v dockerd >/dev/null 2>&1 || missing="$missing docker.io"
+command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+if [ -n "$missing" ]; then
+  echo "testbed: installing$missing"
+  $sudo apt-get update -qq
+  # $missing is a list of package names: split on purpose.
+  # shellcheck disable=SC2086
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
+  echo "testbed: installing moto[server]"
+  python3 -m pip install -q 'moto[server]>=5.1,<6' \
+    || python3 -m pip install -q --break-system-packages 'moto[server]>=5.1,<6'
+fi
+
+if ! docker version >/dev/null 2>&1; then
+  echo "testbed: no Docker engine answers; starting dockerd (log: /tmp/devbox-testbed-dockerd.log)"
+  $sudo sh -c 'nohup dockerd >/tmp/devbox-testbed-dockerd.log 2>&1 &'
+  tries=0
+  until docker version >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 60 ]; then
+      echo "testbed: dockerd did not answer within 60s; its log:" >&2
+      tail -n 30 /tmp/devbox-testbed-dockerd.log >&2 || true
+      exit 1
+    fi
+    sleep 1
+  done
+fi
+
+sh tests/testbed/registry-image.sh devbox-testbed/registry:2.8
+echo "testbed: Docker engine $(docker version --format '{{.Server.Version}}'), $(docker-registry --version 2>&1 | head -n 1), moto $(python3 -c 'import moto; print(moto.__version__)')"
