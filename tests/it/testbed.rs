@@ -15,6 +15,8 @@ pub const REGISTRY_IMAGE: &str = "devbox-testbed/registry:2.8";
 
 struct Shared {
     s3_port: u16,
+    /// The shell that runs moto and ends it when this process ends; kept so it is never orphaned.
+    _moto: std::process::Child,
 }
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -34,20 +36,21 @@ fn shared() -> &'static Shared {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/registry-image.sh");
         let built = Command::new("sh").arg(&script).arg(REGISTRY_IMAGE).status().expect("run registry-image.sh");
         assert!(built.success(), "building the testbed registry image failed (see above)");
-        Shared { s3_port: start_moto() }
+        let (s3_port, moto) = start_moto();
+        Shared { s3_port, _moto: moto }
     })
 }
 
 /// Starts moto's S3 server on all addresses (containers reach it through the docker bridge
 /// gateway as host.docker.internal), and ends it when this test process ends.
-fn start_moto() -> u16 {
+fn start_moto() -> (u16, std::process::Child) {
     let port = free_port();
     let watcher = format!(
         "python3 -m moto.server -H 0.0.0.0 -p {port} >/dev/null 2>&1 & moto=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 1; done; kill $moto 2>/dev/null",
         parent = std::process::id()
     );
-    Command::new("sh")
+    let child = Command::new("sh")
         .args(["-c", &watcher])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -62,7 +65,7 @@ fn start_moto() -> u16 {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    port
+    (port, child)
 }
 
 pub fn free_port() -> u16 {
