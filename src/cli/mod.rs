@@ -92,7 +92,16 @@ impl Context {
 
     pub async fn engine(&self) -> anyhow::Result<Engine> {
         let engine = Engine::connect(&self.env).await?;
-        self.printer.detail(format!("engine: {}", engine.endpoint()));
+        if self.printer.verbose {
+            let info = engine.info().await?;
+            self.printer.detail(format!(
+                "engine: {} (Docker {} on {}, API {})",
+                engine.endpoint(),
+                info.server_version,
+                info.operating_system,
+                info.api_version
+            ));
+        }
         Ok(engine)
     }
 }

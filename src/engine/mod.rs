@@ -33,6 +33,26 @@ pub struct Engine {
     timeout: Duration,
 }
 
+/// The engine's own account of itself (`GET /info`), the parts devbox uses.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EngineInfo {
+    /// The engine's clock, as `SystemTime` reports it; `None` if absent or unparsable.
+    pub system_time: Option<jiff::Timestamp>,
+    /// `SystemTime` exactly as the engine sent it.
+    pub system_time_raw: Option<String>,
+    pub server_version: String,
+    pub api_version: String,
+    /// e.g. "Docker Desktop", "Ubuntu 24.04 LTS", "Debian GNU/Linux 12 (bookworm)"
+    pub operating_system: String,
+    /// "linux" or "windows"
+    pub os_type: String,
+    pub kernel_version: String,
+    /// The engine host's name, e.g. "docker-desktop", "colima", "lima-rancher-desktop"
+    pub name: String,
+    pub docker_root_dir: String,
+    pub labels: Vec<String>,
+}
+
 /// What devbox wants a container to be.
 #[derive(Clone)]
 pub struct ContainerSpec {
@@ -164,6 +184,24 @@ impl Engine {
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(failed(what, &e)),
         }
+    }
+
+    /// The engine's info: version, operating system, clock. `api_version` is what devbox speaks.
+    pub async fn info(&self) -> anyhow::Result<EngineInfo> {
+        let info = self.call("reading the engine's info", self.docker.info()).await?;
+        let system_time_raw = info.system_time.clone();
+        Ok(EngineInfo {
+            system_time: system_time_raw.as_deref().and_then(|t| t.parse().ok()),
+            system_time_raw,
+            server_version: info.server_version.unwrap_or_default(),
+            api_version: self.docker.client_version().to_string(),
+            operating_system: info.operating_system.unwrap_or_default(),
+            os_type: info.os_type.unwrap_or_default(),
+            kernel_version: info.kernel_version.unwrap_or_default(),
+            name: info.name.unwrap_or_default(),
+            docker_root_dir: info.docker_root_dir.unwrap_or_default(),
+            labels: info.labels.unwrap_or_default(),
+        })
     }
 
     /// The container called `name`, if there is one.
