@@ -92,6 +92,15 @@ pub enum Error {
     #[error("a container named {container} exists, but devbox did not make it, so devbox leaves it alone")]
     ForeignContainer { container: String },
 
+    #[error("no base images are configured")]
+    NoBaseImages,
+
+    #[error("the local registry at {url} is not answering: {reason}")]
+    RegistryDown { url: String, reason: String },
+
+    #[error("interrupted")]
+    Interrupted,
+
     #[error("the registry container {container} does not exist")]
     RegistryMissing { container: String },
 }
@@ -99,7 +108,7 @@ pub enum Error {
 impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Error::Config(_) | Error::Usage(_) => ExitStatus::Usage,
+            Error::Config(_) | Error::Usage(_) | Error::NoBaseImages => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         }
     }
@@ -145,6 +154,13 @@ impl Error {
             Error::ForeignContainer { container } => format!(
                 "Remove it yourself (`docker rm -f {container}`) if it is not needed, or set registry.container in devbox.toml to another name."
             ),
+            Error::NoBaseImages => {
+                "Set images.base in devbox.toml (e.g. [\"base/python:3.12\"]), or name the images: devbox pull base/python:3.12".into()
+            }
+            Error::RegistryDown { .. } => "Start it with `devbox registry up`, then pull again.".into(),
+            Error::Interrupted => {
+                "Nothing was half-tagged: run the same command again to finish.".into()
+            }
             Error::RegistryMissing { .. } => "Create it with `devbox registry up`.".into(),
         })
     }

@@ -9,8 +9,10 @@ mod config;
 mod engine;
 mod env;
 mod error;
+mod images;
 mod paths;
 mod registry;
+mod state;
 mod templates;
 mod ui;
 

@@ -3,6 +3,7 @@
 
 mod completions;
 mod config;
+mod pull;
 mod registry;
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Manage the local registry container (S3-backed, read-only, on 127.0.0.1)
     Registry(registry::RegistryArgs),
+    /// Pull the base images through the local registry and tag them with their production names
+    Pull(pull::PullArgs),
     /// Show where the config lives and what is in force
     Config(config::ConfigArgs),
     /// Print a shell completion script
@@ -110,6 +113,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
     let ctx = Context::new(&cli.global, env);
     match cli.command {
         Command::Registry(args) => args.run(&ctx).await,
+        Command::Pull(args) => args.run(&ctx).await,
         Command::Config(args) => args.run(&ctx),
         Command::Completions(args) => args.run(),
     }

@@ -197,6 +197,13 @@ impl Config {
                 format!("{:?} must be an absolute path, e.g. \"/registry\"", r.s3.root_directory),
             );
         }
+        let alias = &self.images.alias;
+        if !alias.is_empty() && !alias.contains("{name}") {
+            return invalid(
+                "images.alias",
+                format!("{alias:?} must contain {{name}}, e.g. \"acme/{{name}}\", so each image gets its own alias"),
+            );
+        }
         if self.images.concurrency == 0 {
             return invalid("images.concurrency", "must be at least 1".into());
         }

@@ -13,7 +13,7 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptions, RemoveContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 
@@ -51,6 +51,21 @@ pub struct EngineInfo {
     pub name: String,
     pub docker_root_dir: String,
     pub labels: Vec<String>,
+}
+
+/// An image as the engine has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    /// `repo@sha256:…` for each registry the image was pulled from or pushed to.
+    pub repo_digests: Vec<String>,
+}
+
+impl ImageInfo {
+    /// The digest this image has in `repo` (e.g. `127.0.0.1:5000/base/go`), if it came from there.
+    pub fn digest_in(&self, repo: &str) -> Option<&str> {
+        self.repo_digests.iter().find_map(|d| d.strip_prefix(repo)?.strip_prefix('@'))
+    }
 }
 
 /// What devbox wants a container to be.
@@ -303,47 +318,57 @@ impl Engine {
     }
 
     pub async fn has_image(&self, image: &str) -> anyhow::Result<bool> {
-        let what = format!("inspecting image {image}");
-        Ok(self.call_optional(&what, self.docker.inspect_image(image)).await?.is_some())
+        Ok(self.image(image).await?.is_some())
     }
 
-    /// Pulls an image, reporting bytes across its layers. The stream has no overall timeout (a
-    /// large image takes what it takes), but a stall of `timeout` between two messages ends it.
+    /// An image's ID and repo digests, or `None` when the engine does not have it.
+    pub async fn image(&self, reference: &str) -> anyhow::Result<Option<ImageInfo>> {
+        let what = format!("inspecting image {reference}");
+        let Some(inspect) = self.call_optional(&what, self.docker.inspect_image(reference)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ImageInfo {
+            id: inspect.id.unwrap_or_default(),
+            repo_digests: inspect.repo_digests.unwrap_or_default(),
+        }))
+    }
+
+    /// Tags `source` (a reference or ID) as `target` (`repo:tag`), moving the tag if it exists.
+    pub async fn tag_image(&self, source: &str, target: &str) -> anyhow::Result<()> {
+        let (repo, tag) = split_tag(target);
+        let options = TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
+        self.call(&format!("tagging {source} as {target}"), self.docker.tag_image(source, Some(options))).await
+    }
+
+    /// Pulls an image, reporting bytes across its layers to `progress` (the caller starts and
+    /// finishes the item). The stream has no overall timeout, since a large image takes what it
+    /// takes, but a stall of the engine timeout between two messages ends it.
     pub async fn pull_image(&self, image: &str, progress: &dyn Progress) -> Result<(), String> {
         let (repo, tag) = split_tag(image);
         let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
         let mut stream = self.docker.create_image(Some(options), None, None);
         let mut layers: HashMap<String, (u64, u64, TransferState)> = HashMap::new();
-        progress.start(image);
         loop {
-            let next = match tokio::time::timeout(self.timeout, stream.next()).await {
-                Err(_) => Err(format!("no progress from the engine for {}s", self.timeout.as_secs())),
-                Ok(None) => break,
-                Ok(Some(Err(e))) => Err(engine_message(&e)),
-                Ok(Some(Ok(info))) => match info.error_detail.and_then(|d| d.message) {
-                    Some(message) => Err(message),
-                    None => {
-                        track_layer(&mut layers, info.id, info.status.as_deref(), info.progress_detail);
-                        let (done, total) = layers.values().fold((0, 0), |(d, t), (ld, lt, _)| (d + ld, t + lt));
-                        let state = if layers.values().any(|(_, _, s)| *s == TransferState::Pulling) {
-                            TransferState::Pulling
-                        } else if layers.values().any(|(_, _, s)| *s == TransferState::Extracting) {
-                            TransferState::Extracting
-                        } else {
-                            TransferState::Waiting
-                        };
-                        progress.update(image, done, total, state);
-                        Ok(())
-                    }
-                },
+            let info = match tokio::time::timeout(self.timeout, stream.next()).await {
+                Err(_) => return Err(format!("no progress from the engine for {}s", self.timeout.as_secs())),
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) => return Err(engine_message(&e)),
+                Ok(Some(Ok(info))) => info,
             };
-            if let Err(reason) = next {
-                progress.finish(image, Err(&reason));
-                return Err(reason);
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(message);
             }
+            track_layer(&mut layers, info.id, info.status.as_deref(), info.progress_detail);
+            let (done, total) = layers.values().fold((0, 0), |(d, t), (ld, lt, _)| (d + ld, t + lt));
+            let state = if layers.values().any(|(_, _, s)| *s == TransferState::Pulling) {
+                TransferState::Pulling
+            } else if layers.values().any(|(_, _, s)| *s == TransferState::Extracting) {
+                TransferState::Extracting
+            } else {
+                TransferState::Waiting
+            };
+            progress.update(image, done, total, state);
         }
-        progress.finish(image, Ok("pulled"));
-        Ok(())
     }
 
     /// The container's log lines (stdout and stderr), the last `tail`, then new ones if `follow`.

@@ -38,6 +38,38 @@ impl RegistryApi {
     }
 }
 
+/// What the registry says about one tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifest {
+    /// The manifest's digest (`Docker-Content-Digest`).
+    Found(String),
+    NotFound,
+}
+
+/// The manifest types an engine can pull, so the registry answers with the digest the engine records.
+const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json, \
+    application/vnd.oci.image.manifest.v1+json";
+
+impl RegistryApi {
+    /// `HEAD /v2/<name>/manifests/<tag>`: the digest the registry serves for `name:tag`.
+    pub async fn manifest(&self, name: &str, tag: &str) -> Result<Manifest, String> {
+        let url = format!("{}/v2/{name}/manifests/{tag}", self.base);
+        let response = self.http.head(&url).header("Accept", MANIFEST_TYPES).send().await.map_err(|e| describe(&e))?;
+        match response.status().as_u16() {
+            404 => Ok(Manifest::NotFound),
+            200 => response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(|d| Manifest::Found(d.to_string()))
+                .ok_or_else(|| format!("{url} answered without a Docker-Content-Digest header")),
+            status => Err(format!("{url} answered HTTP {status}")),
+        }
+    }
+}
+
 fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())

@@ -254,10 +254,10 @@ async fn ensure_image(engine: &Engine, config: &RegistryConfig, progress: &dyn P
     if config.pull == crate::config::PullPolicy::Never {
         return Err(Error::ImageNotPresent { image: config.image.clone() }.into());
     }
-    engine
-        .pull_image(&config.image, progress)
-        .await
-        .map_err(|reason| Error::ImagePull { image: config.image.clone(), reason }.into())
+    progress.start(&config.image);
+    let pulled = engine.pull_image(&config.image, progress).await;
+    progress.finish(&config.image, pulled.as_ref().map(|()| "pulled").map_err(String::as_str));
+    pulled.map_err(|reason| Error::ImagePull { image: config.image.clone(), reason }.into())
 }
 
 async fn create_and_start(

@@ -121,7 +121,7 @@ pub fn print_error(err: &anyhow::Error, hint: Option<String>) {
 }
 
 // A closed pipe (`devbox … | head`) is not an error worth a panic.
-fn println_safe(text: &str) {
+pub(super) fn println_safe(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 

@@ -29,6 +29,8 @@ impl TransferState {
 
 /// How domain code reports a transfer. Implementations decide how (or whether) to draw it.
 pub trait Progress: Send + Sync {
+    /// Every item that will be reported, in display order, before any starts.
+    fn plan(&self, _items: &[String]) {}
     fn start(&self, item: &str);
     fn update(&self, item: &str, done: u64, total: u64, state: TransferState);
     fn finish(&self, item: &str, outcome: Result<&str, &str>);
@@ -56,17 +58,18 @@ impl Progress for Quiet {
     }
 }
 
+/// Plain lines on stdout: they are the command's report when no one watches a terminal.
 struct Lines;
 
 impl Progress for Lines {
     fn start(&self, item: &str) {
-        eprintln!("{item}: pulling");
+        super::println_safe(&format!("{item}: pulling"));
     }
     fn update(&self, _: &str, _: u64, _: u64, _: TransferState) {}
     fn finish(&self, item: &str, outcome: Result<&str, &str>) {
         match outcome {
-            Ok(summary) => eprintln!("{item}: {summary}"),
-            Err(reason) => eprintln!("{item}: failed: {reason}"),
+            Ok(summary) => super::println_safe(&format!("{item}: {summary}")),
+            Err(reason) => super::println_safe(&format!("{item}: failed: {reason}")),
         }
     }
 }
@@ -99,6 +102,16 @@ impl Bars {
 }
 
 impl Progress for Bars {
+    // Bars are laid out once, in the planned order, so lines never jump around.
+    fn plan(&self, items: &[String]) {
+        let width = items.iter().map(|i| i.chars().count()).max().unwrap_or(0);
+        for item in items {
+            let bar = self.bar(item);
+            bar.set_prefix(format!("{item:<width$}"));
+            bar.set_message(TransferState::Waiting.label());
+        }
+    }
+
     fn start(&self, item: &str) {
         self.bar(item).set_message(TransferState::Waiting.label());
     }

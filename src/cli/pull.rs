@@ -1,0 +1,105 @@
+//! `devbox pull [IMAGE…]`
+
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::Context;
+use crate::error::{Error, ExitStatus};
+use crate::images::pull::{PullResult, pull_all};
+use crate::images::{Outcome, base_images};
+use crate::paths::Paths;
+use crate::registry::api::RegistryApi;
+use crate::state::{PullRecord, PullRecords};
+use crate::ui::{Mark, Printer, progress_for};
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Names in the registry to pull (default: every images.base entry), e.g. base/python:3.12
+    images: Vec<String>,
+
+    /// Print JSON: one entry per image with its status and digests
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    images: &'a [PullResult],
+    updated: usize,
+    unchanged: usize,
+    failed: usize,
+    duration_ms: u64,
+}
+
+impl PullArgs {
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
+        let config = ctx.config()?.config;
+        let images = base_images(&config, &self.images).map_err(Error::Usage)?;
+        if images.is_empty() {
+            return Err(Error::NoBaseImages.into());
+        }
+        let engine = ctx.engine().await?;
+        let url = config.registry.local_url();
+        let api = RegistryApi::new(&url)?;
+        // Pulling needs the local registry; starting it is `registry up`'s job, never a side effect.
+        api.ping().await.map_err(|reason| Error::RegistryDown { url: url.clone(), reason })?;
+
+        let started = Instant::now();
+        let quiet = Printer { quiet: true, ..ctx.printer };
+        let progress = progress_for(if self.json { &quiet } else { &ctx.printer });
+        let concurrency = config.images.concurrency;
+        let results = tokio::select! {
+            results = pull_all(&engine, &api, &images, concurrency, progress.as_ref()) => results,
+            _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
+        };
+        record(ctx, &results)?;
+
+        let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
+        let report = Report {
+            images: &results,
+            updated: count(|o| matches!(o, Outcome::Updated { .. })),
+            unchanged: count(|o| matches!(o, Outcome::Unchanged { .. })),
+            failed: count(|o| matches!(o, Outcome::Failed { .. })),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        if self.json {
+            ctx.printer.json(&report)?;
+        } else {
+            let summary = format!(
+                "{} updated, {} unchanged, {} failed in {:.1}s",
+                report.updated,
+                report.unchanged,
+                report.failed,
+                started.elapsed().as_secs_f64()
+            );
+            ctx.printer.mark(if report.failed > 0 { Mark::Fail } else { Mark::Ok }, summary);
+        }
+        Ok(if report.failed > 0 { ExitStatus::Failure } else { ExitStatus::Success })
+    }
+}
+
+/// Remembers each good pull in `pulls.json`, for `cleanup` and `doctor`.
+fn record(ctx: &Context, results: &[PullResult]) -> anyhow::Result<()> {
+    let state_dir = Paths::resolve(&ctx.env)?.state_dir().to_path_buf();
+    let mut records = PullRecords::load(&state_dir);
+    let now = jiff::Timestamp::now();
+    for result in results {
+        let (digest, pulled) = match &result.outcome {
+            Outcome::Updated { new_digest, .. } => (new_digest, true),
+            Outcome::Unchanged { digest } => (digest, false),
+            Outcome::Failed { .. } => continue,
+        };
+        let previous = records.images.get(&result.image.local).and_then(|r| r.pulled_at);
+        records.images.insert(
+            result.image.local.clone(),
+            PullRecord {
+                pulled_at: if pulled { Some(now) } else { previous },
+                checked_at: now,
+                digest: digest.clone(),
+            },
+        );
+    }
+    records.save(&state_dir)
+}

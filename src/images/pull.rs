@@ -1,0 +1,109 @@
+//! Pulling base images through the local registry: a digest check first, then the pull, then the
+//! production alias. The alias moves only once the new image is complete, so an interrupted pull
+//! never leaves it pointing at something half-made, and a re-run finishes the job.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use super::{BaseImage, Outcome};
+use crate::engine::Engine;
+use crate::registry::api::{Manifest, RegistryApi};
+use crate::ui::Progress;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PullResult {
+    #[serde(flatten)]
+    pub image: BaseImage,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// Pulls every image, `concurrency` at a time. Results come back in the order of `images`; a
+/// failure of one never stops the others.
+pub async fn pull_all(
+    engine: &Engine,
+    api: &RegistryApi,
+    images: &[BaseImage],
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Vec<PullResult> {
+    progress.plan(&images.iter().map(|i| i.name.clone()).collect::<Vec<_>>());
+    let mut results: Vec<(usize, PullResult)> = futures_util::stream::iter(images.iter().enumerate())
+        .map(|(index, image)| async move {
+            let started = Instant::now();
+            let outcome = pull_one(engine, api, image, progress).await;
+            match &outcome {
+                Outcome::Failed { reason } => progress.finish(&image.name, Err(reason)),
+                done => progress.finish(&image.name, Ok(&done.describe())),
+            }
+            (index, PullResult { image: image.clone(), outcome, duration: started.elapsed() })
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
+async fn pull_one(engine: &Engine, api: &RegistryApi, image: &BaseImage, progress: &dyn Progress) -> Outcome {
+    match try_pull(engine, api, image, progress).await {
+        Ok(outcome) => outcome,
+        Err(reason) => Outcome::Failed { reason },
+    }
+}
+
+async fn try_pull(
+    engine: &Engine,
+    api: &RegistryApi,
+    image: &BaseImage,
+    progress: &dyn Progress,
+) -> Result<Outcome, String> {
+    let remote = match api.manifest(&image.repo, &image.tag).await? {
+        Manifest::NotFound => return Err(format!("not in the registry: {}", image.name)),
+        Manifest::Found(digest) => digest,
+    };
+    let before = engine.image(&image.local).await.map_err(|e| format!("{e:#}"))?;
+    let old_digest = before.as_ref().and_then(|i| i.digest_in(image.local_repo())).map(String::from);
+    if old_digest.as_deref() == Some(remote.as_str()) {
+        ensure_alias(engine, image).await?;
+        return Ok(Outcome::Unchanged { digest: remote });
+    }
+
+    progress.start(&image.name);
+    let pulled = engine.pull_image(&image.local, progress).await;
+    // bollard can report a spurious end-of-stream error after a complete pull; the engine's own
+    // view of the image decides whether the pull failed.
+    let after = engine.image(&image.local).await.map_err(|e| format!("{e:#}"))?;
+    let new_digest = after.as_ref().and_then(|i| i.digest_in(image.local_repo())).map(String::from);
+    let new_digest = match (pulled, new_digest) {
+        (Ok(()), Some(digest)) => digest,
+        (Err(_), Some(digest)) if digest == remote => digest,
+        (Err(reason), _) => return Err(reason),
+        (Ok(()), None) => return Err(format!("the engine reported success, but {} is not there", image.local)),
+    };
+    ensure_alias(engine, image).await?;
+    if Some(&new_digest) == old_digest.as_ref() {
+        return Ok(Outcome::Unchanged { digest: new_digest });
+    }
+    Ok(Outcome::Updated { old_digest, new_digest })
+}
+
+/// Points the production alias at the local image, touching nothing when it already does.
+async fn ensure_alias(engine: &Engine, image: &BaseImage) -> Result<(), String> {
+    let Some(alias) = &image.alias else { return Ok(()) };
+    let local = engine.image(&image.local).await.map_err(|e| format!("{e:#}"))?;
+    let current = engine.image(alias).await.map_err(|e| format!("{e:#}"))?;
+    match (local, current) {
+        (Some(local), Some(current)) if local.id == current.id => Ok(()),
+        (Some(_), _) => engine.tag_image(&image.local, alias).await.map_err(|e| format!("tagging {alias}: {e:#}")),
+        (None, _) => Err(format!("{} is not on this engine", image.local)),
+    }
+}

@@ -1,0 +1,46 @@
+//! What devbox remembers between runs, in its state directory. Each record is one JSON file,
+//! written atomically; a missing or unreadable file reads as "nothing recorded".
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::paths::write_if_changed;
+
+/// `pulls.json`: the last pull of each base image, by local reference
+/// (`127.0.0.1:5000/base/python:3.12`). `cleanup` reads `pulled_at` to judge recent use.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullRecords {
+    pub images: BTreeMap<String, PullRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullRecord {
+    /// When the image was last pulled (its content changed on this machine).
+    pub pulled_at: Option<jiff::Timestamp>,
+    /// When devbox last confirmed the image is current.
+    pub checked_at: jiff::Timestamp,
+    /// The registry's manifest digest the local image matches.
+    pub digest: String,
+}
+
+impl PullRecords {
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("pulls.json")
+    }
+
+    pub fn load(state_dir: &Path) -> PullRecords {
+        std::fs::read(Self::path(state_dir))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self)?;
+        bytes.push(b'\n');
+        write_if_changed(&Self::path(state_dir), &bytes)?;
+        Ok(())
+    }
+}
