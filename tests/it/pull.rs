@@ -127,3 +127,38 @@ fn bad_names_and_an_empty_list_are_usage_errors() {
         .code(2)
         .stderr(predicate::str::contains("without a registry host"));
 }
+
+#[test]
+fn an_interrupted_pull_leaves_no_alias_and_a_rerun_finishes() {
+    use std::io::BufRead;
+
+    let mut bed = Bed::new("pullint");
+    let ci = bed.ci_registry();
+    let digest = bed.push_image(ci, "base/big:1", 30_000_000);
+    bed.write_config(&format!("[images]\nbase = [\"base/big:1\"]\nalias = \"{}/{{name}}\"\n", bed.name));
+    let alias = format!("{}/base/big:1", bed.name);
+    bed.remove_image_later(&format!("127.0.0.1:{}/base/big:1", bed.port));
+    bed.remove_image_later(&alias);
+    bed.devbox(&["registry", "up"]).assert().success();
+
+    let mut child = bed
+        .devbox_std(&["pull"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start devbox pull");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("read");
+    assert_eq!(first.trim(), "base/big:1: pulling");
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"), "{:?}", out);
+    let (aliased, _) = docker_try(&["image", "inspect", &alias]);
+    assert!(!aliased, "an interrupted pull tagged the alias");
+
+    bed.devbox(&["pull"]).assert().success().stdout(predicate::str::contains("1 updated"));
+    let tagged = docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &alias]);
+    assert!(tagged.ends_with(&digest), "{tagged}");
+}

@@ -158,7 +158,14 @@ impl Bed {
 
     /// `devbox` with this bed's HOME, test AWS credentials and no way to reach AWS itself.
     pub fn devbox(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_devbox"));
+        let mut cmd = assert_cmd::Command::from_std(self.devbox_std(args));
+        cmd.timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    /// The same, as a plain process, for tests that signal it or read it while it runs.
+    pub fn devbox_std(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_devbox"));
         cmd.args(args)
             .env_remove("DEVBOX_CONFIG")
             .env_remove("XDG_CONFIG_HOME")
@@ -170,8 +177,7 @@ impl Bed {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.home.path().join(".aws/config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", self.home.path().join(".aws/credentials"))
-            .env("NO_COLOR", "1")
-            .timeout(Duration::from_secs(120));
+            .env("NO_COLOR", "1");
         cmd
     }
 
