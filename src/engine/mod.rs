@@ -340,10 +340,10 @@ impl Engine {
         self.call(&format!("tagging {source} as {target}"), self.docker.tag_image(source, Some(options))).await
     }
 
-    /// Pulls an image, reporting bytes across its layers to `progress` (the caller starts and
-    /// finishes the item). The stream has no overall timeout, since a large image takes what it
-    /// takes, but a stall of the engine timeout between two messages ends it.
-    pub async fn pull_image(&self, image: &str, progress: &dyn Progress) -> Result<(), String> {
+    /// Pulls an image, reporting bytes across its layers to `progress` as `item` (the caller starts
+    /// and finishes the item). The stream has no overall timeout, since a large image takes what
+    /// it takes, but a stall of the engine timeout between two messages ends it.
+    pub async fn pull_image(&self, image: &str, item: &str, progress: &dyn Progress) -> Result<(), String> {
         let (repo, tag) = split_tag(image);
         let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
         let mut stream = self.docker.create_image(Some(options), None, None);
@@ -367,7 +367,7 @@ impl Engine {
             } else {
                 TransferState::Waiting
             };
-            progress.update(image, done, total, state);
+            progress.update(item, done, total, state);
         }
     }
 
@@ -445,7 +445,7 @@ fn track_layer(
     match status {
         "Downloading" => *entry = (current, total.max(entry.1), TransferState::Pulling),
         "Extracting" => entry.2 = TransferState::Extracting,
-        "Download complete" | "Verifying Checksum" => entry.0 = entry.1,
+        "Download complete" | "Verifying Checksum" => *entry = (entry.1, entry.1, TransferState::Extracting),
         "Pull complete" | "Already exists" => *entry = (entry.1, entry.1, TransferState::Waiting),
         _ => {}
     }

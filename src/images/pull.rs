@@ -78,7 +78,7 @@ async fn try_pull(
     }
 
     progress.start(&image.name);
-    let pulled = engine.pull_image(&image.local, progress).await;
+    let pulled = engine.pull_image(&image.local, &image.name, progress).await;
     // bollard can report a spurious end-of-stream error after a complete pull; the engine's own
     // view of the image decides whether the pull failed.
     let after = engine.image(&image.local).await.map_err(|e| format!("{e:#}"))?;

@@ -255,7 +255,7 @@ async fn ensure_image(engine: &Engine, config: &RegistryConfig, progress: &dyn P
         return Err(Error::ImageNotPresent { image: config.image.clone() }.into());
     }
     progress.start(&config.image);
-    let pulled = engine.pull_image(&config.image, progress).await;
+    let pulled = engine.pull_image(&config.image, &config.image, progress).await;
     progress.finish(&config.image, pulled.as_ref().map(|()| "pulled").map_err(String::as_str));
     pulled.map_err(|reason| Error::ImagePull { image: config.image.clone(), reason }.into())
 }

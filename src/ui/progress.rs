@@ -86,13 +86,7 @@ impl Bars {
         bars.entry(item.to_string())
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr()));
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix:.bold} {msg:<10} {wide_bar:.cyan/blue} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("━╸ "),
-                );
+                bar.set_style(text_style());
                 bar.set_prefix(item.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar
@@ -101,8 +95,21 @@ impl Bars {
     }
 }
 
+/// A line with no bar: for items that wait, and for items that are done.
+fn text_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:.bold} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+fn transfer_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix:.bold} {msg:<10} {wide_bar:.cyan/blue} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("━╸ ")
+}
+
 impl Progress for Bars {
-    // Bars are laid out once, in the planned order, so lines never jump around.
+    // Lines are laid out once, in the planned order, so they never jump around.
     fn plan(&self, items: &[String]) {
         let width = items.iter().map(|i| i.chars().count()).max().unwrap_or(0);
         for item in items {
@@ -113,7 +120,9 @@ impl Progress for Bars {
     }
 
     fn start(&self, item: &str) {
-        self.bar(item).set_message(TransferState::Waiting.label());
+        let bar = self.bar(item);
+        bar.set_style(transfer_style());
+        bar.set_message(TransferState::Waiting.label());
     }
 
     fn update(&self, item: &str, done: u64, total: u64, state: TransferState) {
@@ -125,9 +134,7 @@ impl Progress for Bars {
 
     fn finish(&self, item: &str, outcome: Result<&str, &str>) {
         let bar = self.bar(item);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:.bold} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
+        bar.set_style(text_style());
         match outcome {
             Ok(summary) => bar.finish_with_message(console::style(summary).green().to_string()),
             Err(reason) => bar.finish_with_message(console::style(format!("failed: {reason}")).red().to_string()),
