@@ -267,6 +267,17 @@ impl Drop for Bed {
         for image in &self.images {
             let _ = Command::new("docker").args(["rmi", "-f", image]).output();
         }
+        // Images that lost their tag to a newer pull still carry this bed's repository names.
+        let mine = [format!("127.0.0.1:{}/", self.port), format!("{}/", self.name)];
+        if let Ok(out) = Command::new("docker").args(["image", "ls", "--format", "{{.Repository}} {{.ID}}"]).output() {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((repo, id)) = line.split_once(' ')
+                    && mine.iter().any(|prefix| repo.starts_with(prefix.as_str()))
+                {
+                    let _ = Command::new("docker").args(["rmi", "-f", id]).output();
+                }
+            }
+        }
         empty_and_delete_bucket(&self.bucket);
     }
 }
