@@ -52,17 +52,25 @@ impl AwsCredentials {
     }
 }
 
-/// A configured S3 client for the registry's bucket.
-pub struct S3 {
+/// AWS as the registry's bucket needs it: resolved credentials, and S3 and STS clients.
+pub struct Aws {
     client: aws_sdk_s3::Client,
+    sts: aws_sdk_sts::Client,
     credentials: AwsCredentials,
     bucket: String,
     endpoint: String,
 }
 
-impl S3 {
-    /// Resolves credentials for `registry.s3.profile` and prepares a client for the bucket.
-    pub async fn connect(s3: &S3Config) -> Result<S3, Error> {
+/// Who the credentials belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
+impl Aws {
+    /// Resolves credentials for `registry.s3.profile` and prepares clients for the bucket.
+    pub async fn connect(s3: &S3Config) -> Result<Aws, Error> {
         let bucket = s3.bucket.as_ref().map(|b| b.to_string()).unwrap_or_default();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(s3.region.clone()))
@@ -92,15 +100,24 @@ impl S3 {
         };
 
         let mut config = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s3.path_style);
+        let mut sts = aws_sdk_sts::config::Builder::from(&sdk);
+        // An S3-compatible store (and the test server) answers STS at the same endpoint.
         if !s3.endpoint.is_empty() {
             config = config.endpoint_url(&s3.endpoint);
+            sts = sts.endpoint_url(&s3.endpoint);
         }
         let endpoint = if s3.endpoint.is_empty() {
             format!("https://s3.{}.amazonaws.com", s3.region)
         } else {
             s3.endpoint.clone()
         };
-        Ok(S3 { client: aws_sdk_s3::Client::from_conf(config.build()), credentials, bucket, endpoint })
+        Ok(Aws {
+            client: aws_sdk_s3::Client::from_conf(config.build()),
+            sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            credentials,
+            bucket,
+            endpoint,
+        })
     }
 
     pub fn credentials(&self) -> &AwsCredentials {
@@ -114,6 +131,22 @@ impl S3 {
             Ok(_) => Ok(started.elapsed()),
             Err(err) => Err(self.bucket_error(err)),
         }
+    }
+
+    /// The account and identity the credentials belong to (STS GetCallerIdentity).
+    pub async fn identity(&self) -> Result<Identity, Error> {
+        let out = self.sts.get_caller_identity().send().await.map_err(|e| Error::AwsCredentials {
+            profile: String::new(),
+            reason: format!("STS GetCallerIdentity failed: {}", error_chain(&e)),
+        })?;
+        Ok(Identity {
+            account: out.account().unwrap_or_default().to_string(),
+            arn: out.arn().unwrap_or_default().to_string(),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     fn bucket_error<E: std::error::Error + 'static>(&self, err: SdkError<E>) -> Error {

@@ -6,6 +6,8 @@
 mod aws;
 mod cli;
 mod config;
+mod docker_config;
+mod doctor;
 mod engine;
 mod env;
 mod error;

@@ -3,6 +3,7 @@
 
 mod completions;
 mod config;
+mod doctor;
 mod pull;
 mod registry;
 
@@ -52,6 +53,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check everything devbox sets up, each problem with the command that fixes it
+    Doctor(doctor::DoctorArgs),
     /// Manage the local registry container (S3-backed, read-only, on 127.0.0.1)
     Registry(registry::RegistryArgs),
     /// Pull the base images through the local registry and tag them with their production names
@@ -112,6 +115,7 @@ impl Context {
 pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
     let ctx = Context::new(&cli.global, env);
     match cli.command {
+        Command::Doctor(args) => args.run(&ctx).await,
         Command::Registry(args) => args.run(&ctx).await,
         Command::Pull(args) => args.run(&ctx).await,
         Command::Config(args) => args.run(&ctx),

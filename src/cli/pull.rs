@@ -6,6 +6,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Context;
+use crate::config::Config;
 use crate::error::{Error, ExitStatus};
 use crate::images::pull::{PullResult, pull_all};
 use crate::images::{Outcome, base_images};
@@ -36,48 +37,53 @@ struct Report<'a> {
 impl PullArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
         let config = ctx.config()?.config;
-        let images = base_images(&config, &self.images).map_err(Error::Usage)?;
-        if images.is_empty() {
-            return Err(Error::NoBaseImages.into());
-        }
-        let engine = ctx.engine().await?;
-        let url = config.registry.local_url();
-        let api = RegistryApi::new(&url)?;
-        // Pulling needs the local registry; starting it is `registry up`'s job, never a side effect.
-        api.ping().await.map_err(|reason| Error::RegistryDown { url: url.clone(), reason })?;
-
-        let started = Instant::now();
-        let quiet = Printer { quiet: true, ..ctx.printer };
-        let progress = progress_for(if self.json { &quiet } else { &ctx.printer });
-        let concurrency = config.images.concurrency;
-        let results = tokio::select! {
-            results = pull_all(&engine, &api, &images, concurrency, progress.as_ref()) => results,
-            _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
-        };
-        record(ctx, &results)?;
-
-        let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-        let report = Report {
-            images: &results,
-            updated: count(|o| matches!(o, Outcome::Updated { .. })),
-            unchanged: count(|o| matches!(o, Outcome::Unchanged { .. })),
-            failed: count(|o| matches!(o, Outcome::Failed { .. })),
-            duration_ms: started.elapsed().as_millis() as u64,
-        };
-        if self.json {
-            ctx.printer.json(&report)?;
-        } else {
-            let summary = format!(
-                "{} updated, {} unchanged, {} failed in {:.1}s",
-                report.updated,
-                report.unchanged,
-                report.failed,
-                started.elapsed().as_secs_f64()
-            );
-            ctx.printer.mark(if report.failed > 0 { Mark::Fail } else { Mark::Ok }, summary);
-        }
-        Ok(if report.failed > 0 { ExitStatus::Failure } else { ExitStatus::Success })
+        pull(ctx, &config, &self.images, self.json).await
     }
+}
+
+/// Pulls `names` (or every base image) and reports; `doctor --fix` calls this too.
+pub(super) async fn pull(ctx: &Context, config: &Config, names: &[String], json: bool) -> anyhow::Result<ExitStatus> {
+    let images = base_images(config, names).map_err(Error::Usage)?;
+    if images.is_empty() {
+        return Err(Error::NoBaseImages.into());
+    }
+    let engine = ctx.engine().await?;
+    let url = config.registry.local_url();
+    let api = RegistryApi::new(&url)?;
+    // Pulling needs the local registry; starting it is `registry up`'s job, never a side effect.
+    api.ping().await.map_err(|reason| Error::RegistryDown { url: url.clone(), reason })?;
+
+    let started = Instant::now();
+    let quiet = Printer { quiet: true, ..ctx.printer };
+    let progress = progress_for(if json { &quiet } else { &ctx.printer });
+    let concurrency = config.images.concurrency;
+    let results = tokio::select! {
+        results = pull_all(&engine, &api, &images, concurrency, progress.as_ref()) => results,
+        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
+    };
+    record(ctx, &results)?;
+
+    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
+    let report = Report {
+        images: &results,
+        updated: count(|o| matches!(o, Outcome::Updated { .. })),
+        unchanged: count(|o| matches!(o, Outcome::Unchanged { .. })),
+        failed: count(|o| matches!(o, Outcome::Failed { .. })),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    if json {
+        ctx.printer.json(&report)?;
+    } else {
+        let summary = format!(
+            "{} updated, {} unchanged, {} failed in {:.1}s",
+            report.updated,
+            report.unchanged,
+            report.failed,
+            started.elapsed().as_secs_f64()
+        );
+        ctx.printer.mark(if report.failed > 0 { Mark::Fail } else { Mark::Ok }, summary);
+    }
+    Ok(if report.failed > 0 { ExitStatus::Failure } else { ExitStatus::Success })
 }
 
 /// Remembers each good pull in `pulls.json`, for `cleanup` and `doctor`.

@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::Context;
-use crate::aws::S3;
+use crate::aws::Aws;
 use crate::config::{Config, Storage};
 use crate::error::{Error, ExitStatus};
 use crate::registry::{self, Desired, UpOutcome, api::RegistryApi};
@@ -52,12 +52,12 @@ impl RegistryArgs {
     }
 }
 
-async fn up(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
+pub(super) async fn up(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
     let registry = &config.registry;
     let desired = Desired::from_config(registry)?;
     let engine = ctx.engine().await?;
     let s3 = match desired.storage {
-        Storage::S3 => Some(S3::connect(&registry.s3).await?),
+        Storage::S3 => Some(Aws::connect(&registry.s3).await?),
         Storage::Filesystem => None,
     };
     let existing = engine.container(&registry.container).await?;

@@ -23,6 +23,7 @@ pub struct Config {
     pub images: ImagesConfig,
     pub cleanup: CleanupConfig,
     pub clock: ClockConfig,
+    pub doctor: DoctorConfig,
     pub security: SecurityConfig,
     pub update: UpdateConfig,
 }
@@ -115,6 +116,13 @@ pub struct ClockConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct DoctorConfig {
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     pub production_registries: Vec<String>,
 }
@@ -203,6 +211,9 @@ impl Config {
                 "images.alias",
                 format!("{alias:?} must contain {{name}}, e.g. \"acme/{{name}}\", so each image gets its own alias"),
             );
+        }
+        if self.doctor.timeout.is_zero() {
+            return invalid("doctor.timeout", "must be more than 0s, e.g. \"5s\"".into());
         }
         if self.images.concurrency == 0 {
             return invalid("images.concurrency", "must be at least 1".into());

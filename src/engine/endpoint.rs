@@ -31,7 +31,7 @@ pub fn plan(env: &Environment, os: &str) -> Plan {
     }
     notes.push(("DOCKER_HOST".into(), "unset".into()));
 
-    let docker_config = docker_config_dir(env);
+    let docker_config = crate::docker_config::dir(env);
     let (context, context_origin) = match env.var("DOCKER_CONTEXT") {
         Some(name) => (Some(name.to_string()), "DOCKER_CONTEXT"),
         None => (docker_config.as_deref().and_then(current_context), "docker config currentContext"),
@@ -57,11 +57,6 @@ pub fn plan(env: &Environment, os: &str) -> Plan {
     let candidates =
         well_known(env, os).into_iter().map(|(host, origin)| Candidate { host, origin: origin.into() }).collect();
     Plan { candidates, notes }
-}
-
-/// `$DOCKER_CONFIG`, or `~/.docker`.
-pub fn docker_config_dir(env: &Environment) -> Option<PathBuf> {
-    env.var("DOCKER_CONFIG").map(PathBuf::from).or_else(|| env.home().map(|home| home.join(".docker")))
 }
 
 fn current_context(docker_config: &Path) -> Option<String> {

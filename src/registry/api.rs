@@ -53,6 +53,28 @@ const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.list.
     application/vnd.oci.image.manifest.v1+json";
 
 impl RegistryApi {
+    /// A read that the registry must answer from its storage: the tags of `repo`, or the catalog.
+    /// Returns what was read; an error when storage did not answer (S3 down, bad credentials).
+    pub async fn read_through(&self, repo: Option<&str>) -> Result<String, String> {
+        let (url, what) = match repo {
+            Some(repo) => {
+                (format!("{}/v2/{repo}/tags/list", self.base), format!("read the tags of {repo} from storage"))
+            }
+            None => (format!("{}/v2/_catalog?n=1", self.base), "read the catalog from storage".to_string()),
+        };
+        let response = self.http.get(&url).send().await.map_err(|e| describe(&e))?;
+        let status = response.status().as_u16();
+        match (status, repo) {
+            (200, _) => Ok(what),
+            // "name unknown" comes from storage too: the bucket answered that it has no such repository.
+            (404, Some(repo)) => Ok(format!("storage answered that {repo} has no tags yet")),
+            _ => {
+                let body = response.text().await.unwrap_or_default();
+                Err(format!("{url} answered HTTP {status}: {}", body.trim().chars().take(200).collect::<String>()))
+            }
+        }
+    }
+
     /// `HEAD /v2/<name>/manifests/<tag>`: the digest the registry serves for `name:tag`.
     pub async fn manifest(&self, name: &str, tag: &str) -> Result<Manifest, String> {
         let url = format!("{}/v2/{name}/manifests/{tag}", self.base);

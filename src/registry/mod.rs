@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::aws::{AwsCredentials, S3};
+use crate::aws::{Aws, AwsCredentials};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, ContainerSpec, Engine};
 use crate::error::Error;
@@ -183,11 +183,11 @@ pub async fn up(
     config: &RegistryConfig,
     desired: &Desired,
     existing: Option<&ContainerInfo>,
-    s3: Option<&S3>,
+    s3: Option<&Aws>,
     progress: &dyn Progress,
 ) -> anyhow::Result<UpOutcome> {
     let api = api::RegistryApi::new(&config.local_url())?;
-    let credentials = s3.map(S3::credentials);
+    let credentials = s3.map(Aws::credentials);
     let outcome = match decide(existing, desired, credentials) {
         Action::Refuse => return Err(Error::ForeignContainer { container: config.container.clone() }.into()),
         Action::Nothing => UpOutcome::Unchanged,

@@ -2,10 +2,12 @@
 //! `console` and `indicatif`; domain code reports through the `Progress` trait.
 
 mod progress;
+mod prompt;
 
 use std::io::{IsTerminal, Write};
 
 pub use progress::{Progress, TransferState, progress_for};
+pub use prompt::confirm;
 
 /// `--color`: when to colour output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +36,8 @@ pub enum Mark {
     Warn,
     /// ✗ failed
     Fail,
+    /// - not run
+    Skip,
 }
 
 impl Printer {
@@ -70,6 +74,7 @@ impl Printer {
             Mark::Same => console::style("=").dim(),
             Mark::Warn => console::style("!").yellow(),
             Mark::Fail => console::style("✗").red(),
+            Mark::Skip => console::style("-").dim(),
         };
         let line = format!("{symbol} {}", text.as_ref());
         match (mark, self.quiet) {

@@ -1,0 +1,199 @@
+//! `devbox doctor [--json] [--fix] [--check NAME]`
+
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::Context;
+use crate::doctor::{CheckId, Finding, Remedy, Report, Status, run::run, selection};
+use crate::error::ExitStatus;
+use crate::ui::{Mark, confirm};
+
+/// The per-check timeout when the config cannot be read.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON (schema in the README)
+    #[arg(long)]
+    json: bool,
+
+    /// Repair what devbox can (start the registry, pull stale images), then check again
+    #[arg(long)]
+    fix: bool,
+
+    /// With --fix: do not ask first
+    #[arg(short, long)]
+    yes: bool,
+
+    /// Run only this check and those it needs (repeatable)
+    #[arg(long = "check", value_name = "NAME", value_enum)]
+    checks: Vec<CheckId>,
+
+    /// How long each check may take [default: doctor.timeout, 5s]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    checks: &'a [Finding],
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    ok: usize,
+    warn: usize,
+    fail: usize,
+    skipped: usize,
+    text: String,
+}
+
+impl<'a> Json<'a> {
+    fn of(report: &'a Report) -> Self {
+        Json {
+            checks: &report.checks,
+            summary: Summary {
+                ok: report.count(Status::Ok),
+                warn: report.count(Status::Warn),
+                fail: report.count(Status::Fail),
+                skipped: report.count(Status::Skipped),
+                text: report.summary(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FixJson<'a> {
+    before: Json<'a>,
+    fixes: Vec<Applied>,
+    after: Json<'a>,
+}
+
+#[derive(Serialize)]
+struct Applied {
+    command: &'static str,
+    ok: bool,
+    error: Option<String>,
+}
+
+impl DoctorArgs {
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
+        let selected = selection(&self.checks);
+        let loaded = ctx.config();
+        let timeout =
+            self.timeout.unwrap_or_else(|| loaded.as_ref().map_or(DEFAULT_TIMEOUT, |l| l.config.doctor.timeout));
+        let before = run(&ctx.env, &loaded, &selected, timeout).await;
+        if !self.fix {
+            if self.json {
+                ctx.printer.json(&Json::of(&before))?;
+            } else {
+                print_report(ctx, &before);
+            }
+            return Ok(exit_status(&before));
+        }
+
+        if !self.json {
+            print_report(ctx, &before);
+        }
+        let remedies = before.remedies();
+        let config = loaded.as_ref().ok().map(|l| &l.config);
+        let mut applied = Vec::new();
+        if let (false, Some(config)) = (remedies.is_empty(), config) {
+            let commands: Vec<&str> = remedies.iter().map(|r| r.command()).collect();
+            let question = format!("Run {}?", commands.join(", then "));
+            if self.yes || confirm(&ctx.printer, &question, true)? {
+                for remedy in remedies {
+                    if !self.json {
+                        ctx.printer.line(format!("\n$ {}", remedy.command()));
+                    }
+                    let result = apply(ctx, config, remedy, self.json).await;
+                    applied.push(Applied { command: remedy.command(), ok: result.is_ok(), error: result.err() });
+                }
+            }
+        } else if !self.json {
+            ctx.printer.line("\nNothing here that devbox can fix by itself; the hints above say what to do.");
+        }
+        if applied.is_empty() {
+            if self.json {
+                ctx.printer.json(&FixJson { before: Json::of(&before), fixes: applied, after: Json::of(&before) })?;
+            }
+            return Ok(exit_status(&before));
+        }
+
+        let after = run(&ctx.env, &ctx.config(), &selected, timeout).await;
+        if self.json {
+            ctx.printer.json(&FixJson { before: Json::of(&before), fixes: applied, after: Json::of(&after) })?;
+        } else {
+            ctx.printer.line(format!("\nAfter the fixes (before: {}):", before.summary()));
+            print_report(ctx, &after);
+        }
+        Ok(exit_status(&after))
+    }
+}
+
+/// Runs one remedy, the same code as its command. Errors are reported, not raised: the second
+/// round of checks tells what is still wrong.
+async fn apply(ctx: &Context, config: &crate::config::Config, remedy: Remedy, json: bool) -> Result<(), String> {
+    let outcome = match remedy {
+        Remedy::RegistryUp => super::registry::up(ctx, config).await,
+        Remedy::Pull => super::pull::pull(ctx, config, &[], json).await,
+    };
+    match outcome {
+        Ok(ExitStatus::Success) => Ok(()),
+        Ok(_) => Err(format!("{} did not fully succeed", remedy.command())),
+        Err(err) => {
+            let message = format!("{err:#}");
+            if !json {
+                ctx.printer.mark(Mark::Fail, &message);
+            }
+            Err(message)
+        }
+    }
+}
+
+fn exit_status(report: &Report) -> ExitStatus {
+    if report.failed() { ExitStatus::Failure } else { ExitStatus::Success }
+}
+
+fn print_report(ctx: &Context, report: &Report) {
+    let p = &ctx.printer;
+    for finding in &report.checks {
+        let mark = match finding.status {
+            Status::Ok => Mark::Ok,
+            Status::Warn => Mark::Warn,
+            Status::Fail => Mark::Fail,
+            Status::Skipped => Mark::Skip,
+        };
+        // Under --quiet only failures print, so the list must still say which check failed.
+        p.mark(mark, format!("{:<19}{}", finding.id.name(), finding.summary));
+        if let Some(hint) = &finding.hint {
+            p.hint(format!("  {hint}"));
+        }
+        if let Some(fix) = &finding.fix {
+            p.hint(format!("  run: {fix}"));
+        }
+        if p.verbose {
+            for (key, value) in &finding.details {
+                p.detail(format!("      {key}: {value}"));
+            }
+            p.detail(format!("      took {} ms", finding.duration.as_millis()));
+        }
+    }
+    let (fail, warn) = (report.count(Status::Fail), report.count(Status::Warn));
+    let mark = if fail > 0 {
+        Mark::Fail
+    } else if warn > 0 {
+        Mark::Warn
+    } else {
+        Mark::Ok
+    };
+    p.line("");
+    p.mark(mark, report.summary());
+    if fail + warn > 0 && !report.remedies().is_empty() {
+        p.hint("  `devbox doctor --fix` repairs what devbox can.");
+    }
+}
