@@ -99,57 +99,75 @@ impl DoctorArgs {
         if !self.json {
             print_report(ctx, &before);
         }
+        let Ok(loaded_config) = &loaded else {
+            return self.finish_fix(ctx, &before, Vec::new(), &before);
+        };
+        let config = &loaded_config.config;
         let remedies = before.remedies();
-        let config = loaded.as_ref().ok().map(|l| &l.config);
-        let mut applied = Vec::new();
-        if let (false, Some(config)) = (remedies.is_empty(), config) {
-            let commands: Vec<&str> = remedies.iter().map(|r| r.command()).collect();
-            let question = format!("Run {}?", commands.join(", then "));
-            if self.yes || confirm(&ctx.printer, &question, true)? {
-                for remedy in remedies {
-                    if !self.json {
-                        ctx.printer.line(format!("\n$ {}", remedy.command()));
-                    }
-                    let result = apply(ctx, config, remedy, self.json).await;
-                    applied.push(Applied { command: remedy.command(), ok: result.is_ok(), error: result.err() });
-                }
+        if remedies.is_empty() {
+            if !self.json {
+                ctx.printer.line("\nNothing here that devbox can fix by itself; the hints above say what to do.");
             }
-        } else if !self.json {
-            ctx.printer.line("\nNothing here that devbox can fix by itself; the hints above say what to do.");
+            return self.finish_fix(ctx, &before, Vec::new(), &before);
         }
-        if applied.is_empty() {
-            if self.json {
-                ctx.printer.json(&FixJson { before: Json::of(&before), fixes: applied, after: Json::of(&before) })?;
-            }
-            return Ok(exit_status(&before));
+        let commands: Vec<&str> = remedies.iter().map(|r| r.command()).collect();
+        if !(self.yes || confirm(&ctx.printer, &format!("Run {}?", commands.join(", then ")), true)?) {
+            return self.finish_fix(ctx, &before, Vec::new(), &before);
         }
 
-        let after = run(&ctx.env, &ctx.config(), &selected, timeout).await;
-        if self.json {
-            ctx.printer.json(&FixJson { before: Json::of(&before), fixes: applied, after: Json::of(&after) })?;
-        } else {
+        // A fix can uncover what its failure hid (a registry that comes back shows stale images),
+        // so check again after each round and apply what is new, a few rounds at most.
+        let fix_ctx = if self.json { ctx.quiet() } else { ctx.clone() };
+        let mut applied: Vec<Applied> = Vec::new();
+        let mut pending = remedies;
+        let mut after = before.clone();
+        for _round in 0..3 {
+            for remedy in pending {
+                fix_ctx.printer.line(format!("\n$ {}", remedy.command()));
+                let result = apply(&fix_ctx, config, remedy).await;
+                applied.push(Applied { command: remedy.command(), ok: result.is_ok(), error: result.err() });
+            }
+            after = run(&ctx.env, &ctx.config(), &selected, timeout).await;
+            pending =
+                after.remedies().into_iter().filter(|r| !applied.iter().any(|a| a.command == r.command())).collect();
+            if pending.is_empty() {
+                break;
+            }
+        }
+        if !self.json {
             ctx.printer.line(format!("\nAfter the fixes (before: {}):", before.summary()));
             print_report(ctx, &after);
         }
-        Ok(exit_status(&after))
+        self.finish_fix(ctx, &before, applied, &after)
+    }
+
+    fn finish_fix(
+        &self,
+        ctx: &Context,
+        before: &Report,
+        fixes: Vec<Applied>,
+        after: &Report,
+    ) -> anyhow::Result<ExitStatus> {
+        if self.json {
+            ctx.printer.json(&FixJson { before: Json::of(before), fixes, after: Json::of(after) })?;
+        }
+        Ok(exit_status(after))
     }
 }
 
 /// Runs one remedy, the same code as its command. Errors are reported, not raised: the second
 /// round of checks tells what is still wrong.
-async fn apply(ctx: &Context, config: &crate::config::Config, remedy: Remedy, json: bool) -> Result<(), String> {
+async fn apply(ctx: &Context, config: &crate::config::Config, remedy: Remedy) -> Result<(), String> {
     let outcome = match remedy {
         Remedy::RegistryUp => super::registry::up(ctx, config).await,
-        Remedy::Pull => super::pull::pull(ctx, config, &[], json).await,
+        Remedy::Pull => super::pull::pull(ctx, config, &[], false).await,
     };
     match outcome {
         Ok(ExitStatus::Success) => Ok(()),
         Ok(_) => Err(format!("{} did not fully succeed", remedy.command())),
         Err(err) => {
             let message = format!("{err:#}");
-            if !json {
-                ctx.printer.mark(Mark::Fail, &message);
-            }
+            ctx.printer.mark(Mark::Fail, &message);
             Err(message)
         }
     }

@@ -66,6 +66,7 @@ pub enum Command {
 }
 
 /// What every command may use: the environment, the printer, and (on demand) the config and engine.
+#[derive(Clone)]
 pub struct Context {
     pub env: Environment,
     pub printer: Printer,
@@ -76,6 +77,11 @@ impl Context {
     pub fn new(global: &GlobalArgs, env: Environment) -> Self {
         let printer = Printer::new(global.quiet, global.verbose, global.color, env.no_color());
         Context { env, printer, config_flag: global.config.clone() }
+    }
+
+    /// The same context, printing nothing but errors: for a command run inside another one.
+    pub fn quiet(&self) -> Context {
+        Context { printer: Printer { quiet: true, ..self.printer }, ..self.clone() }
     }
 
     /// Which file holds the config: `--config`, then `DEVBOX_CONFIG`, then the user's config dir.

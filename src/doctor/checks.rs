@@ -96,9 +96,11 @@ pub async fn registry_container(engine: &Engine, config: &Config) -> Finding {
     let container = match engine.container(&registry.container).await {
         Ok(Some(container)) => container,
         Ok(None) => {
-            return Finding::fail(id, format!("{} does not exist", registry.container))
-                .hint("The local registry serves the base images.")
-                .remedy(Remedy::RegistryUp);
+            return port_held(registry.port).unwrap_or_else(|| {
+                Finding::fail(id, format!("{} does not exist", registry.container))
+                    .hint("The local registry serves the base images.")
+                    .remedy(Remedy::RegistryUp)
+            });
         }
         Err(err) => return Finding::fail(id, format!("{err:#}")),
     };
@@ -110,9 +112,11 @@ pub async fn registry_container(engine: &Engine, config: &Config) -> Finding {
         .hint(format!("Remove it (docker rm -f {}) or set registry.container in devbox.toml.", registry.container));
     }
     if !container.is_running() {
-        return Finding::fail(id, format!("{} is {}", registry.container, container.state))
-            .hint("Start it again.")
-            .remedy(Remedy::RegistryUp);
+        return port_held(registry.port).unwrap_or_else(|| {
+            Finding::fail(id, format!("{} is {}", registry.container, container.state))
+                .hint("Start it again.")
+                .remedy(Remedy::RegistryUp)
+        });
     }
     if let Some(open) = container.published.iter().find(|p| !p.starts_with("127.0.0.1:")) {
         return Finding::fail(id, format!("{} is published on {open}, not only on 127.0.0.1", registry.container))
@@ -145,6 +149,17 @@ pub async fn registry_container(engine: &Engine, config: &Config) -> Finding {
         }
         _ => finding,
     }
+}
+
+/// When the registry is not running, its port should be free; if another process holds it,
+/// `registry up` cannot succeed, and that is the problem to name.
+fn port_held(port: u16) -> Option<Finding> {
+    std::net::TcpListener::bind(("127.0.0.1", port)).err().map(|_| {
+        Finding::fail(CheckId::RegistryContainer, format!("port {port} on 127.0.0.1 is held by another process"))
+            .hint(format!(
+                "Stop it (`lsof -iTCP:{port} -sTCP:LISTEN` names it), or set registry.port in devbox.toml to a free port. On macOS, port 5000 is often the AirPlay Receiver."
+            ))
+    })
 }
 
 pub async fn registry_api(config: &Config) -> Finding {

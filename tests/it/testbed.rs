@@ -72,7 +72,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
-pub fn s3_endpoint() -> String {
+fn shared_s3_endpoint() -> String {
     format!("http://127.0.0.1:{}", shared().s3_port)
 }
 
@@ -91,9 +91,9 @@ pub fn docker_try(args: &[&str]) -> (bool, String) {
 }
 
 /// An S3 request to moto. moto does not check signatures, so plain HTTP is enough here.
-fn s3(method: &str, path: &str) -> (u16, String) {
+fn s3(endpoint: &str, method: &str, path: &str) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, &format!("{}{path}", s3_endpoint())])
+        .args(["-s", "-m", "10", "-o", "-", "-w", "\n%{http_code}", "-X", method, &format!("{endpoint}{path}")])
         .output()
         .expect("run curl");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -107,6 +107,9 @@ pub struct Bed {
     pub home: tempfile::TempDir,
     pub port: u16,
     pub bucket: String,
+    /// The S3 server this bed's bucket lives in: the shared one, or its own (`with_own_s3`).
+    pub s3_endpoint: String,
+    own_s3: Option<std::process::Child>,
     containers: Vec<String>,
     volumes: Vec<String>,
     images: Vec<String>,
@@ -114,12 +117,25 @@ pub struct Bed {
 
 impl Bed {
     pub fn new(test: &str) -> Bed {
+        Bed::on_s3(test, shared_s3_endpoint(), None)
+    }
+
+    /// A bed with an S3 server of its own, which the test may stop (`stop_s3`).
+    pub fn with_own_s3(test: &str) -> Bed {
+        shared();
+        let (port, child) = start_moto();
+        Bed::on_s3(test, format!("http://127.0.0.1:{port}"), Some(child))
+    }
+
+    fn on_s3(test: &str, s3_endpoint: String, own_s3: Option<std::process::Child>) -> Bed {
         shared();
         let name = format!("dbxt-{test}-{}", std::process::id());
         let bucket = format!("dbxt-{}-{}", test.replace('_', "-"), std::process::id());
-        let (status, body) = s3("PUT", &format!("/{bucket}"));
+        let (status, body) = s3(&s3_endpoint, "PUT", &format!("/{bucket}"));
         assert_eq!(status, 200, "creating bucket {bucket} in moto: {body}");
         let bed = Bed {
+            s3_endpoint,
+            own_s3,
             home: tempfile::tempdir().expect("temp HOME"),
             port: free_port(),
             containers: vec![name.clone()],
@@ -141,10 +157,7 @@ impl Bed {
         let text = format!(
             "[registry]\nimage = \"{REGISTRY_IMAGE}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
              [registry.s3]\nbucket = \"{}\"\nendpoint = \"{}\"\npath_style = true\n{extra}",
-            self.name,
-            self.port,
-            self.bucket,
-            s3_endpoint()
+            self.name, self.port, self.bucket, self.s3_endpoint
         );
         self.write_raw_config(&text);
     }
@@ -195,7 +208,7 @@ impl Bed {
     pub fn ci_registry(&mut self) -> u16 {
         let name = format!("{}-ci", self.name);
         let port = free_port();
-        let endpoint = s3_endpoint().replace("127.0.0.1", "host.docker.internal");
+        let endpoint = self.s3_endpoint.replace("127.0.0.1", "host.docker.internal");
         let config = format!(
             "version: 0.1\nstorage:\n  s3:\n    region: us-east-1\n    bucket: {}\n    regionendpoint: {endpoint}\n    \
              forcepathstyle: true\n    rootdirectory: /registry\n    v4auth: true\n  redirect:\n    disable: true\n\
@@ -250,6 +263,17 @@ impl Bed {
             .to_string()
     }
 
+    /// Stops this bed's own S3 server (see `with_own_s3`).
+    pub fn stop_s3(&mut self) {
+        let port = self.s3_endpoint.rsplit(':').next().expect("a port");
+        let _ = Command::new("pkill").args(["-f", &format!("moto.server -H 0.0.0.0 -p {port}$")]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().expect("port"))).is_ok() {
+            assert!(Instant::now() < deadline, "moto on port {port} did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Remembers an image to remove when the test ends.
     pub fn remove_image_later(&mut self, reference: &str) {
         self.images.push(reference.to_string());
@@ -278,16 +302,24 @@ impl Drop for Bed {
                 }
             }
         }
-        empty_and_delete_bucket(&self.bucket);
+        match self.own_s3.take() {
+            // Its own server goes, and its buckets with it.
+            Some(mut watcher) => {
+                self.stop_s3();
+                let _ = watcher.kill();
+                let _ = watcher.wait();
+            }
+            None => empty_and_delete_bucket(&self.s3_endpoint, &self.bucket),
+        }
     }
 }
 
-fn empty_and_delete_bucket(bucket: &str) {
-    let (_, listing) = s3("GET", &format!("/{bucket}?list-type=2&max-keys=1000"));
+fn empty_and_delete_bucket(endpoint: &str, bucket: &str) {
+    let (_, listing) = s3(endpoint, "GET", &format!("/{bucket}?list-type=2&max-keys=1000"));
     for key in listing.split("<Key>").skip(1).filter_map(|rest| rest.split("</Key>").next()) {
-        let _ = s3("DELETE", &format!("/{bucket}/{key}"));
+        let _ = s3(endpoint, "DELETE", &format!("/{bucket}/{key}"));
     }
-    let _ = s3("DELETE", &format!("/{bucket}"));
+    let _ = s3(endpoint, "DELETE", &format!("/{bucket}"));
 }
 
 pub fn wait_http_ok(url: &str) {

@@ -1,0 +1,259 @@
+//! `devbox doctor` on the real testbed, healthy and with each fault made for real.
+
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+
+use crate::testbed::{Bed, docker};
+
+const PRODUCTION: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+/// A provisioned bed: CI pushed one base image, the registry is up and the image pulled.
+fn healthy(bed: &mut Bed) {
+    let ci = bed.ci_registry();
+    bed.push_image(ci, "base/python:3.12", 100_000);
+    bed.write_config(&format!(
+        "[images]\nbase = [\"base/python:3.12\"]\nalias = \"{}/{{name}}\"\n[security]\nproduction_registries = [\"{PRODUCTION}\"]\n",
+        bed.name
+    ));
+    bed.devbox(&["registry", "up"]).assert().success();
+    bed.devbox(&["pull"]).assert().success();
+}
+
+fn report(bed: &Bed, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = bed.devbox(args).output().expect("run devbox doctor");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
+fn status<'a>(report: &'a serde_json::Value, id: &str) -> &'a str {
+    report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["id"] == id))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_else(|| panic!("no check {id} in {report}"))
+}
+
+#[test]
+fn a_healthy_machine_passes_every_check() {
+    let mut bed = Bed::new("dochealthy");
+    healthy(&mut bed);
+    let (code, json) = report(&bed, &["doctor", "--json"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["summary"]["fail"], 0, "{json:#}");
+    assert_eq!(json["summary"]["warn"], 0, "{json:#}");
+    for check in json["checks"].as_array().expect("checks") {
+        assert_eq!(check["status"], "ok", "{check}");
+        for key in ["id", "status", "summary", "hint", "fix", "duration_ms", "details"] {
+            assert!(check.get(key).is_some(), "{key} missing from {check}");
+        }
+    }
+    bed.devbox(&["doctor"]).assert().success().stdout(predicate::str::contains("all 8 checks passed"));
+}
+
+#[test]
+fn a_stopped_registry_is_named_and_fix_brings_it_back() {
+    let mut bed = Bed::new("docstopped");
+    healthy(&mut bed);
+    docker(&["stop", "-t", "1", &bed.name]);
+
+    bed.devbox(&["doctor"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!("✗ registry-container {} is exited", bed.name)))
+        .stdout(predicate::str::contains("run: devbox registry up"))
+        .stdout(predicate::str::contains("- registry-api       skipped: registry-container failed"));
+
+    let (code, json) = report(&bed, &["doctor", "--fix", "--yes", "--json"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(status(&json["before"], "registry-container"), "fail");
+    assert_eq!(json["fixes"][0]["command"], "devbox registry up");
+    assert_eq!(json["fixes"][0]["ok"], true);
+    assert_eq!(json["after"]["summary"]["fail"], 0, "{json:#}");
+    assert_eq!(json["after"]["summary"]["warn"], 0, "{json:#}");
+}
+
+#[test]
+fn a_removed_registry_and_stale_images_are_fixed_in_order() {
+    let mut bed = Bed::new("docremoved");
+    healthy(&mut bed);
+    bed.devbox(&["registry", "down"]).assert().success();
+    docker(&["rmi", &format!("127.0.0.1:{}/base/python:3.12", bed.port)]);
+
+    let (code, json) = report(&bed, &["doctor", "--json"]);
+    assert_eq!(code, 1);
+    assert_eq!(status(&json, "registry-container"), "fail");
+    assert_eq!(status(&json, "base-images"), "skipped");
+
+    bed.devbox(&["doctor", "--fix", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("$ devbox registry up"))
+        .stdout(predicate::str::contains("After the fixes"))
+        .stdout(predicate::str::contains("all 8 checks passed"));
+    // The second round found the image missing and pulled it too.
+    let (code, json) = report(&bed, &["doctor", "--json"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(status(&json, "base-images"), "ok");
+}
+
+#[test]
+fn a_stopped_s3_server_fails_the_registry_api_and_bucket_but_nothing_else() {
+    let mut bed = Bed::with_own_s3("docs3down");
+    healthy(&mut bed);
+    bed.stop_s3();
+    let (code, json) = report(&bed, &["doctor", "--json"]);
+    assert_eq!(code, 1);
+    assert_eq!(status(&json, "registry-api"), "fail", "{json:#}");
+    assert_eq!(status(&json, "aws-credentials"), "fail", "{json:#}");
+    for ok in ["config", "engine", "disk", "registry-container", "push-credentials"] {
+        assert_eq!(status(&json, ok), "ok", "{ok}: {json:#}");
+    }
+}
+
+#[test]
+fn an_unreachable_engine_skips_its_dependents() {
+    let bed = Bed::new("docnoengine");
+    let started = Instant::now();
+    let out = bed.devbox(&["doctor", "--json"]).env("DOCKER_HOST", "unix:///nonexistent.sock").output().expect("run");
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(status(&json, "engine"), "fail");
+    for skipped in ["disk", "registry-container", "registry-api", "base-images"] {
+        assert_eq!(status(&json, skipped), "skipped", "{skipped}");
+    }
+    assert_eq!(status(&json, "aws-credentials"), "ok");
+}
+
+#[test]
+fn a_frozen_engine_costs_one_timeout_not_a_hang() {
+    let bed = Bed::new("docfrozen");
+    // A socket that accepts connections and never answers: an engine that froze.
+    let socket = bed.home.path().join("frozen.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let _accepting = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    for timeout in ["5s", "1s"] {
+        let started = Instant::now();
+        let out = bed
+            .devbox(&["doctor", "--json", "--timeout", timeout])
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .output()
+            .expect("run");
+        let took = started.elapsed();
+        let limit = humantime::parse_duration(timeout).expect("duration") + Duration::from_secs(1);
+        assert!(took <= limit, "doctor took {took:?} with --timeout {timeout}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(status(&json, "engine"), "fail");
+        assert_eq!(status(&json, "registry-api"), "skipped");
+    }
+}
+
+#[test]
+fn a_port_held_by_another_process_is_named() {
+    let bed = Bed::new("docport");
+    let _holder = std::net::TcpListener::bind(("127.0.0.1", bed.port)).expect("hold the port");
+    bed.devbox(&["doctor"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!("port {} on 127.0.0.1 is held by another process", bed.port)))
+        .stdout(predicate::str::contains("registry.port"));
+}
+
+#[test]
+fn stored_push_credentials_are_flagged_without_echoing_the_secret() {
+    let bed = Bed::new("docpush");
+    bed.write_config(&format!("[security]\nproduction_registries = [\"{PRODUCTION}\"]\n"));
+    let secret = "Y2k6c3VwZXItc2VjcmV0LXB1c2gtdG9rZW4=";
+    let docker_dir = bed.home.path().join(".docker");
+    std::fs::create_dir_all(&docker_dir).expect("mkdir");
+    std::fs::write(
+        docker_dir.join("config.json"),
+        format!(
+            r#"{{"auths": {{"https://{PRODUCTION}": {{"auth": "{secret}"}}, "ghcr.io": {{"auth": "b3RoZXI="}}}}}}"#
+        ),
+    )
+    .expect("write");
+    for args in [&["doctor", "--check", "push-credentials"][..], &["-v", "doctor"], &["doctor", "--json"]] {
+        let out = bed.devbox(args).output().expect("run");
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(all.contains(&format!("push credentials for {PRODUCTION} are stored")), "{all}");
+        assert!(all.contains(&format!("docker logout {PRODUCTION}")), "{all}");
+        assert!(!all.contains(secret) && !all.contains("super-secret"), "the secret was printed: {all}");
+        assert!(!all.contains("testing-secret"), "the AWS secret was printed: {all}");
+    }
+}
+
+#[test]
+fn missing_and_expiring_credentials_are_named() {
+    let bed = Bed::new("doccreds");
+    // No credentials at all: the AWS check fails and says how to log in.
+    let out = bed
+        .devbox(&["doctor", "--json", "--check", "aws-credentials"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .expect("run");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(status(&json, "aws-credentials"), "fail");
+    assert!(
+        json["checks"][1]["hint"].as_str().unwrap_or_default().contains("aws sso login --profile devbox"),
+        "{json:#}"
+    );
+
+    // Short-lived credentials from a credential_process, as SSO and assume-role give them.
+    for (expires_in, expected) in [(-600, "fail"), (1200, "warn"), (7200, "ok")] {
+        let expiry = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(expires_in);
+        let script = bed.home.path().join("creds.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho '{{\"Version\": 1, \"AccessKeyId\": \"AKIDPROCESS\", \"SecretAccessKey\": \"process-secret\", \"SessionToken\": \"tok\", \"Expiration\": \"{expiry}\"}}'\n"
+            ),
+        )
+        .expect("write");
+        std::process::Command::new("chmod").args(["+x", script.to_str().expect("utf-8")]).status().expect("chmod");
+        let aws = bed.home.path().join(".aws");
+        std::fs::create_dir_all(&aws).expect("mkdir");
+        std::fs::write(aws.join("config"), format!("[profile devbox]\ncredential_process = {}\n", script.display()))
+            .expect("write");
+        let out = bed
+            .devbox(&["doctor", "--json", "--check", "aws-credentials"])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .output()
+            .expect("run");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(status(&json, "aws-credentials"), expected, "expiring in {expires_in}s: {json:#}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("process-secret"));
+    }
+}
+
+#[test]
+fn check_runs_only_what_was_asked_and_its_dependencies() {
+    let bed = Bed::new("doccheck");
+    let (_, json) = report(&bed, &["doctor", "--json", "--check", "disk"]);
+    let ids: Vec<&str> = json["checks"].as_array().expect("checks").iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids, ["config", "engine", "disk"]);
+    bed.devbox(&["doctor", "--check", "nonsense"]).assert().code(2);
+}
+
+#[test]
+fn a_broken_config_is_a_failed_check_with_everything_else_skipped() {
+    let bed = Bed::new("docbadcfg");
+    bed.write_raw_config("[registry]\nport = \"five\"\n");
+    let (code, json) = report(&bed, &["doctor", "--json"]);
+    assert_eq!(code, 1);
+    assert_eq!(status(&json, "config"), "fail");
+    assert!(json["checks"][0]["summary"].as_str().unwrap_or_default().contains("registry.port"), "{json:#}");
+    assert_eq!(status(&json, "engine"), "skipped");
+}
