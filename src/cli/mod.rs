@@ -1,6 +1,7 @@
 //! The command line: clap definitions, the global flags, and the context every command runs in.
 //! Parsing does no I/O; `Context` turns the flags into real objects on first use.
 
+mod clock;
 mod completions;
 mod config;
 mod registry;
@@ -53,6 +54,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Manage the local registry container (S3-backed, read-only, on 127.0.0.1)
     Registry(registry::RegistryArgs),
+    /// Measure the clock skew between this host, the Docker engine and S3; fix a drifting VM clock
+    Clock(clock::ClockArgs),
     /// Show where the config lives and what is in force
     Config(config::ConfigArgs),
     /// Print a shell completion script
@@ -110,6 +113,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
     let ctx = Context::new(&cli.global, env);
     match cli.command {
         Command::Registry(args) => args.run(&ctx).await,
+        Command::Clock(args) => args.run(&ctx).await,
         Command::Config(args) => args.run(&ctx),
         Command::Completions(args) => args.run(),
     }

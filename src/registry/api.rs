@@ -38,6 +38,23 @@ impl RegistryApi {
     }
 }
 
+impl RegistryApi {
+    /// `GET /v2/_catalog?n=1`: a request the registry can only answer by asking its storage, so
+    /// on S3 storage it shows whether S3 accepts the registry's signed requests.
+    pub async fn catalog(&self) -> Result<(), String> {
+        let url = format!("{}/v2/_catalog?n=1", self.base);
+        let response = self.http.get(&url).send().await.map_err(|e| describe(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        let detail = if body.contains("RequestTimeTooSkewed") { ": RequestTimeTooSkewed" } else { "" };
+        let body: String = body.trim().chars().take(300).collect();
+        Err(format!("{url} answered HTTP {status}{detail} ({body})"))
+    }
+}
+
 fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())
