@@ -27,8 +27,9 @@ pub const JOB_ARGS: [&str; 3] = ["clock", "sync", "--if-skewed"];
 
 /// The clock job for `devbox schedule`: the arguments to give the devbox binary and how often to
 /// run them (`clock.interval`). `None` when the engine is not a VM: its clock is the host's.
-/// `runtime::of_engine` gives the classification. On macOS, run it also soon after wake: launchd's
-/// `StartInterval` does (a job whose interval passed during sleep runs on wake).
+/// `runtime::of_engine` gives the classification. On macOS a launchd `StartInterval` job is
+/// enough: firings missed during sleep are skipped, and the next one comes within `interval` of
+/// waking, which is when a VM clock is off.
 #[cfg_attr(not(test), expect(dead_code, reason = "devbox schedule uses it; it lands in parallel"))]
 pub fn scheduled_job(config: &ClockConfig, engine: &Classification) -> Option<(Vec<String>, Duration)> {
     engine.vm.then(|| (JOB_ARGS.iter().map(|s| s.to_string()).collect(), config.interval))

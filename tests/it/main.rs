@@ -2,5 +2,6 @@
 //! image built from Debian's docker-registry, and moto's S3 server). See `testbed.rs`.
 
 mod cli;
+mod clock;
 mod registry;
 mod testbed;
