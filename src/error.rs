@@ -104,8 +104,8 @@ pub enum Error {
     #[error("the clock helper needs the image {image} on the engine, and devbox never pulls for it")]
     ClockHelperImage { image: String },
 
-    #[error("the clock helper container (image {image}) failed: {reason}")]
-    ClockHelper { image: String, reason: String },
+    #[error("setting the VM's clock with {how} failed: {reason}")]
+    ClockFix { how: String, reason: String },
 
     #[error(
         "the engine's classification was forced ({detected}): devbox sets only the clock of an engine it has classified as a VM itself"
@@ -175,7 +175,7 @@ impl Error {
             Error::ClockHelperImage { image } => format!(
                 "Run `devbox registry up` (it brings the registry image), or `docker pull {image}` yourself. Nothing was changed."
             ),
-            Error::ClockHelper { .. } => "The registry was left as it was, and nothing else was changed. \
+            Error::ClockFix { .. } => "The registry was left as it was, and nothing else was changed. \
                  Restart the Docker VM (Docker Desktop: Restart; `colima restart`; `podman machine stop && podman machine start`; \
                  WSL2: `wsl --shutdown`) to reset its clock."
                 .into(),

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::Context;
-use crate::clock::sync::{self as clock_sync, Decision, RegistryAccess};
+use crate::clock::sync::{self as clock_sync, Decision, Method, RegistryAccess};
 use crate::clock::{
     self, Classification, ClockName, Reading, Skew, Verdict, measure, runtime, skews, sync::registry_access,
 };
@@ -281,14 +281,19 @@ async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_run: bool) ->
     );
 
     let image = &config.registry.image;
-    if !engine.has_image(image).await? {
+    let name = helper_name();
+    let on_path = |program: &str| clock_sync::on_path(&ctx.env, program);
+    let plan = |target| clock_sync::choose(classification, target, image, &name, on_path);
+    let (method, note) = plan(clock_sync::target_time(Timestamp::now()));
+    if let Some(note) = note {
+        ctx.printer.line(note);
+    }
+    if matches!(method, Method::Helper(_)) && !engine.has_image(image).await? {
         return Err(Error::ClockHelperImage { image: image.clone() }.into());
     }
-    let name = helper_name();
     if dry_run {
-        let spec = clock_sync::helper_spec(image, clock_sync::target_time(Timestamp::now()), &name);
         ctx.printer.line("would run (the time is the host's UTC time when it runs):");
-        ctx.printer.product(format!("  {}", clock_sync::as_docker_run(&spec)));
+        ctx.printer.product(format!("  {}", method.display()));
         ctx.printer.line(format!(
             "then measure again, and check the registry's S3 access with GET /v2/_catalog on {} \
              (restarting container {} if S3 still refuses it)",
@@ -302,10 +307,17 @@ async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_run: bool) ->
             Error::ClockForced { var: runtime::FORCE_VAR.into(), detected: classification.reason.clone() }.into()
         );
     }
-    // Set it to the host's time as close to the moment it runs as devbox can.
-    let spec = clock_sync::helper_spec(image, clock_sync::target_time(Timestamp::now()), &name);
-    clock_sync::run_helper(engine, &spec).await?;
-    ctx.printer.mark(Mark::Ok, format!("set the engine's clock from the host's UTC time (helper image {image})"));
+    // The host's time as close to the moment it is set as devbox can make it.
+    let (method, _) = plan(clock_sync::target_time(Timestamp::now()));
+    match &method {
+        Method::Cli(argv) => {
+            clock_sync::run_cli(argv).await?;
+        }
+        Method::Helper(spec) => {
+            clock_sync::run_helper(engine, spec).await?;
+        }
+    }
+    ctx.printer.mark(Mark::Ok, format!("set the engine's clock from the host's UTC time: {}", method.display()));
 
     let after = measure(ctx, config, None).await?;
     let after_skews = skews(&after.readings, max_skew);

@@ -323,11 +323,11 @@ mod tests {
     #[test]
     fn the_clock_job_exists_only_for_vm_engines() {
         let config = ClockConfig { max_skew: TWO_S, interval: Duration::from_secs(600) };
-        let vm = Classification { runtime: Runtime::DockerDesktop, vm: true, reason: String::new(), forced: false };
+        let vm = Classification::new(Runtime::DockerDesktop, "");
         let (args, every) = scheduled_job(&config, &vm).expect("a job on a VM engine");
         assert_eq!(args, ["clock", "sync", "--if-skewed"]);
         assert_eq!(every, Duration::from_secs(600));
-        let native = Classification { runtime: Runtime::NativeLinux, vm: false, ..vm };
+        let native = Classification::new(Runtime::NativeLinux, "");
         assert_eq!(scheduled_job(&config, &native), None);
     }
 }

@@ -85,11 +85,19 @@ pub struct Classification {
     pub reason: String,
     /// Set by `DEVBOX_ENGINE_KIND` rather than read from the engine.
     pub forced: bool,
+    /// The runtime's own name for this VM, where its CLI needs one: a colima profile, a lima
+    /// instance.
+    pub instance: Option<String>,
 }
 
 impl Classification {
-    fn new(runtime: Runtime, reason: impl Into<String>) -> Self {
-        Classification { runtime, vm: runtime.is_vm(), reason: reason.into(), forced: false }
+    pub fn new(runtime: Runtime, reason: impl Into<String>) -> Self {
+        Classification { runtime, vm: runtime.is_vm(), reason: reason.into(), forced: false, instance: None }
+    }
+
+    fn instance(mut self, name: &str) -> Self {
+        self.instance = Some(name.to_string());
+        self
     }
 }
 
@@ -113,10 +121,14 @@ pub fn classify(info: &EngineInfo, endpoint: &str, host_os: &str) -> Classificat
         return Classification::new(Runtime::RancherDesktop, says("the engine's host name", &info.name));
     }
     if name == "colima" || name.starts_with("colima-") || endpoint_lc.contains("/.colima/") {
-        return Classification::new(Runtime::Colima, says("the engine's host name", &info.name));
+        let profile = name.strip_prefix("colima-").unwrap_or("default");
+        return Classification::new(Runtime::Colima, says("the engine's host name", &info.name)).instance(profile);
     }
-    if name.starts_with("lima-") || endpoint_lc.contains("/.lima/") {
-        return Classification::new(Runtime::Lima, says("the engine's host name", &info.name));
+    if let Some(instance) = name.strip_prefix("lima-") {
+        return Classification::new(Runtime::Lima, says("the engine's host name", &info.name)).instance(instance);
+    }
+    if endpoint_lc.contains("/.lima/") {
+        return Classification::new(Runtime::Lima, format!("the socket {endpoint} is lima's"));
     }
     if endpoint_lc.contains("podman-machine") || endpoint_lc.contains("podman/machine") {
         return Classification::new(Runtime::PodmanMachine, format!("the socket {endpoint} is a podman machine's"));
@@ -153,6 +165,7 @@ pub fn effective(detected: Classification, env: &Environment) -> Classification 
             vm: runtime.is_vm(),
             reason: format!("{FORCE_VAR} says so (the engine itself looks like {})", detected.runtime.label()),
             forced: runtime != detected.runtime,
+            instance: None,
         },
         None => detected,
     }
@@ -221,8 +234,12 @@ mod tests {
         assert_eq!(runtime("lima-docker", "unix:///Users/ann/.lima/docker/sock/docker.sock", "macos"), Runtime::Lima);
         // A colima profile's host name is "colima-<profile>".
         let mut info = fixture("colima");
+        assert_eq!(classify(&info, "unix:///tmp/x.sock", "macos").instance.as_deref(), Some("default"));
         info.name = "colima-work".into();
-        assert_eq!(classify(&info, "unix:///tmp/x.sock", "macos").runtime, Runtime::Colima);
+        let work = classify(&info, "unix:///tmp/x.sock", "macos");
+        assert_eq!((work.runtime, work.instance.as_deref()), (Runtime::Colima, Some("work")));
+        let lima = classify(&fixture("lima-docker"), "unix:///tmp/x.sock", "macos");
+        assert_eq!((lima.runtime, lima.instance.as_deref()), (Runtime::Lima, Some("docker")));
     }
 
     #[test]

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Classification, judge};
+use super::{Classification, Runtime, judge};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{Engine, OneShotOutcome, OneShotSpec};
+use crate::env::Environment;
 use crate::error::Error;
 use crate::registry::{self, api::RegistryApi};
 
@@ -47,6 +48,91 @@ pub fn decide(
 }
 
 pub const HELPER_ROLE: &str = "clock-sync";
+
+/// How long the runtime's CLI may take to set the clock.
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How `sync` sets the VM's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// The runtime's own CLI runs `date` inside the VM: no image and no container needed.
+    Cli(Vec<String>),
+    /// A short-lived helper container from an image already on the engine.
+    Helper(OneShotSpec),
+}
+
+impl Method {
+    /// The command, as a user would type it: what `--dry-run` shows.
+    pub fn display(&self) -> String {
+        match self {
+            Method::Cli(argv) => argv.join(" "),
+            Method::Helper(spec) => as_docker_run(spec),
+        }
+    }
+}
+
+/// The runtime's own command that sets its VM's clock to `target`, where it has one.
+pub fn cli_command(engine: &Classification, target: Timestamp) -> Option<Vec<String>> {
+    let instance = engine.instance.as_deref();
+    let prefix: Vec<&str> = match engine.runtime {
+        Runtime::Colima => vec!["colima", "ssh", "--profile", instance.unwrap_or("default"), "--"],
+        Runtime::Lima => vec!["limactl", "shell", instance?],
+        Runtime::RancherDesktop => vec!["rdctl", "shell"],
+        Runtime::PodmanMachine => vec!["podman", "machine", "ssh"],
+        _ => return None,
+    };
+    let date = format!("@{}", target.as_second());
+    Some(prefix.into_iter().chain(["sudo", "date", "-u", "-s", &date]).map(String::from).collect())
+}
+
+/// Prefers the runtime's CLI when it is installed; otherwise the helper container. The note says
+/// why the CLI was passed over.
+pub fn choose(
+    engine: &Classification,
+    target: Timestamp,
+    image: &str,
+    helper_name: &str,
+    on_path: impl Fn(&str) -> bool,
+) -> (Method, Option<String>) {
+    match cli_command(engine, target) {
+        Some(argv) if on_path(&argv[0]) => (Method::Cli(argv), None),
+        Some(argv) => (
+            Method::Helper(helper_spec(image, target, helper_name)),
+            Some(format!(
+                "{}'s CLI ({}) is not on PATH: using a helper container instead",
+                engine.runtime.label(),
+                argv[0]
+            )),
+        ),
+        None => (Method::Helper(helper_spec(image, target, helper_name)), None),
+    }
+}
+
+/// Whether `program` is an executable file on `PATH`.
+pub fn on_path(env: &Environment, program: &str) -> bool {
+    let Some(path) = env.var("PATH") else { return false };
+    std::env::split_paths(path).any(|dir| ["", ".exe"].iter().any(|ext| dir.join(format!("{program}{ext}")).is_file()))
+}
+
+/// Runs the runtime's CLI. Its failure is the user's error, with its own words.
+pub async fn run_cli(argv: &[String]) -> Result<String, Error> {
+    let how = argv.join(" ");
+    let fail = |reason: String| Error::ClockFix { how: how.clone(), reason };
+    let (program, args) = argv.split_first().ok_or_else(|| fail("no command".into()))?;
+    let child =
+        tokio::process::Command::new(program).args(args).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
+    let output = match tokio::time::timeout(CLI_TIMEOUT, child).await {
+        Err(_) => return Err(fail(format!("no answer within {}s", CLI_TIMEOUT.as_secs()))),
+        Ok(Err(e)) => return Err(fail(format!("it did not start: {e}"))),
+        Ok(Ok(output)) => output,
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    if output.status.success() {
+        Ok(text.trim().to_string())
+    } else {
+        Err(fail(format!("it exited with {}: {}", output.status, text.trim())))
+    }
+}
 
 /// The helper container: the registry's own image (already on the engine; never pulled), running
 /// only `date -u -s @SECONDS` as root, with `SYS_TIME` (the one capability that may set the clock;
@@ -94,14 +180,15 @@ pub fn as_docker_run(spec: &OneShotSpec) -> String {
 
 /// A helper that did not run, or failed, as the error the user sees.
 pub fn helper_result(outcome: OneShotOutcome, image: &str) -> Result<String, Error> {
+    let how = format!("a helper container (image {image})");
     match outcome {
         OneShotOutcome::Exited { code: 0, output } => Ok(output),
-        OneShotOutcome::Exited { code, output } => Err(Error::ClockHelper {
-            image: image.to_string(),
+        OneShotOutcome::Exited { code, output } => Err(Error::ClockFix {
+            how,
             reason: format!("it exited with code {code}: {}", if output.is_empty() { "no output" } else { &output }),
         }),
         OneShotOutcome::NotStarted { reason } => {
-            Err(Error::ClockHelper { image: image.to_string(), reason: format!("it did not start: {reason}") })
+            Err(Error::ClockFix { how, reason: format!("it did not start: {reason}") })
         }
     }
 }
@@ -167,7 +254,7 @@ mod tests {
     use crate::clock::Runtime;
 
     fn engine(runtime: Runtime) -> Classification {
-        Classification { runtime, vm: runtime.is_vm(), reason: String::new(), forced: false }
+        Classification::new(runtime, "")
     }
 
     const TWO_S: Duration = Duration::from_secs(2);
@@ -214,6 +301,43 @@ mod tests {
                 target.as_second()
             )
         );
+    }
+
+    #[test]
+    fn the_runtimes_own_cli_is_preferred_when_installed() {
+        let target: Timestamp = "2026-11-26T16:41:47Z".parse().expect("ts");
+        let at = format!("@{}", target.as_second());
+        let mut colima = engine(Runtime::Colima);
+        colima.instance = Some("work".into());
+        let (method, note) = choose(&colima, target, "reg:1", "h", |p| p == "colima");
+        assert_eq!(method.display(), format!("colima ssh --profile work -- sudo date -u -s {at}"));
+        assert_eq!(note, None);
+        let podman = engine(Runtime::PodmanMachine);
+        assert_eq!(
+            cli_command(&podman, target).expect("podman").join(" "),
+            format!("podman machine ssh sudo date -u -s {at}")
+        );
+        assert_eq!(cli_command(&engine(Runtime::RancherDesktop), target).expect("rd")[..2], ["rdctl", "shell"]);
+        // Lima needs its instance's name; without it, the helper.
+        assert_eq!(cli_command(&engine(Runtime::Lima), target), None);
+
+        // Not installed: the helper, and the note says why.
+        let (method, note) = choose(&colima, target, "reg:1", "h", |_| false);
+        assert!(matches!(method, Method::Helper(_)));
+        assert_eq!(note.as_deref(), Some("colima's CLI (colima) is not on PATH: using a helper container instead"));
+        // Docker Desktop has no such CLI.
+        let (method, note) = choose(&engine(Runtime::DockerDesktop), target, "reg:1", "h", |_| true);
+        assert!(matches!(method, Method::Helper(_)) && note.is_none());
+    }
+
+    #[test]
+    fn path_lookup_goes_through_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("colima"), "").expect("write");
+        let env = Environment::default().with("PATH", dir.path().to_str().expect("utf-8"));
+        assert!(on_path(&env, "colima"));
+        assert!(!on_path(&env, "podman"));
+        assert!(!on_path(&Environment::default(), "colima"));
     }
 
     #[test]
