@@ -346,7 +346,7 @@ mod tests {
             .expect_err("must fail");
         assert_eq!(
             not_started.to_string(),
-            "the clock helper container (image reg:1) failed: it did not start: no such image"
+            "setting the VM's clock with a helper container (image reg:1) failed: it did not start: no such image"
         );
         assert!(not_started.hint().is_some_and(|h| h.contains("registry was left as it was")));
         let refused = helper_result(
