@@ -91,7 +91,7 @@ async fn measure(ctx: &Context, config: &Config, engine: Option<Engine>) -> anyh
     };
     let s3_side = async {
         match measure::s3_clock_url(&config.registry.s3) {
-            None => Reading::failed(ClockName::S3, "S3", "no bucket is configured (registry.s3.bucket)"),
+            None => Reading::skipped(ClockName::S3, "no bucket is configured (registry.s3.bucket)"),
             Some(url) => match measure::http_client() {
                 Ok(http) => measure::s3_clock(&http, &url).await,
                 Err(e) => Reading::failed(ClockName::S3, url, format!("{e:#}")),
@@ -157,6 +157,9 @@ fn print_clocks(ctx: &Context, m: &Measurement) {
                 let trip = r.round_trip.map(|d| format!(", round trip {} ms", d.as_millis())).unwrap_or_default();
                 p.line(format!("  {:<7} {:<25} {}{trip}", r.clock.label(), show_time(time), r.source));
             }
+            (None, why) if r.skipped => {
+                p.line(format!("  {:<7} not read: {}", r.clock.label(), why.as_deref().unwrap_or("")));
+            }
             (None, why) => p.mark(
                 Mark::Warn,
                 format!("{}: not measured ({}): {}", r.clock.label(), r.source, why.as_deref().unwrap_or("unknown")),
@@ -170,7 +173,7 @@ fn print_clocks(ctx: &Context, m: &Measurement) {
 }
 
 fn show_time(time: Timestamp) -> String {
-    time.round(jiff::Unit::Millisecond).map_or_else(|_| time.to_string(), |t| t.to_string())
+    time.round(jiff::Unit::Millisecond).unwrap_or(time).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 fn print_skews(ctx: &Context, skews: &[Skew], max_skew: Duration, suffix: &str) {

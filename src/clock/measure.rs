@@ -54,6 +54,7 @@ pub async fn s3_clock(http: &reqwest::Client, url: &str) -> Reading {
             offset: Some(offset_from_http_date(date, sent, received)),
             round_trip: Some(round_trip),
             error: None,
+            skipped: false,
         },
         Err(why) => Reading::failed(ClockName::S3, url, format!("{why} (HTTP {})", response.status().as_u16())),
     }
@@ -82,6 +83,7 @@ pub async fn engine_clock(engine: &Engine) -> (Reading, Option<EngineInfo>) {
             offset: Some(offset_from(time, sent, received)),
             round_trip: Some(round_trip),
             error: None,
+            skipped: false,
         },
         None => {
             let why = match &info.system_time_raw {

@@ -68,6 +68,8 @@ pub struct Reading {
     pub round_trip: Option<Duration>,
     /// Why it could not be read, or why it was not read at all.
     pub error: Option<String>,
+    /// Not read on purpose (S3 with no bucket configured): nothing is wrong.
+    pub skipped: bool,
 }
 
 impl Reading {
@@ -79,11 +81,24 @@ impl Reading {
             offset: Some(SignedDuration::ZERO),
             round_trip: None,
             error: None,
+            skipped: false,
         }
     }
 
     pub fn failed(clock: ClockName, source: impl Into<String>, why: impl Into<String>) -> Reading {
-        Reading { clock, source: source.into(), time: None, offset: None, round_trip: None, error: Some(why.into()) }
+        Reading {
+            clock,
+            source: source.into(),
+            time: None,
+            offset: None,
+            round_trip: None,
+            error: Some(why.into()),
+            skipped: false,
+        }
+    }
+
+    pub fn skipped(clock: ClockName, why: impl Into<String>) -> Reading {
+        Reading { skipped: true, ..Reading::failed(clock, clock.label(), why) }
     }
 }
 
@@ -151,10 +166,13 @@ pub struct Skew {
 const PAIRS: [(ClockName, ClockName); 3] =
     [(ClockName::Engine, ClockName::Host), (ClockName::S3, ClockName::Host), (ClockName::Engine, ClockName::S3)];
 
+/// The pairs' skews. A pair with a clock skipped on purpose is left out.
 pub fn skews(readings: &[Reading], max_skew: Duration) -> Vec<Skew> {
     let find = |clock| readings.iter().find(|r| r.clock == clock);
+    let skipped = |clock| find(clock).is_some_and(|r: &Reading| r.skipped);
     PAIRS
         .iter()
+        .filter(|&&(a, b)| !skipped(a) && !skipped(b))
         .map(|&(a, b)| {
             let (ra, rb) = (find(a), find(b));
             match (ra.and_then(|r| r.offset), rb.and_then(|r| r.offset)) {
@@ -309,6 +327,13 @@ mod tests {
         assert_eq!((s[1].skew, s[1].verdict), (Some(secs(-5)), Verdict::Warn));
         assert_eq!(s[2].verdict, Verdict::Unmeasured);
         assert!(!s.iter().any(|s| s.verdict.is_failure()));
+
+        // No bucket configured: S3 was skipped on purpose, and its pairs are left out.
+        let readings =
+            [Reading::host(now), reading(ClockName::Engine, Some(5)), Reading::skipped(ClockName::S3, "no bucket")];
+        let s = skews(&readings, TWO_S);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].a, s[0].verdict), (ClockName::Engine, Verdict::Ok));
     }
 
     #[test]
