@@ -103,12 +103,33 @@ pub enum Error {
 
     #[error("the registry container {container} does not exist")]
     RegistryMissing { container: String },
+
+    #[error("devbox will not set the clock of the engine at {endpoint}: it is {runtime} ({reason}), so {}", if *remote { "its clock is that machine's" } else { "it shares this host's clock" })]
+    ClockNotVm { endpoint: String, runtime: String, reason: String, remote: bool },
+
+    #[error("cannot read the engine's clock, so there is nothing to sync against: {reason}")]
+    ClockUnmeasured { reason: String },
+
+    #[error("the clock helper needs the image {image} on the engine, and devbox never pulls for it")]
+    ClockHelperImage { image: String },
+
+    #[error("setting the VM's clock with {how} failed: {reason}")]
+    ClockFix { how: String, reason: String },
+
+    #[error(
+        "the engine's classification was forced ({detected}): devbox sets only the clock of an engine it has classified as a VM itself"
+    )]
+    ClockForced { var: String, detected: String },
 }
 
 impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Error::Config(_) | Error::Usage(_) | Error::NoBaseImages => ExitStatus::Usage,
+            Error::Config(_)
+            | Error::Usage(_)
+            | Error::NoBaseImages
+            | Error::ClockNotVm { .. }
+            | Error::ClockForced { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         }
     }
@@ -162,6 +183,21 @@ impl Error {
                 "Nothing was half-tagged: run the same command again to finish.".into()
             }
             Error::RegistryMissing { .. } => "Create it with `devbox registry up`.".into(),
+            Error::ClockNotVm { remote: false, .. } => "Keep this host's clock right with NTP instead: `timedatectl set-ntp true` \
+                 (systemd-timesyncd), or chrony (`chronyc tracking` shows its state). Nothing was changed."
+                .into(),
+            Error::ClockNotVm { remote: true, .. } => {
+                "Fix that machine's clock with NTP there (`timedatectl set-ntp true`, or chrony). Nothing was changed.".into()
+            }
+            Error::ClockUnmeasured { .. } => "Start Docker, then run `devbox clock check`.".into(),
+            Error::ClockHelperImage { image } => format!(
+                "Run `devbox registry up` (it brings the registry image), or `docker pull {image}` yourself. Nothing was changed."
+            ),
+            Error::ClockFix { .. } => "The registry was left as it was, and nothing else was changed. \
+                 Restart the Docker VM (Docker Desktop: Restart; `colima restart`; `podman machine stop && podman machine start`; \
+                 WSL2: `wsl --shutdown`) to reset its clock."
+                .into(),
+            Error::ClockForced { var, .. } => format!("{var} is a testing aid for `devbox clock sync --dry-run`; unset it."),
         })
     }
 }

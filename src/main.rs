@@ -5,6 +5,7 @@
 
 mod aws;
 mod cli;
+mod clock;
 mod config;
 mod docker_config;
 mod doctor;

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, the global flags, and the context every command runs in.
 //! Parsing does no I/O; `Context` turns the flags into real objects on first use.
 
+mod clock;
 mod completions;
 mod config;
 mod doctor;
@@ -59,6 +60,8 @@ pub enum Command {
     Registry(registry::RegistryArgs),
     /// Pull the base images through the local registry and tag them with their production names
     Pull(pull::PullArgs),
+    /// Measure the clock skew between this host, the Docker engine and S3; fix a drifting VM clock
+    Clock(clock::ClockArgs),
     /// Show where the config lives and what is in force
     Config(config::ConfigArgs),
     /// Print a shell completion script
@@ -124,6 +127,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
         Command::Doctor(args) => args.run(&ctx).await,
         Command::Registry(args) => args.run(&ctx).await,
         Command::Pull(args) => args.run(&ctx).await,
+        Command::Clock(args) => args.run(&ctx).await,
         Command::Config(args) => args.run(&ctx),
         Command::Completions(args) => args.run(),
     }

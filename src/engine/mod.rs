@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, SystemInfo};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptions, RemoveContainerOptionsBuilder,
-    TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 
@@ -82,6 +82,30 @@ pub struct ContainerSpec {
     pub volume: Option<(String, String)>,
     pub extra_hosts: Vec<String>,
     pub restart_unless_stopped: bool,
+}
+
+/// A short-lived container that runs one command and is removed (e.g. the clock helper).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneShotSpec {
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Vec<String>,
+    pub args: Vec<String>,
+    pub user: String,
+    /// Linux capabilities added to the default set, e.g. "SYS_TIME".
+    pub cap_add: Vec<String>,
+    /// No network at all: the helper needs none.
+    pub network_none: bool,
+    pub labels: HashMap<String, String>,
+}
+
+/// How a one-shot container ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OneShotOutcome {
+    /// It ran and exited with this code, having printed this.
+    Exited { code: i64, output: String },
+    /// It never ran: the engine refused to create or start it, in these words.
+    NotStarted { reason: String },
 }
 
 /// What a container is, as far as devbox cares.
@@ -180,6 +204,18 @@ impl Engine {
         })
     }
 
+    /// Any engine future (a stream's next item, say) under the engine timeout.
+    async fn within<T>(&self, what: &str, future: impl Future<Output = T>) -> anyhow::Result<T> {
+        tokio::time::timeout(self.timeout, future).await.map_err(|_| {
+            Error::EngineTimeout {
+                endpoint: self.endpoint.clone(),
+                what: what.to_string(),
+                seconds: self.timeout.as_secs(),
+            }
+            .into()
+        })
+    }
+
     async fn call<T>(
         &self,
         what: &str,
@@ -204,19 +240,7 @@ impl Engine {
     /// The engine's info: version, operating system, clock. `api_version` is what devbox speaks.
     pub async fn info(&self) -> anyhow::Result<EngineInfo> {
         let info = self.call("reading the engine's info", self.docker.info()).await?;
-        let system_time_raw = info.system_time.clone();
-        Ok(EngineInfo {
-            system_time: system_time_raw.as_deref().and_then(|t| t.parse().ok()),
-            system_time_raw,
-            server_version: info.server_version.unwrap_or_default(),
-            api_version: self.docker.client_version().to_string(),
-            operating_system: info.operating_system.unwrap_or_default(),
-            os_type: info.os_type.unwrap_or_default(),
-            kernel_version: info.kernel_version.unwrap_or_default(),
-            name: info.name.unwrap_or_default(),
-            docker_root_dir: info.docker_root_dir.unwrap_or_default(),
-            labels: info.labels.unwrap_or_default(),
-        })
+        Ok(engine_info(info, self.docker.client_version().to_string()))
     }
 
     /// The container called `name`, if there is one.
@@ -371,6 +395,62 @@ impl Engine {
         }
     }
 
+    /// Restarts a container (10 s to stop gracefully).
+    pub async fn restart_container(&self, name: &str) -> anyhow::Result<()> {
+        let options = RestartContainerOptionsBuilder::default().t(10).build();
+        self.call(&format!("restarting container {name}"), self.docker.restart_container(name, Some(options))).await
+    }
+
+    /// Creates, starts and waits for a one-shot container, reads its output, and removes it
+    /// whatever happened. Never pulls: an absent image is `NotStarted`.
+    pub async fn run_once(&self, spec: &OneShotSpec) -> anyhow::Result<OneShotOutcome> {
+        let outcome = self.run_once_inner(spec).await;
+        // Removed on every path, so a failed helper leaves nothing behind.
+        let removed = self.remove_container(&spec.name).await;
+        let outcome = outcome?;
+        removed?;
+        Ok(outcome)
+    }
+
+    async fn run_once_inner(&self, spec: &OneShotSpec) -> anyhow::Result<OneShotOutcome> {
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: Some(spec.entrypoint.clone()),
+            cmd: Some(spec.args.clone()),
+            user: Some(spec.user.clone()),
+            labels: Some(spec.labels.clone()),
+            host_config: Some(HostConfig {
+                cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+                network_mode: spec.network_none.then(|| "none".to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let what = format!("creating container {}", spec.name);
+        if let Err(e) = self.call_raw(&what, self.docker.create_container(Some(options), body)).await? {
+            return Ok(OneShotOutcome::NotStarted { reason: engine_message(&e) });
+        }
+        let what = format!("starting container {}", spec.name);
+        if let Err(e) = self.call_raw(&what, self.docker.start_container(&spec.name, None)).await? {
+            return Ok(OneShotOutcome::NotStarted { reason: engine_message(&e) });
+        }
+        let mut wait = std::pin::pin!(self.docker.wait_container(&spec.name, None));
+        let what = format!("waiting for container {}", spec.name);
+        let code = match self.within(&what, wait.next()).await? {
+            Some(Ok(response)) => response.status_code,
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) => return Err(failed(&what, &e)),
+            None => anyhow::bail!("{what} failed: the engine ended the wait without an exit code"),
+        };
+        let mut output = String::new();
+        let mut lines = std::pin::pin!(self.logs(&spec.name, "all", false));
+        while let Some(line) = self.within("reading the container's logs", lines.next()).await? {
+            output.push_str(&line?);
+        }
+        Ok(OneShotOutcome::Exited { code, output: output.trim().to_string() })
+    }
+
     /// The container's log lines (stdout and stderr), the last `tail`, then new ones if `follow`.
     pub fn logs(&self, name: &str, tail: &str, follow: bool) -> impl Stream<Item = anyhow::Result<String>> + use<> {
         let options = LogsOptions { follow, stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() };
@@ -378,6 +458,31 @@ impl Engine {
             .logs(name, Some(options))
             .map(|item| item.map(|line| line.to_string()).map_err(|e| failed("reading the container's logs", &e)))
     }
+}
+
+/// devbox's view of the engine's `GET /info` answer.
+fn engine_info(info: SystemInfo, api_version: String) -> EngineInfo {
+    let system_time_raw = info.system_time.clone();
+    EngineInfo {
+        system_time: system_time_raw.as_deref().and_then(|t| t.parse().ok()),
+        system_time_raw,
+        server_version: info.server_version.unwrap_or_default(),
+        api_version,
+        operating_system: info.operating_system.unwrap_or_default(),
+        os_type: info.os_type.unwrap_or_default(),
+        kernel_version: info.kernel_version.unwrap_or_default(),
+        name: info.name.unwrap_or_default(),
+        docker_root_dir: info.docker_root_dir.unwrap_or_default(),
+        labels: info.labels.unwrap_or_default(),
+    }
+}
+
+/// An `EngineInfo` from a recorded `GET /info` answer (`docker info --format '{{json .}}'`),
+/// through the same mapping as a live engine's.
+#[cfg(test)]
+pub fn info_from_json(json: &str) -> EngineInfo {
+    let info: SystemInfo = serde_json::from_str(json).expect("a recorded engine info payload");
+    engine_info(info, "1.41".into())
 }
 
 async fn try_connect(host: &str) -> Result<Docker, String> {

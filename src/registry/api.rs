@@ -70,7 +70,12 @@ impl RegistryApi {
             (404, Some(repo)) => Ok(format!("storage answered that {repo} has no tags yet")),
             _ => {
                 let body = response.text().await.unwrap_or_default();
-                Err(format!("{url} answered HTTP {status}: {}", body.trim().chars().take(200).collect::<String>()))
+                // A drifting clock is the usual reason S3 refuses the registry: say so plainly.
+                let skew = if body.contains("RequestTimeTooSkewed") { " (RequestTimeTooSkewed)" } else { "" };
+                Err(format!(
+                    "{url} answered HTTP {status}{skew}: {}",
+                    body.trim().chars().take(300).collect::<String>()
+                ))
             }
         }
     }

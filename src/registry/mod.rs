@@ -231,7 +231,7 @@ pub async fn up(
 }
 
 /// Waits until the registry answers, and stops waiting as soon as its container has stopped.
-async fn wait_ready(engine: &Engine, api: &api::RegistryApi, container: &str) -> Result<(), String> {
+pub async fn wait_ready(engine: &Engine, api: &api::RegistryApi, container: &str) -> Result<(), String> {
     let deadline = std::time::Instant::now() + READY_TIMEOUT;
     loop {
         let Err(reason) = api.ping().await else { return Ok(()) };

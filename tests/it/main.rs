@@ -2,6 +2,7 @@
 //! image built from Debian's docker-registry, and moto's S3 server). See `testbed.rs`.
 
 mod cli;
+mod clock;
 mod doctor;
 mod pull;
 mod registry;

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# devbox doctor against `docker info`, in one run, on a healthy testbed (registry up on S3, base
+# images current), then the worst case: an engine that accepts connections and never answers.
+# Goals: doctor ≤ 2× docker info; with the engine frozen, the check timeout + at most 1 s.
+# Usage: bench/doctor.sh [RUNS]   (default 20; each figure is the median)
+source "$(dirname "$0")/lib.sh"
+runs=${1:-20}
+
+start_s3
+start_ci_registry
+push_random base/python:3.12 5 1
+write_config <<TOML
+[images]
+base = ["base/python:3.12"]
+alias = "$BENCH_ID/{name}"
+TOML
+"$DEVBOX" registry up >/dev/null
+"$DEVBOX" pull --quiet
+IMAGES+=("127.0.0.1:$REG_PORT/base/python:3.12" "$BENCH_ID/base/python:3.12")
+"$DEVBOX" doctor >/dev/null || { "$DEVBOX" doctor; echo "bench: the testbed is not healthy" >&2; exit 1; }
+
+d=(); i=()
+for _ in $(seq "$runs"); do
+  d+=("$(seconds "$DEVBOX" doctor)")
+  i+=("$(seconds docker info)")
+done
+doctor=$(printf '%s\n' "${d[@]}" | median)
+info=$(printf '%s\n' "${i[@]}" | median)
+
+# A frozen engine: a socket that accepts and never answers.
+python3 - "$WORK/frozen.sock" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])
+PY
+frozen_pid=$!
+for _ in $(seq 50); do [ -S "$WORK/frozen.sock" ] && break; sleep 0.1; done
+frozen=$( { /usr/bin/time -f %e env DOCKER_HOST="unix://$WORK/frozen.sock" "$DEVBOX" doctor --timeout 5s >/dev/null; } 2>&1 | tail -n 1)
+kill "$frozen_pid" 2>/dev/null || true
+
+echo "devbox doctor, every check, healthy testbed (median of $runs)"
+printf '  %-32s %8ss\n' "devbox doctor" "$doctor" "docker info" "$info"
+printf '  %-32s %8ss   (goal ≤ 6 s: 5 s timeout + 1 s)\n' "devbox doctor, engine frozen" "$frozen"
+echo "ratio"
+printf '  doctor / docker info = %s   (goal ≤ 2.00)\n' "$(ratio "$doctor" "$info")"

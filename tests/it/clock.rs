@@ -1,0 +1,395 @@
+//! `devbox clock check|sync` against the real engine, real S3 servers (moto, one of them under
+//! libfaketime) and tiny local HTTP servers. This machine's clock is never changed: the VM path of
+//! `sync` runs here only as `--dry-run`, or up to the checks that stop it before it executes.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use predicates::prelude::*;
+use serde_json::Value;
+
+use crate::testbed::{Bed, REGISTRY_IMAGE, docker, free_port};
+
+/// A moto S3 server whose clock runs `offset` (libfaketime's syntax: "+7m", "-20m") from this
+/// machine's. Only moto's process sees the fake time. It is stopped when dropped, and when this
+/// test process ends.
+struct FakeTimeS3 {
+    port: u16,
+    stop: PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeTimeS3 {
+    fn start(offset: &str) -> FakeTimeS3 {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stop = dir.path().join("stop");
+        // The watcher runs inside faketime (which forks), so it can end moto itself.
+        let watcher = format!(
+            "python3 -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & moto=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null && [ ! -e '{stop}' ]; do sleep 0.2; done; \
+             kill $moto 2>/dev/null",
+            parent = std::process::id(),
+            stop = stop.display()
+        );
+        let child = Command::new("faketime")
+            .args(["-f", offset, "sh", "-c", &watcher])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto under faketime (apt-get install faketime; tests/testbed/up.sh does)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto under faketime did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        FakeTimeS3 { port, stop, child, _dir: dir }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FakeTimeS3 {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.stop, "");
+        let _ = self.child.wait();
+    }
+}
+
+/// A config for `bed` whose S3 endpoint is `endpoint`, plus `extra` TOML.
+fn config_with_endpoint(bed: &Bed, endpoint: &str, extra: &str) {
+    bed.write_raw_config(&format!(
+        "[registry]\nimage = \"{REGISTRY_IMAGE}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
+         [registry.s3]\nbucket = \"{}\"\nendpoint = \"{endpoint}\"\npath_style = true\n{extra}",
+        bed.name, bed.port, bed.bucket
+    ));
+}
+
+fn check_json(bed: &Bed, envs: &[(&str, &str)]) -> (Value, i32) {
+    let mut cmd = bed.devbox(&["clock", "check", "--json"]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run devbox");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    (json, out.status.code().expect("exit code"))
+}
+
+fn skew<'a>(report: &'a Value, a: &str, b: &str) -> &'a Value {
+    report["skews"]
+        .as_array()
+        .expect("skews")
+        .iter()
+        .find(|s| s["a"] == a && s["b"] == b)
+        .unwrap_or_else(|| panic!("no {a} vs {b} in {report:#}"))
+}
+
+fn clock<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["clocks"].as_array().expect("clocks").iter().find(|c| c["clock"] == name).expect("clock")
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs() as i64
+}
+
+/// Containers of the clock helper created since `since` (unix seconds), from the engine's events.
+fn helper_events_since(since: i64) -> String {
+    docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &(unix_now() + 1).to_string(),
+        "--filter",
+        "type=container",
+        "--filter",
+        "label=devbox.role=clock-sync",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ])
+}
+
+#[test]
+fn check_reads_all_three_clocks_in_well_under_a_second() {
+    let bed = Bed::new("clock-check");
+    let started = Instant::now();
+    let out = bed.devbox(&["clock", "check"]).assert().success();
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    for line in ["  host ", "  engine ", "  S3 ", "✓ engine vs host", "✓ S3 vs host", "✓ engine vs S3"] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    assert!(text.contains("engine: native Linux"), "{text}");
+    assert!(elapsed < Duration::from_secs(1), "clock check took {elapsed:?}:\n{text}");
+    eprintln!("clock check took {elapsed:?}");
+
+    let (report, code) = check_json(&bed, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["engine"]["runtime"], "native-linux");
+    assert_eq!(report["engine"]["vm"], false);
+    assert_eq!(report["max_skew_seconds"], 2.0);
+    // The testbed's clocks are one clock: the engine to the millisecond, S3 within its Date
+    // header's one-second resolution.
+    let engine = skew(&report, "engine", "host")["skew_seconds"].as_f64().expect("engine measured");
+    assert!(engine.abs() < 0.1, "{report:#}");
+    let s3 = skew(&report, "s3", "host")["skew_seconds"].as_f64().expect("S3 measured");
+    assert!(s3.abs() <= 0.6, "{report:#}");
+    assert!(clock(&report, "s3")["source"].as_str().expect("source").contains(&bed.bucket));
+}
+
+#[test]
+fn a_skewed_s3_is_reported_with_its_sign_and_size_within_a_second() {
+    let ahead = FakeTimeS3::start("+7m");
+    let behind = FakeTimeS3::start("-20m");
+    let bed = Bed::new("clock-skewed");
+
+    config_with_endpoint(&bed, &ahead.endpoint(), "");
+    let (report, code) = check_json(&bed, &[]);
+    assert_eq!(code, 1, "a skew above 5 minutes fails: {report:#}");
+    let s3 = skew(&report, "s3", "host");
+    let seconds = s3["skew_seconds"].as_f64().expect("measured");
+    assert!((seconds - 420.0).abs() <= 1.0, "S3 is 7 minutes ahead, measured {seconds}: {report:#}");
+    assert_eq!(s3["verdict"], "fail");
+    // The engine is as far behind S3 as S3 is ahead of the host: what S3 judges the registry by.
+    let engine_vs_s3 = skew(&report, "engine", "s3")["skew_seconds"].as_f64().expect("measured");
+    assert!((engine_vs_s3 + 420.0).abs() <= 1.0, "{report:#}");
+    assert_eq!(skew(&report, "engine", "host")["verdict"], "ok");
+
+    config_with_endpoint(&bed, &behind.endpoint(), "");
+    let (report, code) = check_json(&bed, &[]);
+    assert_eq!(code, 1);
+    let s3 = skew(&report, "s3", "host");
+    let seconds = s3["skew_seconds"].as_f64().expect("measured");
+    assert!((seconds + 1200.0).abs() <= 1.0, "S3 is 20 minutes behind, measured {seconds}: {report:#}");
+    assert_eq!(s3["verdict"], "aws_will_refuse");
+
+    // In words, with the sign.
+    bed.devbox(&["clock", "check"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::is_match(r"✗ S3 vs host\s+-(19m 59\.\d|20m 0\.\d)s  AWS will refuse").expect("regex"))
+        .stdout(predicate::str::contains("this host's own clock is off"));
+}
+
+#[test]
+fn an_engine_that_is_down_still_leaves_host_and_s3_reported() {
+    let bed = Bed::new("clock-noengine");
+    let (report, code) = check_json(&bed, &[("DOCKER_HOST", "unix:///nonexistent.sock")]);
+    assert_eq!(code, 0, "an unmeasured clock is a warning, not a failure: {report:#}");
+    let engine = clock(&report, "engine");
+    assert!(engine["error"].as_str().expect("why").contains("/nonexistent.sock"), "{report:#}");
+    assert_eq!(skew(&report, "engine", "host")["verdict"], "unmeasured");
+    assert_eq!(skew(&report, "s3", "host")["verdict"], "ok");
+    assert!(report["engine"].is_null());
+
+    bed.devbox(&["clock", "check"])
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("! engine: not measured"))
+        .stdout(predicate::str::contains("✓ S3 vs host"));
+    // The scheduled job has no engine clock to fix, and says so without failing.
+    bed.devbox(&["clock", "sync", "--if-skewed"])
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to sync"));
+    // Asked outright, sync fails and says why.
+    bed.devbox(&["clock", "sync"])
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot read the engine's clock"));
+}
+
+#[test]
+fn an_s3_endpoint_that_is_down_still_leaves_engine_and_host_reported() {
+    let bed = Bed::new("clock-nos3");
+    config_with_endpoint(&bed, &format!("http://127.0.0.1:{}", free_port()), "");
+    let (report, code) = check_json(&bed, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(clock(&report, "s3")["error"].as_str().expect("why").contains("cannot connect"), "{report:#}");
+    assert_eq!(skew(&report, "engine", "host")["verdict"], "ok");
+    assert_eq!(skew(&report, "s3", "host")["verdict"], "unmeasured");
+    assert_eq!(skew(&report, "engine", "s3")["verdict"], "unmeasured");
+}
+
+/// Answers every connection with `response`, until the test ends.
+fn http_server(response: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn a_missing_or_malformed_date_header_is_named() {
+    let bed = Bed::new("clock-date");
+    let none = http_server("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    config_with_endpoint(&bed, &format!("http://127.0.0.1:{none}"), "");
+    let (report, code) = check_json(&bed, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(clock(&report, "s3")["error"], "the answer had no Date header (HTTP 403)", "{report:#}");
+    assert_eq!(skew(&report, "engine", "host")["verdict"], "ok");
+
+    let bad =
+        http_server("HTTP/1.1 403 Forbidden\r\nDate: last Tuesday\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    config_with_endpoint(&bed, &format!("http://127.0.0.1:{bad}"), "");
+    bed.devbox(&["clock", "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("! S3: not measured"))
+        .stdout(predicate::str::contains("the Date header \"last Tuesday\" is not an HTTP date (HTTP 403)"));
+}
+
+#[test]
+fn max_skew_zero_is_allowed() {
+    let bed = Bed::new("clock-zero");
+    bed.write_config("[clock]\nmax_skew = \"0s\"\n");
+    let (report, code) = check_json(&bed, &[]);
+    assert_eq!(report["max_skew_seconds"], 0.0, "{report:#}");
+    // Any measurable skew now warns, and a warning does not fail the check.
+    assert_eq!(code, 0);
+    let verdict = skew(&report, "engine", "host")["verdict"].as_str().expect("verdict").to_string();
+    assert!(verdict == "warn" || verdict == "ok", "{report:#}");
+}
+
+#[test]
+fn sync_refuses_a_native_engine_and_runs_nothing() {
+    let bed = Bed::new("clock-native");
+    let since = unix_now();
+    for args in [&["clock", "sync"][..], &["clock", "sync", "--dry-run"]] {
+        bed.devbox(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("devbox will not set the clock of the engine at unix://"))
+            .stderr(predicate::str::contains("it shares this host's clock"))
+            .stderr(predicate::str::contains("timedatectl set-ntp true"))
+            .stderr(predicate::str::contains("chrony"));
+    }
+    // The scheduled job's command is a quiet no-op while the clocks agree.
+    bed.devbox(&["clock", "sync", "--if-skewed"]).assert().success().stdout("");
+    assert_eq!(helper_events_since(since), "", "a clock helper container was created");
+}
+
+#[test]
+fn the_vm_path_dry_run_shows_the_exact_helper_container() {
+    let bed = Bed::new("clock-dryrun");
+    // Zero tolerance, so the testbed's millisecond skew counts as drift.
+    bed.write_config("[clock]\nmax_skew = \"0s\"\n");
+    let since = unix_now();
+    let out = bed
+        .devbox(&["clock", "sync", "--dry-run"])
+        .env("DEVBOX_ENGINE_KIND", "vm")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("the engine's clock (a Linux VM) is"))
+        .stdout(predicate::str::contains("then measure again, and check the registry's S3 access"));
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    let command = text.lines().find_map(|l| l.trim().strip_prefix("docker run ")).expect("a docker run line");
+    let prefix = format!(
+        "--rm --name devbox-clock-sync- --label devbox.managed=true --label devbox.role=clock-sync --user 0 \
+         --cap-add SYS_TIME --network none --entrypoint /bin/date {REGISTRY_IMAGE} -u -s @"
+    );
+    let masked =
+        command.split_whitespace().map(|w| if w.starts_with("devbox-clock-sync-") { "devbox-clock-sync-" } else { w });
+    let masked = masked.collect::<Vec<_>>().join(" ");
+    assert!(masked.starts_with(&prefix), "{command}");
+    let at: i64 = masked[prefix.len()..].parse().expect("epoch seconds");
+    assert!((at - unix_now()).abs() <= 2, "the helper would set {at}, the host says {}", unix_now());
+    assert_eq!(helper_events_since(since), "", "--dry-run created a container");
+
+    // The same container, with `date -d` (show) for `date -s` (set), really runs on this engine:
+    // the image, entrypoint, user, capability and network flags are right, and no clock is touched.
+    let shown = docker(&[
+        "run",
+        "--rm",
+        "--user",
+        "0",
+        "--cap-add",
+        "SYS_TIME",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/date",
+        REGISTRY_IMAGE,
+        "-u",
+        "-d",
+        &format!("@{at}"),
+        "+%s",
+    ]);
+    assert_eq!(shown, at.to_string());
+}
+
+#[test]
+fn a_forced_classification_never_executes_the_helper() {
+    let bed = Bed::new("clock-forced");
+    bed.write_config("[clock]\nmax_skew = \"0s\"\n");
+    let since = unix_now();
+    bed.devbox(&["clock", "sync"])
+        .env("DEVBOX_ENGINE_KIND", "vm")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the engine's classification was forced"))
+        .stderr(predicate::str::contains("DEVBOX_ENGINE_KIND is a testing aid"));
+    assert_eq!(helper_events_since(since), "");
+}
+
+#[test]
+fn a_helper_that_cannot_start_is_a_clear_error_and_leaves_the_registry_alone() {
+    let bed = Bed::new("clock-helper");
+    bed.devbox(&["registry", "up"]).assert().success();
+    let registry = bed.container_identity().expect("registry exists");
+    bed.devbox(&["clock", "check"]).assert().success().stdout(predicate::str::contains("✓ registry reaches S3"));
+
+    // The helper's image is absent, and devbox never pulls for it.
+    let absent = format!("devbox-testbed/absent-{}:1", std::process::id());
+    bed.write_raw_config(&format!(
+        "[registry]\nimage = \"{absent}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
+         [registry.s3]\nbucket = \"{}\"\nendpoint = \"{}\"\npath_style = true\n[clock]\nmax_skew = \"0s\"\n",
+        bed.name, bed.port, bed.bucket, bed.s3_endpoint
+    ));
+    let since = unix_now();
+    bed.devbox(&["clock", "sync"])
+        .env("DEVBOX_ENGINE_KIND", "vm")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("the clock helper needs the image {absent} on the engine")))
+        .stderr(predicate::str::contains("Nothing was changed"));
+    assert_eq!(bed.container_identity(), Some(registry), "the registry container changed");
+    assert!(docker(&["inspect", "--format", "{{.State.Status}}", &bed.name]) == "running");
+    assert!(!crate::testbed::docker_try(&["image", "inspect", &absent]).0, "the image was pulled");
+    assert_eq!(helper_events_since(since), "");
+}
+
+#[test]
+fn a_runtime_without_its_cli_installed_falls_back_to_the_helper() {
+    let bed = Bed::new("clock-colima");
+    bed.write_config("[clock]\nmax_skew = \"0s\"\n");
+    let since = unix_now();
+    // colima's own `colima ssh -- sudo date …` is preferred, but colima is not installed here.
+    bed.devbox(&["clock", "sync", "--dry-run"])
+        .env("DEVBOX_ENGINE_KIND", "colima")
+        .env("PATH", "/usr/bin:/bin")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("colima's CLI (colima) is not on PATH: using a helper container instead"))
+        .stdout(predicate::str::contains("docker run --rm --name devbox-clock-sync-"));
+    assert_eq!(helper_events_since(since), "");
+}
