@@ -27,7 +27,8 @@ MOTO_PID=""
 bench_cleanup() {
   for c in "${CONTAINERS[@]}"; do docker rm -f -v "$c" >/dev/null 2>&1 || true; done
   for i in "${IMAGES[@]}"; do docker rmi -f "$i" >/dev/null 2>&1 || true; done
-  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
+  # shellcheck disable=SC2086  # a list of PIDs
+  [ -n "$MOTO_PID" ] && kill $MOTO_PID 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap bench_cleanup EXIT

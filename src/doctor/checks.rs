@@ -9,7 +9,7 @@ use crate::config::{Config, LoadedConfig, Storage};
 use crate::docker_config::{self, Stored};
 use crate::engine::{Engine, EngineInfo};
 use crate::env::Environment;
-use crate::images::{self, short};
+use crate::images::{self, BaseImage, short};
 use crate::registry::api::{Manifest, RegistryApi};
 use crate::registry::{self, Desired};
 
@@ -210,9 +210,9 @@ pub async fn aws_credentials(config: &Config) -> Finding {
     if status == super::Status::Fail {
         return Finding::fail(id, format!("credentials {expiry}")).hint("Log in again.").fix(login);
     }
-    let identity = aws.identity().await;
+    let (identity, reached) = tokio::join!(aws.identity(), aws.check_bucket());
     let bucket = s3.bucket.as_ref().map(|b| b.to_string()).unwrap_or_default();
-    let latency = match aws.check_bucket().await {
+    let latency = match reached {
         Ok(latency) => latency,
         Err(err) => return Finding::fail(id, err.to_string()).hint(err.hint().unwrap_or_default()),
     };
@@ -234,37 +234,51 @@ pub async fn aws_credentials(config: &Config) -> Finding {
     }
 }
 
-pub async fn base_images(engine: &Engine, config: &Config) -> Finding {
+/// The registry's side of the base-images check: each image's manifest digest. It needs no
+/// engine, so it runs while the engine connects.
+pub async fn registry_digests(config: &Config) -> Result<Vec<(BaseImage, Manifest)>, Finding> {
     let id = CheckId::BaseImages;
-    let images = match images::base_images(config, &[]) {
-        Ok(images) if images.is_empty() => return Finding::ok(id, "none configured (images.base is empty)"),
-        Ok(images) => images,
-        Err(reason) => return Finding::fail(id, reason).hint("Fix images.base in devbox.toml."),
+    let images = images::base_images(config, &[])
+        .map_err(|reason| Finding::fail(id, reason).hint("Fix images.base in devbox.toml."))?;
+    let api = RegistryApi::new(&config.registry.local_url()).map_err(|err| Finding::fail(id, format!("{err:#}")))?;
+    let digests =
+        futures_util::future::join_all(images.iter().map(|image| api.manifest(&image.repo, &image.tag))).await;
+    images
+        .into_iter()
+        .zip(digests)
+        .map(|(image, digest)| digest.map(|d| (image, d)).map_err(|reason| Finding::fail(id, reason)))
+        .collect()
+}
+
+/// Compares each base image on the engine with the registry's digest (from `registry_digests`).
+pub async fn base_images(engine: &Engine, remote: Result<Vec<(BaseImage, Manifest)>, Finding>) -> Finding {
+    let id = CheckId::BaseImages;
+    let remote = match remote {
+        Ok(remote) if remote.is_empty() => return Finding::ok(id, "none configured (images.base is empty)"),
+        Ok(remote) => remote,
+        Err(finding) => return finding,
     };
-    let api = match RegistryApi::new(&config.registry.local_url()) {
-        Ok(api) => api,
-        Err(err) => return Finding::fail(id, format!("{err:#}")),
-    };
+    let states = futures_util::future::join_all(remote.iter().map(|(image, manifest)| async move {
+        let Manifest::Found(remote) = manifest else { return Ok(ImageState::Absent) };
+        let local = engine.image(&image.local).await.map_err(|e| format!("{e:#}"))?;
+        Ok::<_, String>(match local.as_ref().and_then(|i| i.digest_in(image.local_repo())) {
+            None => ImageState::Missing,
+            Some(digest) if digest == remote => ImageState::Current,
+            Some(digest) => ImageState::Stale(format!("{}: {} → {}", image.name, short(digest), short(remote))),
+        })
+    }))
+    .await;
+    let images: Vec<&BaseImage> = remote.iter().map(|(image, _)| image).collect();
     let (mut current, mut stale, mut missing, mut absent) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut details = Vec::new();
-    for image in &images {
-        let remote = match api.manifest(&image.repo, &image.tag).await {
-            Ok(Manifest::Found(digest)) => digest,
-            Ok(Manifest::NotFound) => {
-                absent.push(image.name.clone());
-                continue;
-            }
+    for (image, state) in images.iter().zip(states) {
+        match state {
             Err(reason) => return Finding::fail(id, reason),
-        };
-        let local = match engine.image(&image.local).await {
-            Ok(local) => local,
-            Err(err) => return Finding::fail(id, format!("{err:#}")),
-        };
-        match local.as_ref().and_then(|i| i.digest_in(image.local_repo())) {
-            None => missing.push(image.name.clone()),
-            Some(digest) if digest == remote => current.push(image.name.clone()),
-            Some(digest) => {
-                details.push(format!("{}: {} → {}", image.name, short(digest), short(&remote)));
+            Ok(ImageState::Absent) => absent.push(image.name.clone()),
+            Ok(ImageState::Missing) => missing.push(image.name.clone()),
+            Ok(ImageState::Current) => current.push(image.name.clone()),
+            Ok(ImageState::Stale(detail)) => {
+                details.push(detail);
                 stale.push(image.name.clone());
             }
         }
@@ -290,6 +304,13 @@ pub async fn base_images(engine: &Engine, config: &Config) -> Finding {
         finding = finding.detail("stale", details.join("; "));
     }
     finding
+}
+
+enum ImageState {
+    Current,
+    Stale(String),
+    Missing,
+    Absent,
 }
 
 pub async fn push_credentials(env: &Environment, config: &Config) -> Finding {

@@ -153,7 +153,7 @@ impl Finding {
         Finding::new(id, Status::Fail, summary)
     }
 
-    /// A check that did not run because `blocker` failed.
+    /// A check that is not reported because `blocker` failed.
     pub fn skipped(id: CheckId, blocker: CheckId) -> Finding {
         Finding::new(id, Status::Skipped, format!("skipped: {} failed", blocker.name()))
     }

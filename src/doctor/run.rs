@@ -1,14 +1,13 @@
-//! Runs the selected checks concurrently, each under its own timeout. A check whose dependency
-//! failed is reported as skipped, not run; a frozen engine costs one timeout, never a hang.
+//! Runs the selected checks concurrently, each under its own timeout. Everything that does not need
+//! another check's result starts at once; afterwards, a check whose dependency failed is reported
+//! as skipped, whatever it found. A frozen engine costs one timeout, never a hang.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-
-use futures_util::future::BoxFuture;
 use std::time::{Duration, Instant};
 
-use super::{CheckId, Finding, Report, checks};
-use crate::config::{Config, LoadedConfig};
+use super::{CheckId, Finding, Report, Status, checks};
+use crate::config::LoadedConfig;
 use crate::env::Environment;
 
 pub async fn run(
@@ -17,99 +16,95 @@ pub async fn run(
     selected: &BTreeSet<CheckId>,
     timeout: Duration,
 ) -> Report {
-    let wanted = |id: CheckId| selected.contains(&id);
     let started = Instant::now();
     let mut config_finding = checks::config(loaded);
     config_finding.duration = started.elapsed();
     let Ok(loaded) = loaded else {
-        let mut findings = vec![config_finding];
-        findings.extend(
-            selected.iter().filter(|id| **id != CheckId::Config).map(|id| Finding::skipped(*id, CheckId::Config)),
-        );
-        return Report::new(findings);
+        let others =
+            selected.iter().filter(|id| **id != CheckId::Config).map(|id| Finding::skipped(*id, CheckId::Config));
+        return Report::new(std::iter::once(config_finding).chain(others).collect());
     };
     let config = &loaded.config;
+    let wanted = |id: CheckId| selected.contains(&id);
 
     let engine_branch = async {
         if !wanted(CheckId::Engine) {
             return Vec::new();
         }
         let started = Instant::now();
-        let connected = tokio::time::timeout(timeout, checks::engine(env)).await;
+        // The registry's half of the base-images check needs no engine: it runs meanwhile.
+        let remote = async {
+            let digests = checks::registry_digests(config);
+            tokio::time::timeout(timeout, digests)
+                .await
+                .unwrap_or_else(|_| Err(timed_out(CheckId::BaseImages, timeout)))
+        };
+        let (connected, remote) = tokio::join!(
+            tokio::time::timeout(timeout, checks::engine(env)),
+            maybe(wanted(CheckId::BaseImages), remote)
+        );
         let (mut finding, engine) = connected.unwrap_or_else(|_| (timed_out(CheckId::Engine, timeout), None));
         finding.duration = started.elapsed();
-        let Some((engine, info)) = engine else {
-            let mut findings = vec![finding];
-            findings.extend(skip_dependents(selected, CheckId::Engine));
-            return findings;
-        };
+        let Some((engine, info)) = engine else { return vec![finding] };
         let engine = &engine;
-        let disk = async {
-            if wanted(CheckId::Disk) {
-                vec![timed(CheckId::Disk, timeout, checks::disk(engine, &info)).await]
-            } else {
-                vec![]
-            }
-        };
-        let registry = registry_chain(engine, config, selected, timeout);
-        let (disk, registry) = tokio::join!(disk, registry);
-        [vec![finding], disk, registry].concat()
+        let (disk, container, images) = tokio::join!(
+            maybe(wanted(CheckId::Disk), timed(CheckId::Disk, timeout, checks::disk(engine, &info))),
+            maybe(
+                wanted(CheckId::RegistryContainer),
+                timed(CheckId::RegistryContainer, timeout, checks::registry_container(engine, config))
+            ),
+            async {
+                let remote = remote?;
+                let remaining = timeout.saturating_sub(started.elapsed());
+                let mut finding = timed(CheckId::BaseImages, remaining, checks::base_images(engine, remote)).await;
+                finding.duration = started.elapsed();
+                Some(finding)
+            },
+        );
+        [Some(finding), disk, container, images].into_iter().flatten().collect()
     };
-    let aws = async {
-        if wanted(CheckId::AwsCredentials) {
-            vec![timed(CheckId::AwsCredentials, timeout, checks::aws_credentials(config)).await]
-        } else {
-            vec![]
-        }
-    };
-    let push = async {
-        if wanted(CheckId::PushCredentials) {
-            vec![timed(CheckId::PushCredentials, timeout, checks::push_credentials(env, config)).await]
-        } else {
-            vec![]
-        }
-    };
-    let (engine, aws, push) = tokio::join!(engine_branch, aws, push);
+    let (engine, api, aws, push) = tokio::join!(
+        engine_branch,
+        maybe(wanted(CheckId::RegistryApi), timed(CheckId::RegistryApi, timeout, checks::registry_api(config))),
+        maybe(
+            wanted(CheckId::AwsCredentials),
+            timed(CheckId::AwsCredentials, timeout, checks::aws_credentials(config))
+        ),
+        maybe(
+            wanted(CheckId::PushCredentials),
+            timed(CheckId::PushCredentials, timeout, checks::push_credentials(env, config))
+        ),
+    );
     let mut findings = vec![config_finding];
-    findings.retain(|f| wanted(f.id));
-    Report::new([findings, engine, aws, push].concat())
+    findings.extend(engine);
+    findings.extend([api, aws, push].into_iter().flatten());
+    Report::new(apply_skips(findings, selected))
 }
 
-/// registry-container → registry-api → base-images, each only if the one before passed.
-async fn registry_chain(
-    engine: &crate::engine::Engine,
-    config: &Config,
-    selected: &BTreeSet<CheckId>,
-    timeout: Duration,
-) -> Vec<Finding> {
-    let steps: [(CheckId, BoxFuture<'_, Finding>); 3] = [
-        (CheckId::RegistryContainer, Box::pin(checks::registry_container(engine, config))),
-        (CheckId::RegistryApi, Box::pin(checks::registry_api(config))),
-        (CheckId::BaseImages, Box::pin(checks::base_images(engine, config))),
-    ];
-    let mut findings = Vec::new();
-    for (id, check) in steps {
-        if !selected.contains(&id) {
-            continue;
-        }
-        let finding = timed(id, timeout, check).await;
-        let failed = !finding.passed();
-        findings.push(finding);
-        if failed {
-            findings.extend(skip_dependents(selected, id));
-            break;
+/// Replaces the finding of every check whose dependency did not pass with "skipped", naming the
+/// check that failed at the root, and adds "skipped" for selected checks that never ran (their
+/// dependency had nothing to give them).
+pub fn apply_skips(findings: Vec<Finding>, selected: &BTreeSet<CheckId>) -> Vec<Finding> {
+    let mut by_id: BTreeMap<CheckId, Finding> = findings.into_iter().map(|f| (f.id, f)).collect();
+    let mut blocked_by: BTreeMap<CheckId, CheckId> = BTreeMap::new();
+    // CheckId order puts every dependency before the checks that need it.
+    for id in selected.iter().copied() {
+        let blocker = id.depends_on().iter().find_map(|dep| match (blocked_by.get(dep), by_id.get(dep)) {
+            (Some(root), _) => Some(*root),
+            (None, Some(found)) if !found.passed() => Some(*dep),
+            (None, None) if selected.contains(dep) => Some(*dep),
+            _ => None,
+        });
+        if let Some(root) = blocker {
+            blocked_by.insert(id, root);
+            by_id.insert(id, Finding::skipped(id, root));
         }
     }
-    findings
+    by_id.into_values().filter(|f| selected.contains(&f.id)).collect()
 }
 
-/// Every selected check that needs `failed`, directly or not.
-fn skip_dependents(selected: &BTreeSet<CheckId>, failed: CheckId) -> Vec<Finding> {
-    selected
-        .iter()
-        .filter(|id| super::selection(&[**id]).contains(&failed) && **id != failed)
-        .map(|id| Finding::skipped(*id, failed))
-        .collect()
+async fn maybe<T>(wanted: bool, check: impl Future<Output = T>) -> Option<T> {
+    if wanted { Some(check.await) } else { None }
 }
 
 async fn timed(id: CheckId, timeout: Duration, check: impl Future<Output = Finding>) -> Finding {
@@ -120,21 +115,68 @@ async fn timed(id: CheckId, timeout: Duration, check: impl Future<Output = Findi
 }
 
 fn timed_out(id: CheckId, timeout: Duration) -> Finding {
-    Finding::fail(id, format!("no answer within {}s", timeout.as_secs_f32()))
+    Finding::new(id, Status::Fail, format!("no answer within {}s", timeout.as_secs_f32()))
         .hint("Something this check talks to is frozen or unreachable; the details of the other checks say which.")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::doctor::selection;
+
+    fn ids_and_status(findings: &[Finding]) -> Vec<(CheckId, Status, String)> {
+        findings.iter().map(|f| (f.id, f.status, f.summary.clone())).collect()
+    }
 
     #[test]
-    fn dependents_of_a_failure_are_skipped_transitively() {
-        let selected = super::super::selection(&[]);
-        let skipped: Vec<CheckId> = skip_dependents(&selected, CheckId::Engine).into_iter().map(|f| f.id).collect();
-        assert_eq!(skipped, vec![CheckId::Disk, CheckId::RegistryContainer, CheckId::RegistryApi, CheckId::BaseImages]);
-        let skipped: Vec<CheckId> =
-            skip_dependents(&selected, CheckId::RegistryApi).into_iter().map(|f| f.id).collect();
-        assert_eq!(skipped, vec![CheckId::BaseImages]);
+    fn a_failed_engine_skips_everything_that_needs_it_naming_the_engine() {
+        let selected = selection(&[]);
+        let findings = vec![
+            Finding::ok(CheckId::Config, "fine"),
+            Finding::fail(CheckId::Engine, "down"),
+            Finding::fail(CheckId::RegistryApi, "connection refused"),
+            Finding::ok(CheckId::AwsCredentials, "fine"),
+            Finding::ok(CheckId::PushCredentials, "fine"),
+        ];
+        let result = apply_skips(findings, &selected);
+        let skipped = |id| (id, Status::Skipped, "skipped: engine failed".to_string());
+        assert_eq!(
+            ids_and_status(&result),
+            vec![
+                (CheckId::Config, Status::Ok, "fine".into()),
+                (CheckId::Engine, Status::Fail, "down".into()),
+                skipped(CheckId::Disk),
+                skipped(CheckId::RegistryContainer),
+                skipped(CheckId::RegistryApi),
+                (CheckId::AwsCredentials, Status::Ok, "fine".into()),
+                skipped(CheckId::BaseImages),
+                (CheckId::PushCredentials, Status::Ok, "fine".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stopped_registry_skips_the_api_and_images_but_keeps_a_warning_chain() {
+        let selected = selection(&[CheckId::BaseImages]);
+        let findings = vec![
+            Finding::ok(CheckId::Config, "fine"),
+            Finding::ok(CheckId::Engine, "up"),
+            Finding::fail(CheckId::RegistryContainer, "exited"),
+            Finding::fail(CheckId::RegistryApi, "refused"),
+            Finding::warn(CheckId::BaseImages, "stale"),
+        ];
+        let result = apply_skips(findings, &selected);
+        assert_eq!(result[3].summary, "skipped: registry-container failed");
+        assert_eq!(result[4].summary, "skipped: registry-container failed");
+
+        let warned = vec![
+            Finding::ok(CheckId::Config, "fine"),
+            Finding::ok(CheckId::Engine, "up"),
+            Finding::warn(CheckId::RegistryContainer, "old config"),
+            Finding::ok(CheckId::RegistryApi, "answers"),
+            Finding::warn(CheckId::BaseImages, "stale"),
+        ];
+        let result = apply_skips(warned, &selected);
+        assert_eq!(result[4].status, Status::Warn, "a warning does not skip what depends on it");
     }
 }

@@ -500,14 +500,10 @@ async fn try_connect(host: &str) -> Result<Docker, String> {
         return Err("unsupported scheme: devbox speaks unix://, tcp:// and npipe:// (for ssh://, forward the socket and use unix://)".into());
     }
     .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
-        Err(_) => return Err(format!("no answer within {}s", PING_TIMEOUT.as_secs())),
-        Ok(Err(e)) => return Err(engine_message(&e)),
-        Ok(Ok(_)) => {}
-    }
-    // Older engines (Debian's 20.10 speaks API 1.41) refuse bollard's newer default version.
+    // One request proves the engine answers and settles the API version: older engines (Debian's
+    // 20.10 speaks API 1.41) refuse bollard's newer default.
     match tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version()).await {
-        Err(_) => Err(format!("no version answer within {}s", PING_TIMEOUT.as_secs())),
+        Err(_) => Err(format!("no answer within {}s", PING_TIMEOUT.as_secs())),
         Ok(Err(e)) => Err(engine_message(&e)),
         Ok(Ok(docker)) => Ok(docker),
     }
