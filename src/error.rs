@@ -12,13 +12,19 @@ pub enum ExitStatus {
     Usage,
 }
 
-impl From<ExitStatus> for std::process::ExitCode {
-    fn from(status: ExitStatus) -> Self {
-        std::process::ExitCode::from(match status {
+impl From<ExitStatus> for u8 {
+    fn from(status: ExitStatus) -> u8 {
+        match status {
             ExitStatus::Success => 0,
             ExitStatus::Failure => 1,
             ExitStatus::Usage => 2,
-        })
+        }
+    }
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(u8::from(status))
     }
 }
 
@@ -94,6 +100,19 @@ pub enum Error {
 
     #[error("the registry container {container} does not exist")]
     RegistryMissing { container: String },
+
+    #[error(
+        "the Docker engine stopped answering during cleanup ({reason}); {removed} of {planned} planned removals were done, the report above is partial"
+    )]
+    CleanupInterrupted { reason: String, removed: usize, planned: usize },
+
+    #[error("the scheduler backend {backend} failed: {reason}")]
+    Scheduler { backend: String, reason: String },
+}
+
+/// The exit code an error means: the first expected `Error` in its chain decides, else failure.
+pub fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
+    err.chain().find_map(|cause| cause.downcast_ref::<Error>()).map_or(ExitStatus::Failure, Error::exit_status)
 }
 
 impl Error {
@@ -146,6 +165,12 @@ impl Error {
                 "Remove it yourself (`docker rm -f {container}`) if it is not needed, or set registry.container in devbox.toml to another name."
             ),
             Error::RegistryMissing { .. } => "Create it with `devbox registry up`.".into(),
+            Error::CleanupInterrupted { .. } => {
+                "Start Docker again, then run `devbox cleanup`: the plan is computed afresh from what is left.".into()
+            }
+            Error::Scheduler { backend, .. } => format!(
+                "Nothing outside devbox's own entries was changed. Fix the {backend} problem above, or choose another backend: `devbox schedule install --backend cron|systemd|launchd|taskscheduler`."
+            ),
         })
     }
 }

@@ -31,7 +31,6 @@ impl Paths {
     }
 
     /// Records of what devbox did (pulls, scheduled runs), and the scheduled jobs' logs.
-    #[expect(dead_code, reason = "the pull and schedule records use it; they land next")]
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }
@@ -40,7 +39,6 @@ impl Paths {
 /// Writes `contents` to `path` atomically (a temporary file in the same directory, then a rename),
 /// and only when the contents differ, so an unchanged file keeps its mtime. Returns whether the
 /// file changed.
-#[cfg_attr(not(test), expect(dead_code, reason = "the pull and schedule records use it; they land next"))]
 pub fn write_if_changed(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
     if std::fs::read(path).is_ok_and(|old| old == contents) {
         return Ok(false);
