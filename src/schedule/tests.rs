@@ -229,6 +229,10 @@ fn systemd_analyze_verifies_the_units() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Complaints about units devbox did not write (the host's own) are not ours to judge.
     let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("devbox-")).collect();
-    println!("systemd-analyze verify ran on {} units: {}", units.len(), if ours.is_empty() { "accepted" } else { "rejected" });
+    println!(
+        "systemd-analyze verify ran on {} units: {}",
+        units.len(),
+        if ours.is_empty() { "accepted" } else { "rejected" }
+    );
     assert!(out.status.success() && ours.is_empty(), "systemd-analyze verify rejected the units:\n{stderr}");
 }

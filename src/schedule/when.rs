@@ -101,7 +101,7 @@ impl Field {
         match self {
             Field::Any => true,
             Field::At(v) => v == value,
-            Field::Every(n) => n > 0 && (value - first) % n == 0,
+            Field::Every(n) => n > 0 && (value - first).is_multiple_of(n),
         }
     }
 }
