@@ -5,4 +5,5 @@ mod cleanup;
 mod cli;
 mod private_engine;
 mod registry;
+mod schedule;
 mod testbed;

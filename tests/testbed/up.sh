@@ -2,7 +2,8 @@
 # Installs and starts the testbed that devbox's tests drive, on Debian:
 #   - Docker's engine (docker.io), started here when no engine answers;
 #   - Debian's docker-registry, packed into the local image devbox-testbed/registry:2.8;
-#   - moto's S3 server (from PyPI); the tests start their own instance of it.
+#   - moto's S3 server (from PyPI); the tests start their own instance of it;
+#   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
 # Idempotent: what is already there is left as it is. Runs as root, or as a user with sudo.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -13,6 +14,7 @@ missing=""
 command -v dockerd >/dev/null 2>&1 || missing="$missing docker.io"
 command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v crontab >/dev/null 2>&1 || missing="$missing cron"
 if [ -n "$missing" ]; then
   echo "testbed: installing$missing"
   $sudo apt-get update -qq
