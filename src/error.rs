@@ -12,13 +12,19 @@ pub enum ExitStatus {
     Usage,
 }
 
-impl From<ExitStatus> for std::process::ExitCode {
-    fn from(status: ExitStatus) -> Self {
-        std::process::ExitCode::from(match status {
+impl From<ExitStatus> for u8 {
+    fn from(status: ExitStatus) -> u8 {
+        match status {
             ExitStatus::Success => 0,
             ExitStatus::Failure => 1,
             ExitStatus::Usage => 2,
-        })
+        }
+    }
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(u8::from(status))
     }
 }
 
@@ -120,6 +126,18 @@ pub enum Error {
         "the engine's classification was forced ({detected}): devbox sets only the clock of an engine it has classified as a VM itself"
     )]
     ClockForced { var: String, detected: String },
+    #[error(
+        "the Docker engine stopped answering during cleanup ({reason}); {removed} of {planned} planned removals were done, the report above is partial"
+    )]
+    CleanupInterrupted { reason: String, removed: usize, planned: usize },
+
+    #[error("the scheduler backend {backend} failed: {reason}")]
+    Scheduler { backend: String, reason: String },
+}
+
+/// The exit code an error means: the first expected `Error` in its chain decides, else failure.
+pub fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
+    err.chain().find_map(|cause| cause.downcast_ref::<Error>()).map_or(ExitStatus::Failure, Error::exit_status)
 }
 
 impl Error {
@@ -198,6 +216,12 @@ impl Error {
                  WSL2: `wsl --shutdown`) to reset its clock."
                 .into(),
             Error::ClockForced { var, .. } => format!("{var} is a testing aid for `devbox clock sync --dry-run`; unset it."),
+            Error::CleanupInterrupted { .. } => {
+                "Start Docker again, then run `devbox cleanup`: the plan is computed afresh from what is left.".into()
+            }
+            Error::Scheduler { backend, .. } => format!(
+                "Nothing outside devbox's own entries was changed. Fix the {backend} problem above, or choose another backend: `devbox schedule install --backend cron|systemd|launchd|taskscheduler`."
+            ),
         })
     }
 }

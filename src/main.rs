@@ -4,6 +4,7 @@
 //! exit code. Errors are printed here, with their causes and a hint, and nowhere else.
 
 mod aws;
+mod cleanup;
 mod cli;
 mod clock;
 mod config;
@@ -15,6 +16,7 @@ mod error;
 mod images;
 mod paths;
 mod registry;
+mod schedule;
 mod state;
 mod templates;
 mod ui;
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let known = err.chain().find_map(|cause| cause.downcast_ref::<Error>());
             ui::print_error(&err, known.and_then(Error::hint));
-            known.map_or(ExitStatus::Failure, Error::exit_status).into()
+            error::exit_status_of(&err).into()
         }
     }
 }

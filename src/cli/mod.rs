@@ -1,12 +1,14 @@
 //! The command line: clap definitions, the global flags, and the context every command runs in.
 //! Parsing does no I/O; `Context` turns the flags into real objects on first use.
 
+mod cleanup;
 mod clock;
 mod completions;
 mod config;
 mod doctor;
 mod pull;
 mod registry;
+mod schedule;
 
 use std::path::PathBuf;
 
@@ -50,6 +52,10 @@ pub struct GlobalArgs {
     /// When to use colour; NO_COLOR is honoured under `auto`
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+
+    /// Set by the scheduled jobs: record this run's outcome in <state dir>/runs/NAME.json
+    #[arg(long, global = true, hide = true, value_name = "NAME")]
+    pub scheduled_job: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +68,10 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Measure the clock skew between this host, the Docker engine and S3; fix a drifting VM clock
     Clock(clock::ClockArgs),
+    /// Remove stopped containers, dangling images and old build cache, by the [cleanup] policy
+    Cleanup(cleanup::CleanupArgs),
+    /// Install, remove or show the OS-scheduled jobs (cleanup, base-image refresh, clock)
+    Schedule(schedule::ScheduleArgs),
     /// Show where the config lives and what is in force
     Config(config::ConfigArgs),
     /// Print a shell completion script
@@ -123,13 +133,46 @@ impl Context {
 
 pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
     let ctx = Context::new(&cli.global, env);
-    match cli.command {
+    let started_at = jiff::Timestamp::now();
+    let result = match cli.command {
         Command::Doctor(args) => args.run(&ctx).await,
         Command::Registry(args) => args.run(&ctx).await,
         Command::Pull(args) => args.run(&ctx).await,
         Command::Clock(args) => args.run(&ctx).await,
+        Command::Cleanup(args) => args.run(&ctx).await,
+        Command::Schedule(args) => args.run(&ctx).await,
         Command::Config(args) => args.run(&ctx),
         Command::Completions(args) => args.run(),
+    };
+    if let Some(job) = &cli.global.scheduled_job {
+        record_scheduled_run(&ctx, job, started_at, &result);
+    }
+    result
+}
+
+/// A scheduled run leaves its outcome for `devbox schedule status`. Failing to write it must not
+/// change the run's own outcome, so that failure is only printed.
+fn record_scheduled_run(ctx: &Context, job: &str, started_at: jiff::Timestamp, result: &anyhow::Result<ExitStatus>) {
+    let status = match result {
+        Ok(status) => *status,
+        Err(err) => crate::error::exit_status_of(err),
+    };
+    let record = crate::schedule::RunRecord {
+        job: job.to_string(),
+        started_at,
+        finished_at: jiff::Timestamp::now(),
+        exit_code: u8::from(status),
+        outcome: match status {
+            ExitStatus::Success => "success",
+            ExitStatus::Failure => "failure",
+            ExitStatus::Usage => "usage error",
+        }
+        .into(),
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+    };
+    let written = Paths::resolve(&ctx.env).and_then(|p| crate::schedule::write_run_record(p.state_dir(), &record));
+    if let Err(e) = written {
+        eprintln!("devbox: cannot record this scheduled run: {e:#}");
     }
 }
 

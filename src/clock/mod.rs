@@ -14,26 +14,12 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Serialize, Serializer};
 
-use crate::config::ClockConfig;
 pub use runtime::{Classification, Runtime};
 
 /// Above this a skew fails the check.
 pub const FAIL_ABOVE: Duration = Duration::from_secs(5 * 60);
 /// AWS refuses signed requests whose time is more than 15 minutes off (`RequestTimeTooSkewed`).
 pub const AWS_LIMIT: Duration = Duration::from_secs(15 * 60);
-
-/// The scheduled clock job's arguments to the devbox binary.
-pub const JOB_ARGS: [&str; 3] = ["clock", "sync", "--if-skewed"];
-
-/// The clock job for `devbox schedule`: the arguments to give the devbox binary and how often to
-/// run them (`clock.interval`). `None` when the engine is not a VM: its clock is the host's.
-/// `runtime::of_engine` gives the classification. On macOS a launchd `StartInterval` job is
-/// enough: firings missed during sleep are skipped, and the next one comes within `interval` of
-/// waking, which is when a VM clock is off.
-#[cfg_attr(not(test), expect(dead_code, reason = "devbox schedule uses it; it lands in parallel"))]
-pub fn scheduled_job(config: &ClockConfig, engine: &Classification) -> Option<(Vec<String>, Duration)> {
-    engine.vm.then(|| (JOB_ARGS.iter().map(|s| s.to_string()).collect(), config.interval))
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -343,16 +329,5 @@ mod tests {
         assert_eq!(format_skew(SignedDuration::from_millis(12_340)), "+12.3s");
         assert_eq!(format_skew(SignedDuration::from_millis(420_210)), "+7m 0.2s");
         assert_eq!(format_skew(SignedDuration::from_millis(-3_723_000)), "-1h 2m 3.0s");
-    }
-
-    #[test]
-    fn the_clock_job_exists_only_for_vm_engines() {
-        let config = ClockConfig { max_skew: TWO_S, interval: Duration::from_secs(600) };
-        let vm = Classification::new(Runtime::DockerDesktop, "");
-        let (args, every) = scheduled_job(&config, &vm).expect("a job on a VM engine");
-        assert_eq!(args, ["clock", "sync", "--if-skewed"]);
-        assert_eq!(every, Duration::from_secs(600));
-        let native = Classification::new(Runtime::NativeLinux, "");
-        assert_eq!(scheduled_job(&config, &native), None);
     }
 }

@@ -172,7 +172,6 @@ pub fn effective(detected: Classification, env: &Environment) -> Classification 
 }
 
 /// The classification in force for a connected engine (one `GET /info`).
-#[expect(dead_code, reason = "devbox schedule uses it with clock::scheduled_job; it lands in parallel")]
 pub async fn of_engine(engine: &Engine, env: &Environment) -> anyhow::Result<Classification> {
     let info = engine.info().await?;
     Ok(effective(classify(&info, engine.endpoint(), std::env::consts::OS), env))

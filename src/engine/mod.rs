@@ -2,6 +2,7 @@
 //! `Engine`, `ContainerSpec` and `ContainerInfo`.
 
 mod endpoint;
+mod listing;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +21,8 @@ use futures_util::{Stream, StreamExt};
 use crate::env::Environment;
 use crate::error::{Attempt, Error};
 use crate::ui::{Progress, TransferState};
+
+pub use listing::{ContainerEntry, ImageEntry, RemoveError};
 
 /// How long devbox waits for the engine to answer one ordinary request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);

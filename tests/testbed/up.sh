@@ -4,6 +4,7 @@
 #   - Debian's docker-registry, packed into the local image devbox-testbed/registry:2.8;
 #   - moto's S3 server (from PyPI); the tests start their own instance of it;
 #   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests).
+#   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
 # Idempotent: what is already there is left as it is. Runs as root, or as a user with sudo.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -15,6 +16,7 @@ command -v dockerd >/dev/null 2>&1 || missing="$missing docker.io"
 command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+command -v crontab >/dev/null 2>&1 || missing="$missing cron"
 if [ -n "$missing" ]; then
   echo "testbed: installing$missing"
   $sudo apt-get update -qq

@@ -1,0 +1,238 @@
+//! The OS scheduler: which jobs devbox wants (a pure function of the config and this binary), how
+//! each backend renders them (`templates/schedule/`), and the run records every scheduled run
+//! writes. One file per backend, behind the `Backend` trait, chosen at run time.
+
+pub mod cron;
+pub mod launchd;
+pub mod systemd;
+pub mod taskscheduler;
+mod tool;
+mod when;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Period};
+pub use tool::run_tool;
+pub use when::{CronSpec, Field, Timing, next_run};
+
+/// Every job devbox may install, by name. `remove` takes out all of them.
+pub const ALL_JOBS: [&str; 3] = ["cleanup", "refresh", "clock"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Systemd,
+    Launchd,
+    Cron,
+    #[value(name = "taskscheduler")]
+    TaskScheduler,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Systemd => "systemd",
+            BackendKind::Launchd => "launchd",
+            BackendKind::Cron => "cron",
+            BackendKind::TaskScheduler => "taskscheduler",
+        })
+    }
+}
+
+/// One scheduled job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// devbox's arguments, after the binary's path.
+    pub args: Vec<String>,
+    pub timing: Timing,
+    /// The config value it came from, e.g. "daily" or "10m".
+    pub period: String,
+}
+
+/// A job devbox does not install, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+/// Where the jobs point: the installed binary, the state directory, and the config they use.
+#[derive(Debug, Clone)]
+pub struct JobEnv {
+    pub exe: PathBuf,
+    pub state_dir: PathBuf,
+    /// Set when devbox was given a config other than the default location; the jobs use it too.
+    pub config: Option<PathBuf>,
+}
+
+impl JobEnv {
+    pub fn log_path(&self, job: &str) -> PathBuf {
+        self.state_dir.join("logs").join(format!("{job}.log"))
+    }
+
+    /// The whole command line: the binary, the job marker, the config, then the job's arguments.
+    pub fn argv(&self, job: &Job) -> Vec<String> {
+        let mut argv = vec![self.exe.display().to_string(), "--scheduled-job".into(), job.name.into()];
+        if let Some(config) = &self.config {
+            argv.extend(["--config".into(), config.display().to_string()]);
+        }
+        argv.extend(job.args.iter().cloned());
+        argv
+    }
+}
+
+/// What this machine can offer, for choosing jobs.
+#[derive(Clone, Copy)]
+pub struct Capabilities<'a> {
+    /// Whether this binary has a subcommand path, e.g. `["clock", "sync"]`.
+    pub has_command: &'a dyn Fn(&[&str]) -> bool,
+    /// Whether the engine runs in a VM (`None`: the engine did not answer).
+    pub vm_engine: Option<bool>,
+}
+
+/// The jobs the config asks for, and those left out with the reason. Pure.
+pub fn wanted_jobs(config: &Config, caps: Capabilities<'_>) -> (Vec<Job>, Vec<Skipped>) {
+    let clock = match caps.vm_engine {
+        Some(true) => Ok(Period::Every(config.clock.interval)),
+        Some(false) => Err("the engine runs natively on this host, not in a VM".to_string()),
+        None => Err("the engine did not answer, so devbox cannot tell whether it runs in a VM".to_string()),
+    };
+    let candidates = [
+        (
+            "cleanup",
+            "devbox cleanup: stopped containers and dangling images",
+            &["cleanup"][..],
+            &["cleanup", "--quiet"][..],
+            Ok(config.cleanup.schedule),
+            when::CLEANUP_ANCHOR,
+        ),
+        (
+            "refresh",
+            "devbox pull: refresh the base images",
+            &["pull"][..],
+            &["pull", "--quiet"][..],
+            Ok(config.images.refresh),
+            when::REFRESH_ANCHOR,
+        ),
+        (
+            "clock",
+            "devbox clock sync: set the Docker VM's clock from the host",
+            &["clock", "sync"][..],
+            &["clock", "sync", "--if-skewed", "--quiet"][..],
+            clock,
+            when::CLEANUP_ANCHOR,
+        ),
+    ];
+    let mut jobs = Vec::new();
+    let mut skipped = Vec::new();
+    for (name, description, command, args, period, anchor) in candidates {
+        match period {
+            Err(reason) => skipped.push(Skipped { name, reason }),
+            Ok(Period::Off) => skipped.push(Skipped { name, reason: "switched off in devbox.toml".into() }),
+            Ok(_) if !(caps.has_command)(command) => {
+                skipped.push(Skipped { name, reason: format!("`devbox {}` is not in this build", command.join(" ")) })
+            }
+            Ok(period) => jobs.push(Job {
+                name,
+                description,
+                args: args.iter().map(|a| a.to_string()).collect(),
+                timing: Timing::from_period(period, anchor),
+                period: String::from(period),
+            }),
+        }
+    }
+    (jobs, skipped)
+}
+
+/// Which backend serves this machine. Pure: the caller says what answers.
+pub fn choose_backend(os: &str, systemd_user_answers: bool, has_crontab: bool) -> Result<BackendKind, String> {
+    match os {
+        "macos" => Ok(BackendKind::Launchd),
+        "windows" => Ok(BackendKind::TaskScheduler),
+        "linux" if systemd_user_answers => Ok(BackendKind::Systemd),
+        _ if has_crontab => Ok(BackendKind::Cron),
+        _ => Err(format!(
+            "no scheduler found on this {os} machine: no systemd user manager answers and there is no `crontab`"
+        )),
+    }
+}
+
+/// One job's place in the scheduler.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Installed {
+    pub installed: bool,
+    pub next_run: Option<String>,
+    /// Where it lives: a file, a crontab, a task name.
+    pub location: String,
+}
+
+/// What install or remove did to one job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub job: String,
+    pub location: String,
+    pub changed: bool,
+}
+
+/// One OS scheduler.
+pub trait Backend {
+    fn kind(&self) -> BackendKind;
+    /// Makes the installed jobs exactly `jobs`: writes what differs, removes devbox jobs not wanted.
+    fn install(&self, jobs: &[Job], env: &JobEnv) -> anyhow::Result<Vec<Change>>;
+    /// Removes every devbox job, and nothing else.
+    fn remove(&self) -> anyhow::Result<Vec<Change>>;
+    fn status(&self, job: &str) -> anyhow::Result<Installed>;
+}
+
+/// The record a scheduled run leaves in `<state_dir>/runs/<job>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub job: String,
+    pub started_at: jiff::Timestamp,
+    pub finished_at: jiff::Timestamp,
+    pub exit_code: u8,
+    /// "success", "failure" or "usage error"
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+pub fn run_record_path(state_dir: &Path, job: &str) -> PathBuf {
+    state_dir.join("runs").join(format!("{job}.json"))
+}
+
+pub fn write_run_record(state_dir: &Path, record: &RunRecord) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(record)?;
+    crate::paths::write_if_changed(&run_record_path(state_dir, &record.job), text.as_bytes())?;
+    Ok(())
+}
+
+pub fn read_run_record(state_dir: &Path, job: &str) -> Option<RunRecord> {
+    let text = std::fs::read_to_string(run_record_path(state_dir, job)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// How long a scheduler tool (systemctl, launchctl, crontab, schtasks) has to answer.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Quotes one argument for a POSIX shell (cron runs its lines with /bin/sh).
+pub fn sh_quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// Escapes text for XML element content and attributes.
+pub fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,173 @@
+//! `devbox schedule` with the real `crontab` from Debian's cron, as a test user made for the test.
+//! Root's own crontab is never touched.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A throwaway user with its own home; deleted with its crontab when the test ends.
+struct TestUser {
+    name: String,
+    home: PathBuf,
+    bin: PathBuf,
+}
+
+impl TestUser {
+    fn new(tag: &str) -> TestUser {
+        let uid = Command::new("id").arg("-u").output().expect("id");
+        assert_eq!(
+            String::from_utf8_lossy(&uid.stdout).trim(),
+            "0",
+            "the cron round trip makes a test user (useradd) and so must run as root, as CI does"
+        );
+        assert!(
+            Command::new("sh").args(["-c", "command -v crontab"]).status().expect("sh").success(),
+            "`crontab` is missing: run `sh tests/testbed/up.sh` (it installs Debian's cron)"
+        );
+        let name = format!("dbx{tag}{}", std::process::id() % 100_000);
+        let home = PathBuf::from(format!("/tmp/{name}-home"));
+        let out = Command::new("useradd")
+            .args(["--create-home", "--home-dir", home.to_str().expect("utf-8"), "--shell", "/bin/sh", &name])
+            .output()
+            .expect("useradd");
+        assert!(out.status.success(), "useradd failed: {}", String::from_utf8_lossy(&out.stderr));
+        // The binary, somewhere the user may run it from.
+        let bin = home.join("bin/devbox");
+        std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(env!("CARGO_BIN_EXE_devbox"), &bin).expect("copy devbox");
+        let chown = Command::new("chown").args(["-R", &format!("{name}:"), home.to_str().expect("utf-8")]).status();
+        assert!(chown.expect("chown").success());
+        TestUser { name, home, bin }
+    }
+
+    /// Runs `program args…` as this user, with its own HOME and `extra_path` first on PATH.
+    fn run(&self, extra_path: Option<&Path>, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let path = match extra_path {
+            Some(dir) => format!("{}:/usr/local/bin:/usr/bin:/bin", dir.display()),
+            None => "/usr/local/bin:/usr/bin:/bin".into(),
+        };
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", &self.name, "--", "env", "-i"])
+            .arg(format!("HOME={}", self.home.display()))
+            .arg(format!("PATH={path}"))
+            .arg(format!("USER={}", self.name))
+            .args(["NO_COLOR=1", "DOCKER_HOST=unix:///nonexistent/docker.sock", program])
+            .args(args);
+        match stdin {
+            None => cmd.output().expect("runuser"),
+            Some(text) => {
+                use std::io::Write;
+                let mut child = cmd
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("runuser");
+                child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+                child.wait_with_output().expect("wait")
+            }
+        }
+    }
+
+    fn devbox(&self, extra_path: Option<&Path>, args: &[&str]) -> Output {
+        self.run(extra_path, self.bin.to_str().expect("utf-8"), args, None)
+    }
+
+    fn crontab(&self) -> String {
+        let out = self.run(None, "crontab", &["-l"], None);
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("crontab").args(["-r", "-u", &self.name]).output();
+        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+const THEIRS: &str = "MAILTO=\"\"\n# nightly backup, keep exactly as is\n0 3 * * *  /usr/local/bin/backup --all   # trailing spaces   \n@reboot echo hi\n";
+
+#[test]
+fn cron_round_trip_keeps_other_lines_byte_for_byte() {
+    let user = TestUser::new("cron");
+    let planted = user.run(None, "crontab", &["-"], Some(THEIRS));
+    assert!(planted.status.success(), "{}", text(&planted));
+    assert_eq!(user.crontab(), THEIRS);
+
+    let install = user.devbox(None, &["schedule", "install", "--backend", "cron"]);
+    assert!(install.status.success(), "{}", text(&install));
+    assert!(text(&install).contains("cleanup job installed (crontab)"), "{}", text(&install));
+    let crontab = user.crontab();
+    assert!(crontab.starts_with(THEIRS), "the user's lines changed:\n{crontab}");
+    let job_line = crontab.lines().find(|l| l.contains("--scheduled-job cleanup")).expect("the cleanup line");
+    assert!(job_line.starts_with("17 12 * * * "), "{job_line}");
+    assert!(job_line.contains(&format!("{} --scheduled-job cleanup cleanup --quiet", user.bin.display())));
+
+    // Installing again changes nothing.
+    let again = user.devbox(None, &["schedule", "install", "--backend", "cron"]);
+    assert!(text(&again).contains("cleanup job already installed"), "{}", text(&again));
+    assert_eq!(user.crontab(), crontab);
+
+    // Status before any run, then run the job's own command as cron would, then status again.
+    let status = user.devbox(None, &["schedule", "status", "--backend", "cron"]);
+    let status_text = text(&status);
+    assert!(status_text.contains("cleanup: installed in cron, next run 20"), "{status_text}");
+    assert!(status_text.contains("never run"), "{status_text}");
+    let command = job_line.splitn(6, ' ').nth(5).expect("the command part");
+    let ran = user.run(None, "sh", &["-c", command], None);
+    assert!(!ran.status.success(), "cleanup cannot reach an engine here, so the run fails");
+    let log = std::fs::read_to_string(user.home.join(".local/state/devbox/logs/cleanup.log")).expect("the job's log");
+    assert!(log.contains("Docker engine not reachable"), "{log}");
+    let status = user.devbox(None, &["schedule", "status", "--backend", "cron", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let cleanup = &report[0];
+    assert_eq!(cleanup["job"], "cleanup");
+    assert_eq!(cleanup["installed"], true);
+    assert_eq!(cleanup["last_run"]["outcome"], "failure");
+    assert_eq!(cleanup["last_run"]["exit_code"], 1);
+    assert!(cleanup["next_run"].is_string());
+
+    // A crontab binary that fails: a clear error, exit 1, the user's crontab untouched.
+    let fake = user.home.join("fake-bin");
+    std::fs::create_dir_all(&fake).expect("mkdir");
+    std::fs::write(fake.join("crontab"), "#!/bin/sh\necho 'crontab: simulated failure' >&2\nexit 3\n").expect("write");
+    Command::new("chmod").args(["-R", "a+rx", fake.to_str().expect("utf-8")]).status().expect("chmod");
+    let failed = user.devbox(Some(&fake), &["schedule", "remove", "--backend", "cron"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert!(text(&failed).contains("the scheduler backend cron failed"), "{}", text(&failed));
+    assert!(text(&failed).contains("simulated failure"), "{}", text(&failed));
+    // One that reads but refuses to write.
+    std::fs::write(
+        fake.join("crontab"),
+        "#!/bin/sh\nif [ \"$1\" = -l ]; then exec /usr/bin/crontab -l; fi\necho 'crontab: disk full' >&2\nexit 1\n",
+    )
+    .expect("write");
+    let failed = user.devbox(Some(&fake), &["schedule", "remove", "--backend", "cron"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert!(text(&failed).contains("disk full"), "{}", text(&failed));
+    assert_eq!(user.crontab(), crontab, "a failed write changed the crontab");
+
+    // Remove takes out exactly what install put in.
+    let remove = user.devbox(None, &["schedule", "remove", "--backend", "cron"]);
+    assert!(remove.status.success(), "{}", text(&remove));
+    assert_eq!(user.crontab(), THEIRS, "the crontab is not byte for byte what the user had");
+    let status = user.devbox(None, &["schedule", "status", "--backend", "cron"]);
+    assert!(text(&status).contains("cleanup: not installed in cron"), "{}", text(&status));
+}
+
+#[test]
+fn a_user_without_a_crontab_has_none_after_install_and_remove() {
+    let user = TestUser::new("cronnone");
+    let install = user.devbox(None, &["schedule", "install", "--backend", "cron"]);
+    assert!(install.status.success(), "{}", text(&install));
+    assert!(user.crontab().contains("--scheduled-job cleanup"));
+    let remove = user.devbox(None, &["schedule", "remove", "--backend", "cron"]);
+    assert!(remove.status.success(), "{}", text(&remove));
+    let listed = user.run(None, "crontab", &["-l"], None);
+    assert!(!listed.status.success() && text(&listed).contains("no crontab for"), "{}", text(&listed));
+}
