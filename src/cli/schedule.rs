@@ -86,19 +86,6 @@ fn backend_for(kind: BackendKind, env: &crate::env::Environment, paths: &Paths) 
     })
 }
 
-fn has_command(path: &[&str]) -> bool {
-    use clap::CommandFactory;
-    let root = super::Cli::command();
-    let mut command = &root;
-    for name in path {
-        match command.find_subcommand(name) {
-            Some(sub) => command = sub,
-            None => return false,
-        }
-    }
-    true
-}
-
 async fn install(ctx: &Context, backend: &dyn Backend, paths: &Paths) -> anyhow::Result<ExitStatus> {
     let loaded = ctx.config()?;
     // The clock job is for VM engines only; the clock's classifier decides.
@@ -106,8 +93,7 @@ async fn install(ctx: &Context, backend: &dyn Backend, paths: &Paths) -> anyhow:
         Ok(engine) => crate::clock::runtime::of_engine(&engine, &ctx.env).await.ok().map(|c| c.vm),
         Err(_) => None,
     };
-    let (jobs, skipped) =
-        schedule::wanted_jobs(&loaded.config, schedule::Capabilities { has_command: &has_command, vm_engine });
+    let (jobs, skipped) = schedule::wanted_jobs(&loaded.config, vm_engine);
     let config = match &loaded.source {
         ConfigSource::Flag { path } | ConfigSource::Env { path } => {
             Some(std::fs::canonicalize(path).unwrap_or(path.clone()))

@@ -86,18 +86,10 @@ impl JobEnv {
     }
 }
 
-/// What this machine can offer, for choosing jobs.
-#[derive(Clone, Copy)]
-pub struct Capabilities<'a> {
-    /// Whether this binary has a subcommand path, e.g. `["clock", "sync"]`.
-    pub has_command: &'a dyn Fn(&[&str]) -> bool,
-    /// Whether the engine runs in a VM (`None`: the engine did not answer).
-    pub vm_engine: Option<bool>,
-}
-
-/// The jobs the config asks for, and those left out with the reason. Pure.
-pub fn wanted_jobs(config: &Config, caps: Capabilities<'_>) -> (Vec<Job>, Vec<Skipped>) {
-    let clock = match caps.vm_engine {
+/// The jobs the config asks for, and those left out with the reason. `vm_engine` says whether the
+/// engine runs in a VM (`None`: it did not answer); only a VM gets the clock job. Pure.
+pub fn wanted_jobs(config: &Config, vm_engine: Option<bool>) -> (Vec<Job>, Vec<Skipped>) {
+    let clock = match vm_engine {
         Some(true) => Ok(Period::Every(config.clock.interval)),
         Some(false) => Err("the engine runs natively on this host, not in a VM".to_string()),
         None => Err("the engine did not answer, so devbox cannot tell whether it runs in a VM".to_string()),
@@ -106,7 +98,6 @@ pub fn wanted_jobs(config: &Config, caps: Capabilities<'_>) -> (Vec<Job>, Vec<Sk
         (
             "cleanup",
             "devbox cleanup: stopped containers and dangling images",
-            &["cleanup"][..],
             &["cleanup", "--quiet"][..],
             Ok(config.cleanup.schedule),
             when::CLEANUP_ANCHOR,
@@ -114,7 +105,6 @@ pub fn wanted_jobs(config: &Config, caps: Capabilities<'_>) -> (Vec<Job>, Vec<Sk
         (
             "refresh",
             "devbox pull: refresh the base images",
-            &["pull"][..],
             &["pull", "--quiet"][..],
             Ok(config.images.refresh),
             when::REFRESH_ANCHOR,
@@ -122,7 +112,6 @@ pub fn wanted_jobs(config: &Config, caps: Capabilities<'_>) -> (Vec<Job>, Vec<Sk
         (
             "clock",
             "devbox clock sync: set the Docker VM's clock from the host",
-            &["clock", "sync"][..],
             &["clock", "sync", "--if-skewed", "--quiet"][..],
             clock,
             when::CLEANUP_ANCHOR,
@@ -130,13 +119,10 @@ pub fn wanted_jobs(config: &Config, caps: Capabilities<'_>) -> (Vec<Job>, Vec<Sk
     ];
     let mut jobs = Vec::new();
     let mut skipped = Vec::new();
-    for (name, description, command, args, period, anchor) in candidates {
+    for (name, description, args, period, anchor) in candidates {
         match period {
             Err(reason) => skipped.push(Skipped { name, reason }),
             Ok(Period::Off) => skipped.push(Skipped { name, reason: "switched off in devbox.toml".into() }),
-            Ok(_) if !(caps.has_command)(command) => {
-                skipped.push(Skipped { name, reason: format!("`devbox {}` is not in this build", command.join(" ")) })
-            }
             Ok(period) => jobs.push(Job {
                 name,
                 description,

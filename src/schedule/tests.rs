@@ -9,13 +9,9 @@ fn defaults() -> Config {
         .config
 }
 
-fn every_command(_: &[&str]) -> bool {
-    true
-}
-
-/// All three jobs, as a VM engine with every subcommand present gets them.
+/// All three jobs, as a VM engine gets them.
 fn all_jobs() -> Vec<Job> {
-    let (jobs, skipped) = wanted_jobs(&defaults(), Capabilities { has_command: &every_command, vm_engine: Some(true) });
+    let (jobs, skipped) = wanted_jobs(&defaults(), Some(true));
     assert!(skipped.is_empty(), "{skipped:?}");
     jobs
 }
@@ -29,45 +25,25 @@ fn env(exe: &str) -> JobEnv {
 }
 
 #[test]
-fn jobs_follow_the_config_and_what_this_build_has() {
+fn jobs_follow_the_config() {
     let jobs = all_jobs();
     assert_eq!(jobs.iter().map(|j| j.name).collect::<Vec<_>>(), ["cleanup", "refresh", "clock"]);
     assert_eq!(jobs[0].timing, Timing::Calendar { weekday: None, hour: Some(12), minute: 17 });
     assert_eq!(jobs[1].timing, Timing::Calendar { weekday: Some(1), hour: Some(9), minute: 47 });
     assert_eq!(jobs[2].timing, Timing::Every(Duration::from_secs(600)));
 
-    // Without `pull` and `clock sync` in the binary, only cleanup is installed; a native engine
-    // gets no clock job; "off" switches a job off.
-    let only_cleanup = |path: &[&str]| path == ["cleanup"];
-    let (jobs, skipped) = wanted_jobs(&defaults(), Capabilities { has_command: &only_cleanup, vm_engine: Some(true) });
-    assert_eq!(jobs.iter().map(|j| j.name).collect::<Vec<_>>(), ["cleanup"]);
-    assert_eq!(skipped[0].reason, "`devbox pull` is not in this build");
-    assert_eq!(skipped[1].reason, "`devbox clock sync` is not in this build");
-
+    // A native engine gets no clock job; "off" switches a job off.
     let mut config = defaults();
     config.cleanup.schedule = Period::Off;
-    let (jobs, skipped) = wanted_jobs(&config, Capabilities { has_command: &every_command, vm_engine: Some(false) });
+    let (jobs, skipped) = wanted_jobs(&config, Some(false));
     assert_eq!(jobs.iter().map(|j| j.name).collect::<Vec<_>>(), ["refresh"]);
     assert!(skipped.iter().any(|s| s.name == "clock" && s.reason.contains("natively")));
     assert!(skipped.iter().any(|s| s.name == "cleanup" && s.reason.contains("off")));
 }
 
 #[test]
-fn the_real_command_tree_decides_which_jobs_exist() {
-    use clap::CommandFactory;
-    let root = crate::cli::Cli::command();
-    let has = |path: &[&str]| {
-        let mut c = &root;
-        path.iter().all(|name| match c.find_subcommand(name) {
-            Some(sub) => {
-                c = sub;
-                true
-            }
-            None => false,
-        })
-    };
-    let (jobs, _) = wanted_jobs(&defaults(), Capabilities { has_command: &has, vm_engine: Some(true) });
-    assert!(jobs.iter().any(|j| j.name == "cleanup"));
+fn every_job_command_parses_in_this_binary() {
+    let jobs = all_jobs();
     for job in &jobs {
         // Every installed job's command parses in this very binary.
         let mut argv = vec!["devbox".to_string()];
