@@ -89,16 +89,8 @@ async fn measure(ctx: &Context, config: &Config, engine: Option<Engine>) -> anyh
         });
         (reading, Some(engine), classification)
     };
-    let s3_side = async {
-        match measure::s3_clock_url(&config.registry.s3) {
-            None => Reading::skipped(ClockName::S3, "no bucket is configured (registry.s3.bucket)"),
-            Some(url) => match measure::http_client() {
-                Ok(http) => measure::s3_clock(&http, &url).await,
-                Err(e) => Reading::failed(ClockName::S3, url, format!("{e:#}")),
-            },
-        }
-    };
-    let ((engine_reading, engine, classification), s3) = tokio::join!(engine_side, s3_side);
+    let ((engine_reading, engine, classification), s3) =
+        tokio::join!(engine_side, measure::s3_reading(&config.registry.s3));
     Ok(Measurement { readings: vec![host, engine_reading, s3], engine, classification })
 }
 
@@ -230,7 +222,7 @@ fn print_registry(ctx: &Context, access: &RegistryAccess) {
     }
 }
 
-async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_run: bool) -> anyhow::Result<ExitStatus> {
+pub(super) async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_run: bool) -> anyhow::Result<ExitStatus> {
     let max_skew = config.clock.max_skew;
     let before = measure(ctx, config, None).await?;
     let (Some(engine), Some(classification)) = (&before.engine, &before.classification) else {

@@ -160,6 +160,8 @@ impl DoctorArgs {
 async fn apply(ctx: &Context, config: &crate::config::Config, remedy: Remedy) -> Result<(), String> {
     let outcome = match remedy {
         Remedy::RegistryUp => super::registry::up(ctx, config).await,
+        Remedy::ClockSync => super::clock::sync(ctx, config, true, false).await,
+        Remedy::ScheduleInstall => super::schedule::install_detected(ctx).await,
         Remedy::Pull => super::pull::pull(ctx, config, &[], false).await,
     };
     match outcome {

@@ -5,12 +5,9 @@ use serde::Serialize;
 
 use super::Context;
 use crate::config::ConfigSource;
-use crate::error::{Error, ExitStatus};
+use crate::error::ExitStatus;
 use crate::paths::Paths;
-use crate::schedule::{
-    self, Backend, BackendKind, Installed, JobEnv, RunRecord, Skipped, cron::Cron, launchd::Launchd, systemd::Systemd,
-    taskscheduler::TaskScheduler,
-};
+use crate::schedule::{self, Backend, BackendKind, Installed, JobEnv, RunRecord, Skipped};
 use crate::ui::Mark;
 
 #[derive(Debug, Args)]
@@ -37,15 +34,22 @@ enum ScheduleCommand {
     },
 }
 
+/// `devbox schedule install` with the scheduler chosen for this machine; `doctor --fix` calls it.
+pub(super) async fn install_detected(ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let paths = Paths::resolve(&ctx.env)?;
+    let backend = schedule::backend_for(schedule::detect()?, &ctx.env, &paths)?;
+    install(ctx, backend.as_ref(), &paths).await
+}
+
 impl ScheduleArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
         let paths = Paths::resolve(&ctx.env)?;
         let kind = match self.backend {
             Some(kind) => kind,
-            None => detect()?,
+            None => schedule::detect()?,
         };
         ctx.printer.detail(format!("scheduler: {kind}"));
-        let backend = backend_for(kind, &ctx.env, &paths)?;
+        let backend = schedule::backend_for(kind, &ctx.env, &paths)?;
         match self.command {
             ScheduleCommand::Install => install(ctx, backend.as_ref(), &paths).await,
             ScheduleCommand::Remove => {
@@ -62,28 +66,6 @@ impl ScheduleArgs {
             ScheduleCommand::Status { json } => status(ctx, backend.as_ref(), &paths, json),
         }
     }
-}
-
-fn detect() -> anyhow::Result<BackendKind> {
-    let os = std::env::consts::OS;
-    let systemd = os == "linux" && schedule::systemd::user_manager_answers();
-    let crontab = !systemd && schedule::run_tool("crontab", &["-l"], None).is_ok();
-    schedule::choose_backend(os, systemd, crontab)
-        .map_err(|reason| Error::Scheduler { backend: "auto".into(), reason }.into())
-}
-
-fn backend_for(kind: BackendKind, env: &crate::env::Environment, paths: &Paths) -> anyhow::Result<Box<dyn Backend>> {
-    let home =
-        env.home().ok_or_else(|| Error::Usage("HOME is not set, so devbox cannot find your own directories".into()))?;
-    Ok(match kind {
-        BackendKind::Systemd => {
-            let config_home = env.var("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), Into::into);
-            Box::new(Systemd { unit_dir: config_home.join("systemd/user") })
-        }
-        BackendKind::Launchd => Box::new(Launchd { agents_dir: home.join("Library/LaunchAgents") }),
-        BackendKind::Cron => Box::new(Cron),
-        BackendKind::TaskScheduler => Box::new(TaskScheduler { xml_dir: paths.state_dir().join("schedule") }),
-    })
 }
 
 async fn install(ctx: &Context, backend: &dyn Backend, paths: &Paths) -> anyhow::Result<ExitStatus> {

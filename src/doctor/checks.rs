@@ -3,15 +3,21 @@
 
 use std::time::Duration;
 
-use super::{CheckId, Finding, Remedy};
+use super::{CheckId, Finding, Remedy, Status};
 use crate::aws::Aws;
+use crate::clock::{
+    self, ClockName, Reading,
+    runtime::{self, Classification},
+};
 use crate::config::{Config, LoadedConfig, Storage};
 use crate::docker_config::{self, Stored};
 use crate::engine::{Engine, EngineInfo};
 use crate::env::Environment;
 use crate::images::{self, BaseImage, short};
+use crate::paths::Paths;
 use crate::registry::api::{Manifest, RegistryApi};
 use crate::registry::{self, Desired};
+use crate::schedule;
 
 pub fn config(loaded: &Result<LoadedConfig, anyhow::Error>) -> Finding {
     match loaded {
@@ -22,7 +28,15 @@ pub fn config(loaded: &Result<LoadedConfig, anyhow::Error>) -> Finding {
     }
 }
 
-pub async fn engine(env: &Environment) -> (Finding, Option<(Engine, EngineInfo)>) {
+/// A connected engine, what it says of itself, and its clock as read with that answer.
+pub struct EngineFacts {
+    pub engine: Engine,
+    pub info: EngineInfo,
+    pub classification: Classification,
+    pub clock: Reading,
+}
+
+pub async fn engine(env: &Environment) -> (Finding, Option<EngineFacts>) {
     let engine = match Engine::connect(env).await {
         Ok(engine) => engine,
         Err(err) => {
@@ -30,23 +44,151 @@ pub async fn engine(env: &Environment) -> (Finding, Option<(Engine, EngineInfo)>
             return (Finding::fail(CheckId::Engine, err.to_string()).hint(hint), None);
         }
     };
-    match engine.info().await {
-        Ok(info) => {
-            let finding = Finding::ok(
-                CheckId::Engine,
-                format!("Docker {} on {}, API {}", info.server_version, info.operating_system, info.api_version),
-            )
-            .detail("endpoint", engine.endpoint())
-            .detail("kernel", info.kernel_version.clone());
-            (finding, Some((engine, info)))
-        }
-        Err(err) => (
-            Finding::fail(CheckId::Engine, format!("{err:#}"))
+    // One `GET /info` serves this check, the disk's data directory and the engine's clock.
+    let (clock, info) = clock::measure::engine_clock(&engine).await;
+    let Some(info) = info else {
+        let why = clock.error.clone().unwrap_or_default();
+        return (
+            Finding::fail(CheckId::Engine, why)
                 .hint("The engine answers but not fully; restart Docker.")
                 .detail("endpoint", engine.endpoint()),
             None,
+        );
+    };
+    let classification = runtime::effective(runtime::classify(&info, engine.endpoint(), std::env::consts::OS), env);
+    let finding = Finding::ok(
+        CheckId::Engine,
+        format!(
+            "Docker {} on {}, API {} ({})",
+            info.server_version,
+            info.operating_system,
+            info.api_version,
+            if classification.vm { "in a VM" } else { "native" }
         ),
+    )
+    .detail("endpoint", engine.endpoint())
+    .detail("kernel", info.kernel_version.clone())
+    .detail("runtime", classification.runtime.label());
+    (finding, Some(EngineFacts { engine, info, classification, clock }))
+}
+
+/// Host, engine and S3 clocks: the skews between them, judged as `devbox clock check` judges them.
+/// A clock that could not be read is noted, not failed: its own check says why.
+pub fn clock(config: &Config, engine: Option<&EngineFacts>, s3: Reading, host: Reading) -> Finding {
+    let id = CheckId::Clock;
+    let max_skew = config.clock.max_skew;
+    let engine_reading = engine
+        .map(|e| e.clock.clone())
+        .unwrap_or_else(|| Reading::failed(ClockName::Engine, "the Docker engine", "the engine did not answer"));
+    let readings = [host, engine_reading, s3];
+    let skews = clock::skews(&readings, max_skew);
+    let measured: Vec<String> = skews
+        .iter()
+        .filter(|s| s.b == ClockName::Host)
+        .filter_map(|s| s.skew.map(|skew| format!("{} {}", s.a.label(), clock::format_skew(skew))))
+        .collect();
+    let unread: Vec<&str> =
+        readings.iter().filter(|r| r.offset.is_none() && !r.skipped).map(|r| r.clock.label()).collect();
+    let worst = skews.iter().filter(|s| s.skew.is_some()).max_by_key(|s| s.skew.map(|d| d.unsigned_abs()));
+    let mut summary = if measured.is_empty() {
+        "no clock but this host's could be read".to_string()
+    } else {
+        format!("{} from this host", measured.join(", "))
+    };
+    if !unread.is_empty() {
+        summary.push_str(&format!(" (not read: {})", unread.join(", ")));
     }
+    let status = match worst.map(|s| s.verdict) {
+        Some(v) if v.is_failure() => Status::Fail,
+        Some(clock::Verdict::Warn) => Status::Warn,
+        _ => Status::Ok,
+    };
+    let mut finding =
+        Finding::new(id, status, summary).detail("max_skew", humantime::format_duration(max_skew).to_string());
+    if let Some(worst) = worst.filter(|_| status != Status::Ok) {
+        finding.summary = format!("{}: {}", finding.summary, clock::describe(worst.verdict, max_skew));
+        let vm = engine.is_some_and(|e| e.classification.vm);
+        finding = if worst.a == ClockName::Engine && vm {
+            finding
+                .hint("The Docker VM's clock drifted (the laptop slept). Set it from this host's.")
+                .remedy(Remedy::ClockSync)
+        } else {
+            finding
+                .hint("This host's own clock is off: S3 disagrees with it. Turn on NTP (`timedatectl set-ntp true`, or chrony; on macOS, Date & Time settings).")
+        };
+    }
+    finding
+}
+
+/// How the scheduled jobs stand: installed, and their last run recent and successful. Blocking:
+/// the scheduler tools (crontab, systemctl, launchctl, schtasks) are plain processes.
+pub fn schedules(env: &Environment, config: &Config, vm_engine: Option<bool>) -> Finding {
+    let id = CheckId::Schedules;
+    let result = (|| -> anyhow::Result<Finding> {
+        let paths = Paths::resolve(env)?;
+        let kind = schedule::detect()?;
+        let backend = schedule::backend_for(kind, env, &paths)?;
+        let (jobs, _) = schedule::wanted_jobs(config, vm_engine);
+        let mut states = Vec::new();
+        for job in &jobs {
+            let installed = backend.status(job.name)?.installed;
+            let last = schedule::read_run_record(paths.state_dir(), job.name);
+            states.push(JobState { name: job.name, installed, period: job.timing.period(), last });
+        }
+        Ok(judge_schedules(&states, jiff::Timestamp::now(), &kind.to_string(), paths.state_dir()))
+    })();
+    result.unwrap_or_else(|err| Finding::fail(id, format!("{err:#}")))
+}
+
+/// One expected job, as found.
+pub struct JobState {
+    pub name: &'static str,
+    pub installed: bool,
+    pub period: Duration,
+    pub last: Option<schedule::RunRecord>,
+}
+
+/// Missing jobs and failed or overdue last runs are warnings: the machine still works, but the
+/// upkeep has stopped. Pure.
+pub fn judge_schedules(jobs: &[JobState], now: jiff::Timestamp, backend: &str, state_dir: &std::path::Path) -> Finding {
+    let id = CheckId::Schedules;
+    if jobs.is_empty() {
+        return Finding::ok(id, "no jobs wanted (all switched off in devbox.toml)");
+    }
+    let missing: Vec<&str> = jobs.iter().filter(|j| !j.installed).map(|j| j.name).collect();
+    if !missing.is_empty() {
+        return Finding::warn(id, format!("not installed in {backend}: {}", missing.join(", ")))
+            .hint("Without them nothing cleans the Docker disk or refreshes the base images.")
+            .remedy(Remedy::ScheduleInstall);
+    }
+    for job in jobs {
+        let Some(last) = &job.last else { continue };
+        if last.outcome != "success" {
+            let log = state_dir.join("logs").join(format!("{}.log", job.name));
+            return Finding::warn(id, format!("the last {} run failed (exit {})", job.name, last.exit_code))
+                .hint(format!("{}; see {}", last.error.as_deref().unwrap_or("no error recorded"), log.display()));
+        }
+        let age = now.duration_since(last.finished_at);
+        if age.as_secs() > 2 * job.period.as_secs() as i64 {
+            return Finding::warn(
+                id,
+                format!(
+                    "{} last ran {}h ago, but should run every {}",
+                    job.name,
+                    age.as_secs() / 3600,
+                    humantime::format_duration(job.period)
+                ),
+            )
+            .hint(format!(
+                "The scheduler ({backend}) is not running it: check that the machine's {backend} is active."
+            ));
+        }
+    }
+    let names: Vec<&str> = jobs.iter().map(|j| j.name).collect();
+    let never: Vec<&str> = jobs.iter().filter(|j| j.last.is_none()).map(|j| j.name).collect();
+    let tail =
+        if never.is_empty() { "last runs succeeded".to_string() } else { format!("not run yet: {}", never.join(", ")) };
+    Finding::ok(id, format!("{} installed in {backend}; {tail}", names.join(", ")))
 }
 
 /// Used space of the engine's data disk: warn above 80 %, fail above 90 %.
@@ -366,6 +508,37 @@ mod tests {
         assert_eq!(disk_verdict(80.0), Status::Ok);
         assert_eq!(disk_verdict(80.5), Status::Warn);
         assert_eq!(disk_verdict(90.5), Status::Fail);
+    }
+
+    #[test]
+    fn schedules_are_judged_by_presence_outcome_and_age() {
+        let now: jiff::Timestamp = "2026-11-26T12:00:00Z".parse().expect("timestamp");
+        let day = Duration::from_secs(24 * 3600);
+        let run = |hours_ago: i64, outcome: &str| {
+            let finished_at = now - jiff::SignedDuration::from_hours(hours_ago);
+            Some(schedule::RunRecord {
+                job: "cleanup".into(),
+                started_at: finished_at,
+                finished_at,
+                exit_code: if outcome == "success" { 0 } else { 1 },
+                outcome: outcome.into(),
+                error: (outcome != "success").then(|| "engine down".into()),
+            })
+        };
+        let state = std::path::Path::new("/state");
+        let job = |installed, last| JobState { name: "cleanup", installed, period: day, last };
+        let judged = |jobs: &[JobState]| judge_schedules(jobs, now, "cron", state);
+
+        let missing = judged(&[job(false, None)]);
+        assert_eq!((missing.status, missing.remedy), (Status::Warn, Some(Remedy::ScheduleInstall)));
+        assert_eq!(judged(&[job(true, None)]).summary, "cleanup installed in cron; not run yet: cleanup");
+        assert_eq!(judged(&[job(true, run(20, "success"))]).status, Status::Ok);
+        let failed = judged(&[job(true, run(2, "failure"))]);
+        assert_eq!(failed.status, Status::Warn);
+        assert!(failed.hint.unwrap_or_default().contains("/state/logs/cleanup.log"));
+        let overdue = judged(&[job(true, run(60, "success"))]);
+        assert_eq!(overdue.status, Status::Warn);
+        assert_eq!(overdue.summary, "cleanup last ran 60h ago, but should run every 1day");
     }
 
     #[test]

@@ -20,19 +20,23 @@ pub enum CheckId {
     RegistryContainer,
     RegistryApi,
     AwsCredentials,
+    Clock,
     BaseImages,
+    Schedules,
     PushCredentials,
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 8] = [
+    pub const ALL: [CheckId; 10] = [
         CheckId::Config,
         CheckId::Engine,
         CheckId::Disk,
         CheckId::RegistryContainer,
         CheckId::RegistryApi,
         CheckId::AwsCredentials,
+        CheckId::Clock,
         CheckId::BaseImages,
+        CheckId::Schedules,
         CheckId::PushCredentials,
     ];
 
@@ -44,16 +48,28 @@ impl CheckId {
             CheckId::RegistryContainer => "registry-container",
             CheckId::RegistryApi => "registry-api",
             CheckId::AwsCredentials => "aws-credentials",
+            CheckId::Clock => "clock",
             CheckId::BaseImages => "base-images",
+            CheckId::Schedules => "schedules",
             CheckId::PushCredentials => "push-credentials",
         }
+    }
+
+    /// The checks that need this one, directly or not.
+    pub fn dependents(self) -> impl Iterator<Item = CheckId> {
+        CheckId::ALL.into_iter().filter(move |id| *id != self && selection(&[*id]).contains(&self))
     }
 
     /// The checks whose success this one needs. A failed dependency makes it "skipped".
     pub fn depends_on(self) -> &'static [CheckId] {
         match self {
             CheckId::Config => &[],
-            CheckId::Engine | CheckId::AwsCredentials | CheckId::PushCredentials => &[CheckId::Config],
+            // The clock check reads the engine's clock when it can, and S3's in any case.
+            CheckId::Engine
+            | CheckId::AwsCredentials
+            | CheckId::Clock
+            | CheckId::Schedules
+            | CheckId::PushCredentials => &[CheckId::Config],
             CheckId::Disk | CheckId::RegistryContainer => &[CheckId::Engine],
             CheckId::RegistryApi => &[CheckId::RegistryContainer],
             CheckId::BaseImages => &[CheckId::RegistryApi],
@@ -91,6 +107,10 @@ pub enum Status {
 pub enum Remedy {
     /// `devbox registry up`: create, recreate or start the registry.
     RegistryUp,
+    /// `devbox clock sync`: set a VM engine's clock from the host's.
+    ClockSync,
+    /// `devbox schedule install`: install the missing jobs.
+    ScheduleInstall,
     /// `devbox pull`: fetch stale or missing base images.
     Pull,
 }
@@ -99,6 +119,8 @@ impl Remedy {
     pub fn command(self) -> &'static str {
         match self {
             Remedy::RegistryUp => "devbox registry up",
+            Remedy::ClockSync => "devbox clock sync",
+            Remedy::ScheduleInstall => "devbox schedule install",
             Remedy::Pull => "devbox pull",
         }
     }
@@ -209,7 +231,10 @@ impl Report {
     pub fn summary(&self) -> String {
         let (fail, warn, skipped) = (self.count(Status::Fail), self.count(Status::Warn), self.count(Status::Skipped));
         if fail + warn + skipped == 0 {
-            return format!("all {} checks passed", self.checks.len());
+            return match self.checks.len() {
+                1 => "the check passed".to_string(),
+                n => format!("all {n} checks passed"),
+            };
         }
         let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut parts = Vec::new();

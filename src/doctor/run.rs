@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use super::{CheckId, Finding, Report, Status, checks};
+use crate::clock;
 use crate::config::LoadedConfig;
 use crate::env::Environment;
 
@@ -28,7 +29,9 @@ pub async fn run(
     let wanted = |id: CheckId| selected.contains(&id);
 
     let engine_branch = async {
-        if !wanted(CheckId::Engine) {
+        // The engine serves more checks than its own; connect if any of them is wanted.
+        let needs_engine = [CheckId::Engine, CheckId::Clock, CheckId::Schedules, CheckId::BaseImages];
+        if !needs_engine.into_iter().chain(CheckId::Engine.dependents()).any(wanted) {
             return Vec::new();
         }
         let started = Instant::now();
@@ -39,20 +42,48 @@ pub async fn run(
                 .await
                 .unwrap_or_else(|_| Err(timed_out(CheckId::BaseImages, timeout)))
         };
-        let (connected, remote) = tokio::join!(
+        // So do S3's clock and this host's, read at the same moment.
+        let host_clock = clock::Reading::host(jiff::Timestamp::now());
+        let s3_clock = async {
+            let reading = clock::measure::s3_reading(&config.registry.s3);
+            tokio::time::timeout(timeout, reading).await.unwrap_or_else(|_| {
+                clock::Reading::failed(clock::ClockName::S3, "S3", format!("no answer within {}s", timeout.as_secs()))
+            })
+        };
+        let (connected, remote, s3_clock) = tokio::join!(
             tokio::time::timeout(timeout, checks::engine(env)),
-            maybe(wanted(CheckId::BaseImages), remote)
+            maybe(wanted(CheckId::BaseImages), remote),
+            maybe(wanted(CheckId::Clock), s3_clock),
         );
-        let (mut finding, engine) = connected.unwrap_or_else(|_| (timed_out(CheckId::Engine, timeout), None));
-        finding.duration = started.elapsed();
-        let Some((engine, info)) = engine else { return vec![finding] };
-        let engine = &engine;
-        let (disk, container, images) = tokio::join!(
-            maybe(wanted(CheckId::Disk), timed(CheckId::Disk, timeout, checks::disk(engine, &info))),
+        let (mut engine_finding, facts) = connected.unwrap_or_else(|_| (timed_out(CheckId::Engine, timeout), None));
+        engine_finding.duration = started.elapsed();
+        let finding = wanted(CheckId::Engine).then_some(engine_finding);
+        let mut clock_finding = s3_clock.map(|s3| {
+            let mut f = checks::clock(config, facts.as_ref(), s3, host_clock);
+            f.duration = started.elapsed();
+            f
+        });
+        let vm_engine = facts.as_ref().map(|f| f.classification.vm);
+        let schedules = maybe(wanted(CheckId::Schedules), async {
+            let (env, config) = (env.clone(), config.clone());
+            let check = tokio::task::spawn_blocking(move || checks::schedules(&env, &config, vm_engine));
+            timed(CheckId::Schedules, timeout, async {
+                check.await.unwrap_or_else(|e| Finding::fail(CheckId::Schedules, format!("the check crashed: {e}")))
+            })
+            .await
+        });
+        let Some(facts) = facts else {
+            let schedules = schedules.await;
+            return [finding, clock_finding.take(), schedules].into_iter().flatten().collect();
+        };
+        let (engine, info) = (&facts.engine, &facts.info);
+        let (disk, container, schedules, images) = tokio::join!(
+            maybe(wanted(CheckId::Disk), timed(CheckId::Disk, timeout, checks::disk(engine, info))),
             maybe(
                 wanted(CheckId::RegistryContainer),
                 timed(CheckId::RegistryContainer, timeout, checks::registry_container(engine, config))
             ),
+            schedules,
             async {
                 let remote = remote?;
                 let remaining = timeout.saturating_sub(started.elapsed());
@@ -61,7 +92,7 @@ pub async fn run(
                 Some(finding)
             },
         );
-        [Some(finding), disk, container, images].into_iter().flatten().collect()
+        [finding, disk, container, images, clock_finding, schedules].into_iter().flatten().collect()
     };
     let (engine, api, aws, push) = tokio::join!(
         engine_branch,

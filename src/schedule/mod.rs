@@ -135,6 +135,37 @@ pub fn wanted_jobs(config: &Config, vm_engine: Option<bool>) -> (Vec<Job>, Vec<S
     (jobs, skipped)
 }
 
+/// The scheduler for this machine: by OS, then whether a systemd user manager answers, else cron.
+pub fn detect() -> anyhow::Result<BackendKind> {
+    let os = std::env::consts::OS;
+    let systemd = os == "linux" && systemd::user_manager_answers();
+    let crontab = !systemd && run_tool("crontab", &["-l"], None).is_ok();
+    choose_backend(os, systemd, crontab)
+        .map_err(|reason| crate::error::Error::Scheduler { backend: "auto".into(), reason }.into())
+}
+
+/// The backend of `kind`, working in this user's own directories.
+pub fn backend_for(
+    kind: BackendKind,
+    env: &crate::env::Environment,
+    paths: &crate::paths::Paths,
+) -> anyhow::Result<Box<dyn Backend>> {
+    let home = env.home().ok_or_else(|| {
+        crate::error::Error::Usage("HOME is not set, so devbox cannot find your own directories".into())
+    })?;
+    Ok(match kind {
+        BackendKind::Systemd => {
+            let config_home = env.var("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), Into::into);
+            Box::new(systemd::Systemd { unit_dir: config_home.join("systemd/user") })
+        }
+        BackendKind::Launchd => Box::new(launchd::Launchd { agents_dir: home.join("Library/LaunchAgents") }),
+        BackendKind::Cron => Box::new(cron::Cron),
+        BackendKind::TaskScheduler => {
+            Box::new(taskscheduler::TaskScheduler { xml_dir: paths.state_dir().join("schedule") })
+        }
+    })
+}
+
 /// Which backend serves this machine. Pure: the caller says what answers.
 pub fn choose_backend(os: &str, systemd_user_answers: bool, has_crontab: bool) -> Result<BackendKind, String> {
     match os {

@@ -32,6 +32,16 @@ pub enum Timing {
 }
 
 impl Timing {
+    /// The longest gap between two runs when all is well: what "recent" means for a last run.
+    pub fn period(&self) -> Duration {
+        match self {
+            Timing::Calendar { weekday: Some(_), .. } => Duration::from_secs(7 * 24 * 3600),
+            Timing::Calendar { hour: Some(_), .. } => Duration::from_secs(24 * 3600),
+            Timing::Calendar { .. } => Duration::from_secs(3600),
+            Timing::Every(d) => *d,
+        }
+    }
+
     /// `off` never reaches here: such jobs are not installed.
     pub fn from_period(period: Period, at: Anchor) -> Timing {
         match period {

@@ -16,7 +16,7 @@ use crate::testbed::{Bed, REGISTRY_IMAGE, docker, free_port};
 /// A moto S3 server whose clock runs `offset` (libfaketime's syntax: "+7m", "-20m") from this
 /// machine's. Only moto's process sees the fake time. It is stopped when dropped, and when this
 /// test process ends.
-struct FakeTimeS3 {
+pub(crate) struct FakeTimeS3 {
     port: u16,
     stop: PathBuf,
     child: std::process::Child,
@@ -24,7 +24,7 @@ struct FakeTimeS3 {
 }
 
 impl FakeTimeS3 {
-    fn start(offset: &str) -> FakeTimeS3 {
+    pub(crate) fn start(offset: &str) -> FakeTimeS3 {
         let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let stop = dir.path().join("stop");
@@ -51,7 +51,7 @@ impl FakeTimeS3 {
         FakeTimeS3 { port, stop, child, _dir: dir }
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
@@ -64,7 +64,7 @@ impl Drop for FakeTimeS3 {
 }
 
 /// A config for `bed` whose S3 endpoint is `endpoint`, plus `extra` TOML.
-fn config_with_endpoint(bed: &Bed, endpoint: &str, extra: &str) {
+pub(crate) fn config_with_endpoint(bed: &Bed, endpoint: &str, extra: &str) {
     bed.write_raw_config(&format!(
         "[registry]\nimage = \"{REGISTRY_IMAGE}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
          [registry.s3]\nbucket = \"{}\"\nendpoint = \"{endpoint}\"\npath_style = true\n{extra}",
