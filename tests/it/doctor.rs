@@ -306,3 +306,78 @@ fn an_s3_server_with_a_skewed_clock_fails_the_clock_check() {
     assert!(summary.contains("S3 +7m") || summary.contains("S3 +6m 59"), "{summary}");
     assert!(clock["hint"].as_str().unwrap_or_default().contains("timedatectl set-ntp true"), "{clock}");
 }
+
+/// Runs `devbox ARGS` in a pseudo-terminal (util-linux `script`), as a person at a terminal sees it.
+fn on_a_tty(bed: &Bed, args: &[&str]) -> String {
+    let inner = bed.devbox_std(args);
+    let line = std::iter::once(env!("CARGO_BIN_EXE_devbox")).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]).env_remove("NO_COLOR");
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    script.env_remove("NO_COLOR");
+    let out = script.output().expect("run script(1)");
+    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte
+            if chars.next_if_eq(&'[').is_some() {
+                for p in chars.by_ref() {
+                    if p.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn the_terminal_report_reads_as_designed() {
+    let mut bed = Bed::new("doctty");
+    healthy(&mut bed);
+    docker(&["stop", "-t", "1", &bed.name]);
+    let raw = on_a_tty(&bed, &["doctor"]);
+    assert!(raw.contains('\u{1b}'), "no colour on a terminal: {raw:?}");
+    let home = bed.home.path().display().to_string();
+    let text = strip_ansi(&raw).replace(&home, "<home>").replace(&bed.name, "<name>").replace(&bed.bucket, "<bucket>");
+    // Versions, sizes, skews and times change from machine to machine; the shape does not. The
+    // disk line's very verdict depends on the machine's disk, so it stands for itself.
+    let shape: String = text
+        .lines()
+        .map(|line| match line.split_whitespace().nth(1) {
+            Some("disk") => "<disk: this machine's own figures>".to_string(),
+            Some("clock") => line.replace("S3", "S-three").replace(" +", " ±").replace(" -", " ±"),
+            _ => line.to_string(),
+        })
+        .map(|line| {
+            let mut out = String::new();
+            let mut last_digit = false;
+            for c in line.chars() {
+                if c.is_ascii_digit() {
+                    if !last_digit {
+                        out.push('#');
+                    }
+                    last_digit = true;
+                } else {
+                    out.push(c);
+                    last_digit = false;
+                }
+            }
+            out.replace("S-three", "S3").trim_end().to_string() + "\n"
+        })
+        .collect();
+    insta::assert_snapshot!("doctor_tty_stopped_registry", shape);
+}
