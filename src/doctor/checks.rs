@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{CheckId, Finding, Remedy, Status};
 use crate::aws::Aws;
+use crate::cleanup;
 use crate::clock::{
     self, ClockName, Reading,
     runtime::{self, Classification},
@@ -200,23 +201,21 @@ pub fn disk_verdict(used_percent: f64) -> super::Status {
     }
 }
 
-pub async fn disk(engine: &Engine, info: &EngineInfo) -> Finding {
+pub async fn disk(engine: &Engine, info: &EngineInfo, config: &Config, env: &Environment) -> Finding {
     let root = &info.docker_root_dir;
+    let reclaimable = reclaimable(engine, config, env).await;
     // The data directory is only visible here when the engine runs on this host.
     let local = engine.endpoint().starts_with("unix://") && !root.is_empty() && std::path::Path::new(root).is_dir();
     let usage = if local { fs4::statvfs(root).ok() } else { None };
     let Some(stats) = usage.filter(|s| s.total_space() > 0) else {
-        return Finding::ok(
-            CheckId::Disk,
-            format!("{root} is inside the engine's VM; its free space is not visible here"),
-        )
-        .detail("docker_root_dir", root.clone());
+        return Finding::ok(CheckId::Disk, format!("{root} is inside the engine's VM; {reclaimable}"))
+            .detail("docker_root_dir", root.clone());
     };
     let total = stats.total_space();
     let free = stats.available_space();
     let used = 100.0 * (total - free.min(total)) as f64 / total as f64;
     let summary = format!(
-        "{used:.0}% used at {root} ({} free of {})",
+        "{used:.0}% used at {root} ({} free of {}); {reclaimable}",
         crate::config::ByteSize(free),
         crate::config::ByteSize(total)
     );
@@ -225,10 +224,26 @@ pub async fn disk(engine: &Engine, info: &EngineInfo) -> Finding {
         .detail("free_bytes", free.to_string())
         .detail("total_bytes", total.to_string());
     match finding.status {
-        super::Status::Ok => finding,
+        Status::Ok => finding,
         _ => finding
-            .hint("A full Docker disk breaks builds and pulls. Remove stopped containers and dangling images.")
-            .fix("docker container prune -f && docker image prune -f"),
+            .hint("A full Docker disk breaks builds and pulls. Remove stopped containers and dangling images; `devbox cleanup --dry-run` shows what goes.")
+            .fix("devbox cleanup"),
+    }
+}
+
+/// What `devbox cleanup` would free now, from the same plan it would carry out.
+async fn reclaimable(engine: &Engine, config: &Config, env: &Environment) -> String {
+    let pulls = Paths::resolve(env).map(|p| cleanup::read_pulls(p.state_dir())).unwrap_or_default();
+    match cleanup::make_plan(engine, &cleanup::policy(config), &pulls).await {
+        Ok(plan) => {
+            let removals = plan.containers.iter().chain(&plan.dangling_images).chain(&plan.evicted_images);
+            let bytes: u64 = removals.clone().filter_map(|r| r.size).sum();
+            match removals.count() {
+                0 => "nothing for cleanup to remove".to_string(),
+                n => format!("cleanup would remove {n} items, at least {}", crate::config::ByteSize(bytes)),
+            }
+        }
+        Err(err) => format!("reclaimable space unknown ({err:#})"),
     }
 }
 

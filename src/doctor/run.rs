@@ -78,7 +78,7 @@ pub async fn run(
         };
         let (engine, info) = (&facts.engine, &facts.info);
         let (disk, container, schedules, images) = tokio::join!(
-            maybe(wanted(CheckId::Disk), timed(CheckId::Disk, timeout, checks::disk(engine, info))),
+            maybe(wanted(CheckId::Disk), timed(CheckId::Disk, timeout, checks::disk(engine, info, config, env))),
             maybe(
                 wanted(CheckId::RegistryContainer),
                 timed(CheckId::RegistryContainer, timeout, checks::registry_container(engine, config))
