@@ -28,7 +28,11 @@ pub fn run_tool(program: &str, args: &[&str], stdin: Option<&[u8]>) -> anyhow::R
         .spawn()
         .with_context(|| format!("cannot run `{program}`"))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input).with_context(|| format!("cannot write to `{program}`"))?;
+        match pipe.write_all(input) {
+            // The tool quit without reading all of it: its exit status and stderr say why.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.with_context(|| format!("cannot write to `{program}`"))?,
+        }
     }
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
