@@ -120,6 +120,9 @@ pub(super) async fn pull_quietly(
     Ok(Pulled { results, elapsed: started.elapsed() })
 }
 
+/// How stale `checked_at` may be before an unchanged pull rewrites it.
+const RECHECK_RECORD_SECS: i64 = 3600;
+
 /// Remembers each good pull in `pulls.json`, for `cleanup` and `doctor`.
 fn record(ctx: &Context, results: &[PullResult]) -> anyhow::Result<()> {
     let state_dir = Paths::resolve(&ctx.env)?.state_dir().to_path_buf();
@@ -131,7 +134,17 @@ fn record(ctx: &Context, results: &[PullResult]) -> anyhow::Result<()> {
             Outcome::Unchanged { digest } => (digest, false),
             Outcome::Failed { .. } => continue,
         };
-        let previous = records.images.get(&result.image.local).and_then(|r| r.pulled_at);
+        let existing = records.images.get(&result.image.local);
+        // An unchanged image checked again within the hour keeps its record as it was, so a
+        // re-run (`init` on a set-up machine) rewrites nothing.
+        if !pulled
+            && let Some(old) = existing
+            && old.digest == *digest
+            && now.duration_since(old.checked_at) < jiff::SignedDuration::from_secs(RECHECK_RECORD_SECS)
+        {
+            continue;
+        }
+        let previous = existing.and_then(|r| r.pulled_at);
         records.images.insert(
             result.image.local.clone(),
             PullRecord {
