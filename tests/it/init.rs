@@ -530,3 +530,34 @@ fn init_on_a_terminal_asks_for_what_is_missing() {
 fn regex_escape(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() || c == ' ' { c.to_string() } else { format!("\\{c}") }).collect()
 }
+
+#[test]
+fn a_dry_run_changes_nothing_and_a_busy_port_without_a_terminal_names_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bed = Bed::new("initdry");
+    let team = dir.path().join("team.toml");
+    std::fs::write(&team, team_text(&bed, "qa")).expect("write");
+    let before = files(bed.home.path());
+    let out = devbox(&bed, &["init", "--dry-run", "--from", team.to_str().expect("utf-8")]).output().expect("init");
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("✓ config    would write"), "{text}");
+    assert!(text.contains("+# the qa team's devbox.toml"), "the diff is shown: {text}");
+    assert!(text.contains(&format!("✓ registry  would create registry {}", bed.name)), "{text}");
+    assert!(text.contains("dry run: 2 would change"), "{text}");
+    assert!(text.contains("Nothing was changed."), "{text}");
+    assert_eq!(files(bed.home.path()), before, "a dry run wrote files");
+    assert!(bed.container_identity().is_none(), "a dry run made a container");
+
+    // The port is held by another process and there is no one to ask: exit 2, named, nothing done.
+    let holder = std::net::TcpListener::bind(("127.0.0.1", bed.port)).expect("hold the port");
+    let out = devbox(&bed, &["init", "--yes"]).output().expect("init");
+    let text = output_text(&out);
+    drop(holder);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains(&format!("registry.port: port {} on 127.0.0.1 is in use", bed.port)), "{text}");
+    assert!(text.contains("Pass --port"), "{text}");
+    assert!(text.contains("- registry  not run: preflight failed"), "{text}");
+    assert_eq!(files(bed.home.path()), before);
+    assert!(bed.container_identity().is_none());
+}
