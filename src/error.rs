@@ -133,6 +133,12 @@ pub enum Error {
 
     #[error("the scheduler backend {backend} failed: {reason}")]
     Scheduler { backend: String, reason: String },
+
+    #[error("cannot fetch the team config from {from}: {reason}")]
+    TeamConfigFetch { from: String, reason: String },
+
+    #[error("{key}: {why}, and there is no terminal to ask on")]
+    Unanswered { key: String, flag: String, why: String },
 }
 
 /// The exit code an error means: the first expected `Error` in its chain decides, else failure.
@@ -147,7 +153,8 @@ impl Error {
             | Error::Usage(_)
             | Error::NoBaseImages
             | Error::ClockNotVm { .. }
-            | Error::ClockForced { .. } => ExitStatus::Usage,
+            | Error::ClockForced { .. }
+            | Error::Unanswered { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         }
     }
@@ -222,6 +229,12 @@ impl Error {
             Error::Scheduler { backend, .. } => format!(
                 "Nothing outside devbox's own entries was changed. Fix the {backend} problem above, or choose another backend: `devbox schedule install --backend cron|systemd|launchd|taskscheduler`."
             ),
+            Error::TeamConfigFetch { .. } => {
+                "Check the address (a path, https://…, or s3://BUCKET/KEY) and your access to it. Nothing was written.".into()
+            }
+            Error::Unanswered { key, flag, .. } => {
+                format!("Pass {flag}, or set {key} in devbox.toml (`devbox config path`), or run `devbox init` on a terminal to be asked.")
+            }
         })
     }
 }

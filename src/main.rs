@@ -14,6 +14,7 @@ mod engine;
 mod env;
 mod error;
 mod images;
+mod init;
 mod paths;
 mod registry;
 mod schedule;

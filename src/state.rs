@@ -19,7 +19,8 @@ pub struct PullRecords {
 pub struct PullRecord {
     /// When the image was last pulled (its content changed on this machine).
     pub pulled_at: Option<jiff::Timestamp>,
-    /// When devbox last confirmed the image is current.
+    /// When devbox last confirmed the image is current, to the hour: a check within the hour of
+    /// the last one leaves the record alone.
     pub checked_at: jiff::Timestamp,
     /// The registry's manifest digest the local image matches.
     pub digest: String,

@@ -223,6 +223,17 @@ fn print_registry(ctx: &Context, access: &RegistryAccess) {
 }
 
 pub(super) async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_run: bool) -> anyhow::Result<ExitStatus> {
+    Ok(sync_report(ctx, config, if_skewed, dry_run).await?.0)
+}
+
+/// `clock sync`, saying also whether it set the clock. `init`'s clock step calls it with
+/// `if_skewed` on VM engines.
+pub(super) async fn sync_report(
+    ctx: &Context,
+    config: &Config,
+    if_skewed: bool,
+    dry_run: bool,
+) -> anyhow::Result<(ExitStatus, bool)> {
     let max_skew = config.clock.max_skew;
     let before = measure(ctx, config, None).await?;
     let (Some(engine), Some(classification)) = (&before.engine, &before.classification) else {
@@ -231,7 +242,7 @@ pub(super) async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_ru
         if if_skewed {
             // The scheduled job: no engine running means no clock to fix.
             ctx.printer.line(format!("clock: nothing to sync: {why}"));
-            return Ok(ExitStatus::Success);
+            return Ok((ExitStatus::Success, false));
         }
         return Err(Error::ClockUnmeasured { reason: why }.into());
     };
@@ -260,7 +271,7 @@ pub(super) async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_ru
                     ),
                 );
             }
-            return Ok(ExitStatus::Success);
+            return Ok((ExitStatus::Success, false));
         }
         Decision::Sync(skew) => skew,
     };
@@ -295,7 +306,7 @@ pub(super) async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_ru
             config.registry.local_url(),
             config.registry.container
         ));
-        return Ok(ExitStatus::Success);
+        return Ok((ExitStatus::Success, false));
     }
     if classification.forced {
         return Err(
@@ -329,7 +340,7 @@ pub(super) async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_ru
         }
         (access, _) => print_registry(ctx, access),
     }
-    Ok(if failed { ExitStatus::Failure } else { ExitStatus::Success })
+    Ok((if failed { ExitStatus::Failure } else { ExitStatus::Success }, true))
 }
 
 /// Unique per run, so two syncs never fight over a name.

@@ -28,6 +28,8 @@ enum ConfigCommand {
 #[derive(Serialize)]
 struct Shown<'a> {
     source: &'a ConfigSource,
+    /// Where the team config was taken from (`devbox init --from`), when it was.
+    team_source: Option<&'a str>,
     config: &'a Config,
 }
 
@@ -40,11 +42,14 @@ impl ConfigArgs {
             }
             ConfigCommand::Show { json } => {
                 let loaded = ctx.config()?;
+                let text = std::fs::read_to_string(loaded.source.path()).unwrap_or_default();
+                let team_source = crate::init::team::recorded_source(&text);
                 if json {
-                    ctx.printer.json(&Shown { source: &loaded.source, config: &loaded.config })?;
+                    ctx.printer.json(&Shown { source: &loaded.source, team_source, config: &loaded.config })?;
                 } else {
                     let toml = toml::to_string_pretty(&loaded.config)?;
-                    ctx.printer.product(format!("# source: {}\n\n{toml}", loaded.source));
+                    let team = team_source.map(|t| format!("\n# team config from: {t}")).unwrap_or_default();
+                    ctx.printer.product(format!("# source: {}{team}\n\n{toml}", loaded.source));
                 }
             }
         }

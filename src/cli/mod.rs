@@ -6,9 +6,11 @@ mod clock;
 mod completions;
 mod config;
 mod doctor;
+mod init;
 mod pull;
 mod registry;
 mod schedule;
+mod uninstall;
 
 use std::path::PathBuf;
 
@@ -60,6 +62,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Set up this machine, step by step: registry, base images, clock, schedules; safe to run again
+    Init(init::InitArgs),
     /// Check everything devbox sets up, each problem with the command that fixes it
     Doctor(doctor::DoctorArgs),
     /// Manage the local registry container (S3-backed, read-only, on 127.0.0.1)
@@ -76,6 +80,8 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
+    /// Remove what init set up: schedules, the registry container, devbox's state
+    Uninstall(uninstall::UninstallArgs),
 }
 
 /// What every command may use: the environment, the printer, and (on demand) the config and engine.
@@ -135,6 +141,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
     let ctx = Context::new(&cli.global, env);
     let started_at = jiff::Timestamp::now();
     let result = match cli.command {
+        Command::Init(args) => args.run(&ctx).await,
         Command::Doctor(args) => args.run(&ctx).await,
         Command::Registry(args) => args.run(&ctx).await,
         Command::Pull(args) => args.run(&ctx).await,
@@ -143,6 +150,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
         Command::Schedule(args) => args.run(&ctx).await,
         Command::Config(args) => args.run(&ctx),
         Command::Completions(args) => args.run(),
+        Command::Uninstall(args) => args.run(&ctx).await,
     };
     if let Some(job) = &cli.global.scheduled_job {
         record_scheduled_run(&ctx, job, started_at, &result);

@@ -13,7 +13,7 @@ use crate::images::{Outcome, base_images};
 use crate::paths::Paths;
 use crate::registry::api::RegistryApi;
 use crate::state::{PullRecord, PullRecords};
-use crate::ui::{Mark, Printer, progress_for};
+use crate::ui::{Mark, Printer, Progress, progress_for};
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -43,6 +43,63 @@ impl PullArgs {
 
 /// Pulls `names` (or every base image) and reports; `doctor --fix` calls this too.
 pub(super) async fn pull(ctx: &Context, config: &Config, names: &[String], json: bool) -> anyhow::Result<ExitStatus> {
+    let quiet = Printer { quiet: true, ..ctx.printer };
+    let progress = progress_for(if json { &quiet } else { &ctx.printer });
+    let pulled = pull_quietly(ctx, config, names, progress.as_ref()).await?;
+    let report = Report {
+        images: &pulled.results,
+        updated: pulled.updated(),
+        unchanged: pulled.unchanged(),
+        failed: pulled.failed(),
+        duration_ms: pulled.elapsed.as_millis() as u64,
+    };
+    if json {
+        ctx.printer.json(&report)?;
+    } else {
+        let mark = if report.failed > 0 { Mark::Fail } else { Mark::Ok };
+        ctx.printer.mark(mark, pulled.summary());
+    }
+    Ok(if report.failed > 0 { ExitStatus::Failure } else { ExitStatus::Success })
+}
+
+/// What a pull did to each image.
+pub(super) struct Pulled {
+    pub results: Vec<PullResult>,
+    pub elapsed: std::time::Duration,
+}
+
+impl Pulled {
+    fn count(&self, f: fn(&Outcome) -> bool) -> usize {
+        self.results.iter().filter(|r| f(&r.outcome)).count()
+    }
+    pub fn updated(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Updated { .. }))
+    }
+    pub fn unchanged(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Unchanged { .. }))
+    }
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed { .. }))
+    }
+    pub fn summary(&self) -> String {
+        format!(
+            "{} updated, {} unchanged, {} failed in {:.1}s",
+            self.updated(),
+            self.unchanged(),
+            self.failed(),
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// The pull itself, reporting only through `progress`, and recorded in `pulls.json`. `init`
+/// calls this for its one line. Ctrl-C stops it with `Error::Interrupted`; no alias moves.
+pub(super) async fn pull_quietly(
+    ctx: &Context,
+    config: &Config,
+    names: &[String],
+    progress: &dyn Progress,
+) -> anyhow::Result<Pulled> {
     let images = base_images(config, names).map_err(Error::Usage)?;
     if images.is_empty() {
         return Err(Error::NoBaseImages.into());
@@ -54,37 +111,17 @@ pub(super) async fn pull(ctx: &Context, config: &Config, names: &[String], json:
     api.ping().await.map_err(|reason| Error::RegistryDown { url: url.clone(), reason })?;
 
     let started = Instant::now();
-    let quiet = Printer { quiet: true, ..ctx.printer };
-    let progress = progress_for(if json { &quiet } else { &ctx.printer });
     let concurrency = config.images.concurrency;
     let results = tokio::select! {
-        results = pull_all(&engine, &api, &images, concurrency, progress.as_ref()) => results,
+        results = pull_all(&engine, &api, &images, concurrency, progress) => results,
         _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
     };
     record(ctx, &results)?;
-
-    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-    let report = Report {
-        images: &results,
-        updated: count(|o| matches!(o, Outcome::Updated { .. })),
-        unchanged: count(|o| matches!(o, Outcome::Unchanged { .. })),
-        failed: count(|o| matches!(o, Outcome::Failed { .. })),
-        duration_ms: started.elapsed().as_millis() as u64,
-    };
-    if json {
-        ctx.printer.json(&report)?;
-    } else {
-        let summary = format!(
-            "{} updated, {} unchanged, {} failed in {:.1}s",
-            report.updated,
-            report.unchanged,
-            report.failed,
-            started.elapsed().as_secs_f64()
-        );
-        ctx.printer.mark(if report.failed > 0 { Mark::Fail } else { Mark::Ok }, summary);
-    }
-    Ok(if report.failed > 0 { ExitStatus::Failure } else { ExitStatus::Success })
+    Ok(Pulled { results, elapsed: started.elapsed() })
 }
+
+/// How stale `checked_at` may be before an unchanged pull rewrites it.
+const RECHECK_RECORD_SECS: i64 = 3600;
 
 /// Remembers each good pull in `pulls.json`, for `cleanup` and `doctor`.
 fn record(ctx: &Context, results: &[PullResult]) -> anyhow::Result<()> {
@@ -97,7 +134,17 @@ fn record(ctx: &Context, results: &[PullResult]) -> anyhow::Result<()> {
             Outcome::Unchanged { digest } => (digest, false),
             Outcome::Failed { .. } => continue,
         };
-        let previous = records.images.get(&result.image.local).and_then(|r| r.pulled_at);
+        let existing = records.images.get(&result.image.local);
+        // An unchanged image checked again within the hour keeps its record as it was, so a
+        // re-run (`init` on a set-up machine) rewrites nothing.
+        if !pulled
+            && let Some(old) = existing
+            && old.digest == *digest
+            && now.duration_since(old.checked_at) < jiff::SignedDuration::from_secs(RECHECK_RECORD_SECS)
+        {
+            continue;
+        }
+        let previous = existing.and_then(|r| r.pulled_at);
         records.images.insert(
             result.image.local.clone(),
             PullRecord {

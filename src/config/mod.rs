@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use load::parse_str;
 pub use load::{ConfigSource, LoadedConfig, load};
 pub use values::{BucketName, ByteSize, KeepLabel, Period};
 

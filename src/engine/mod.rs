@@ -344,6 +344,24 @@ impl Engine {
         Ok(self.call_optional(&what, self.docker.remove_container(name, Some(options))).await?.is_some())
     }
 
+    /// Whether a named volume exists.
+    pub async fn has_volume(&self, name: &str) -> anyhow::Result<bool> {
+        let what = format!("inspecting volume {name}");
+        Ok(self.call_optional(&what, self.docker.inspect_volume(name)).await?.is_some())
+    }
+
+    /// Removes a named volume (`uninstall --purge`). Returns whether it existed.
+    pub async fn remove_volume(&self, name: &str) -> anyhow::Result<bool> {
+        let what = format!("removing volume {name}");
+        Ok(self
+            .call_optional(
+                &what,
+                self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>),
+            )
+            .await?
+            .is_some())
+    }
+
     pub async fn has_image(&self, image: &str) -> anyhow::Result<bool> {
         Ok(self.image(image).await?.is_some())
     }

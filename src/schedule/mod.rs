@@ -135,6 +135,11 @@ pub fn wanted_jobs(config: &Config, vm_engine: Option<bool>) -> (Vec<Job>, Vec<S
     (jobs, skipped)
 }
 
+/// `DEVBOX_SCHEDULER=none` says this machine has no scheduler devbox may use (a container, a CI
+/// runner, the tests): schedule commands, `init`, `uninstall` and `doctor` then leave schedules
+/// alone.
+pub const NO_SCHEDULER_VAR: &str = "DEVBOX_SCHEDULER";
+
 /// The scheduler for this machine: by OS, then whether a systemd user manager answers, else cron.
 pub fn detect() -> anyhow::Result<BackendKind> {
     let os = std::env::consts::OS;

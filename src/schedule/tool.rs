@@ -27,11 +27,15 @@ pub fn run_tool(program: &str, args: &[&str], stdin: Option<&[u8]>) -> anyhow::R
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run `{program}`"))?;
+    // A tool that stops reading early (it refused, or failed) says why in its exit status and
+    // stderr: that is the story, not the broken pipe. If it still claims success, it did not
+    // take the whole input, and that is a failure.
+    let mut cut_short = false;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         match pipe.write_all(input) {
-            // The tool quit without reading all of it: its exit status and stderr say why.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            other => other.with_context(|| format!("cannot write to `{program}`"))?,
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => cut_short = true,
+            Err(e) => return Err(e).with_context(|| format!("cannot write to `{program}`")),
         }
     }
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
@@ -57,10 +61,14 @@ pub fn run_tool(program: &str, args: &[&str], stdin: Option<&[u8]>) -> anyhow::R
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
+    let mut stderr = err.join().unwrap_or_default();
+    if cut_short && status.success() {
+        stderr.push_str(&format!("`{program}` exited before reading all its input"));
+    }
     Ok(ToolOutput {
-        success: status.success(),
+        success: status.success() && !cut_short,
         code: status.code(),
         stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stderr,
     })
 }

@@ -7,7 +7,7 @@ mod prompt;
 use std::io::{IsTerminal, Write};
 
 pub use progress::{Progress, TransferState, progress_for};
-pub use prompt::confirm;
+pub use prompt::{confirm, input, interactive, select};
 
 /// `--color`: when to colour output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

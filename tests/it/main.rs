@@ -5,6 +5,7 @@ mod cleanup;
 mod cli;
 mod clock;
 mod doctor;
+mod init;
 mod private_engine;
 mod pull;
 mod registry;

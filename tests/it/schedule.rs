@@ -4,15 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A throwaway user with its own home; deleted with its crontab when the test ends.
-struct TestUser {
-    name: String,
-    home: PathBuf,
-    bin: PathBuf,
+/// A throwaway user with its own home; deleted with its crontab when the test ends. `init.rs`
+/// uses it too.
+pub struct TestUser {
+    pub name: String,
+    pub home: PathBuf,
+    pub bin: PathBuf,
 }
 
 impl TestUser {
-    fn new(tag: &str) -> TestUser {
+    pub fn new(tag: &str) -> TestUser {
         let uid = Command::new("id").arg("-u").output().expect("id");
         assert_eq!(
             String::from_utf8_lossy(&uid.stdout).trim(),
@@ -40,7 +41,7 @@ impl TestUser {
     }
 
     /// Runs `program args…` as this user, with its own HOME and `extra_path` first on PATH.
-    fn run(&self, extra_path: Option<&Path>, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    pub fn run(&self, extra_path: Option<&Path>, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
         let path = match extra_path {
             Some(dir) => format!("{}:/usr/local/bin:/usr/bin:/bin", dir.display()),
             None => "/usr/local/bin:/usr/bin:/bin".into(),
@@ -68,11 +69,11 @@ impl TestUser {
         }
     }
 
-    fn devbox(&self, extra_path: Option<&Path>, args: &[&str]) -> Output {
+    pub fn devbox(&self, extra_path: Option<&Path>, args: &[&str]) -> Output {
         self.run(extra_path, self.bin.to_str().expect("utf-8"), args, None)
     }
 
-    fn crontab(&self) -> String {
+    pub fn crontab(&self) -> String {
         let out = self.run(None, "crontab", &["-l"], None);
         String::from_utf8(out.stdout).expect("utf-8")
     }

@@ -1,0 +1,585 @@
+//! `devbox init [--from SRC] [--yes] [--dry-run] [--skip STEP]…`
+//!
+//! Provisions this machine step by step (the plan is `crate::init`), each step the same code as
+//! its own command: `registry up`, `pull`, `clock sync --if-skewed`, `schedule install`, `doctor`.
+//! Everything that could refuse the run (a team config that does not parse, an engine that does
+//! not answer, a busy port with no one to ask) is found before anything is written.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::Context;
+use crate::aws::Aws;
+use crate::config::{self, Config, ConfigSource, LoadedConfig, Storage, StorageChoice};
+use crate::engine::Engine;
+use crate::error::{Error, ExitStatus, exit_status_of};
+use crate::init::answers::{self, Question};
+use crate::init::team::{self, TeamSource};
+use crate::init::{ALL_STEPS, Outcome, Step, blocker, summary};
+use crate::paths::{Paths, write_if_changed};
+use crate::registry::{self, Action, Desired};
+use crate::ui::{self, Mark, Printer, progress_for};
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Take the team's devbox.toml from a path, an https:// URL or s3://BUCKET/KEY
+    #[arg(long, value_name = "SRC")]
+    from: Option<String>,
+
+    /// Ask nothing: take the defaults, or fail naming the flag when there is none
+    #[arg(short, long)]
+    yes: bool,
+
+    /// Print what would change, and change nothing
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Leave out a step (repeatable)
+    #[arg(long, value_enum, value_name = "STEP")]
+    skip: Vec<Step>,
+
+    /// The team's S3 bucket (registry.s3.bucket)
+    #[arg(long, value_name = "NAME")]
+    bucket: Option<String>,
+
+    /// The bucket's region (registry.s3.region)
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+
+    /// The AWS profile for the bucket (registry.s3.profile)
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+
+    /// The registry's port on 127.0.0.1 (registry.port)
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
+}
+
+impl InitArgs {
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
+        let mut run = Run::prepare(ctx, self).await?;
+        let mut results: Vec<(Step, Outcome)> = Vec::new();
+        let mut status = ExitStatus::Success;
+        let mut interrupted = false;
+        for step in ALL_STEPS {
+            let outcome = if run.args.skip.contains(&step) {
+                Outcome::Skipped("--skip".into())
+            } else if let Some(root) = blocker(step, &results) {
+                Outcome::Blocked(root)
+            } else {
+                let result = tokio::select! {
+                    result = run.step(step) => result,
+                    _ = tokio::signal::ctrl_c() => Err(Error::Interrupted.into()),
+                };
+                match result {
+                    Ok(outcome) => outcome,
+                    Err(err) => {
+                        interrupted =
+                            err.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Interrupted)));
+                        if exit_status_of(&err) == ExitStatus::Usage {
+                            status = ExitStatus::Usage;
+                        }
+                        let known = err.chain().find_map(|cause| cause.downcast_ref::<Error>());
+                        Outcome::Failed { message: format!("{err:#}"), hint: known.and_then(Error::hint) }
+                    }
+                }
+            };
+            print_step(&ctx.printer, step, &outcome);
+            results.push((step, outcome));
+            if interrupted {
+                break;
+            }
+        }
+        let (text, failed) = summary(&results, run.args.dry_run);
+        ctx.printer.line("");
+        ctx.printer.mark(if failed { Mark::Fail } else { Mark::Ok }, text);
+        if interrupted {
+            return Err(Error::Interrupted.into());
+        }
+        Ok(match (failed, status) {
+            (false, _) => ExitStatus::Success,
+            (true, ExitStatus::Usage) => ExitStatus::Usage,
+            (true, _) => ExitStatus::Failure,
+        })
+    }
+}
+
+fn print_step(p: &Printer, step: Step, outcome: &Outcome) {
+    let name = format!("{:<10}", step.name());
+    match outcome {
+        Outcome::Changed(text) | Outcome::Checked(text) | Outcome::WouldChange(text) => {
+            p.mark(Mark::Ok, format!("{name}{text}"))
+        }
+        Outcome::Same(text) => p.mark(Mark::Same, format!("{name}{text}")),
+        Outcome::Failed { message, hint } => {
+            p.mark(Mark::Fail, format!("{name}{message}"));
+            if let Some(hint) = hint {
+                p.hint(format!("{:10}hint: {hint}", ""));
+            }
+        }
+        Outcome::Skipped(why) => p.mark(Mark::Skip, format!("{name}skipped ({why})")),
+        Outcome::Blocked(root) => p.mark(Mark::Skip, format!("{name}not run: {} failed", root.name())),
+    }
+}
+
+/// One `init` run: the config it converges to, and what the steps learnt on the way.
+struct Run<'a> {
+    ctx: &'a Context,
+    args: InitArgs,
+    /// Where the user's config lives (or will).
+    path: PathBuf,
+    source: ConfigSource,
+    /// The user's file as it stands, if any.
+    current: Option<String>,
+    /// The file to build on: the team's (with its source line) or the current one.
+    base: Option<String>,
+    team: Option<String>,
+    answers: Vec<(Question, toml::Value)>,
+    config: Config,
+    engine: Option<Engine>,
+    aws: Option<Aws>,
+}
+
+impl<'a> Run<'a> {
+    /// Reads the current config, fetches and validates the team's, and asks for what is missing
+    /// about S3. Nothing is written here; any error leaves the machine as it was.
+    async fn prepare(ctx: &'a Context, args: InitArgs) -> anyhow::Result<Run<'a>> {
+        let source = ctx.config_source()?;
+        let path = source.path().to_path_buf();
+        let current = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => {
+                return Err(crate::error::ConfigError::Read { source_desc: path.display().to_string(), err }.into());
+            }
+        };
+        let current_config = match &current {
+            Some(text) => config::parse_str(text, &path),
+            None => config::parse_str(config::DEFAULTS, Path::new("<built-in defaults>")),
+        };
+        let (base, team) = match &args.from {
+            Some(from) => {
+                let source = match TeamSource::parse(from).map_err(Error::Usage)? {
+                    TeamSource::Path(p) => TeamSource::Path(std::fs::canonicalize(&p).unwrap_or(p)),
+                    other => other,
+                };
+                // S3 is reached with the S3 settings in force now (endpoint, region, profile).
+                let s3 = match &current_config {
+                    Ok(c) => c.registry.s3.clone(),
+                    Err(_) => parse(None, &path)?.registry.s3,
+                };
+                let text = team::fetch(&source, &s3).await?;
+                let shown = source.display();
+                // Validated before anything is written: errors name the source, line and key.
+                config::parse_str(&text, Path::new(&shown)).map_err(Error::from)?;
+                (Some(team::with_header(&shown, &text)), Some(shown))
+            }
+            None => {
+                if let Err(err) = current_config {
+                    return Err(Error::from(err).into());
+                }
+                (current.clone(), None)
+            }
+        };
+        let config = parse(base.as_deref(), &path)?;
+        let mut run =
+            Run { ctx, args, path, source, current, base, team, answers: Vec::new(), config, engine: None, aws: None };
+        run.ask_about_s3()?;
+        Ok(run)
+    }
+
+    fn interactive(&self) -> bool {
+        !self.args.yes && ui::interactive(&self.ctx.printer)
+    }
+
+    fn answer(&mut self, question: Question, value: toml::Value) -> anyhow::Result<()> {
+        self.answers.retain(|(q, _)| *q != question);
+        self.answers.push((question, value));
+        self.config = parse(self.text()?.as_deref(), &self.path)?;
+        Ok(())
+    }
+
+    /// The user's file as it will be: the base with the answers set.
+    fn text(&self) -> anyhow::Result<Option<String>> {
+        answers::apply(self.base.as_deref(), &self.answers)
+    }
+
+    /// Bucket, then region and profile: from the flags, or asked on a terminal when missing.
+    fn ask_about_s3(&mut self) -> anyhow::Result<()> {
+        let user: toml::Table = match &self.base {
+            Some(text) => toml::from_str(text)?,
+            None => toml::Table::new(),
+        };
+        let filesystem = self.config.registry.storage == StorageChoice::Filesystem;
+        let mut bucket_now = false;
+        if let Some(bucket) = self.args.bucket.clone() {
+            config::BucketName::try_from(bucket.clone()).map_err(|why| Error::Usage(format!("--bucket: {why}")))?;
+            bucket_now = self.config.registry.s3.bucket.as_ref().map(|b| b.to_string()) != Some(bucket.clone());
+            if bucket_now {
+                self.answer(Question::Bucket, toml::Value::String(bucket))?;
+            }
+        }
+        let bucket_set = self.config.registry.s3.bucket.is_some();
+        for question in answers::s3_questions(&user, bucket_set, filesystem, false) {
+            if question == Question::Bucket && self.interactive() {
+                let answer = ui::input(
+                    &self.ctx.printer,
+                    "S3 bucket of the team's registry (empty: none, use local filesystem storage)",
+                    "",
+                    |text| {
+                        if text.is_empty() {
+                            Ok(())
+                        } else {
+                            config::BucketName::try_from(text.to_string()).map(|_| ())
+                        }
+                    },
+                )?;
+                if !answer.is_empty() {
+                    self.answer(Question::Bucket, toml::Value::String(answer))?;
+                    bucket_now = true;
+                }
+            }
+        }
+        let flags = [(Question::Region, self.args.region.clone()), (Question::Profile, self.args.profile.clone())];
+        for (question, flag) in flags {
+            if let Some(value) = flag {
+                self.answer(question, toml::Value::String(value))?;
+            }
+        }
+        for question in answers::s3_questions(&user, true, filesystem, bucket_now) {
+            let already = self.answers.iter().any(|(q, _)| *q == question);
+            if already || !self.interactive() {
+                continue;
+            }
+            let value = match question {
+                Question::Region => {
+                    let default = self.config.registry.s3.region.clone();
+                    ui::input(&self.ctx.printer, "The bucket's AWS region", &default, |text| {
+                        if text.is_empty() { Err("a region is needed, e.g. us-east-1".into()) } else { Ok(()) }
+                    })?
+                }
+                Question::Profile => self.ask_profile()?,
+                _ => continue,
+            };
+            self.answer(question, toml::Value::String(value))?;
+        }
+        Ok(())
+    }
+
+    /// Offers the profiles in ~/.aws/config, with the configured default first.
+    fn ask_profile(&self) -> anyhow::Result<String> {
+        let default = self.config.registry.s3.profile.clone();
+        let file = match self.ctx.env.var("AWS_CONFIG_FILE") {
+            Some(path) => PathBuf::from(path),
+            None => self.ctx.env.home().unwrap_or_default().join(".aws/config"),
+        };
+        let found = answers::aws_profiles(&std::fs::read_to_string(file).unwrap_or_default());
+        if found.is_empty() {
+            return ui::input(&self.ctx.printer, "AWS profile for the bucket (from ~/.aws/config)", &default, |_| {
+                Ok(())
+            });
+        }
+        let mut items = found;
+        if !items.contains(&default) {
+            items.insert(0, default.clone());
+        }
+        let start = items.iter().position(|p| *p == default).unwrap_or(0);
+        let picked = ui::select(&self.ctx.printer, "AWS profile for the bucket", &items, start)?;
+        Ok(items.swap_remove(picked))
+    }
+
+    async fn engine(&mut self) -> anyhow::Result<&Engine> {
+        if self.engine.is_none() {
+            self.engine = Some(self.ctx.engine().await?);
+        }
+        self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))
+    }
+
+    async fn aws(&mut self) -> anyhow::Result<Option<&Aws>> {
+        if self.config.registry.storage() == Storage::Filesystem {
+            return Ok(None);
+        }
+        if self.aws.is_none() {
+            self.aws = Some(Aws::connect(&self.config.registry.s3).await?);
+        }
+        Ok(self.aws.as_ref())
+    }
+
+    fn loaded(&self) -> LoadedConfig {
+        let source = match &self.source {
+            ConfigSource::Defaults { would_be } if self.path.exists() => {
+                ConfigSource::UserFile { path: would_be.clone() }
+            }
+            other => other.clone(),
+        };
+        LoadedConfig { config: self.config.clone(), source }
+    }
+
+    async fn step(&mut self, step: Step) -> anyhow::Result<Outcome> {
+        match step {
+            Step::Preflight => self.preflight().await,
+            Step::Config => self.write_config(),
+            Step::Registry => self.registry().await,
+            Step::Pull => self.pull().await,
+            Step::Clock => self.clock().await,
+            Step::Schedules => self.schedules().await,
+            Step::Doctor => self.doctor().await,
+        }
+    }
+
+    /// The engine answers, the registry's port is free or devbox's own, and S3 answers when
+    /// configured. A busy port is asked about here, on a terminal.
+    async fn preflight(&mut self) -> anyhow::Result<Outcome> {
+        let container = self.config.registry.container.clone();
+        let engine = self.engine().await?;
+        let info = engine.info().await?;
+        let endpoint = engine.endpoint().to_string();
+        let existing = engine.container(&container).await?;
+        let port = self.config.registry.port;
+        let ours = existing.as_ref().is_some_and(|c| {
+            c.label(registry::LABEL_MANAGED) == Some("true")
+                && c.published.iter().any(|p| p.ends_with(&format!(":{port}")))
+        });
+        let port_note = if ours {
+            format!("port {port} is the registry's own")
+        } else if port_free(port) {
+            format!("port {port} is free")
+        } else {
+            self.choose_port(port)?
+        };
+        let storage = match self.aws().await? {
+            Some(aws) => {
+                let latency = aws.check_bucket().await?;
+                let bucket = self.config.registry.s3.bucket.as_ref().map(|b| b.to_string()).unwrap_or_default();
+                format!("s3://{bucket} answers ({} ms)", latency.as_millis())
+            }
+            None => "no S3 bucket: filesystem storage".into(),
+        };
+        Ok(Outcome::Checked(format!("Docker {} at {endpoint}; {port_note}; {storage}", info.server_version)))
+    }
+
+    fn choose_port(&mut self, busy: u16) -> anyhow::Result<String> {
+        let why = format!("port {busy} on 127.0.0.1 is in use by something else");
+        if self.args.port == Some(busy) || !self.interactive() {
+            if self.args.port == Some(busy) {
+                return Err(Error::PortBusy { port: busy }.into());
+            }
+            return Err(Error::Unanswered {
+                key: Question::Port.key().into(),
+                flag: Question::Port.flag().into(),
+                why,
+            }
+            .into());
+        }
+        let suggestion = answers::suggest_port(busy, port_free).map(|p| p.to_string()).unwrap_or_default();
+        let answer =
+            ui::input(&self.ctx.printer, &format!("{why}; the registry's port"), &suggestion, |text| {
+                match text.parse::<u16>() {
+                    Ok(p) if p > 0 && port_free(p) => Ok(()),
+                    Ok(p) if p > 0 => Err(format!("port {p} is in use too")),
+                    _ => Err("a port between 1 and 65535".into()),
+                }
+            })?;
+        let port: u16 = answer.parse().map_err(|_| Error::Usage(format!("not a port: {answer}")))?;
+        self.answer(Question::Port, toml::Value::Integer(i64::from(port)))?;
+        Ok(format!("port {port} is free (was {busy}, in use)"))
+    }
+
+    fn write_config(&mut self) -> anyhow::Result<Outcome> {
+        let text = self.text()?;
+        let from = self.team.as_ref().map(|t| format!(" (team config from {t})")).unwrap_or_default();
+        let path = self.path.display().to_string();
+        let Some(text) = text else {
+            let storage = match self.config.registry.storage() {
+                Storage::Filesystem => {
+                    "filesystem storage, as no registry.s3.bucket is set (--bucket sets one; a laptop without AWS \
+                     can still try devbox)"
+                }
+                Storage::S3 => "S3 storage",
+            };
+            return Ok(Outcome::Same(format!("built-in defaults ({path} not needed): {storage}")));
+        };
+        if self.current.as_deref() == Some(text.as_str()) {
+            return Ok(Outcome::Same(format!("{path} is in place{from}")));
+        }
+        if let Some(old) = &self.current {
+            let diff = team::diff(old, &text, &format!("{path} (now)"), &format!("{path} (new)"));
+            for line in diff.lines() {
+                self.ctx.printer.hint(format!("{:10}{line}", ""));
+            }
+        }
+        if self.args.dry_run {
+            return Ok(Outcome::WouldChange(format!("would write {path}{from}")));
+        }
+        let backup = match &self.current {
+            Some(old) => {
+                let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+                let backup = self.path.with_file_name(format!("devbox.toml.{stamp}.bak"));
+                write_if_changed(&backup, old.as_bytes())?;
+                format!("; the old one is kept as {}", backup.display())
+            }
+            None => String::new(),
+        };
+        write_if_changed(&self.path, text.as_bytes())?;
+        self.current = Some(text);
+        Ok(Outcome::Changed(format!("wrote {path}{from}{backup}")))
+    }
+
+    async fn registry(&mut self) -> anyhow::Result<Outcome> {
+        let config = self.config.clone();
+        if self.args.dry_run {
+            let desired = Desired::from_config(&config.registry)?;
+            let credentials = self.aws().await?.map(|a| a.credentials().clone());
+            let engine = self.engine().await?;
+            let existing = engine.container(&config.registry.container).await?;
+            let name = &config.registry.container;
+            return Ok(match registry::decide(existing.as_ref(), &desired, credentials.as_ref()) {
+                Action::Nothing => Outcome::Same(format!("registry {name} is already up")),
+                Action::Create => Outcome::WouldChange(format!("would create registry {name}")),
+                Action::Recreate(why) => Outcome::WouldChange(format!("would recreate registry {name}: {why}")),
+                Action::Start => Outcome::WouldChange(format!("would start registry {name}")),
+                Action::Refuse => return Err(Error::ForeignContainer { container: name.clone() }.into()),
+            });
+        }
+        self.aws().await?;
+        self.engine().await?;
+        let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
+        let up = super::registry::converge(&self.ctx.quiet(), &config, engine, self.aws.as_ref()).await?;
+        Ok(if up.outcome == registry::UpOutcome::Unchanged {
+            Outcome::Same(up.text)
+        } else {
+            Outcome::Changed(up.text)
+        })
+    }
+
+    async fn pull(&mut self) -> anyhow::Result<Outcome> {
+        let base = &self.config.images.base;
+        if base.is_empty() {
+            return Ok(Outcome::Same("no base images to pull (images.base is empty)".into()));
+        }
+        if self.args.dry_run {
+            return Ok(Outcome::WouldChange(format!(
+                "would pull the base images that are not current: {}",
+                base.join(", ")
+            )));
+        }
+        let quiet = self.ctx.quiet();
+        let progress = progress_for(&quiet.printer);
+        let pulled = super::pull::pull_quietly(&quiet, &self.config, &[], progress.as_ref()).await?;
+        if pulled.failed() > 0 {
+            let failures: Vec<String> = pulled
+                .results
+                .iter()
+                .filter_map(|r| match &r.outcome {
+                    crate::images::Outcome::Failed { reason } => Some(format!("{}: {reason}", r.image.name)),
+                    _ => None,
+                })
+                .collect();
+            return Ok(Outcome::Failed {
+                message: format!("{}: {}", pulled.summary(), failures.join("; ")),
+                hint: Some("Run `devbox pull` for the details; `devbox init` again resumes here.".into()),
+            });
+        }
+        Ok(if pulled.updated() > 0 { Outcome::Changed(pulled.summary()) } else { Outcome::Same(pulled.summary()) })
+    }
+
+    async fn clock(&mut self) -> anyhow::Result<Outcome> {
+        let env = self.ctx.env.clone();
+        let classification = crate::clock::runtime::of_engine(self.engine().await?, &env).await?;
+        if !classification.vm {
+            return Ok(Outcome::Same(format!(
+                "{} shares this host's clock ({}): nothing to fix",
+                classification.runtime.label(),
+                classification.reason
+            )));
+        }
+        if self.args.dry_run {
+            return Ok(Outcome::WouldChange(format!(
+                "would set the {} VM's clock if it is more than clock.max_skew off (devbox clock sync --if-skewed)",
+                classification.runtime.label()
+            )));
+        }
+        let (status, synced) = super::clock::sync_report(&self.ctx.quiet(), &self.config, true, false).await?;
+        let runtime = classification.runtime.label();
+        Ok(match (status, synced) {
+            (ExitStatus::Success, true) => Outcome::Changed(format!("set the {runtime} VM's clock from this host's")),
+            (ExitStatus::Success, false) => Outcome::Same(format!("the {runtime} VM's clock is within clock.max_skew")),
+            _ => Outcome::Failed {
+                message: format!("the {runtime} VM's clock is still off after a sync"),
+                hint: Some("Run `devbox clock check` to see the skews.".into()),
+            },
+        })
+    }
+
+    async fn schedules(&mut self) -> anyhow::Result<Outcome> {
+        let paths = Paths::resolve(&self.ctx.env)?;
+        let Some(backend) = super::schedule::chosen_backend(self.ctx, None, &paths)? else {
+            let var = super::schedule::NO_SCHEDULER_VAR;
+            return Ok(Outcome::Same(format!("no scheduler here ({var}=none): no jobs to install")));
+        };
+        let kind = backend.kind();
+        let loaded = self.loaded();
+        // The clock job depends on the engine's kind; without an engine, it is left out and said so.
+        let _ = self.engine().await;
+        let engine = self.engine.as_ref();
+        if self.args.dry_run {
+            let (jobs, _) = super::schedule::planned_jobs(self.ctx, &loaded, engine).await;
+            let mut missing = Vec::new();
+            for job in &jobs {
+                if !backend.status(job.name)?.installed {
+                    missing.push(job.name);
+                }
+            }
+            return Ok(if missing.is_empty() {
+                Outcome::Same(format!("jobs already in {kind}"))
+            } else {
+                Outcome::WouldChange(format!("would install in {kind}: {}", missing.join(", ")))
+            });
+        }
+        let outcome = super::schedule::install_jobs(self.ctx, &loaded, engine, backend.as_ref(), &paths).await?;
+        let names = |changed: bool| -> Vec<String> {
+            outcome.changes.iter().filter(|c| c.changed == changed).map(|c| c.job.clone()).collect()
+        };
+        let jobs: Vec<&str> = outcome.jobs.iter().map(|j| j.name).collect();
+        let skipped: Vec<String> = outcome.skipped.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect();
+        let skipped =
+            if skipped.is_empty() { String::new() } else { format!(" (not installed: {})", skipped.join("; ")) };
+        let changed = names(true);
+        Ok(if changed.is_empty() {
+            Outcome::Same(format!("jobs already in {kind}: {}{skipped}", jobs.join(", ")))
+        } else {
+            Outcome::Changed(format!("{kind}: installed or updated {}{skipped}", changed.join(", ")))
+        })
+    }
+
+    async fn doctor(&mut self) -> anyhow::Result<Outcome> {
+        if self.args.dry_run {
+            return Ok(Outcome::Skipped("a dry run: doctor checks the machine after the changes".into()));
+        }
+        let loaded = Ok(self.loaded());
+        let selected = crate::doctor::selection(&[]);
+        let report = crate::doctor::run::run(&self.ctx.env, &loaded, &selected, self.config.doctor.timeout).await;
+        if !report.failed() {
+            return Ok(Outcome::Checked(report.summary()));
+        }
+        let failed: Vec<&str> =
+            report.checks.iter().filter(|f| f.status == crate::doctor::Status::Fail).map(|f| f.id.name()).collect();
+        Ok(Outcome::Failed {
+            message: format!("{} (failed: {})", report.summary(), failed.join(", ")),
+            hint: Some("Run `devbox doctor` for each problem and its fix.".into()),
+        })
+    }
+}
+
+fn parse(text: Option<&str>, path: &Path) -> anyhow::Result<Config> {
+    Ok(match text {
+        Some(text) => config::parse_str(text, path).map_err(Error::from)?,
+        None => config::parse_str(config::DEFAULTS, Path::new("<built-in defaults>")).map_err(Error::from)?,
+    })
+}
+
+/// Whether nothing listens on 127.0.0.1:`port` (binding it is the one sure test).
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}

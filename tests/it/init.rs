@@ -1,0 +1,563 @@
+//! `devbox init` and `devbox uninstall` on the real testbed: converging twice with nothing
+//! changed, uninstall and init again, team configs from a path, loopback HTTP and moto's S3, the
+//! faults (invalid config, 404, engine down, interrupted pull), a TTY session with its prompts
+//! answered, and the cron jobs as a test user.
+//!
+//! Tests run init with `DEVBOX_SCHEDULER=none` (no jobs; nothing near root's crontab), except the
+//! cron test, which runs as a throwaway user with its own crontab.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use predicates::prelude::*;
+
+use crate::testbed::{Bed, docker_try, free_port};
+
+/// `devbox ARGS…` for init tests: this bed, and no OS scheduler.
+fn devbox(bed: &Bed, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = bed.devbox(args);
+    cmd.env("DEVBOX_SCHEDULER", "none");
+    cmd
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Every file under `dir` with its bytes and mtime.
+fn files(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir").flatten() {
+            let path = entry.path();
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                found.insert(path.clone(), (std::fs::read(&path).expect("read"), meta.modified().expect("mtime")));
+            }
+        }
+    }
+    found
+}
+
+/// A bed whose S3 bucket holds one base image that CI pushed, and a config that names it.
+fn bed_with_image(test: &str, bytes: usize) -> (Bed, String) {
+    let mut bed = Bed::new(test);
+    let ci = bed.ci_registry();
+    bed.push_image(ci, "base/tool:1", bytes);
+    bed.write_config(&format!("[images]\nbase = [\"base/tool:1\"]\nalias = \"{}/{{name}}\"\n", bed.name));
+    let alias = format!("{}/base/tool:1", bed.name);
+    bed.remove_image_later(&format!("127.0.0.1:{}/base/tool:1", bed.port));
+    bed.remove_image_later(&alias);
+    (bed, alias)
+}
+
+#[test]
+fn init_converges_then_changes_nothing_then_uninstall_and_init_again() {
+    let (bed, alias) = bed_with_image("init", 200_000);
+
+    let first = devbox(&bed, &["init", "--yes"]).output().expect("init");
+    let text = output_text(&first);
+    assert_eq!(first.status.code(), Some(0), "{text}");
+    assert!(text.contains("✓ preflight"), "{text}");
+    assert!(
+        text.contains(&format!("✓ registry  registry {} at http://127.0.0.1:{} created", bed.name, bed.port)),
+        "{text}"
+    );
+    assert!(text.contains("✓ pull      1 updated, 0 unchanged, 0 failed"), "{text}");
+    assert!(text.contains("= schedules no scheduler here"), "{text}");
+    assert!(text.contains("✓ doctor    all"), "{text}");
+    assert!(text.contains("this machine is set up: 2 changed"), "{text}");
+    let (ok, _) = docker_try(&["image", "inspect", &alias]);
+    assert!(ok, "the production alias is there");
+
+    // Again: the same container, the same files with the same mtimes, and it says so.
+    let container = bed.container_identity().expect("the registry container");
+    let before = files(bed.home.path());
+    assert!(before.keys().any(|p| p.ends_with("pulls.json")), "{:?}", before.keys());
+    std::thread::sleep(Duration::from_millis(20));
+    let second = devbox(&bed, &["init", "--yes"]).output().expect("init");
+    let text = output_text(&second);
+    assert_eq!(second.status.code(), Some(0), "{text}");
+    assert!(text.contains("= registry"), "{text}");
+    assert!(text.contains("= pull      0 updated, 1 unchanged"), "{text}");
+    assert!(text.contains("nothing changed: this machine was already set up"), "{text}");
+    assert_eq!(bed.container_identity().expect("container"), container, "the container was recreated");
+    assert_eq!(files(bed.home.path()), before, "a second init rewrote files");
+
+    // Uninstall: the container and the state go; the config and the volume stay.
+    devbox(&bed, &["uninstall", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("removed registry container {}", bed.name)))
+        .stdout(predicate::str::contains("removed state directory"));
+    assert!(bed.container_identity().is_none());
+    assert!(bed.config_path().exists(), "uninstall without --purge keeps the config");
+    assert!(!bed.home.path().join(".local/state/devbox").exists());
+    devbox(&bed, &["uninstall", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to remove: devbox is not installed here"));
+
+    // And init again brings it all back.
+    let again = devbox(&bed, &["init", "--yes"]).output().expect("init");
+    let text = output_text(&again);
+    assert_eq!(again.status.code(), Some(0), "{text}");
+    assert!(text.contains("created"), "{text}");
+    assert_ne!(bed.container_identity().expect("container"), container, "a new container after uninstall");
+}
+
+#[test]
+fn uninstall_with_nothing_installed_is_a_no_op_and_asks_without_a_terminal() {
+    let bed = Bed::new("uninone");
+    let before = files(bed.home.path());
+    devbox(&bed, &["uninstall", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to remove: devbox is not installed here"));
+    assert_eq!(files(bed.home.path()), before);
+
+    // Something to remove, no terminal and no --yes: refused, exit 2, nothing removed.
+    devbox(&bed, &["registry", "up"]).assert().success();
+    devbox(&bed, &["uninstall"]).assert().code(2).stderr(predicate::str::contains("pass --yes"));
+    assert!(bed.container_identity().is_some(), "uninstall removed something without --yes");
+
+    // --purge takes the config too.
+    devbox(&bed, &["uninstall", "--purge", "--yes"]).assert().success();
+    assert!(bed.container_identity().is_none());
+    assert!(!bed.config_path().exists());
+}
+
+/// Only the steps that concern the config: fast, and enough for --from.
+const CONFIG_ONLY: [&str; 10] =
+    ["--skip", "registry", "--skip", "pull", "--skip", "clock", "--skip", "schedules", "--skip", "doctor"];
+
+fn init_from(bed: &Bed, from: &str) -> std::process::Output {
+    let mut args = vec!["init", "--yes", "--from", from];
+    args.extend(CONFIG_ONLY);
+    devbox(bed, &args).output().expect("init --from")
+}
+
+/// A team config that fits this bed, told apart by a comment.
+fn team_text(bed: &Bed, tag: &str) -> String {
+    let mine = std::fs::read_to_string(bed.config_path()).expect("bed config");
+    format!("# the {tag} team's devbox.toml\n{mine}[images]\nconcurrency = 2\n")
+}
+
+#[test]
+fn init_from_a_path_installs_backs_up_shows_the_diff_and_records_the_source() {
+    let bed = Bed::new("initpath");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let team = dir.path().join("team.toml");
+    let team_config = team_text(&bed, "platform");
+    std::fs::write(&team, &team_config).expect("write");
+    let old = std::fs::read_to_string(bed.config_path()).expect("old");
+
+    let out = init_from(&bed, team.to_str().expect("utf-8"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("+concurrency = 2"), "the difference is shown: {text}");
+    assert!(text.contains("the old one is kept as"), "{text}");
+    let installed = std::fs::read_to_string(bed.config_path()).expect("installed");
+    assert!(installed.starts_with(&format!("# devbox: team config from {}\n", team.display())), "{installed}");
+    assert!(installed.ends_with(&team_config), "{installed}");
+    let backups: Vec<_> = std::fs::read_dir(bed.config_path().parent().expect("dir"))
+        .expect("read_dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".bak"))
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(std::fs::read_to_string(backups[0].path()).expect("backup"), old);
+
+    devbox(&bed, &["config", "show"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("# team config from: {}", team.display())))
+        .stdout(predicate::str::contains("concurrency = 2"));
+
+    // The same source again: nothing written.
+    let mtime = std::fs::metadata(bed.config_path()).and_then(|m| m.modified()).expect("mtime");
+    let out = init_from(&bed, team.to_str().expect("utf-8"));
+    assert!(output_text(&out).contains("= config"), "{}", output_text(&out));
+    assert_eq!(std::fs::metadata(bed.config_path()).and_then(|m| m.modified()).expect("mtime"), mtime);
+}
+
+/// `python3 -m http.server` on 127.0.0.1 in `dir`, killed when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn serve(dir: &Path) -> HttpServer {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the HTTP server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HttpServer { child, port }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn init_from_http_and_s3_and_the_faults_write_nothing() {
+    let bed = Bed::new("initurl");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_team = team_text(&bed, "data");
+    std::fs::write(dir.path().join("team.toml"), team_text(&bed, "web")).expect("write");
+    std::fs::write(dir.path().join("bad.toml"), "[registry]\nport = 5000\ncolour = \"blue\"\n").expect("write");
+    let server = HttpServer::serve(dir.path());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let unchanged = |bed: &Bed| files(bed.home.path());
+
+    // A 404: exit 1, named, nothing written.
+    let before = unchanged(&bed);
+    let out = init_from(&bed, &format!("{base}/missing.toml"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("cannot fetch the team config from {base}/missing.toml: HTTP 404")), "{text}");
+    assert!(text.contains("Nothing was written"), "{text}");
+    assert_eq!(unchanged(&bed), before);
+
+    // An invalid config: exit 2, the source, line, column and key named, nothing written.
+    let out = init_from(&bed, &format!("{base}/bad.toml"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains(&format!("{base}/bad.toml:3:1: registry.colour: unknown field `colour`")), "{text}");
+    assert_eq!(unchanged(&bed), before);
+
+    // Plain http to another machine is refused before any request.
+    let out = init_from(&bed, "http://example.com/devbox.toml");
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert_eq!(unchanged(&bed), before);
+
+    // A good one over loopback HTTP.
+    let out = init_from(&bed, &format!("{base}/team.toml"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("✓ config    wrote {}", bed.config_path().display())), "{text}");
+    devbox(&bed, &["config", "show", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("\"team_source\": \"{base}/team.toml\"")));
+    drop(server);
+
+    // From the bed's bucket in moto, read with the S3 settings now in force.
+    let key = "teams/devbox.toml";
+    let upload = dir.path().join("upload.toml");
+    std::fs::write(&upload, &data_team).expect("write");
+    let put = Command::new("curl")
+        .args(["-s", "-f", "-T", upload.to_str().expect("utf-8"), &format!("{}/{}/{key}", bed.s3_endpoint, bed.bucket)])
+        .stdout(Stdio::null())
+        .status()
+        .expect("curl PUT");
+    assert!(put.success(), "uploading to moto failed");
+    let source = format!("s3://{}/{key}", bed.bucket);
+    let out = init_from(&bed, &source);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("-# the web team's devbox.toml"), "{text}");
+    let installed = std::fs::read_to_string(bed.config_path()).expect("config");
+    assert!(installed.starts_with(&format!("# devbox: team config from {source}\n")), "{installed}");
+    assert!(installed.contains("# the data team's devbox.toml"), "{installed}");
+
+    // A key that is not there.
+    let before = unchanged(&bed);
+    let out = init_from(&bed, &format!("s3://{}/teams/nope.toml", bed.bucket));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("HTTP 404"), "{text}");
+    assert_eq!(unchanged(&bed), before);
+}
+
+#[test]
+fn init_with_the_engine_down_stops_at_preflight_and_changes_nothing() {
+    let bed = Bed::new("initdown");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let team = dir.path().join("team.toml");
+    std::fs::write(&team, team_text(&bed, "ops")).expect("write");
+    let before = files(bed.home.path());
+    let out = devbox(&bed, &["init", "--yes", "--from", team.to_str().expect("utf-8")])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("init");
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("✗ preflight Docker engine not reachable"), "{text}");
+    assert!(text.contains("- config    not run: preflight failed"), "{text}");
+    assert!(text.contains("- doctor    not run: preflight failed"), "{text}");
+    assert!(text.contains("init stopped"), "{text}");
+    assert_eq!(files(bed.home.path()), before, "init changed files with the engine down");
+    assert!(bed.container_identity().is_none());
+}
+
+#[test]
+fn an_init_interrupted_during_the_pull_finishes_when_run_again() {
+    use std::io::BufRead;
+    let (bed, alias) = bed_with_image("initint", 30_000_000);
+    let mut child = bed
+        .devbox_std(&["init", "--yes"])
+        .env("DEVBOX_SCHEDULER", "none")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start init");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).expect("read") > 0, "init ended before its pull: {seen}");
+        seen.push_str(&line);
+        // The registry's line is printed as the pull starts.
+        if line.contains("registry  registry") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("read");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{seen}{rest}{stderr}");
+    assert!(rest.contains("✗ pull      interrupted"), "{rest}");
+    assert!(!rest.contains("schedules"), "init went on after Ctrl-C: {rest}");
+    assert!(stderr.contains("run the same command again to finish"), "{stderr}");
+    let (aliased, _) = docker_try(&["image", "inspect", &alias]);
+    assert!(!aliased, "an interrupted pull tagged the alias");
+
+    let again = devbox(&bed, &["init", "--yes"]).output().expect("init");
+    let text = output_text(&again);
+    assert_eq!(again.status.code(), Some(0), "{text}");
+    assert!(text.contains("= registry"), "{text}");
+    assert!(text.contains("✓ pull      1 updated"), "{text}");
+    let (aliased, _) = docker_try(&["image", "inspect", &alias]);
+    assert!(aliased, "the re-run finished the pull");
+}
+
+#[test]
+fn init_schedules_and_uninstall_with_real_cron_as_a_test_user() {
+    let user = crate::schedule::TestUser::new("init");
+    let theirs = "# mine\n0 3 * * * /bin/true\n";
+    let planted = user.run(None, "crontab", &["-"], Some(theirs));
+    assert!(planted.status.success(), "{}", output_text(&planted));
+    // No engine for this user: only the steps that need none.
+    let args = ["init", "--yes", "--skip", "preflight", "--skip", "registry", "--skip", "pull", "--skip", "clock"];
+    let args: Vec<&str> = args.iter().copied().chain(["--skip", "doctor"]).collect();
+    let first = user.devbox(None, &args);
+    let text = output_text(&first);
+    assert!(first.status.success(), "{text}");
+    assert!(text.contains("✓ schedules cron: installed or updated cleanup, refresh"), "{text}");
+    let crontab = user.crontab();
+    assert!(crontab.starts_with(theirs) && crontab.contains("--scheduled-job cleanup"), "{crontab}");
+
+    let second = user.devbox(None, &args);
+    let text = output_text(&second);
+    assert!(text.contains("= schedules jobs already in cron: cleanup, refresh"), "{text}");
+    assert!(text.contains("nothing changed"), "{text}");
+    assert_eq!(user.crontab(), crontab);
+
+    let removed = user.devbox(None, &["uninstall", "--yes"]);
+    let text = output_text(&removed);
+    assert!(removed.status.success() || text.contains("cannot check the registry container"), "{text}");
+    assert!(text.contains("removed scheduled jobs in cron: cleanup, refresh"), "{text}");
+    assert_eq!(user.crontab(), theirs, "uninstall did not leave the user's crontab as it was");
+}
+
+/// Drives `devbox init` in a pseudo-terminal (`script`), answering its prompts as they appear.
+struct Pty {
+    child: std::process::Child,
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    fn spawn(bed: &Bed, args: &[&str]) -> Pty {
+        let std = bed.devbox_std(args);
+        let line = std::iter::once(std.get_program().to_string_lossy().to_string())
+            .chain(std.get_args().map(|a| format!("'{}'", a.to_string_lossy())))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qfec", &line, "/dev/null"]);
+        for (key, value) in std.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd.env("TERM", "xterm").env("DEVBOX_SCHEDULER", "none").env("COLUMNS", "200");
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("script");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let mut stdout = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty { child, output }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().expect("lock")).to_string()
+    }
+
+    /// Waits for `prompt` to appear (its `nth` time), then types `keys`.
+    fn answer(&mut self, prompt: &str, keys: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.text().contains(prompt) {
+            assert!(Instant::now() < deadline, "no prompt {prompt:?} in:\n{}", self.text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Let the prompt switch the terminal to raw mode before the keys arrive.
+        std::thread::sleep(Duration::from_millis(300));
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(keys.as_bytes()).expect("type");
+        stdin.flush().expect("flush");
+    }
+
+    fn finish(mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "init did not finish:\n{}", self.text());
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        (status.code(), self.text())
+    }
+}
+
+/// What a person saw: escape sequences gone, and each line as it was left after redraws.
+fn screen(raw: &str) -> String {
+    let mut text = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                while let Some(&n) = chars.peek() {
+                    chars.next();
+                    if n.is_ascii_alphabetic() || n == '~' {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        text.push(c);
+    }
+    text.split('\n')
+        .map(|line| line.trim_end_matches('\r').rsplit('\r').next().unwrap_or("").trim_end().to_string())
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn init_on_a_terminal_asks_for_what_is_missing() {
+    let bed = Bed::new("inittty");
+    // The port devbox would use is taken, and no bucket is set: both are asked.
+    let holder = std::net::TcpListener::bind(("127.0.0.1", bed.port)).expect("hold the port");
+    bed.write_raw_config(&format!(
+        "[registry]\nimage = \"devbox-testbed/registry:2.8\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
+         [registry.s3]\nendpoint = \"{}\"\npath_style = true\n",
+        bed.name, bed.port, bed.s3_endpoint
+    ));
+    let aws = bed.home.path().join(".aws");
+    std::fs::create_dir_all(&aws).expect("mkdir");
+    std::fs::write(aws.join("config"), "[default]\nregion = us-east-1\n[profile devbox]\n[profile team]\n")
+        .expect("write");
+
+    let mut pty = Pty::spawn(&bed, &["init"]);
+    pty.answer("S3 bucket of the team's registry", &format!("{}\r", bed.bucket));
+    pty.answer("The bucket's AWS region", "\r");
+    pty.answer("AWS profile for the bucket", "\u{1b}[B\r");
+    pty.answer("the registry's port", "\r");
+    let (code, raw) = pty.finish();
+    drop(holder);
+    let seen = screen(&raw);
+    assert_eq!(code, Some(0), "{seen}");
+
+    let config = std::fs::read_to_string(bed.config_path()).expect("config");
+    assert!(config.contains(&format!("bucket = \"{}\"", bed.bucket)), "{config}");
+    assert!(config.contains("profile = \"team\""), "{config}");
+    assert!(!config.contains(&format!("port = {}\n", bed.port)), "the busy port was kept: {config}");
+
+    let mut settings = insta::Settings::clone_current();
+    // The bed's container and bucket share one name.
+    settings.add_filter(r"Docker \S+ at \S+;", "Docker [VERSION] at [ENGINE];");
+    settings.add_filter(r"shares this host's clock \(.*\)", "shares this host's clock (…)");
+    settings.add_filter(r"\d+ ms\b", "[N] ms");
+    settings.add_filter(r"devbox\.toml\.\d{8}T\d{6}Z\.bak", "devbox.toml.[STAMP].bak");
+    settings.add_filter(&regex_escape(&bed.name), "[BED]");
+    settings.add_filter(&regex_escape(&bed.home.path().display().to_string()), "[HOME]");
+    settings.add_filter(&regex_escape(&bed.s3_endpoint), "[S3]");
+    settings.add_filter(&format!(r"\b{}\b", bed.port), "[BUSY_PORT]");
+    // What is left is the free port devbox suggested, and the user took.
+    settings.add_filter(r"\b\d{4,5}\b", "[NEW_PORT]");
+    settings.bind(|| insta::assert_snapshot!("init_tty_session", seen));
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == ' ' { c.to_string() } else { format!("\\{c}") }).collect()
+}
+
+#[test]
+fn a_dry_run_changes_nothing_and_a_busy_port_without_a_terminal_names_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bed = Bed::new("initdry");
+    let team = dir.path().join("team.toml");
+    std::fs::write(&team, team_text(&bed, "qa")).expect("write");
+    let before = files(bed.home.path());
+    let out = devbox(&bed, &["init", "--dry-run", "--from", team.to_str().expect("utf-8")]).output().expect("init");
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("✓ config    would write"), "{text}");
+    assert!(text.contains("+# the qa team's devbox.toml"), "the diff is shown: {text}");
+    assert!(text.contains(&format!("✓ registry  would create registry {}", bed.name)), "{text}");
+    assert!(text.contains("dry run: 2 would change"), "{text}");
+    assert!(text.contains("Nothing was changed."), "{text}");
+    assert_eq!(files(bed.home.path()), before, "a dry run wrote files");
+    assert!(bed.container_identity().is_none(), "a dry run made a container");
+
+    // The port is held by another process and there is no one to ask: exit 2, named, nothing done.
+    let holder = std::net::TcpListener::bind(("127.0.0.1", bed.port)).expect("hold the port");
+    let out = devbox(&bed, &["init", "--yes"]).output().expect("init");
+    let text = output_text(&out);
+    drop(holder);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains(&format!("registry.port: port {} on 127.0.0.1 is in use", bed.port)), "{text}");
+    assert!(text.contains("Pass --port"), "{text}");
+    assert!(text.contains("- registry  not run: preflight failed"), "{text}");
+    assert_eq!(files(bed.home.path()), before);
+    assert!(bed.container_identity().is_none());
+}
