@@ -121,27 +121,61 @@ pub fn clock(config: &Config, engine: Option<&EngineFacts>, s3: Reading, host: R
     finding
 }
 
-/// How the scheduled jobs stand: installed, and their last run recent and successful. Blocking:
-/// the scheduler tools (crontab, systemctl, launchctl, schtasks) are plain processes.
-pub fn schedules(env: &Environment, config: &Config, vm_engine: Option<bool>) -> Finding {
-    let id = CheckId::Schedules;
+/// What the OS scheduler holds of devbox's jobs, every job that devbox may install. Blocking: the
+/// scheduler tools (crontab, systemctl, launchctl, schtasks) are plain processes. It needs no
+/// engine, so it runs while the engine connects.
+pub struct SchedulerState {
+    backend: String,
+    state_dir: std::path::PathBuf,
+    jobs: Vec<(&'static str, bool, Option<schedule::RunRecord>)>,
+}
+
+pub fn scheduler_state(env: &Environment) -> Result<Option<SchedulerState>, Finding> {
     if env.var(schedule::NO_SCHEDULER_VAR) == Some("none") {
-        return Finding::ok(id, format!("no scheduler here ({}=none): no jobs expected", schedule::NO_SCHEDULER_VAR));
+        return Ok(None);
     }
-    let result = (|| -> anyhow::Result<Finding> {
+    let read = || -> anyhow::Result<SchedulerState> {
         let paths = Paths::resolve(env)?;
         let kind = schedule::detect()?;
         let backend = schedule::backend_for(kind, env, &paths)?;
-        let (jobs, _) = schedule::wanted_jobs(config, vm_engine);
-        let mut states = Vec::new();
-        for job in &jobs {
-            let installed = backend.status(job.name)?.installed;
-            let last = schedule::read_run_record(paths.state_dir(), job.name);
-            states.push(JobState { name: job.name, installed, period: job.timing.period(), last });
+        let mut jobs = Vec::new();
+        for name in schedule::ALL_JOBS {
+            let installed = backend.status(name)?.installed;
+            jobs.push((name, installed, schedule::read_run_record(paths.state_dir(), name)));
         }
-        Ok(judge_schedules(&states, jiff::Timestamp::now(), &kind.to_string(), paths.state_dir()))
-    })();
-    result.unwrap_or_else(|err| Finding::fail(id, format!("{err:#}")))
+        Ok(SchedulerState { backend: kind.to_string(), state_dir: paths.state_dir().to_path_buf(), jobs })
+    };
+    read().map(Some).map_err(|err| Finding::fail(CheckId::Schedules, format!("{err:#}")))
+}
+
+/// How the jobs this machine should have stand: installed, and their last run recent and
+/// successful. `vm_engine` decides whether the clock job is expected.
+pub fn schedules(config: &Config, vm_engine: Option<bool>, state: Result<Option<SchedulerState>, Finding>) -> Finding {
+    let id = CheckId::Schedules;
+    let state = match state {
+        Ok(Some(state)) => state,
+        Ok(None) => {
+            return Finding::ok(
+                id,
+                format!("no scheduler here ({}=none): no jobs expected", schedule::NO_SCHEDULER_VAR),
+            );
+        }
+        Err(finding) => return finding,
+    };
+    let (jobs, _) = schedule::wanted_jobs(config, vm_engine);
+    let states: Vec<JobState> = jobs
+        .iter()
+        .map(|job| {
+            let found = state.jobs.iter().find(|(name, _, _)| *name == job.name);
+            JobState {
+                name: job.name,
+                installed: found.is_some_and(|(_, installed, _)| *installed),
+                period: job.timing.period(),
+                last: found.and_then(|(_, _, last)| last.clone()),
+            }
+        })
+        .collect();
+    judge_schedules(&states, jiff::Timestamp::now(), &state.backend, &state.state_dir)
 }
 
 /// One expected job, as found.

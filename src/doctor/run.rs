@@ -50,6 +50,21 @@ pub async fn run(
                 clock::Reading::failed(clock::ClockName::S3, "S3", format!("no answer within {}s", timeout.as_secs()))
             })
         };
+        // And the scheduler's tools, which are slow processes rather than requests.
+        let scheduler_state = wanted(CheckId::Schedules).then(|| {
+            let env = env.clone();
+            tokio::task::spawn_blocking(move || checks::scheduler_state(&env))
+        });
+        let scheduler_state = async move {
+            match scheduler_state {
+                Some(task) => Some(
+                    tokio::time::timeout(timeout, task)
+                        .await
+                        .unwrap_or_else(|_| Ok(Err(timed_out(CheckId::Schedules, timeout)))),
+                ),
+                None => None,
+            }
+        };
         let (connected, remote, s3_clock) = tokio::join!(
             tokio::time::timeout(timeout, checks::engine(env)),
             maybe(wanted(CheckId::BaseImages), remote),
@@ -64,14 +79,14 @@ pub async fn run(
             f
         });
         let vm_engine = facts.as_ref().map(|f| f.classification.vm);
-        let schedules = maybe(wanted(CheckId::Schedules), async {
-            let (env, config) = (env.clone(), config.clone());
-            let check = tokio::task::spawn_blocking(move || checks::schedules(&env, &config, vm_engine));
-            timed(CheckId::Schedules, timeout, async {
-                check.await.unwrap_or_else(|e| Finding::fail(CheckId::Schedules, format!("the check crashed: {e}")))
-            })
-            .await
-        });
+        let schedules = async {
+            let state = scheduler_state.await?;
+            let state =
+                state.unwrap_or_else(|e| Err(Finding::fail(CheckId::Schedules, format!("the check crashed: {e}"))));
+            let mut finding = checks::schedules(config, vm_engine, state);
+            finding.duration = started.elapsed();
+            Some(finding)
+        };
         let Some(facts) = facts else {
             let schedules = schedules.await;
             return [finding, clock_finding.take(), schedules].into_iter().flatten().collect();

@@ -50,6 +50,7 @@ pub fn run_tool(program: &str, args: &[&str], stdin: Option<&[u8]>) -> anyhow::R
     let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let deadline = Instant::now() + TOOL_TIMEOUT;
+    let mut pause = std::time::Duration::from_millis(1);
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -59,7 +60,9 @@ pub fn run_tool(program: &str, args: &[&str], stdin: Option<&[u8]>) -> anyhow::R
             let _ = child.wait();
             anyhow::bail!("`{program} {}` did not finish within {}s", args.join(" "), TOOL_TIMEOUT.as_secs());
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        // Most tools answer within milliseconds: poll often at first, then back off.
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
     };
     let mut stderr = err.join().unwrap_or_default();
     if cut_short && status.success() {
