@@ -133,6 +133,18 @@ pub enum Error {
 
     #[error("the scheduler backend {backend} failed: {reason}")]
     Scheduler { backend: String, reason: String },
+
+    #[error("no release feed is configured (update.url, update.s3_bucket and update.github are all empty)")]
+    NoReleaseFeed,
+
+    #[error("cannot read the release feed {feed}: {reason}")]
+    ReleaseFeed { feed: String, reason: String },
+
+    #[error("{} was installed by {manager}, so devbox does not replace it itself", path.display())]
+    PackageManaged { path: PathBuf, manager: String },
+
+    #[error("cannot update {} to devbox {version}: {reason}", path.display())]
+    UpdateFailed { path: PathBuf, version: String, reason: String },
 }
 
 /// The exit code an error means: the first expected `Error` in its chain decides, else failure.
@@ -147,7 +159,9 @@ impl Error {
             | Error::Usage(_)
             | Error::NoBaseImages
             | Error::ClockNotVm { .. }
-            | Error::ClockForced { .. } => ExitStatus::Usage,
+            | Error::ClockForced { .. }
+            | Error::NoReleaseFeed
+            | Error::PackageManaged { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         }
     }
@@ -221,6 +235,20 @@ impl Error {
             }
             Error::Scheduler { backend, .. } => format!(
                 "Nothing outside devbox's own entries was changed. Fix the {backend} problem above, or choose another backend: `devbox schedule install --backend cron|systemd|launchd|taskscheduler`."
+            ),
+            Error::NoReleaseFeed => {
+                "Set update.github (\"owner/repo\"), update.url or update.s3_bucket in devbox.toml, or DEVBOX_DOWNLOAD_URL.".into()
+            }
+            Error::ReleaseFeed { .. } => {
+                "Nothing was changed. Check the update keys (`devbox config show`) and your network, then run it again.".into()
+            }
+            Error::PackageManaged { manager, .. } => format!(
+                "Update devbox with {manager} (e.g. `brew upgrade devbox`, `sudo apt-get install --only-upgrade devbox`). Nothing was changed."
+            ),
+            Error::UpdateFailed { path, .. } => format!(
+                "Nothing was replaced: {} is still devbox {}. Run `devbox self-update` again, or reinstall with install.sh.",
+                path.display(),
+                crate::update::CURRENT_VERSION
             ),
         })
     }
