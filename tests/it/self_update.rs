@@ -30,7 +30,12 @@ impl Copy {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(self.exe())
+            .envs(env.iter().copied())
             .args(args)
             .arg("--config")
             .arg(self.dir.path().join("devbox.toml"))
@@ -228,4 +233,69 @@ fn self_update_with_no_feed_configured_says_which_keys_to_set() {
     assert!(text(&out).contains("no release feed is configured"), "{}", text(&out));
     assert!(text(&out).contains("Set update.github"), "{}", text(&out));
     assert!(feed.requested().is_empty());
+}
+
+/// The same feed layout in an S3 bucket (moto's, on loopback): `latest` is read with the AWS SDK,
+/// the files are downloaded through presigned URLs, and a bad checksum is refused there too.
+#[test]
+fn self_update_from_an_s3_release_feed() {
+    let bed = crate::testbed::Bed::new("selfupdate_s3");
+    let feed = ReleaseFeed::start();
+    let archive = feed.publish("0.2.0", &fake_devbox("0.2.0"), Sums::Bad);
+    feed.set_latest("0.2.0");
+    let upload = |key: &str, file: &std::path::Path| {
+        let url = format!("{}/{}/{key}", bed.s3_endpoint, bed.bucket);
+        let out = Command::new("curl")
+            .args(["-sS", "-f", "-m", "20", "-H", "Content-Type: application/octet-stream", "-T"])
+            .arg(file)
+            .arg(&url)
+            .output()
+            .expect("run curl");
+        assert!(
+            out.status.success(),
+            "PUT {url}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let archive_key = format!("v0.2.0/{}", archive.file_name().expect("name").to_string_lossy());
+    upload("latest", &feed.root.path().join("latest"));
+    upload(&archive_key, &archive);
+    upload("v0.2.0/SHA256SUMS", &feed.root.path().join("v0.2.0/SHA256SUMS"));
+    // Everything is uploaded before devbox runs: here moto answered 403 to unsigned PUTs made
+    // after devbox's signed requests.
+    let good = feed.publish("0.2.1", &fake_devbox("0.2.1"), Sums::Good);
+    upload(&format!("v0.2.1/{}", good.file_name().expect("name").to_string_lossy()), &good);
+    upload("v0.2.1/SHA256SUMS", &feed.root.path().join("v0.2.1/SHA256SUMS"));
+
+    let copy = Copy::new(&feed);
+    let config = format!(
+        "[registry.s3]\nendpoint = \"{}\"\npath_style = true\n[update]\ns3_bucket = \"{}\"\n",
+        bed.s3_endpoint, bed.bucket
+    );
+    std::fs::write(copy.dir.path().join("devbox.toml"), config).expect("write config");
+    let aws = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing-secret"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+    ];
+
+    let check = copy.run_with(&["self-update", "--check"], &aws);
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(text(&check).contains(&format!("newest:      devbox 0.2.0 (s3://{}/)", bed.bucket)), "{}", text(&check));
+
+    let refused = copy.run_with(&["self-update"], &aws);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).to_lowercase().contains("checksum"), "{}", text(&refused));
+    assert!(copy.unchanged());
+
+    // A release with the right checksum: the same binary updates to it.
+    let out = copy.run_with(&["self-update", "--version", "0.2.1"], &aws);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("updated to devbox 0.2.1"), "{}", text(&out));
+    assert_eq!(std::fs::read(copy.exe()).expect("read"), fake_devbox("0.2.1"));
+    // The local feed server was never asked: everything came from the bucket.
+    assert!(feed.requested().is_empty(), "{:?}", feed.requested());
 }
