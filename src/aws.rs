@@ -149,6 +149,35 @@ impl Aws {
         &self.endpoint
     }
 
+    /// The object `key` of the bucket, as text (a release feed's `latest`).
+    pub async fn get_text(&self, key: &str) -> Result<String, String> {
+        let at = || format!("s3://{}/{key}", self.bucket);
+        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
+            match e.raw_response().map(|r| r.status().as_u16()) {
+                Some(404) => format!("{} does not exist", at()),
+                Some(403) => format!("{}: access denied for these credentials", at()),
+                _ => format!("{}: {}", at(), error_chain(&e)),
+            }
+        })?;
+        let bytes = out.body.collect().await.map_err(|e| format!("{}: {e}", at()))?.into_bytes();
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{} is not text", at()))
+    }
+
+    /// A URL that lets a plain HTTP client GET the object `key` for `valid_for`, signed with these
+    /// credentials (so self_update can download a release from a private bucket).
+    pub async fn presigned_get(&self, key: &str, valid_for: Duration) -> Result<String, String> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for).map_err(|e| e.to_string())?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| format!("cannot sign a URL for s3://{}/{key}: {}", self.bucket, error_chain(&e)))?;
+        Ok(request.uri().to_string())
+    }
+
     fn bucket_error<E: std::error::Error + 'static>(&self, err: SdkError<E>) -> Error {
         let unreachable = |reason: String| Error::S3Unreachable {
             endpoint: self.endpoint.clone(),

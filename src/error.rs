@@ -139,6 +139,18 @@ pub enum Error {
 
     #[error("{key}: {why}, and there is no terminal to ask on")]
     Unanswered { key: String, flag: String, why: String },
+
+    #[error("no release feed is configured (update.url, update.s3_bucket and update.github are all empty)")]
+    NoReleaseFeed,
+
+    #[error("cannot read the release feed {feed}: {reason}")]
+    ReleaseFeed { feed: String, reason: String },
+
+    #[error("{} was installed by {manager}, so devbox does not replace it itself", path.display())]
+    PackageManaged { path: PathBuf, manager: String },
+
+    #[error("cannot update {} to devbox {version}: {reason}", path.display())]
+    UpdateFailed { path: PathBuf, version: String, reason: String },
 }
 
 /// The exit code an error means: the first expected `Error` in its chain decides, else failure.
@@ -154,7 +166,9 @@ impl Error {
             | Error::NoBaseImages
             | Error::ClockNotVm { .. }
             | Error::ClockForced { .. }
-            | Error::Unanswered { .. } => ExitStatus::Usage,
+            | Error::Unanswered { .. }
+            | Error::NoReleaseFeed
+            | Error::PackageManaged { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         }
     }
@@ -235,6 +249,20 @@ impl Error {
             Error::Unanswered { key, flag, .. } => {
                 format!("Pass {flag}, or set {key} in devbox.toml (`devbox config path`), or run `devbox init` on a terminal to be asked.")
             }
+            Error::NoReleaseFeed => {
+                "Set update.github (\"owner/repo\"), update.url or update.s3_bucket in devbox.toml, or DEVBOX_DOWNLOAD_URL.".into()
+            }
+            Error::ReleaseFeed { .. } => {
+                "Nothing was changed. Check the update keys (`devbox config show`) and your network, then run it again.".into()
+            }
+            Error::PackageManaged { manager, .. } => format!(
+                "Update devbox with {manager} (e.g. `brew upgrade devbox`, `sudo apt-get install --only-upgrade devbox`). Nothing was changed."
+            ),
+            Error::UpdateFailed { path, .. } => format!(
+                "Nothing was replaced: {} is still devbox {}. Run `devbox self-update` again, or reinstall with install.sh.",
+                path.display(),
+                crate::update::CURRENT_VERSION
+            ),
         })
     }
 }

@@ -21,6 +21,7 @@ mod schedule;
 mod state;
 mod templates;
 mod ui;
+mod update;
 
 use std::process::ExitCode;
 

@@ -26,6 +26,12 @@ impl Paths {
         Ok(Paths { config_dir: dirs.config_dir().to_path_buf(), state_dir })
     }
 
+    /// Both directories under `root`, for tests that must not touch the real user's files.
+    #[cfg(test)]
+    pub fn under(root: &Path) -> Self {
+        Paths { config_dir: root.join("config"), state_dir: root.join("state") }
+    }
+
     pub fn config_file(&self) -> PathBuf {
         self.config_dir.join("devbox.toml")
     }

@@ -10,6 +10,7 @@ mod init;
 mod pull;
 mod registry;
 mod schedule;
+mod self_update;
 mod uninstall;
 
 use std::path::PathBuf;
@@ -76,6 +77,9 @@ pub enum Command {
     Cleanup(cleanup::CleanupArgs),
     /// Install, remove or show the OS-scheduled jobs (cleanup, base-image refresh, clock)
     Schedule(schedule::ScheduleArgs),
+    /// Replace this binary with the newest release (or --version V), checked against its SHA256SUMS
+    #[command(disable_version_flag = true)]
+    SelfUpdate(self_update::SelfUpdateArgs),
     /// Show where the config lives and what is in force
     Config(config::ConfigArgs),
     /// Print a shell completion script
@@ -148,6 +152,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
         Command::Clock(args) => args.run(&ctx).await,
         Command::Cleanup(args) => args.run(&ctx).await,
         Command::Schedule(args) => args.run(&ctx).await,
+        Command::SelfUpdate(args) => args.run(&ctx).await,
         Command::Config(args) => args.run(&ctx),
         Command::Completions(args) => args.run(),
         Command::Uninstall(args) => args.run(&ctx).await,

@@ -133,6 +133,7 @@ pub struct SecurityConfig {
 pub struct UpdateConfig {
     pub github: String,
     pub s3_bucket: String,
+    pub url: String,
 }
 
 impl RegistryConfig {
@@ -216,6 +217,24 @@ impl Config {
         if self.doctor.timeout.is_zero() {
             return invalid("doctor.timeout", "must be more than 0s, e.g. \"5s\"".into());
         }
+        let update = &self.update;
+        if !(update.url.is_empty() || update.url.starts_with("http://") || update.url.starts_with("https://")) {
+            return invalid(
+                "update.url",
+                format!("{:?} must start with https:// (or http://), e.g. \"https://dl.acme.dev/devbox/\"", update.url),
+            );
+        }
+        if !(update.github.is_empty() || update.github.split('/').filter(|p| !p.is_empty()).count() == 2) {
+            return invalid(
+                "update.github",
+                format!("{:?} must be \"owner/repo\", e.g. \"acme/devbox\"", update.github),
+            );
+        }
+        if !update.s3_bucket.is_empty()
+            && let Err(reason) = BucketName::try_from(update.s3_bucket.clone())
+        {
+            return invalid("update.s3_bucket", reason);
+        }
         if self.images.concurrency == 0 {
             return invalid("images.concurrency", "must be at least 1".into());
         }
@@ -259,6 +278,21 @@ mod tests {
         config.registry.storage = StorageChoice::S3;
         let err = config.validate().expect_err("must fail");
         assert_eq!(err.key, "registry.storage");
+    }
+
+    #[test]
+    fn update_keys_are_checked() {
+        let mut config = defaults();
+        assert_eq!(config.update.github, "devbox/devbox");
+        config.update.url = "dl.acme.dev/devbox".into();
+        assert_eq!(config.validate().expect_err("must fail").key, "update.url");
+        config.update.url = "https://dl.acme.dev/devbox/".into();
+        assert_eq!(config.validate(), Ok(()));
+        config.update.github = "acme".into();
+        assert_eq!(config.validate().expect_err("must fail").key, "update.github");
+        config.update.github = "acme/devbox".into();
+        config.update.s3_bucket = "Not_A_Bucket".into();
+        assert_eq!(config.validate().expect_err("must fail").key, "update.s3_bucket");
     }
 
     #[test]

@@ -24,10 +24,11 @@ pub enum CheckId {
     BaseImages,
     Schedules,
     PushCredentials,
+    Version,
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 10] = [
+    pub const ALL: [CheckId; 11] = [
         CheckId::Config,
         CheckId::Engine,
         CheckId::Disk,
@@ -38,6 +39,7 @@ impl CheckId {
         CheckId::BaseImages,
         CheckId::Schedules,
         CheckId::PushCredentials,
+        CheckId::Version,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +54,7 @@ impl CheckId {
             CheckId::BaseImages => "base-images",
             CheckId::Schedules => "schedules",
             CheckId::PushCredentials => "push-credentials",
+            CheckId::Version => "version",
         }
     }
 
@@ -69,7 +72,8 @@ impl CheckId {
             | CheckId::AwsCredentials
             | CheckId::Clock
             | CheckId::Schedules
-            | CheckId::PushCredentials => &[CheckId::Config],
+            | CheckId::PushCredentials
+            | CheckId::Version => &[CheckId::Config],
             CheckId::Disk | CheckId::RegistryContainer => &[CheckId::Engine],
             CheckId::RegistryApi => &[CheckId::RegistryContainer],
             CheckId::BaseImages => &[CheckId::RegistryApi],

@@ -109,7 +109,7 @@ pub async fn run(
         );
         [finding, disk, container, images, clock_finding, schedules].into_iter().flatten().collect()
     };
-    let (engine, api, aws, push) = tokio::join!(
+    let (engine, api, aws, push, version) = tokio::join!(
         engine_branch,
         maybe(wanted(CheckId::RegistryApi), timed(CheckId::RegistryApi, timeout, checks::registry_api(config))),
         maybe(
@@ -120,10 +120,11 @@ pub async fn run(
             wanted(CheckId::PushCredentials),
             timed(CheckId::PushCredentials, timeout, checks::push_credentials(env, config))
         ),
+        maybe(wanted(CheckId::Version), timed(CheckId::Version, timeout, checks::version(config, env))),
     );
     let mut findings = vec![config_finding];
     findings.extend(engine);
-    findings.extend([api, aws, push].into_iter().flatten());
+    findings.extend([api, aws, push, version].into_iter().flatten());
     Report::new(apply_skips(findings, selected))
 }
 

@@ -38,7 +38,7 @@ fn status<'a>(report: &'a serde_json::Value, id: &str) -> &'a str {
 
 /// Every check but `schedules`: the testbed never installs jobs into root's own crontab, so that
 /// one is "not installed" here (a warning), and `--fix` must not be let loose on it.
-const ALL_BUT_SCHEDULES: [&str; 18] = [
+const ALL_BUT_SCHEDULES: [&str; 20] = [
     "--check",
     "engine",
     "--check",
@@ -57,6 +57,8 @@ const ALL_BUT_SCHEDULES: [&str; 18] = [
     "push-credentials",
     "--check",
     "config",
+    "--check",
+    "version",
 ];
 
 fn doctor<'a>(extra: &[&'a str]) -> Vec<&'a str> {
@@ -84,8 +86,8 @@ fn a_healthy_machine_passes_every_check() {
             assert!(check.get(key).is_some(), "{key} missing from {check}");
         }
     }
-    assert_eq!(json["checks"].as_array().map(Vec::len), Some(10));
-    bed.devbox(&doctor(&[])).assert().success().stdout(predicate::str::contains("all 9 checks passed"));
+    assert_eq!(json["checks"].as_array().map(Vec::len), Some(11));
+    bed.devbox(&doctor(&[])).assert().success().stdout(predicate::str::contains("all 10 checks passed"));
 }
 
 #[test]
@@ -127,7 +129,7 @@ fn a_removed_registry_and_stale_images_are_fixed_in_order() {
         .success()
         .stdout(predicate::str::contains("$ devbox registry up"))
         .stdout(predicate::str::contains("After the fixes"))
-        .stdout(predicate::str::contains("all 9 checks passed"));
+        .stdout(predicate::str::contains("all 10 checks passed"));
     // The second round found the image missing and pulled it too.
     let (code, json) = report(&bed, &["doctor", "--json"]);
     assert_eq!(code, 0, "{json:#}");

@@ -190,7 +190,10 @@ impl Bed {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.home.path().join(".aws/config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", self.home.path().join(".aws/credentials"))
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            // The release feed (self-update, doctor's version check): a closed port on loopback,
+            // never GitHub. Tests that need a feed serve one and set it themselves.
+            .env("DEVBOX_DOWNLOAD_URL", "http://127.0.0.1:9/");
         cmd
     }
 

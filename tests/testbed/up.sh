@@ -5,6 +5,7 @@
 #   - moto's S3 server (from PyPI); the tests start their own instance of it;
 #   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests).
 #   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
+#   - shellcheck and dash, for install.sh's tests (POSIX sh, run under dash).
 # Idempotent: what is already there is left as it is. Runs as root, or as a user with sudo.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -17,6 +18,8 @@ command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 command -v crontab >/dev/null 2>&1 || missing="$missing cron"
+command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
+command -v dash >/dev/null 2>&1 || missing="$missing dash"
 if [ -n "$missing" ]; then
   echo "testbed: installing$missing"
   $sudo apt-get update -qq
