@@ -19,6 +19,8 @@ export HOME="$WORK/home"
 mkdir -p "$HOME"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_EC2_METADATA_DISABLED=true NO_COLOR=1
 export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
+# The release feed is a closed port on loopback: doctor's version check must never ask GitHub.
+export DEVBOX_DOWNLOAD_URL=http://127.0.0.1:9/
 unset DEVBOX_CONFIG AWS_PROFILE XDG_CONFIG_HOME 2>/dev/null || true
 CONTAINERS=()
 IMAGES=()

@@ -356,7 +356,10 @@ fn port_held(port: u16) -> Option<Finding> {
     })
 }
 
-pub async fn registry_api(config: &Config) -> Finding {
+/// The registry's base-image digests, as `registry_digests` read them, shared by two checks.
+pub type Digests = Result<Vec<(BaseImage, Manifest)>, Finding>;
+
+pub async fn registry_api(config: &Config, digests: impl std::future::Future<Output = Option<Digests>>) -> Finding {
     let id = CheckId::RegistryApi;
     let url = config.registry.local_url();
     let api = match RegistryApi::new(&url) {
@@ -366,9 +369,19 @@ pub async fn registry_api(config: &Config) -> Finding {
     if let Err(reason) = api.ping().await {
         return Finding::fail(id, reason).hint("See what the registry says: devbox registry logs --no-follow");
     }
-    // A read that reaches storage proves the bucket (or volume) works behind the registry.
-    let repo = images::base_images(config, &[]).ok().and_then(|images| images.first().map(|i| i.repo.clone()));
-    match api.read_through(repo.as_deref()).await {
+    // A read that reaches storage proves the bucket (or volume) works behind the registry. The
+    // base images' manifests are such reads, and are read anyway; with none configured, the catalog.
+    match digests.await {
+        Some(Ok(digests)) if !digests.is_empty() => {
+            return Finding::ok(id, format!("{url}/v2/ answers; read {} manifests from storage", digests.len()));
+        }
+        Some(Err(failed)) => {
+            return Finding::fail(id, format!("{url}/v2/ answers, but the registry cannot read its storage: {}", failed.summary))
+                .hint("Check the bucket and credentials (`devbox doctor --check aws-credentials`) and `devbox registry logs --no-follow`.");
+        }
+        _ => {}
+    }
+    match api.read_through(None).await {
         Ok(what) => Finding::ok(id, format!("{url}/v2/ answers; {what}")),
         Err(reason) => Finding::fail(id, format!("{url}/v2/ answers, but the registry cannot read its storage: {reason}"))
             .hint("Check the bucket and credentials (`devbox doctor --check aws-credentials`) and `devbox registry logs --no-follow`."),
@@ -430,7 +443,7 @@ pub async fn aws_credentials(config: &Config) -> Finding {
 
 /// The registry's side of the base-images check: each image's manifest digest. It needs no
 /// engine, so it runs while the engine connects.
-pub async fn registry_digests(config: &Config) -> Result<Vec<(BaseImage, Manifest)>, Finding> {
+pub async fn registry_digests(config: &Config) -> Digests {
     let id = CheckId::BaseImages;
     let images = images::base_images(config, &[])
         .map_err(|reason| Finding::fail(id, reason).hint("Fix images.base in devbox.toml."))?;
@@ -445,7 +458,7 @@ pub async fn registry_digests(config: &Config) -> Result<Vec<(BaseImage, Manifes
 }
 
 /// Compares each base image on the engine with the registry's digest (from `registry_digests`).
-pub async fn base_images(engine: &Engine, remote: Result<Vec<(BaseImage, Manifest)>, Finding>) -> Finding {
+pub async fn base_images(engine: &Engine, remote: Digests) -> Finding {
     let id = CheckId::BaseImages;
     let remote = match remote {
         Ok(remote) if remote.is_empty() => return Finding::ok(id, "none configured (images.base is empty)"),

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+
 use super::{CheckId, Finding, Report, Status, checks};
 use crate::clock;
 use crate::config::LoadedConfig;
@@ -28,6 +30,14 @@ pub async fn run(
     let config = &loaded.config;
     let wanted = |id: CheckId| selected.contains(&id);
 
+    // The registry's half of the base-images check needs no engine, and its reads prove the
+    // registry's storage too: it starts at once, and both checks share its answer.
+    let digests_wanted = wanted(CheckId::BaseImages) || wanted(CheckId::RegistryApi);
+    let remote = maybe(digests_wanted, async {
+        let digests = checks::registry_digests(config);
+        tokio::time::timeout(timeout, digests).await.unwrap_or_else(|_| Err(timed_out(CheckId::BaseImages, timeout)))
+    })
+    .shared();
     let engine_branch = async {
         // The engine serves more checks than its own; connect if any of them is wanted.
         let needs_engine = [CheckId::Engine, CheckId::Clock, CheckId::Schedules, CheckId::BaseImages];
@@ -35,13 +45,6 @@ pub async fn run(
             return Vec::new();
         }
         let started = Instant::now();
-        // The registry's half of the base-images check needs no engine: it runs meanwhile.
-        let remote = async {
-            let digests = checks::registry_digests(config);
-            tokio::time::timeout(timeout, digests)
-                .await
-                .unwrap_or_else(|_| Err(timed_out(CheckId::BaseImages, timeout)))
-        };
         // So do S3's clock and this host's, read at the same moment.
         let host_clock = clock::Reading::host(jiff::Timestamp::now());
         let s3_clock = async {
@@ -67,7 +70,7 @@ pub async fn run(
         };
         let (connected, remote, s3_clock) = tokio::join!(
             tokio::time::timeout(timeout, checks::engine(env)),
-            maybe(wanted(CheckId::BaseImages), remote),
+            async { if wanted(CheckId::BaseImages) { remote.clone().await } else { None } },
             maybe(wanted(CheckId::Clock), s3_clock),
         );
         let (mut engine_finding, facts) = connected.unwrap_or_else(|_| (timed_out(CheckId::Engine, timeout), None));
@@ -111,7 +114,10 @@ pub async fn run(
     };
     let (engine, api, aws, push, version) = tokio::join!(
         engine_branch,
-        maybe(wanted(CheckId::RegistryApi), timed(CheckId::RegistryApi, timeout, checks::registry_api(config))),
+        maybe(
+            wanted(CheckId::RegistryApi),
+            timed(CheckId::RegistryApi, timeout, checks::registry_api(config, remote.clone()))
+        ),
         maybe(
             wanted(CheckId::AwsCredentials),
             timed(CheckId::AwsCredentials, timeout, checks::aws_credentials(config))
