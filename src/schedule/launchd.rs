@@ -105,12 +105,7 @@ impl Backend for Launchd {
             }
             changes.push(Change { job: job.name.into(), location: path.display().to_string(), changed });
         }
-        for name in ALL_JOBS.iter().filter(|n| !jobs.iter().any(|j| j.name == **n)) {
-            let change = self.remove_job(name)?;
-            if change.changed {
-                changes.push(change);
-            }
-        }
+        changes.extend(super::remove_unwanted(jobs, |name| self.remove_job(name))?);
         Ok(changes)
     }
 

@@ -211,6 +211,23 @@ pub trait Backend {
     fn status(&self, job: &str) -> anyhow::Result<Installed>;
 }
 
+/// Removes, one by one, the devbox jobs that are not in `jobs`; returns those that were there.
+/// For the backends that keep one file or task per job.
+pub fn remove_unwanted(
+    jobs: &[Job],
+    remove_job: impl Fn(&str) -> anyhow::Result<Change>,
+) -> anyhow::Result<Vec<Change>> {
+    let unwanted = ALL_JOBS.iter().filter(|name| !jobs.iter().any(|j| j.name == **name));
+    let mut removed = Vec::new();
+    for name in unwanted {
+        let change = remove_job(name)?;
+        if change.changed {
+            removed.push(change);
+        }
+    }
+    Ok(removed)
+}
+
 /// The record a scheduled run leaves in `<state_dir>/runs/<job>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {

@@ -124,13 +124,9 @@ impl Backend for Systemd {
             reload |= changed;
             changes.push(Change { job: job.name.into(), location: timer_path.display().to_string(), changed });
         }
-        for name in ALL_JOBS.iter().filter(|n| !jobs.iter().any(|j| j.name == **n)) {
-            let change = self.remove_job(name)?;
-            reload |= change.changed;
-            if change.changed {
-                changes.push(change);
-            }
-        }
+        let removed = super::remove_unwanted(jobs, |name| self.remove_job(name))?;
+        reload |= !removed.is_empty();
+        changes.extend(removed);
         if reload {
             self.systemctl(&["daemon-reload"])?;
         }

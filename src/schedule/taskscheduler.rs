@@ -112,12 +112,7 @@ impl Backend for TaskScheduler {
             }
             changes.push(Change { job: job.name.into(), location: task_name(job.name), changed });
         }
-        for name in ALL_JOBS.iter().filter(|n| !jobs.iter().any(|j| j.name == **n)) {
-            let change = self.remove_job(name)?;
-            if change.changed {
-                changes.push(change);
-            }
-        }
+        changes.extend(super::remove_unwanted(jobs, |name| self.remove_job(name))?);
         Ok(changes)
     }
 
