@@ -6,17 +6,9 @@
 source "$(dirname "$0")/lib.sh"
 runs=${1:-20}
 
-start_s3
-start_ci_registry
-push_random base/python:3.12 5 1
-write_config <<TOML
-[images]
-base = ["base/python:3.12"]
-alias = "$BENCH_ID/{name}"
-TOML
+one_base_image
 "$DEVBOX" registry up >/dev/null
 "$DEVBOX" pull --quiet
-IMAGES+=("127.0.0.1:$REG_PORT/base/python:3.12" "$BENCH_ID/base/python:3.12")
 "$DEVBOX" doctor >/dev/null || { "$DEVBOX" doctor; echo "bench: the testbed is not healthy" >&2; exit 1; }
 
 d=(); i=()

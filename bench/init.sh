@@ -7,15 +7,7 @@ source "$(dirname "$0")/lib.sh"
 runs=${1:-20}
 export DEVBOX_SCHEDULER=none
 
-start_s3
-start_ci_registry
-push_random base/python:3.12 5 1
-write_config <<TOML
-[images]
-base = ["base/python:3.12"]
-alias = "$BENCH_ID/{name}"
-TOML
-IMAGES+=("127.0.0.1:$REG_PORT/base/python:3.12" "$BENCH_ID/base/python:3.12")
+one_base_image
 "$DEVBOX" init --yes >/dev/null || { "$DEVBOX" init --yes; echo "bench: init failed on the testbed" >&2; exit 1; }
 "$DEVBOX" doctor >/dev/null || { "$DEVBOX" doctor; echo "bench: the testbed is not healthy" >&2; exit 1; }
 

@@ -114,3 +114,17 @@ seconds() {
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# A testbed with one base image: S3, CI's registry, base/python:3.12 pushed (5 MB), and
+# devbox.toml naming it with an alias. The images it brings are removed on exit.
+one_base_image() {
+  start_s3
+  start_ci_registry
+  push_random base/python:3.12 5 1
+  write_config <<TOML
+[images]
+base = ["base/python:3.12"]
+alias = "$BENCH_ID/{name}"
+TOML
+  IMAGES+=("127.0.0.1:$REG_PORT/base/python:3.12" "$BENCH_ID/base/python:3.12")
+}

@@ -232,14 +232,19 @@ fn stored_push_credentials_are_flagged_without_echoing_the_secret() {
 #[test]
 fn missing_and_expiring_credentials_are_named() {
     let bed = Bed::new("doccreds");
+    // The AWS check with no credentials in the environment: only the profile can give them.
+    let check = || {
+        let out = bed
+            .devbox(&["doctor", "--json", "--check", "aws-credentials"])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .output()
+            .expect("run");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (out, json)
+    };
     // No credentials at all: the AWS check fails and says how to log in.
-    let out = bed
-        .devbox(&["doctor", "--json", "--check", "aws-credentials"])
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .expect("run");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let (out, json) = check();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(status(&json, "aws-credentials"), "fail");
     assert!(
@@ -263,13 +268,7 @@ fn missing_and_expiring_credentials_are_named() {
         std::fs::create_dir_all(&aws).expect("mkdir");
         std::fs::write(aws.join("config"), format!("[profile devbox]\ncredential_process = {}\n", script.display()))
             .expect("write");
-        let out = bed
-            .devbox(&["doctor", "--json", "--check", "aws-credentials"])
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .output()
-            .expect("run");
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let (out, json) = check();
         assert_eq!(status(&json, "aws-credentials"), expected, "expiring in {expires_in}s: {json:#}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains("process-secret"));
     }
