@@ -11,6 +11,7 @@ use futures_util::FutureExt;
 use super::{CheckId, Finding, Report, Status, checks};
 use crate::clock;
 use crate::config::LoadedConfig;
+use crate::deps;
 use crate::env::Environment;
 
 pub async fn run(
@@ -139,19 +140,12 @@ pub async fn run(
 /// dependency had nothing to give them).
 pub fn apply_skips(findings: Vec<Finding>, selected: &BTreeSet<CheckId>) -> Vec<Finding> {
     let mut by_id: BTreeMap<CheckId, Finding> = findings.into_iter().map(|f| (f.id, f)).collect();
-    let mut blocked_by: BTreeMap<CheckId, CheckId> = BTreeMap::new();
     // CheckId order puts every dependency before the checks that need it.
-    for id in selected.iter().copied() {
-        let blocker = id.depends_on().iter().find_map(|dep| match (blocked_by.get(dep), by_id.get(dep)) {
-            (Some(root), _) => Some(*root),
-            (None, Some(found)) if !found.passed() => Some(*dep),
-            (None, None) if selected.contains(dep) => Some(*dep),
-            _ => None,
-        });
-        if let Some(root) = blocker {
-            blocked_by.insert(id, root);
-            by_id.insert(id, Finding::skipped(id, root));
-        }
+    let blocked = deps::blocked(selected.iter().copied(), CheckId::depends_on, |id| {
+        selected.contains(&id) && by_id.get(&id).is_none_or(|found| !found.passed())
+    });
+    for (id, root) in blocked {
+        by_id.insert(id, Finding::skipped(id, root));
     }
     by_id.into_values().filter(|f| selected.contains(&f.id)).collect()
 }
