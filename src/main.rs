@@ -8,6 +8,7 @@ mod cleanup;
 mod cli;
 mod clock;
 mod config;
+mod deps;
 mod docker_config;
 mod doctor;
 mod engine;

@@ -1,6 +1,7 @@
 //! `devbox doctor`: every check at once, each with its own timeout, each problem with the exact
 //! command that fixes it. This file holds the vocabulary and the pure decisions (which checks run,
-//! what depends on what, how a report reads); `checks.rs` measures, `run.rs` orchestrates.
+//! how a report reads); `checks/` holds one record per check (what it needs, how it runs) and the
+//! checks themselves, `run.rs` runs them as their records say.
 
 pub mod checks;
 pub mod run;
@@ -58,26 +59,9 @@ impl CheckId {
         }
     }
 
-    /// The checks that need this one, directly or not.
-    pub fn dependents(self) -> impl Iterator<Item = CheckId> {
-        CheckId::ALL.into_iter().filter(move |id| *id != self && selection(&[*id]).contains(&self))
-    }
-
-    /// The checks whose success this one needs. A failed dependency makes it "skipped".
+    /// The checks whose success this one needs, as its record in `checks` says.
     pub fn depends_on(self) -> &'static [CheckId] {
-        match self {
-            CheckId::Config => &[],
-            // The clock check reads the engine's clock when it can, and S3's in any case.
-            CheckId::Engine
-            | CheckId::AwsCredentials
-            | CheckId::Clock
-            | CheckId::Schedules
-            | CheckId::PushCredentials
-            | CheckId::Version => &[CheckId::Config],
-            CheckId::Disk | CheckId::RegistryContainer => &[CheckId::Engine],
-            CheckId::RegistryApi => &[CheckId::RegistryContainer],
-            CheckId::BaseImages => &[CheckId::RegistryApi],
-        }
+        self.spec().needs
     }
 }
 
@@ -285,15 +269,6 @@ mod tests {
         );
         assert_eq!(selection(&[]).len(), CheckId::ALL.len());
         assert_eq!(selection(&[CheckId::Config]).len(), 1);
-    }
-
-    #[test]
-    fn every_dependency_comes_earlier_in_the_report() {
-        for id in CheckId::ALL {
-            for dep in id.depends_on() {
-                assert!(dep < &id, "{} depends on {}, listed after it", id.name(), dep.name());
-            }
-        }
     }
 
     #[test]

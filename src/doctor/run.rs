@@ -1,16 +1,18 @@
-//! Runs the selected checks concurrently, each under its own timeout. Everything that does not need
-//! another check's result starts at once; afterwards, a check whose dependency failed is reported
-//! as skipped, whatever it found. A frozen engine costs one timeout, never a hang.
+//! Runs the selected checks concurrently, each under its own timeout, as their records in
+//! `checks` say. Everything starts at once: a check that needs another's result measures what it
+//! can meanwhile, and the answers that serve several checks (the engine's connection, the
+//! registry's digests) are asked for once. Afterwards, a check whose dependency failed is reported
+//! as skipped, whatever it found: waiting for dependencies before starting would put their
+//! latencies end to end. A frozen engine costs one timeout, never a hang.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
-
-use super::{CheckId, Finding, Report, Status, checks};
-use crate::clock;
+use super::checks::{CheckSpec, Probe, Run, timed_out};
+use super::{CheckId, Finding, Report};
 use crate::config::LoadedConfig;
+use crate::deps;
 use crate::env::Environment;
 
 pub async fn run(
@@ -19,119 +21,46 @@ pub async fn run(
     selected: &BTreeSet<CheckId>,
     timeout: Duration,
 ) -> Report {
-    let started = Instant::now();
-    let mut config_finding = checks::config(loaded);
-    config_finding.duration = started.elapsed();
-    let Ok(loaded) = loaded else {
-        let others =
-            selected.iter().filter(|id| **id != CheckId::Config).map(|id| Finding::skipped(*id, CheckId::Config));
-        return Report::new(std::iter::once(config_finding).chain(others).collect());
-    };
-    let config = &loaded.config;
-    let wanted = |id: CheckId| selected.contains(&id);
-
-    // The registry's half of the base-images check needs no engine, and its reads prove the
-    // registry's storage too: it starts at once, and both checks share its answer.
-    let digests_wanted = wanted(CheckId::BaseImages) || wanted(CheckId::RegistryApi);
-    let remote = maybe(digests_wanted, async {
-        let digests = checks::registry_digests(config);
-        tokio::time::timeout(timeout, digests).await.unwrap_or_else(|_| Err(timed_out(CheckId::BaseImages, timeout)))
-    })
-    .shared();
-    let engine_branch = async {
-        // The engine serves more checks than its own; connect if any of them is wanted.
-        let needs_engine = [CheckId::Engine, CheckId::Clock, CheckId::Schedules, CheckId::BaseImages];
-        if !needs_engine.into_iter().chain(CheckId::Engine.dependents()).any(wanted) {
-            return Vec::new();
-        }
-        let started = Instant::now();
-        // So do S3's clock and this host's, read at the same moment.
-        let host_clock = clock::Reading::host(jiff::Timestamp::now());
-        let s3_clock = async {
-            let reading = clock::measure::s3_reading(&config.registry.s3);
-            tokio::time::timeout(timeout, reading).await.unwrap_or_else(|_| {
-                clock::Reading::failed(clock::ClockName::S3, "S3", format!("no answer within {}s", timeout.as_secs()))
-            })
-        };
-        // And the scheduler's tools, which are slow processes rather than requests.
-        let scheduler_state = wanted(CheckId::Schedules).then(|| {
-            let env = env.clone();
-            tokio::task::spawn_blocking(move || checks::scheduler_state(&env))
-        });
-        let scheduler_state = async move {
-            match scheduler_state {
-                Some(task) => Some(
-                    tokio::time::timeout(timeout, task)
-                        .await
-                        .unwrap_or_else(|_| Ok(Err(timed_out(CheckId::Schedules, timeout)))),
-                ),
-                None => None,
-            }
-        };
-        let (connected, remote, s3_clock) = tokio::join!(
-            tokio::time::timeout(timeout, checks::engine(env)),
-            async { if wanted(CheckId::BaseImages) { remote.clone().await } else { None } },
-            maybe(wanted(CheckId::Clock), s3_clock),
-        );
-        let (mut engine_finding, facts) = connected.unwrap_or_else(|_| (timed_out(CheckId::Engine, timeout), None));
-        engine_finding.duration = started.elapsed();
-        let finding = wanted(CheckId::Engine).then_some(engine_finding);
-        let mut clock_finding = s3_clock.map(|s3| {
-            let mut f = checks::clock(config, facts.as_ref(), s3, host_clock);
-            f.duration = started.elapsed();
-            f
-        });
-        let vm_engine = facts.as_ref().map(|f| f.classification.vm);
-        let schedules = async {
-            let state = scheduler_state.await?;
-            let state =
-                state.unwrap_or_else(|e| Err(Finding::fail(CheckId::Schedules, format!("the check crashed: {e}"))));
-            let mut finding = checks::schedules(config, vm_engine, state);
-            finding.duration = started.elapsed();
-            Some(finding)
-        };
-        let Some(facts) = facts else {
-            let schedules = schedules.await;
-            return [finding, clock_finding.take(), schedules].into_iter().flatten().collect();
-        };
-        let (engine, info) = (&facts.engine, &facts.info);
-        let (disk, container, schedules, images) = tokio::join!(
-            maybe(wanted(CheckId::Disk), timed(CheckId::Disk, timeout, checks::disk(engine, info, config, env))),
-            maybe(
-                wanted(CheckId::RegistryContainer),
-                timed(CheckId::RegistryContainer, timeout, checks::registry_container(engine, config))
-            ),
-            schedules,
-            async {
-                let remote = remote?;
-                let remaining = timeout.saturating_sub(started.elapsed());
-                let mut finding = timed(CheckId::BaseImages, remaining, checks::base_images(engine, remote)).await;
-                finding.duration = started.elapsed();
-                Some(finding)
-            },
-        );
-        [finding, disk, container, images, clock_finding, schedules].into_iter().flatten().collect()
-    };
-    let (engine, api, aws, push, version) = tokio::join!(
-        engine_branch,
-        maybe(
-            wanted(CheckId::RegistryApi),
-            timed(CheckId::RegistryApi, timeout, checks::registry_api(config, remote.clone()))
-        ),
-        maybe(
-            wanted(CheckId::AwsCredentials),
-            timed(CheckId::AwsCredentials, timeout, checks::aws_credentials(config))
-        ),
-        maybe(
-            wanted(CheckId::PushCredentials),
-            timed(CheckId::PushCredentials, timeout, checks::push_credentials(env, config))
-        ),
-        maybe(wanted(CheckId::Version), timed(CheckId::Version, timeout, checks::version(config, env))),
-    );
-    let mut findings = vec![config_finding];
-    findings.extend(engine);
-    findings.extend([api, aws, push, version].into_iter().flatten());
+    let specs: Vec<CheckSpec> = selected.iter().map(|id| id.spec()).collect();
+    let mut findings: Vec<Finding> = specs.iter().filter_map(|spec| first(spec, loaded)).collect();
+    // Without a configuration nothing else can run; each is reported skipped.
+    if let Ok(loaded) = loaded {
+        let probe = Probe::new(env, &loaded.config, timeout);
+        let running = specs.iter().map(|spec| one(&probe, spec));
+        findings.extend(futures_util::future::join_all(running).await.into_iter().flatten());
+    }
     Report::new(apply_skips(findings, selected))
+}
+
+/// The check that comes first, judging the configuration as it loaded.
+fn first(spec: &CheckSpec, loaded: &Result<LoadedConfig, anyhow::Error>) -> Option<Finding> {
+    let Run::First(check) = spec.run else { return None };
+    let started = Instant::now();
+    let mut finding = check(loaded);
+    finding.duration = started.elapsed();
+    Some(finding)
+}
+
+/// One of the other checks, run as its record says. `None` when it did not run: it came first,
+/// or it works on an engine that did not answer.
+async fn one(probe: &Probe<'_>, spec: &CheckSpec) -> Option<Finding> {
+    let (id, timeout) = (spec.id, probe.timeout);
+    let started = Instant::now();
+    let mut finding = match spec.run {
+        Run::First(_) => return None,
+        Run::Alone(check) => timed(id, timeout, check(probe)).await,
+        Run::ThenEngine(measure) => {
+            let (judge, engine) = tokio::join!(measure(probe), probe.engine());
+            judge(engine.as_deref())
+        }
+        Run::OnEngine(check) => {
+            // The engine's connection is bounded by its own timeout; the check's starts after.
+            let engine = probe.engine().await?;
+            return Some(timed(id, timeout, check(probe, &engine)).await);
+        }
+    };
+    finding.duration = started.elapsed();
+    Some(finding)
 }
 
 /// Replaces the finding of every check whose dependency did not pass with "skipped", naming the
@@ -139,25 +68,14 @@ pub async fn run(
 /// dependency had nothing to give them).
 pub fn apply_skips(findings: Vec<Finding>, selected: &BTreeSet<CheckId>) -> Vec<Finding> {
     let mut by_id: BTreeMap<CheckId, Finding> = findings.into_iter().map(|f| (f.id, f)).collect();
-    let mut blocked_by: BTreeMap<CheckId, CheckId> = BTreeMap::new();
     // CheckId order puts every dependency before the checks that need it.
-    for id in selected.iter().copied() {
-        let blocker = id.depends_on().iter().find_map(|dep| match (blocked_by.get(dep), by_id.get(dep)) {
-            (Some(root), _) => Some(*root),
-            (None, Some(found)) if !found.passed() => Some(*dep),
-            (None, None) if selected.contains(dep) => Some(*dep),
-            _ => None,
-        });
-        if let Some(root) = blocker {
-            blocked_by.insert(id, root);
-            by_id.insert(id, Finding::skipped(id, root));
-        }
+    let blocked = deps::blocked(selected.iter().copied(), CheckId::depends_on, |id| {
+        selected.contains(&id) && by_id.get(&id).is_none_or(|found| !found.passed())
+    });
+    for (id, root) in blocked {
+        by_id.insert(id, Finding::skipped(id, root));
     }
     by_id.into_values().filter(|f| selected.contains(&f.id)).collect()
-}
-
-async fn maybe<T>(wanted: bool, check: impl Future<Output = T>) -> Option<T> {
-    if wanted { Some(check.await) } else { None }
 }
 
 async fn timed(id: CheckId, timeout: Duration, check: impl Future<Output = Finding>) -> Finding {
@@ -167,15 +85,10 @@ async fn timed(id: CheckId, timeout: Duration, check: impl Future<Output = Findi
     finding
 }
 
-fn timed_out(id: CheckId, timeout: Duration) -> Finding {
-    Finding::new(id, Status::Fail, format!("no answer within {}s", timeout.as_secs_f32()))
-        .hint("Something this check talks to is frozen or unreachable; the details of the other checks say which.")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doctor::selection;
+    use crate::doctor::{Status, selection};
 
     fn ids_and_status(findings: &[Finding]) -> Vec<(CheckId, Status, String)> {
         findings.iter().map(|f| (f.id, f.status, f.summary.clone())).collect()

@@ -7,6 +7,8 @@ pub mod team;
 
 use serde::Serialize;
 
+use crate::deps;
+
 /// One step of `init`, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -74,18 +76,14 @@ pub enum Outcome {
     Blocked(Step),
 }
 
-impl Outcome {
-    fn blocks(&self) -> bool {
-        matches!(self, Outcome::Failed { .. } | Outcome::Blocked(_))
-    }
-}
-
 /// The step whose failure stops `step`, if any: its own dependency, or the root cause further up.
+/// Decided just before `step` would run, from what the steps before it came to.
 pub fn blocker(step: Step, done: &[(Step, Outcome)]) -> Option<Step> {
-    step.depends_on().iter().find_map(|dep| match done.iter().find(|(s, _)| s == dep) {
-        Some((_, Outcome::Blocked(root))) => Some(*root),
-        Some((_, outcome)) if outcome.blocks() => Some(*dep),
-        _ => None,
+    deps::blocker(step.depends_on(), |dep| match done.iter().find(|(s, _)| *s == dep).map(|(_, o)| o) {
+        Some(Outcome::Failed { .. }) => deps::State::Failed,
+        Some(Outcome::Blocked(root)) => deps::State::Blocked(*root),
+        // Done, skipped with `--skip` (the user vouched for it), or not run yet.
+        _ => deps::State::Passed,
     })
 }
 

@@ -1,0 +1,84 @@
+//! The engine's data disk: how full, and what `devbox cleanup` would free.
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::{EngineFacts, Probe};
+use crate::cleanup;
+use crate::config::Config;
+use crate::doctor::{CheckId, Finding, Status};
+use crate::engine::{Engine, EngineInfo};
+use crate::env::Environment;
+use crate::paths::Paths;
+
+/// Used space of the engine's data disk: warn above 80 %, fail above 90 %.
+pub fn disk_verdict(used_percent: f64) -> Status {
+    match used_percent {
+        p if p > 90.0 => Status::Fail,
+        p if p > 80.0 => Status::Warn,
+        _ => Status::Ok,
+    }
+}
+
+pub fn check<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
+    disk(&facts.engine, &facts.info, probe.config, probe.env).boxed()
+}
+
+async fn disk(engine: &Engine, info: &EngineInfo, config: &Config, env: &Environment) -> Finding {
+    let root = &info.docker_root_dir;
+    let reclaimable = reclaimable(engine, config, env).await;
+    // The data directory is only visible here when the engine runs on this host.
+    let local = engine.endpoint().starts_with("unix://") && !root.is_empty() && std::path::Path::new(root).is_dir();
+    let usage = if local { fs4::statvfs(root).ok() } else { None };
+    let Some(stats) = usage.filter(|s| s.total_space() > 0) else {
+        return Finding::ok(CheckId::Disk, format!("{root} is inside the engine's VM; {reclaimable}"))
+            .detail("docker_root_dir", root.clone());
+    };
+    let total = stats.total_space();
+    let free = stats.available_space();
+    let used = 100.0 * (total - free.min(total)) as f64 / total as f64;
+    let summary = format!(
+        "{used:.0}% used at {root} ({} free of {}); {reclaimable}",
+        crate::config::ByteSize(free),
+        crate::config::ByteSize(total)
+    );
+    let finding = Finding::new(CheckId::Disk, disk_verdict(used), summary)
+        .detail("docker_root_dir", root.clone())
+        .detail("free_bytes", free.to_string())
+        .detail("total_bytes", total.to_string());
+    match finding.status {
+        Status::Ok => finding,
+        _ => finding
+            .hint("A full Docker disk breaks builds and pulls. Remove stopped containers and dangling images; `devbox cleanup --dry-run` shows what goes.")
+            .fix("devbox cleanup"),
+    }
+}
+
+/// What `devbox cleanup` would free now, from the same plan it would carry out.
+async fn reclaimable(engine: &Engine, config: &Config, env: &Environment) -> String {
+    let pulls = Paths::resolve(env).map(|p| cleanup::read_pulls(p.state_dir())).unwrap_or_default();
+    match cleanup::make_plan(engine, &cleanup::policy(config), &pulls).await {
+        Ok(plan) => {
+            let removals = plan.containers.iter().chain(&plan.dangling_images).chain(&plan.evicted_images);
+            let bytes: u64 = removals.clone().filter_map(|r| r.size).sum();
+            match removals.count() {
+                0 => "nothing for cleanup to remove".to_string(),
+                n => format!("cleanup would remove {n} items, at least {}", crate::config::ByteSize(bytes)),
+            }
+        }
+        Err(err) => format!("reclaimable space unknown ({err:#})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_thresholds() {
+        assert_eq!(disk_verdict(50.0), Status::Ok);
+        assert_eq!(disk_verdict(80.0), Status::Ok);
+        assert_eq!(disk_verdict(80.5), Status::Warn);
+        assert_eq!(disk_verdict(90.5), Status::Fail);
+    }
+}

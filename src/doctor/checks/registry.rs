@@ -1,0 +1,283 @@
+//! The local registry: its container (devbox's own, running, on loopback only, read-only on S3, made
+//! from the current devbox.toml) and its API (it answers, and can read its storage).
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::{EngineFacts, Probe};
+use crate::config::RegistryConfig;
+use crate::doctor::{CheckId, Finding, Remedy, Status};
+use crate::engine::{ContainerInfo, Engine};
+use crate::registry::api::RegistryApi;
+use crate::registry::{self, Desired};
+
+pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
+    async move { judge_container(&measure_container(&facts.engine, &probe.config.registry).await) }.boxed()
+}
+
+/// What was found of the registry container.
+#[derive(Debug, Clone)]
+pub struct ContainerFound {
+    pub name: String,
+    pub port: u16,
+    pub container: Result<Option<ContainerSeen>, String>,
+    /// Another process holds the registry's port. Looked at only when the registry is not running:
+    /// then the port should be free, and `registry up` cannot succeed if it is not.
+    pub port_held: bool,
+    /// The configuration hash that the current devbox.toml gives, when it can be worked out.
+    pub desired_hash: Option<String>,
+}
+
+/// The registry container, in the terms the judge needs.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSeen {
+    pub state: String,
+    pub managed: bool,
+    pub published: Vec<String>,
+    pub storage: Option<String>,
+    pub readonly: bool,
+    pub config_hash: Option<String>,
+    pub image: String,
+    pub id: String,
+}
+
+impl ContainerSeen {
+    fn of(container: &ContainerInfo) -> ContainerSeen {
+        ContainerSeen {
+            state: container.state.clone(),
+            managed: container.label(registry::LABEL_MANAGED) == Some("true"),
+            published: container.published.clone(),
+            storage: container.label(registry::LABEL_STORAGE).map(String::from),
+            readonly: container.label(registry::LABEL_READONLY) == Some("true"),
+            config_hash: container.label(registry::LABEL_CONFIG_HASH).map(String::from),
+            image: container.image.clone(),
+            id: container.id.clone(),
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+pub async fn measure_container(engine: &Engine, registry: &RegistryConfig) -> ContainerFound {
+    let container = match engine.container(&registry.container).await {
+        Ok(found) => Ok(found.as_ref().map(ContainerSeen::of)),
+        Err(err) => Err(format!("{err:#}")),
+    };
+    let stopped = matches!(&container, Ok(None)) || matches!(&container, Ok(Some(c)) if !c.is_running());
+    ContainerFound {
+        name: registry.container.clone(),
+        port: registry.port,
+        port_held: stopped && std::net::TcpListener::bind(("127.0.0.1", registry.port)).is_err(),
+        container,
+        desired_hash: Desired::from_config(registry).ok().map(|desired| desired.hash),
+    }
+}
+
+/// Pure.
+pub fn judge_container(found: &ContainerFound) -> Finding {
+    let id = CheckId::RegistryContainer;
+    let name = &found.name;
+    let container = match &found.container {
+        Ok(Some(container)) => container,
+        Ok(None) => {
+            return port_held(found).unwrap_or_else(|| {
+                Finding::fail(id, format!("{name} does not exist"))
+                    .hint("The local registry serves the base images.")
+                    .remedy(Remedy::RegistryUp)
+            });
+        }
+        Err(err) => return Finding::fail(id, err.clone()),
+    };
+    if !container.managed {
+        return Finding::fail(id, format!("a container named {name} exists, but devbox did not make it"))
+            .hint(format!("Remove it (docker rm -f {name}) or set registry.container in devbox.toml."));
+    }
+    if !container.is_running() {
+        return port_held(found).unwrap_or_else(|| {
+            Finding::fail(id, format!("{name} is {}", container.state))
+                .hint("Start it again.")
+                .remedy(Remedy::RegistryUp)
+        });
+    }
+    if let Some(open) = container.published.iter().find(|p| !p.starts_with("127.0.0.1:")) {
+        return Finding::fail(id, format!("{name} is published on {open}, not only on 127.0.0.1"))
+            .hint("Anyone on the network could reach it. Recreate it.")
+            .fix("devbox registry down && devbox registry up");
+    }
+    let storage = container.storage.as_deref().unwrap_or("unknown");
+    if storage == "s3" && !container.readonly {
+        return Finding::fail(id, format!("{name} is writable on S3 storage"))
+            .hint("Only CI may push. Recreate it read-only.")
+            .fix("devbox registry down && devbox registry up");
+    }
+    let finding = Finding::ok(
+        id,
+        format!(
+            "{name} running on {}, {storage}{}",
+            container.published.join(", "),
+            if container.readonly { ", read-only" } else { "" }
+        ),
+    )
+    .detail("image", container.image.clone())
+    .detail("id", container.id.chars().take(12).collect::<String>());
+    match &found.desired_hash {
+        Some(desired) if container.config_hash.as_ref() != Some(desired) => Finding { status: Status::Warn, ..finding }
+            .hint("It was made from an older devbox.toml; recreate it to apply the current one.")
+            .remedy(Remedy::RegistryUp),
+        _ => finding,
+    }
+}
+
+/// When another process holds the port, that is the problem to name.
+fn port_held(found: &ContainerFound) -> Option<Finding> {
+    let port = found.port;
+    found.port_held.then(|| {
+        Finding::fail(CheckId::RegistryContainer, format!("port {port} on 127.0.0.1 is held by another process"))
+            .hint(format!(
+                "Stop it (`lsof -iTCP:{port} -sTCP:LISTEN` names it), or set registry.port in devbox.toml to a free port. On macOS, port 5000 is often the AirPlay Receiver."
+            ))
+    })
+}
+
+pub fn api<'p>(probe: &'p Probe<'_>) -> BoxFuture<'p, Finding> {
+    registry_api(probe).boxed()
+}
+
+async fn registry_api(probe: &Probe<'_>) -> Finding {
+    let id = CheckId::RegistryApi;
+    let url = probe.config.registry.local_url();
+    let api = match RegistryApi::new(&url) {
+        Ok(api) => api,
+        Err(err) => return Finding::fail(id, format!("{err:#}")),
+    };
+    // A read that reaches storage proves the bucket (or volume) works behind the registry. The
+    // base images' manifests are such reads, and are read anyway (the base-images check compares
+    // them): they start with the ping. With no base image configured, the catalog is read.
+    let (pinged, digests) = tokio::join!(api.ping(), probe.digests());
+    if let Err(reason) = pinged {
+        return Finding::fail(id, reason).hint("See what the registry says: devbox registry logs --no-follow");
+    }
+    let unreadable = |reason: &str| {
+        Finding::fail(id, format!("{url}/v2/ answers, but the registry cannot read its storage: {reason}"))
+            .hint("Check the bucket and credentials (`devbox doctor --check aws-credentials`) and `devbox registry logs --no-follow`.")
+    };
+    match digests {
+        Ok(digests) if !digests.is_empty() => {
+            Finding::ok(id, format!("{url}/v2/ answers; read {} manifests from storage", digests.len()))
+        }
+        Err(failed) => unreadable(&failed.summary),
+        Ok(_) => match api.read_through(None).await {
+            Ok(what) => Finding::ok(id, format!("{url}/v2/ answers; {what}")),
+            Err(reason) => unreadable(&reason),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(container: Option<ContainerSeen>) -> ContainerFound {
+        ContainerFound {
+            name: "devbox-registry".into(),
+            port: 5000,
+            container: Ok(container),
+            port_held: false,
+            desired_hash: Some("abc".into()),
+        }
+    }
+
+    fn running() -> ContainerSeen {
+        ContainerSeen {
+            state: "running".into(),
+            managed: true,
+            published: vec!["127.0.0.1:5000".into()],
+            storage: Some("s3".into()),
+            readonly: true,
+            config_hash: Some("abc".into()),
+            image: "registry:2.8".into(),
+            id: "0123456789abcdef".into(),
+        }
+    }
+
+    #[test]
+    fn a_current_read_only_registry_on_loopback_passes() {
+        let finding = judge_container(&found(Some(running())));
+        assert_eq!(finding.status, Status::Ok);
+        assert_eq!(finding.summary, "devbox-registry running on 127.0.0.1:5000, s3, read-only");
+        assert_eq!(finding.details.get("id").map(String::as_str), Some("0123456789ab"));
+        assert_eq!(finding.remedy, None);
+        // When the current config's hash cannot be worked out, nothing is said of it.
+        let unknown =
+            ContainerFound { desired_hash: None, ..found(Some(ContainerSeen { config_hash: None, ..running() })) };
+        assert_eq!(judge_container(&unknown).status, Status::Ok);
+    }
+
+    #[test]
+    fn a_registry_from_an_older_config_is_a_warning_that_registry_up_fixes() {
+        let finding = judge_container(&found(Some(ContainerSeen { config_hash: Some("old".into()), ..running() })));
+        assert_eq!(finding.status, Status::Warn);
+        assert_eq!(finding.remedy, Some(Remedy::RegistryUp));
+        assert!(finding.hint.unwrap_or_default().contains("older devbox.toml"));
+    }
+
+    #[test]
+    fn a_missing_or_stopped_registry_fails_and_registry_up_fixes_it() {
+        let missing = judge_container(&found(None));
+        assert_eq!((missing.status, missing.remedy), (Status::Fail, Some(Remedy::RegistryUp)));
+        assert_eq!(missing.summary, "devbox-registry does not exist");
+
+        let stopped = judge_container(&found(Some(ContainerSeen { state: "exited".into(), ..running() })));
+        assert_eq!((stopped.status, stopped.remedy), (Status::Fail, Some(Remedy::RegistryUp)));
+        assert_eq!(stopped.summary, "devbox-registry is exited");
+        assert_eq!(stopped.fix.as_deref(), Some("devbox registry up"));
+    }
+
+    #[test]
+    fn a_port_held_by_another_process_is_named_instead_and_not_fixed() {
+        for container in [None, Some(ContainerSeen { state: "exited".into(), ..running() })] {
+            let finding = judge_container(&ContainerFound { port_held: true, ..found(container) });
+            assert_eq!(finding.status, Status::Fail);
+            assert_eq!(finding.summary, "port 5000 on 127.0.0.1 is held by another process");
+            assert!(finding.hint.unwrap_or_default().contains("lsof -iTCP:5000"));
+            assert_eq!((finding.fix, finding.remedy), (None, None));
+        }
+    }
+
+    #[test]
+    fn a_container_devbox_did_not_make_is_left_to_the_user() {
+        let finding = judge_container(&found(Some(ContainerSeen { managed: false, ..running() })));
+        assert_eq!(finding.status, Status::Fail);
+        assert!(finding.hint.unwrap_or_default().contains("docker rm -f devbox-registry"));
+        assert_eq!((finding.fix, finding.remedy), (None, None));
+    }
+
+    #[test]
+    fn an_exposed_or_writable_registry_fails_with_a_recreate_command_not_a_remedy() {
+        let exposed = ContainerSeen { published: vec!["0.0.0.0:5000".into()], ..running() };
+        let writable = ContainerSeen { readonly: false, ..running() };
+        for (seen, summary) in [
+            (exposed, "devbox-registry is published on 0.0.0.0:5000, not only on 127.0.0.1"),
+            (writable, "devbox-registry is writable on S3 storage"),
+        ] {
+            let finding = judge_container(&found(Some(seen)));
+            assert_eq!((finding.status, finding.summary.as_str()), (Status::Fail, summary));
+            assert_eq!(finding.fix.as_deref(), Some("devbox registry down && devbox registry up"));
+            assert_eq!(finding.remedy, None);
+        }
+        // A writable filesystem registry is the laptop's own cache: fine.
+        let local = ContainerSeen { storage: Some("filesystem".into()), readonly: false, ..running() };
+        assert_eq!(
+            judge_container(&found(Some(local))).summary,
+            "devbox-registry running on 127.0.0.1:5000, filesystem"
+        );
+    }
+
+    #[test]
+    fn an_engine_error_is_the_finding() {
+        let finding = judge_container(&ContainerFound { container: Err("engine said no".into()), ..found(None) });
+        assert_eq!((finding.status, finding.summary.as_str()), (Status::Fail, "engine said no"));
+    }
+}
