@@ -3,9 +3,9 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::Context;
 use crate::cleanup::plan::{Plan, Removal};
 use crate::cleanup::{self, Outcome, Step};
+use crate::cli::Context;
 use crate::config::ByteSize;
 use crate::error::{Error, ExitStatus};
 use crate::paths::Paths;

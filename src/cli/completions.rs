@@ -14,7 +14,7 @@ pub struct CompletionsArgs {
 
 impl CompletionsArgs {
     pub fn run(self) -> anyhow::Result<ExitStatus> {
-        let mut command = super::Cli::command();
+        let mut command = crate::cli::Cli::command();
         clap_complete::generate(self.shell, &mut command, "devbox", &mut std::io::stdout());
         Ok(ExitStatus::Success)
     }

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::Context;
+use crate::cli::Context;
 use crate::config::{Config, ConfigSource};
 use crate::error::ExitStatus;
 

@@ -5,10 +5,16 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use super::Context;
+use crate::cli::{Context, report};
+use crate::clock;
+use crate::config::Config;
 use crate::doctor::{CheckId, Finding, Remedy, Report, Status, run::run, selection};
 use crate::error::ExitStatus;
-use crate::ui::{Mark, confirm};
+use crate::images::{self, pull::pull_and_record};
+use crate::paths::Paths;
+use crate::registry;
+use crate::schedule;
+use crate::ui::{Mark, confirm, progress_for};
 
 /// The per-check timeout when the config cannot be read.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -124,8 +130,7 @@ impl DoctorArgs {
         for _round in 0..3 {
             for remedy in pending {
                 fix_ctx.printer.line(format!("\n$ {}", remedy.command()));
-                let result = apply(&fix_ctx, config, remedy).await;
-                applied.push(Applied { command: remedy.command(), ok: result.is_ok(), error: result.err() });
+                applied.push(apply(&fix_ctx, config, remedy).await);
             }
             after = run(&ctx.env, &ctx.config(), &selected, timeout).await;
             pending =
@@ -155,22 +160,51 @@ impl DoctorArgs {
     }
 }
 
-/// Runs one remedy, the same code as its command. Errors are reported, not raised: the second
-/// round of checks tells what is still wrong.
-async fn apply(ctx: &Context, config: &crate::config::Config, remedy: Remedy) -> Result<(), String> {
-    let outcome = match remedy {
-        Remedy::RegistryUp => super::registry::up(ctx, config).await,
-        Remedy::ClockSync => super::clock::sync(ctx, config, true, false).await,
-        Remedy::ScheduleInstall => super::schedule::install_detected(ctx).await,
-        Remedy::Pull => super::pull::pull(ctx, config, &[], false).await,
-    };
-    match outcome {
-        Ok(ExitStatus::Success) => Ok(()),
-        Ok(_) => Err(format!("{} did not fully succeed", remedy.command())),
+/// Runs one remedy and says how it went. Errors are reported, not raised: the next round of
+/// checks tells what is still wrong.
+async fn apply(ctx: &Context, config: &Config, remedy: Remedy) -> Applied {
+    let error = match fix(ctx, config, remedy).await {
+        Ok(ExitStatus::Success) => None,
+        Ok(_) => Some(format!("{} did not fully succeed", remedy.command())),
         Err(err) => {
             let message = format!("{err:#}");
             ctx.printer.mark(Mark::Fail, &message);
-            Err(message)
+            Some(message)
+        }
+    };
+    Applied { command: remedy.command(), ok: error.is_none(), error }
+}
+
+/// The domain action behind one remedy, reported as its own command reports it.
+async fn fix(ctx: &Context, config: &Config, remedy: Remedy) -> anyhow::Result<ExitStatus> {
+    let p = &ctx.printer;
+    match remedy {
+        Remedy::RegistryUp => {
+            let engine = ctx.engine().await?;
+            let s3 = registry::connect_s3(&config.registry).await?;
+            let up = registry::converge(&engine, &config.registry, s3.as_ref(), progress_for(p).as_ref()).await?;
+            report::registry_up(p, &up);
+            Ok(ExitStatus::Success)
+        }
+        Remedy::ClockSync => {
+            let synced = clock::sync::run(&ctx.env, config, true, false, &report::ClockSync::new(p, config)).await?;
+            Ok(report::clock_synced(p, config, &synced, true))
+        }
+        Remedy::ScheduleInstall => {
+            let paths = Paths::resolve(&ctx.env)?;
+            let Some(backend) = ctx.scheduler(None, &paths)? else { return Ok(ExitStatus::Success) };
+            let loaded = ctx.config()?;
+            let engine = ctx.engine().await.ok();
+            let outcome = schedule::install(&ctx.env, &loaded, engine.as_ref(), backend.as_ref(), &paths).await?;
+            report::jobs_installed(p, &outcome);
+            Ok(ExitStatus::Success)
+        }
+        Remedy::Pull => {
+            let images = images::to_pull(config, &[])?;
+            let engine = ctx.engine().await?;
+            let state_dir = Paths::resolve(&ctx.env)?.state_dir().to_path_buf();
+            let pulled = pull_and_record(&engine, config, &images, &state_dir, progress_for(p).as_ref()).await?;
+            Ok(report::pulled(p, &pulled))
         }
     }
 }

@@ -1,25 +1,31 @@
 //! `devbox init [--from SRC] [--yes] [--dry-run] [--skip STEP]…`
 //!
-//! Provisions this machine step by step (the plan is `crate::init`), each step the same code as
-//! its own command: `registry up`, `pull`, `clock sync --if-skewed`, `schedule install`, `doctor`.
-//! Everything that could refuse the run (a team config that does not parse, an engine that does
-//! not answer, a busy port with no one to ask) is found before anything is written.
+//! Provisions this machine step by step (the plan is `crate::init`), each step the same domain
+//! action as its own command: `registry::converge` (`registry up`), `images::pull` (`pull`),
+//! `clock::sync` (`clock sync --if-skewed`), `schedule::install` (`schedule install`), and the
+//! doctor's checks; `crate::init::steps` says how each result reads. The questions it asks are in
+//! `init/ask.rs`. Everything that could refuse the run (a team config that does not parse, an
+//! engine that does not answer, a busy port with no one to ask) is found before anything is written.
+
+mod ask;
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::Context;
 use crate::aws::Aws;
-use crate::config::{self, Config, ConfigSource, LoadedConfig, Storage, StorageChoice};
+use crate::cli::{Context, report};
+use crate::config::{self, Config, ConfigSource, LoadedConfig, Storage};
 use crate::engine::Engine;
 use crate::error::{Error, ExitStatus, exit_status_of};
+use crate::images::pull::pull_and_record;
 use crate::init::answers::{self, Question};
 use crate::init::team::{self, TeamSource};
-use crate::init::{ALL_STEPS, Outcome, Step, blocker, summary};
+use crate::init::{ALL_STEPS, Outcome, Step, blocker, steps, summary};
 use crate::paths::{Paths, write_if_changed};
-use crate::registry::{self, Action, Desired};
-use crate::ui::{self, Mark, Printer, progress_for};
+use crate::registry;
+use crate::schedule;
+use crate::ui::{Mark, Printer, progress_for};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -189,10 +195,6 @@ impl<'a> Run<'a> {
         Ok(run)
     }
 
-    fn interactive(&self) -> bool {
-        !self.args.yes && ui::interactive(&self.ctx.printer)
-    }
-
     fn answer(&mut self, question: Question, value: toml::Value) -> anyhow::Result<()> {
         self.answers.retain(|(q, _)| *q != question);
         self.answers.push((question, value));
@@ -203,90 +205,6 @@ impl<'a> Run<'a> {
     /// The user's file as it will be: the base with the answers set.
     fn text(&self) -> anyhow::Result<Option<String>> {
         answers::apply(self.base.as_deref(), &self.answers)
-    }
-
-    /// Bucket, then region and profile: from the flags, or asked on a terminal when missing.
-    fn ask_about_s3(&mut self) -> anyhow::Result<()> {
-        let user: toml::Table = match &self.base {
-            Some(text) => toml::from_str(text)?,
-            None => toml::Table::new(),
-        };
-        let filesystem = self.config.registry.storage == StorageChoice::Filesystem;
-        let mut bucket_now = false;
-        if let Some(bucket) = self.args.bucket.clone() {
-            config::BucketName::try_from(bucket.clone()).map_err(|why| Error::Usage(format!("--bucket: {why}")))?;
-            bucket_now = self.config.registry.s3.bucket.as_ref().map(|b| b.to_string()) != Some(bucket.clone());
-            if bucket_now {
-                self.answer(Question::Bucket, toml::Value::String(bucket))?;
-            }
-        }
-        let bucket_set = self.config.registry.s3.bucket.is_some();
-        for question in answers::s3_questions(&user, bucket_set, filesystem, false) {
-            if question == Question::Bucket && self.interactive() {
-                let answer = ui::input(
-                    &self.ctx.printer,
-                    "S3 bucket of the team's registry (empty: none, use local filesystem storage)",
-                    "",
-                    |text| {
-                        if text.is_empty() {
-                            Ok(())
-                        } else {
-                            config::BucketName::try_from(text.to_string()).map(|_| ())
-                        }
-                    },
-                )?;
-                if !answer.is_empty() {
-                    self.answer(Question::Bucket, toml::Value::String(answer))?;
-                    bucket_now = true;
-                }
-            }
-        }
-        let flags = [(Question::Region, self.args.region.clone()), (Question::Profile, self.args.profile.clone())];
-        for (question, flag) in flags {
-            if let Some(value) = flag {
-                self.answer(question, toml::Value::String(value))?;
-            }
-        }
-        for question in answers::s3_questions(&user, true, filesystem, bucket_now) {
-            let already = self.answers.iter().any(|(q, _)| *q == question);
-            if already || !self.interactive() {
-                continue;
-            }
-            let value = match question {
-                Question::Region => {
-                    let default = self.config.registry.s3.region.clone();
-                    ui::input(&self.ctx.printer, "The bucket's AWS region", &default, |text| {
-                        if text.is_empty() { Err("a region is needed, e.g. us-east-1".into()) } else { Ok(()) }
-                    })?
-                }
-                Question::Profile => self.ask_profile()?,
-                _ => continue,
-            };
-            self.answer(question, toml::Value::String(value))?;
-        }
-        Ok(())
-    }
-
-    /// Offers the profiles in ~/.aws/config, with the configured default first.
-    fn ask_profile(&self) -> anyhow::Result<String> {
-        let default = self.config.registry.s3.profile.clone();
-        let file = match self.ctx.env.var("AWS_CONFIG_FILE") {
-            Some(path) => PathBuf::from(path),
-            None => self.ctx.env.home().unwrap_or_default().join(".aws/config"),
-        };
-        let found = answers::aws_profiles(&std::fs::read_to_string(file).unwrap_or_default());
-        if found.is_empty() {
-            return ui::input(&self.ctx.printer, "AWS profile for the bucket (from ~/.aws/config)", &default, |_| {
-                Ok(())
-            });
-        }
-        let mut items = found;
-        if !items.contains(&default) {
-            items.insert(0, default.clone());
-        }
-        let start = items.iter().position(|p| *p == default).unwrap_or(0);
-        let picked = ui::select(&self.ctx.printer, "AWS profile for the bucket", &items, start)?;
-        Ok(items.swap_remove(picked))
     }
 
     async fn engine(&mut self) -> anyhow::Result<&Engine> {
@@ -359,33 +277,6 @@ impl<'a> Run<'a> {
         Ok(Outcome::Checked(format!("Docker {} at {endpoint}; {port_note}; {storage}", info.server_version)))
     }
 
-    fn choose_port(&mut self, busy: u16) -> anyhow::Result<String> {
-        let why = format!("port {busy} on 127.0.0.1 is in use by something else");
-        if self.args.port == Some(busy) || !self.interactive() {
-            if self.args.port == Some(busy) {
-                return Err(Error::PortBusy { port: busy }.into());
-            }
-            return Err(Error::Unanswered {
-                key: Question::Port.key().into(),
-                flag: Question::Port.flag().into(),
-                why,
-            }
-            .into());
-        }
-        let suggestion = answers::suggest_port(busy, port_free).map(|p| p.to_string()).unwrap_or_default();
-        let answer =
-            ui::input(&self.ctx.printer, &format!("{why}; the registry's port"), &suggestion, |text| {
-                match text.parse::<u16>() {
-                    Ok(p) if p > 0 && port_free(p) => Ok(()),
-                    Ok(p) if p > 0 => Err(format!("port {p} is in use too")),
-                    _ => Err("a port between 1 and 65535".into()),
-                }
-            })?;
-        let port: u16 = answer.parse().map_err(|_| Error::Usage(format!("not a port: {answer}")))?;
-        self.answer(Question::Port, toml::Value::Integer(i64::from(port)))?;
-        Ok(format!("port {port} is free (was {busy}, in use)"))
-    }
-
     fn write_config(&mut self) -> anyhow::Result<Outcome> {
         let text = self.text()?;
         let from = self.team.as_ref().map(|t| format!(" (team config from {t})")).unwrap_or_default();
@@ -427,30 +318,18 @@ impl<'a> Run<'a> {
     }
 
     async fn registry(&mut self) -> anyhow::Result<Outcome> {
-        let config = self.config.clone();
+        let config = self.config.registry.clone();
         if self.args.dry_run {
-            let desired = Desired::from_config(&config.registry)?;
             let credentials = self.aws().await?.map(|a| a.credentials().clone());
-            let engine = self.engine().await?;
-            let existing = engine.container(&config.registry.container).await?;
-            let name = &config.registry.container;
-            return Ok(match registry::decide(existing.as_ref(), &desired, credentials.as_ref()) {
-                Action::Nothing => Outcome::Same(format!("registry {name} is already up")),
-                Action::Create => Outcome::WouldChange(format!("would create registry {name}")),
-                Action::Recreate(why) => Outcome::WouldChange(format!("would recreate registry {name}: {why}")),
-                Action::Start => Outcome::WouldChange(format!("would start registry {name}")),
-                Action::Refuse => return Err(Error::ForeignContainer { container: name.clone() }.into()),
-            });
+            let action = registry::pending(self.engine().await?, &config, credentials.as_ref()).await?;
+            return steps::registry_preview(&config.container, action);
         }
         self.aws().await?;
         self.engine().await?;
         let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
-        let up = super::registry::converge(&self.ctx.quiet(), &config, engine, self.aws.as_ref()).await?;
-        Ok(if up.outcome == registry::UpOutcome::Unchanged {
-            Outcome::Same(up.text)
-        } else {
-            Outcome::Changed(up.text)
-        })
+        let progress = progress_for(&self.ctx.quiet().printer);
+        let up = registry::converge(engine, &config, self.aws.as_ref(), progress.as_ref()).await?;
+        Ok(steps::registry(&up))
     }
 
     async fn pull(&mut self) -> anyhow::Result<Outcome> {
@@ -464,24 +343,13 @@ impl<'a> Run<'a> {
                 base.join(", ")
             )));
         }
-        let quiet = self.ctx.quiet();
-        let progress = progress_for(&quiet.printer);
-        let pulled = super::pull::pull_quietly(&quiet, &self.config, &[], progress.as_ref()).await?;
-        if pulled.failed() > 0 {
-            let failures: Vec<String> = pulled
-                .results
-                .iter()
-                .filter_map(|r| match &r.outcome {
-                    crate::images::Outcome::Failed { reason } => Some(format!("{}: {reason}", r.image.name)),
-                    _ => None,
-                })
-                .collect();
-            return Ok(Outcome::Failed {
-                message: format!("{}: {}", pulled.summary(), failures.join("; ")),
-                hint: Some("Run `devbox pull` for the details; `devbox init` again resumes here.".into()),
-            });
-        }
-        Ok(if pulled.updated() > 0 { Outcome::Changed(pulled.summary()) } else { Outcome::Same(pulled.summary()) })
+        let images = crate::images::to_pull(&self.config, &[])?;
+        self.engine().await?;
+        let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
+        let paths = Paths::resolve(&self.ctx.env)?;
+        let progress = progress_for(&self.ctx.quiet().printer);
+        let pulled = pull_and_record(engine, &self.config, &images, paths.state_dir(), progress.as_ref()).await?;
+        Ok(steps::pull(&pulled))
     }
 
     async fn clock(&mut self) -> anyhow::Result<Outcome> {
@@ -500,22 +368,16 @@ impl<'a> Run<'a> {
                 classification.runtime.label()
             )));
         }
-        let (status, synced) = super::clock::sync_report(&self.ctx.quiet(), &self.config, true, false).await?;
-        let runtime = classification.runtime.label();
-        Ok(match (status, synced) {
-            (ExitStatus::Success, true) => Outcome::Changed(format!("set the {runtime} VM's clock from this host's")),
-            (ExitStatus::Success, false) => Outcome::Same(format!("the {runtime} VM's clock is within clock.max_skew")),
-            _ => Outcome::Failed {
-                message: format!("the {runtime} VM's clock is still off after a sync"),
-                hint: Some("Run `devbox clock check` to see the skews.".into()),
-            },
-        })
+        let quiet = self.ctx.quiet();
+        let progress = report::ClockSync::new(&quiet.printer, &self.config);
+        let synced = crate::clock::sync::run(&env, &self.config, true, false, &progress).await?;
+        Ok(steps::clock(classification.runtime.label(), &synced))
     }
 
     async fn schedules(&mut self) -> anyhow::Result<Outcome> {
         let paths = Paths::resolve(&self.ctx.env)?;
-        let Some(backend) = super::schedule::chosen_backend(self.ctx, None, &paths)? else {
-            let var = super::schedule::NO_SCHEDULER_VAR;
+        let Some(backend) = self.ctx.scheduler(None, &paths)? else {
+            let var = schedule::NO_SCHEDULER_VAR;
             return Ok(Outcome::Same(format!("no scheduler here ({var}=none): no jobs to install")));
         };
         let kind = backend.kind();
@@ -524,33 +386,11 @@ impl<'a> Run<'a> {
         let _ = self.engine().await;
         let engine = self.engine.as_ref();
         if self.args.dry_run {
-            let (jobs, _) = super::schedule::planned_jobs(self.ctx, &loaded, engine).await;
-            let mut missing = Vec::new();
-            for job in &jobs {
-                if !backend.status(job.name)?.installed {
-                    missing.push(job.name);
-                }
-            }
-            return Ok(if missing.is_empty() {
-                Outcome::Same(format!("jobs already in {kind}"))
-            } else {
-                Outcome::WouldChange(format!("would install in {kind}: {}", missing.join(", ")))
-            });
+            let (jobs, _) = schedule::planned_jobs(&self.ctx.env, &loaded, engine).await;
+            return Ok(steps::schedules_preview(kind, &schedule::not_installed(backend.as_ref(), &jobs)?));
         }
-        let outcome = super::schedule::install_jobs(self.ctx, &loaded, engine, backend.as_ref(), &paths).await?;
-        let names = |changed: bool| -> Vec<String> {
-            outcome.changes.iter().filter(|c| c.changed == changed).map(|c| c.job.clone()).collect()
-        };
-        let jobs: Vec<&str> = outcome.jobs.iter().map(|j| j.name).collect();
-        let skipped: Vec<String> = outcome.skipped.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect();
-        let skipped =
-            if skipped.is_empty() { String::new() } else { format!(" (not installed: {})", skipped.join("; ")) };
-        let changed = names(true);
-        Ok(if changed.is_empty() {
-            Outcome::Same(format!("jobs already in {kind}: {}{skipped}", jobs.join(", ")))
-        } else {
-            Outcome::Changed(format!("{kind}: installed or updated {}{skipped}", changed.join(", ")))
-        })
+        let outcome = schedule::install(&self.ctx.env, &loaded, engine, backend.as_ref(), &paths).await?;
+        Ok(steps::schedules(kind, &outcome))
     }
 
     async fn doctor(&mut self) -> anyhow::Result<Outcome> {

@@ -9,6 +9,7 @@ mod doctor;
 mod init;
 mod pull;
 mod registry;
+mod report;
 mod schedule;
 mod self_update;
 mod uninstall;
@@ -22,6 +23,7 @@ use crate::engine::Engine;
 use crate::env::Environment;
 use crate::error::ExitStatus;
 use crate::paths::Paths;
+use crate::schedule::{Backend, BackendKind};
 use crate::ui::{ColorChoice, Printer};
 
 const ABOUT: &str = "Makes this machine match production: a local read-only registry backed by the team's S3 bucket, \
@@ -138,6 +140,15 @@ impl Context {
             ));
         }
         Ok(engine)
+    }
+
+    /// The scheduler `kind` names, or the one this machine has; `None` under `DEVBOX_SCHEDULER=none`.
+    pub fn scheduler(&self, kind: Option<BackendKind>, paths: &Paths) -> anyhow::Result<Option<Box<dyn Backend>>> {
+        let backend = crate::schedule::backend_here(&self.env, kind, paths)?;
+        if let Some(backend) = &backend {
+            self.printer.detail(format!("scheduler: {}", backend.kind()));
+        }
+        Ok(backend)
     }
 }
 

@@ -4,12 +4,10 @@ use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::Context;
-use crate::aws::Aws;
+use crate::cli::{Context, report};
 use crate::config::{Config, Storage};
-use crate::engine::Engine;
 use crate::error::{Error, ExitStatus};
-use crate::registry::{self, Desired, UpOutcome, api::RegistryApi};
+use crate::registry::{self, Desired, api::RegistryApi};
 use crate::ui::{Mark, progress_for};
 
 #[derive(Debug, Args)]
@@ -53,51 +51,18 @@ impl RegistryArgs {
     }
 }
 
-pub(super) async fn up(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
+async fn up(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
     let engine = ctx.engine().await?;
-    let s3 = match config.registry.storage() {
-        Storage::S3 => Some(Aws::connect(&config.registry.s3).await?),
-        Storage::Filesystem => None,
-    };
-    let up = converge(ctx, config, &engine, s3.as_ref()).await?;
-    ctx.printer.mark(if up.outcome == UpOutcome::Unchanged { Mark::Same } else { Mark::Ok }, up.text);
+    let s3 = registry::connect_s3(&config.registry).await?;
+    let up = registry::converge(&engine, &config.registry, s3.as_ref(), progress_for(&ctx.printer).as_ref()).await?;
+    report::registry_up(&ctx.printer, &up);
     Ok(ExitStatus::Success)
-}
-
-/// What `registry up` did, and the line that says so.
-pub(super) struct Up {
-    pub outcome: UpOutcome,
-    pub text: String,
-}
-
-/// Brings the registry container to the config, with an engine and AWS the caller already has
-/// (`init` connected to both in its preflight). Prints nothing but the registry image's pull.
-pub(super) async fn converge(ctx: &Context, config: &Config, engine: &Engine, s3: Option<&Aws>) -> anyhow::Result<Up> {
-    let registry = &config.registry;
-    let desired = Desired::from_config(registry)?;
-    let existing = engine.container(&registry.container).await?;
-    let progress = progress_for(&ctx.printer);
-    let outcome = registry::up(engine, registry, &desired, existing.as_ref(), s3, progress.as_ref()).await?;
-
-    let what = format!("registry {} at {}", registry.container, registry.local_url());
-    let storage = match (&desired.storage, &registry.s3.bucket) {
-        (Storage::S3, Some(bucket)) => format!("s3://{bucket}{}", registry.s3.root_directory),
-        _ => format!("volume {}", registry.volume()),
-    };
-    let mode = if desired.readonly { "read-only" } else { "writable" };
-    let text = match &outcome {
-        UpOutcome::Unchanged => format!("{what} is already up ({storage}, {mode})"),
-        UpOutcome::Started => format!("{what} started ({storage}, {mode})"),
-        UpOutcome::Created => format!("{what} created ({storage}, {mode})"),
-        UpOutcome::Recreated { reason } => format!("{what} recreated: {reason} ({storage}, {mode})"),
-    };
-    Ok(Up { outcome, text })
 }
 
 async fn down(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
     let registry = &config.registry;
     let engine = ctx.engine().await?;
-    if remove_container(&engine, config).await? {
+    if registry::remove(&engine, registry).await? {
         let kept = match registry.storage() {
             Storage::Filesystem => format!("; volume {} kept", registry.volume()),
             Storage::S3 => String::new(),
@@ -107,19 +72,6 @@ async fn down(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
         ctx.printer.mark(Mark::Same, format!("registry {} is not there", registry.container));
     }
     Ok(ExitStatus::Success)
-}
-
-/// Removes devbox's registry container; `false` when there is none. A container of that name that
-/// devbox did not make is refused, never removed. `uninstall` uses this too.
-pub(super) async fn remove_container(engine: &Engine, config: &Config) -> anyhow::Result<bool> {
-    let registry = &config.registry;
-    match engine.container(&registry.container).await? {
-        None => Ok(false),
-        Some(existing) if existing.label(registry::LABEL_MANAGED) != Some("true") => {
-            Err(Error::ForeignContainer { container: registry.container.clone() }.into())
-        }
-        Some(_) => engine.remove_container(&registry.container).await,
-    }
 }
 
 #[derive(Debug, Serialize)]

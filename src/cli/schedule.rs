@@ -3,12 +3,10 @@
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::Context;
-use crate::config::{ConfigSource, LoadedConfig};
-use crate::engine::Engine;
+use crate::cli::{Context, report};
 use crate::error::ExitStatus;
 use crate::paths::Paths;
-use crate::schedule::{self, Backend, BackendKind, Change, Installed, Job, JobEnv, RunRecord, Skipped};
+use crate::schedule::{self, Backend, BackendKind, Installed, RunRecord};
 use crate::ui::Mark;
 
 #[derive(Debug, Args)]
@@ -35,18 +33,12 @@ enum ScheduleCommand {
     },
 }
 
-/// `devbox schedule install` with the scheduler chosen for this machine; `doctor --fix` calls it.
-pub(super) async fn install_detected(ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let paths = Paths::resolve(&ctx.env)?;
-    let Some(backend) = chosen_backend(ctx, None, &paths)? else { return Ok(ExitStatus::Success) };
-    install(ctx, backend.as_ref(), &paths).await
-}
-
 impl ScheduleArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
         let paths = Paths::resolve(&ctx.env)?;
-        let Some(backend) = chosen_backend(ctx, self.backend, &paths)? else {
-            ctx.printer.mark(Mark::Same, format!("no scheduler here: {NO_SCHEDULER_VAR}=none; nothing to do"));
+        let Some(backend) = ctx.scheduler(self.backend, &paths)? else {
+            let var = schedule::NO_SCHEDULER_VAR;
+            ctx.printer.mark(Mark::Same, format!("no scheduler here: {var}=none; nothing to do"));
             return Ok(ExitStatus::Success);
         };
         let kind = backend.kind();
@@ -68,97 +60,12 @@ impl ScheduleArgs {
     }
 }
 
-pub(super) use schedule::NO_SCHEDULER_VAR;
-
-/// The scheduler `--backend` names, or the one this machine has; `None` under
-/// `DEVBOX_SCHEDULER=none`.
-pub(super) fn chosen_backend(
-    ctx: &Context,
-    kind: Option<BackendKind>,
-    paths: &Paths,
-) -> anyhow::Result<Option<Box<dyn Backend>>> {
-    if kind.is_none() && ctx.env.var(NO_SCHEDULER_VAR) == Some("none") {
-        return Ok(None);
-    }
-    let kind = match kind {
-        Some(kind) => kind,
-        None => schedule::detect()?,
-    };
-    ctx.printer.detail(format!("scheduler: {kind}"));
-    schedule::backend_for(kind, &ctx.env, paths).map(Some)
-}
-
 async fn install(ctx: &Context, backend: &dyn Backend, paths: &Paths) -> anyhow::Result<ExitStatus> {
     let loaded = ctx.config()?;
     let engine = ctx.engine().await.ok();
-    let outcome = install_jobs(ctx, &loaded, engine.as_ref(), backend, paths).await?;
-    for change in &outcome.changes {
-        let verb = if outcome.jobs.iter().any(|j| j.name == change.job) { "installed" } else { "removed" };
-        if change.changed {
-            ctx.printer.mark(Mark::Ok, format!("{} job {verb} ({})", change.job, change.location));
-        } else {
-            ctx.printer.mark(Mark::Same, format!("{} job already {verb} ({})", change.job, change.location));
-        }
-    }
-    for job in &outcome.jobs {
-        ctx.printer.detail(format!(
-            "  {}: {} ({}), log {}",
-            job.name,
-            outcome.env.argv(job).join(" "),
-            job.period,
-            outcome.env.log_path(job.name).display()
-        ));
-    }
-    for Skipped { name, reason } in &outcome.skipped {
-        ctx.printer.line(format!("- {name} job not installed: {reason}"));
-    }
+    let outcome = schedule::install(&ctx.env, &loaded, engine.as_ref(), backend, paths).await?;
+    report::jobs_installed(&ctx.printer, &outcome);
     Ok(ExitStatus::Success)
-}
-
-/// What `schedule install` did.
-pub(super) struct InstallOutcome {
-    pub jobs: Vec<Job>,
-    pub skipped: Vec<Skipped>,
-    pub changes: Vec<Change>,
-    pub env: JobEnv,
-}
-
-/// The jobs `loaded` asks for on this machine, and those left out with the reason.
-pub(super) async fn planned_jobs(
-    ctx: &Context,
-    loaded: &LoadedConfig,
-    engine: Option<&Engine>,
-) -> (Vec<Job>, Vec<Skipped>) {
-    // The clock job is for VM engines only; the clock's classifier decides.
-    let vm_engine = match engine {
-        Some(engine) => crate::clock::runtime::of_engine(engine, &ctx.env).await.ok().map(|c| c.vm),
-        None => None,
-    };
-    schedule::wanted_jobs(&loaded.config, vm_engine)
-}
-
-/// The jobs `loaded` asks for, installed in `backend`; prints nothing. `engine` (when it answers)
-/// tells whether the clock job applies. `init` calls this for its schedules step.
-pub(super) async fn install_jobs(
-    ctx: &Context,
-    loaded: &LoadedConfig,
-    engine: Option<&Engine>,
-    backend: &dyn Backend,
-    paths: &Paths,
-) -> anyhow::Result<InstallOutcome> {
-    let (jobs, skipped) = planned_jobs(ctx, loaded, engine).await;
-    let config = match &loaded.source {
-        ConfigSource::Flag { path } | ConfigSource::Env { path } => {
-            Some(std::fs::canonicalize(path).unwrap_or(path.clone()))
-        }
-        _ => None,
-    };
-    let exe = std::env::current_exe()?;
-    let env =
-        JobEnv { exe: std::fs::canonicalize(&exe).unwrap_or(exe), state_dir: paths.state_dir().to_path_buf(), config };
-    std::fs::create_dir_all(paths.state_dir().join("logs"))?;
-    let changes = backend.install(&jobs, &env)?;
-    Ok(InstallOutcome { jobs, skipped, changes, env })
 }
 
 #[derive(Serialize)]

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::Context;
+use crate::cli::Context;
 use crate::error::{Error, ExitStatus};
 use crate::ui::Mark;
 use crate::update::{self, CURRENT_VERSION, Feed};

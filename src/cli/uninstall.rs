@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::Context;
+use crate::cli::Context;
 use crate::config::{self, Config};
 use crate::error::{Error, ExitStatus};
 use crate::paths::Paths;
@@ -120,7 +120,7 @@ impl UninstallArgs {
     ) -> (Vec<Item>, Vec<String>) {
         let mut items = Vec::new();
         let mut problems = Vec::new();
-        match super::schedule::chosen_backend(ctx, None, paths) {
+        match ctx.scheduler(None, paths) {
             Ok(None) => {}
             Ok(Some(backend)) => {
                 let mut names = Vec::new();
@@ -193,7 +193,7 @@ async fn remove(ctx: &Context, config: &Config, item: Item) -> anyhow::Result<()
             backend.remove()?;
         }
         Item::Container { .. } => {
-            super::registry::remove_container(&ctx.engine().await?, config).await?;
+            crate::registry::remove(&ctx.engine().await?, &config.registry).await?;
         }
         Item::Volume { name } => {
             ctx.engine().await?.remove_volume(&name).await?;

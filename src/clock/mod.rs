@@ -1,9 +1,11 @@
 //! The clock: how far apart this host, the Docker engine and S3 are, and whether AWS will accept
-//! the engine's requests. Measuring is thin I/O (`measure.rs`); judging is pure and lives here.
+//! the engine's requests. Reading one clock is thin I/O (`measure.rs`), reading all three is
+//! `check.rs`, setting a VM's is `sync.rs`; judging is pure and lives here.
 //!
 //! Every clock is expressed as its offset from the host's clock at the moment it was read
 //! (positive: ahead of the host), so readings taken concurrently can be compared.
 
+pub mod check;
 pub mod http_date;
 pub mod measure;
 pub mod runtime;

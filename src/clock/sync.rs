@@ -1,17 +1,142 @@
 //! `clock sync`: what to do (a pure decision), the helper container that sets a VM's clock (a
-//! pure spec), and the thin steps that run it and bring the registry's S3 access back.
+//! pure spec), and the thin steps that run it and bring the registry's S3 access back. `run` is
+//! the whole sync, for `clock sync`, `init` and `doctor --fix`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Classification, Runtime, judge};
-use crate::config::{RegistryConfig, Storage};
+use super::check::{RegistryAccess, measure_all, registry_access};
+use super::{Classification, ClockName, Reading, Runtime, Skew, Verdict, judge, runtime, skews};
+use crate::config::{Config, RegistryConfig};
 use crate::engine::{Engine, OneShotOutcome, OneShotSpec};
 use crate::env::Environment;
 use crate::error::Error;
 use crate::registry::{self, api::RegistryApi};
+
+/// What a sync says as it goes. A sync takes seconds, and whatever stops it halfway should come
+/// after what it had found; the end is `run`'s result.
+pub trait SyncReport {
+    /// The engine's clock is `skew` off the host's, judged `verdict`, and will be set.
+    fn skewed(&self, engine: &Classification, skew: SignedDuration, verdict: Verdict);
+    /// A remark on the way, e.g. why the runtime's CLI was passed over.
+    fn note(&self, text: &str);
+    /// The clock was set, this way.
+    fn set(&self, method: &Method);
+    /// The skews measured again after setting it.
+    fn after(&self, skews: &[Skew]);
+}
+
+/// How a sync ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Synced {
+    /// `--if-skewed` and no engine answered: there is no clock to set, for this reason.
+    NoEngine(String),
+    /// The engine's clock is within `clock.max_skew`; nothing was done.
+    WithinBounds(SignedDuration),
+    /// `--dry-run`: what would set it (at the host's time when it runs).
+    WouldRun(Method),
+    /// The clock was set. `engine_off`: still off afterwards. The registry's S3 access after the
+    /// sync, and after the one restart when S3 still refused it.
+    Set { engine_off: bool, registry: RegistryAccess, after_restart: Option<RegistryAccess> },
+}
+
+impl Synced {
+    /// The sync did not fix the clock, or the registry still cannot read S3.
+    pub fn failed(&self) -> bool {
+        match self {
+            Synced::Set { engine_off, after_restart, .. } => {
+                *engine_off || matches!(after_restart, Some(RegistryAccess::Refused(_)))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Measures, decides, and sets a VM engine's clock from the host's UTC time; then measures again
+/// and brings back the registry's S3 access. `if_skewed` is the scheduled job: no engine, or a
+/// clock within bounds, is a quiet success. An engine that is not a VM is refused.
+pub async fn run(
+    env: &Environment,
+    config: &Config,
+    if_skewed: bool,
+    dry_run: bool,
+    report: &dyn SyncReport,
+) -> anyhow::Result<Synced> {
+    let max_skew = config.clock.max_skew;
+    let before = measure_all(env, &config.registry.s3).await;
+    let (Some(engine), Some(classification)) = (&before.engine, &before.classification) else {
+        let why = before.reading(ClockName::Engine).and_then(|r| r.error.clone());
+        let why = why.unwrap_or_else(|| "the engine did not answer".into());
+        if if_skewed {
+            return Ok(Synced::NoEngine(why));
+        }
+        return Err(Error::ClockUnmeasured { reason: why }.into());
+    };
+    let engine_skew = match before.reading(ClockName::Engine) {
+        Some(Reading { offset: Some(offset), .. }) => Ok(*offset),
+        Some(r) => Err(r.error.clone().unwrap_or_else(|| "unknown".into())),
+        None => Err("the engine's clock was not read".into()),
+    };
+    let skew = match decide(classification, engine_skew, max_skew, if_skewed) {
+        Decision::Refuse => {
+            return Err(Error::ClockNotVm {
+                endpoint: engine.endpoint().to_string(),
+                runtime: classification.runtime.label().to_string(),
+                reason: classification.reason.clone(),
+                remote: classification.runtime == Runtime::Remote,
+            }
+            .into());
+        }
+        Decision::Unmeasured(reason) => return Err(Error::ClockUnmeasured { reason }.into()),
+        Decision::WithinBounds(skew) => return Ok(Synced::WithinBounds(skew)),
+        Decision::Sync(skew) => skew,
+    };
+    report.skewed(classification, skew, judge(skew, max_skew));
+
+    let image = &config.registry.image;
+    let name = helper_name();
+    let plan = |target| choose(classification, target, image, &name, |program: &str| on_path(env, program));
+    let (method, note) = plan(target_time(Timestamp::now()));
+    if let Some(note) = note {
+        report.note(&note);
+    }
+    if matches!(method, Method::Helper(_)) && !engine.has_image(image).await? {
+        return Err(Error::ClockHelperImage { image: image.clone() }.into());
+    }
+    if dry_run {
+        return Ok(Synced::WouldRun(method));
+    }
+    if classification.forced {
+        return Err(
+            Error::ClockForced { var: runtime::FORCE_VAR.into(), detected: classification.reason.clone() }.into()
+        );
+    }
+    // The host's time as close to the moment it is set as devbox can make it.
+    let (method, _) = plan(target_time(Timestamp::now()));
+    match &method {
+        Method::Cli(argv) => {
+            run_cli(argv).await?;
+        }
+        Method::Helper(spec) => {
+            run_helper(engine, spec).await?;
+        }
+    }
+    report.set(&method);
+
+    let after = measure_all(env, &config.registry.s3).await;
+    let after_skews = skews(&after.readings, max_skew);
+    report.after(&after_skews);
+    let engine_off = after_skews.iter().any(|s| s.a == ClockName::Engine && s.verdict.is_failure());
+    let (registry, after_restart) = repair_registry(engine, &config.registry).await?;
+    Ok(Synced::Set { engine_off, registry, after_restart })
+}
+
+/// Unique per run, so two syncs never fight over a name.
+fn helper_name() -> String {
+    format!("devbox-clock-sync-{}", std::process::id())
+}
 
 /// What `clock sync` does, given the engine and its skew against the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +166,7 @@ pub fn decide(
         Ok(skew) => skew,
         Err(why) => return Decision::Unmeasured(why),
     };
-    if judge(skew, max_skew) == super::Verdict::Ok {
+    if judge(skew, max_skew) == Verdict::Ok {
         return Decision::WithinBounds(skew);
     }
     if engine.vm { Decision::Sync(skew) } else { Decision::Refuse }
@@ -197,36 +322,6 @@ pub fn helper_result(outcome: OneShotOutcome, image: &str) -> Result<String, Err
 pub async fn run_helper(engine: &Engine, spec: &OneShotSpec) -> anyhow::Result<String> {
     let outcome = engine.run_once(spec).await?;
     Ok(helper_result(outcome, &spec.image)?)
-}
-
-/// Whether the registry container can reach S3, through a real request to it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
-pub enum RegistryAccess {
-    /// Not S3-backed, not there, not running, or not devbox's: nothing about the clock to check.
-    NotApplicable(String),
-    Ok,
-    Refused(String),
-}
-
-pub async fn registry_access(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<RegistryAccess> {
-    if config.storage() != Storage::S3 {
-        return Ok(RegistryAccess::NotApplicable("the registry uses filesystem storage".into()));
-    }
-    match engine.container(&config.container).await? {
-        None => return Ok(RegistryAccess::NotApplicable(format!("no container {}", config.container))),
-        Some(c) if !c.is_running() => {
-            return Ok(RegistryAccess::NotApplicable(format!("container {} is {}", config.container, c.state)));
-        }
-        Some(c) if c.label(registry::LABEL_MANAGED) != Some("true") => {
-            return Ok(RegistryAccess::NotApplicable(format!("container {} is not devbox's", config.container)));
-        }
-        Some(_) => {}
-    }
-    Ok(match RegistryApi::new(&config.local_url())?.read_through(None).await {
-        Ok(_) => RegistryAccess::Ok,
-        Err(why) => RegistryAccess::Refused(why),
-    })
 }
 
 /// After a sync: the registry's S3 access, restarting the container once if S3 still refuses it.

@@ -1,11 +1,12 @@
 //! Base images: which ones the config asks for, what they are called locally and in production,
-//! and how one pull's outcome is judged. Pure; the pulling itself is in `pull.rs`.
+//! and how one pull's outcome is judged. Pure; the pulling and its record are in `pull.rs`.
 
 pub mod pull;
 
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::error::Error;
 
 /// One base image, under each of its names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,6 +47,15 @@ pub fn base_images(config: &Config, requested: &[String]) -> Result<Vec<BaseImag
             tag: tag.to_string(),
             name,
         });
+    }
+    Ok(images)
+}
+
+/// The images a pull takes: as `base_images`, but a bad name is a usage error, and so is having none.
+pub fn to_pull(config: &Config, requested: &[String]) -> Result<Vec<BaseImage>, Error> {
+    let images = base_images(config, requested).map_err(Error::Usage)?;
+    if images.is_empty() {
+        return Err(Error::NoBaseImages);
     }
     Ok(images)
 }

@@ -1,15 +1,20 @@
 //! Pulling base images through the local registry: a digest check first, then the pull, then the
 //! production alias. The alias moves only once the new image is complete, so an interrupted pull
-//! never leaves it pointing at something half-made, and a re-run finishes the job.
+//! never leaves it pointing at something half-made, and a re-run finishes the job. Each good pull
+//! is recorded in `pulls.json`, for `cleanup` and `doctor`.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::{BaseImage, Outcome};
+use crate::config::Config;
 use crate::engine::Engine;
+use crate::error::Error;
 use crate::registry::api::{Manifest, RegistryApi};
+use crate::state::{PullRecord, PullRecords};
 use crate::ui::Progress;
 
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +29,107 @@ pub struct PullResult {
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+/// What a pull did to each image.
+#[derive(Debug)]
+pub struct Pulled {
+    pub results: Vec<PullResult>,
+    pub elapsed: Duration,
+}
+
+impl Pulled {
+    fn count(&self, f: fn(&Outcome) -> bool) -> usize {
+        self.results.iter().filter(|r| f(&r.outcome)).count()
+    }
+    pub fn updated(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Updated { .. }))
+    }
+    pub fn unchanged(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Unchanged { .. }))
+    }
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed { .. }))
+    }
+    /// `1 updated, 2 unchanged, 0 failed in 3.4s`
+    pub fn summary(&self) -> String {
+        format!(
+            "{} updated, {} unchanged, {} failed in {:.1}s",
+            self.updated(),
+            self.unchanged(),
+            self.failed(),
+            self.elapsed.as_secs_f64()
+        )
+    }
+    /// `base/go:1.23: not in the registry: base/go:1.23`, one for each image that failed.
+    pub fn failures(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                Outcome::Failed { reason } => Some(format!("{}: {reason}", r.image.name)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Pulls `images` through the local registry, reporting only through `progress`, and records the
+/// good pulls in `state_dir`. The registry must answer first: starting it is `registry up`'s job,
+/// never a side effect. Ctrl-C stops it with `Error::Interrupted`; no alias moves.
+pub async fn pull_and_record(
+    engine: &Engine,
+    config: &Config,
+    images: &[BaseImage],
+    state_dir: &Path,
+    progress: &dyn Progress,
+) -> anyhow::Result<Pulled> {
+    let url = config.registry.local_url();
+    let api = RegistryApi::new(&url)?;
+    api.ping().await.map_err(|reason| Error::RegistryDown { url: url.clone(), reason })?;
+
+    let started = Instant::now();
+    let results = tokio::select! {
+        results = pull_all(engine, &api, images, config.images.concurrency, progress) => results,
+        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
+    };
+    record(state_dir, &results)?;
+    Ok(Pulled { results, elapsed: started.elapsed() })
+}
+
+/// How stale `checked_at` may be before an unchanged pull rewrites it.
+const RECHECK_RECORD_SECS: i64 = 3600;
+
+/// Remembers each good pull in `pulls.json`, for `cleanup` and `doctor`.
+fn record(state_dir: &Path, results: &[PullResult]) -> anyhow::Result<()> {
+    let mut records = PullRecords::load(state_dir);
+    let now = jiff::Timestamp::now();
+    for result in results {
+        let (digest, pulled) = match &result.outcome {
+            Outcome::Updated { new_digest, .. } => (new_digest, true),
+            Outcome::Unchanged { digest } => (digest, false),
+            Outcome::Failed { .. } => continue,
+        };
+        let existing = records.images.get(&result.image.local);
+        // An unchanged image checked again within the hour keeps its record as it was, so a
+        // re-run (`init` on a set-up machine) rewrites nothing.
+        if !pulled
+            && let Some(old) = existing
+            && old.digest == *digest
+            && now.duration_since(old.checked_at) < jiff::SignedDuration::from_secs(RECHECK_RECORD_SECS)
+        {
+            continue;
+        }
+        let previous = existing.and_then(|r| r.pulled_at);
+        records.images.insert(
+            result.image.local.clone(),
+            PullRecord {
+                pulled_at: if pulled { Some(now) } else { previous },
+                checked_at: now,
+                digest: digest.clone(),
+            },
+        );
+    }
+    records.save(state_dir)
 }
 
 /// Pulls every image, `concurrency` at a time. Results come back in the order of `images`; a

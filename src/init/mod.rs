@@ -3,6 +3,7 @@
 //! what the summary says.
 
 pub mod answers;
+pub mod steps;
 pub mod team;
 
 use serde::Serialize;

@@ -1,19 +1,18 @@
-//! devbox's own registry container: what it should be (a pure function of the config), how that
-//! compares with what runs (a pure decision), and the thin steps that make it so.
+//! devbox's own registry container: what it should be (a pure function of the config) and how that
+//! compares with what runs (a pure decision). The thin steps that make it so are in `converge.rs`.
 
 pub mod api;
+mod converge;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::aws::{Aws, AwsCredentials};
+use crate::aws::AwsCredentials;
 use crate::config::{RegistryConfig, Storage};
-use crate::engine::{ContainerInfo, ContainerSpec, Engine};
-use crate::error::Error;
-use crate::ui::Progress;
+use crate::engine::{ContainerInfo, ContainerSpec};
+pub use converge::{Converged, connect_s3, converge, pending, remove, wait_ready};
 
 pub const LABEL_MANAGED: &str = "devbox.managed";
 pub const LABEL_ROLE: &str = "devbox.role";
@@ -23,9 +22,7 @@ pub const LABEL_READONLY: &str = "devbox.readonly";
 pub const LABEL_CREDENTIALS_EXPIRY: &str = "devbox.credentials-expiry";
 
 const TEMPLATE: &str = include_str!("../../templates/registry.yml");
-const CONFIG_IN_CONTAINER: &str = "/etc/docker/registry/config.yml";
 const DATA_IN_CONTAINER: &str = "/var/lib/registry";
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The registry as the config asks for it.
 pub struct Desired {
@@ -174,117 +171,6 @@ pub enum UpOutcome {
     Recreated { reason: String },
     Started,
     Unchanged,
-}
-
-/// Brings the registry container to the state `config` asks for, and waits until it answers.
-/// Whatever this run created is removed again if it cannot be made ready: nothing is left half-made.
-pub async fn up(
-    engine: &Engine,
-    config: &RegistryConfig,
-    desired: &Desired,
-    existing: Option<&ContainerInfo>,
-    s3: Option<&Aws>,
-    progress: &dyn Progress,
-) -> anyhow::Result<UpOutcome> {
-    let api = api::RegistryApi::new(&config.local_url())?;
-    let credentials = s3.map(Aws::credentials);
-    let outcome = match decide(existing, desired, credentials) {
-        Action::Refuse => return Err(Error::ForeignContainer { container: config.container.clone() }.into()),
-        Action::Nothing => UpOutcome::Unchanged,
-        Action::Start => {
-            engine.start_container(&config.container, Some(config.port)).await?;
-            UpOutcome::Started
-        }
-        action @ (Action::Create | Action::Recreate(_)) => {
-            // Check everything the new container needs before touching the old one.
-            if let Some(s3) = s3 {
-                s3.check_bucket().await?;
-            }
-            ensure_image(engine, config, progress).await?;
-            if existing.is_some() {
-                engine.remove_container(&config.container).await?;
-            }
-            create_and_start(engine, config, desired, credentials).await?;
-            match action {
-                Action::Recreate(reason) => UpOutcome::Recreated { reason: reason.to_string() },
-                _ => UpOutcome::Created,
-            }
-        }
-    };
-    if let Err(reason) = wait_ready(engine, &api, &config.container).await {
-        if outcome != UpOutcome::Unchanged {
-            // Keep the logs for the error, then leave no broken container behind.
-            let logs = last_log_lines(engine, &config.container).await;
-            engine.remove_container(&config.container).await?;
-            return Err(Error::RegistryNotReady {
-                container: config.container.clone(),
-                url: config.local_url(),
-                reason: format!("{reason}{logs}"),
-            }
-            .into());
-        }
-        return Err(
-            Error::RegistryNotReady { container: config.container.clone(), url: config.local_url(), reason }.into()
-        );
-    }
-    Ok(outcome)
-}
-
-/// Waits until the registry answers, and stops waiting as soon as its container has stopped.
-pub async fn wait_ready(engine: &Engine, api: &api::RegistryApi, container: &str) -> Result<(), String> {
-    let deadline = std::time::Instant::now() + READY_TIMEOUT;
-    loop {
-        let Err(reason) = api.ping().await else { return Ok(()) };
-        if std::time::Instant::now() >= deadline {
-            return Err(format!("{reason} (waited {}s)", READY_TIMEOUT.as_secs()));
-        }
-        if let Ok(Some(info)) = engine.container(container).await
-            && !info.is_running()
-        {
-            return Err(format!("the container stopped ({})", info.state));
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-}
-
-async fn ensure_image(engine: &Engine, config: &RegistryConfig, progress: &dyn Progress) -> anyhow::Result<()> {
-    if engine.has_image(&config.image).await? {
-        return Ok(());
-    }
-    if config.pull == crate::config::PullPolicy::Never {
-        return Err(Error::ImageNotPresent { image: config.image.clone() }.into());
-    }
-    progress.start(&config.image);
-    let pulled = engine.pull_image(&config.image, &config.image, progress).await;
-    progress.finish(&config.image, pulled.as_ref().map(|()| "pulled").map_err(String::as_str));
-    pulled.map_err(|reason| Error::ImagePull { image: config.image.clone(), reason }.into())
-}
-
-async fn create_and_start(
-    engine: &Engine,
-    config: &RegistryConfig,
-    desired: &Desired,
-    credentials: Option<&AwsCredentials>,
-) -> anyhow::Result<()> {
-    let spec = container_spec(config, desired, credentials);
-    engine.create_container(&spec).await?;
-    let started = async {
-        engine.copy_file_into(&config.container, CONFIG_IN_CONTAINER, desired.config_yaml.as_bytes()).await?;
-        engine.start_container(&config.container, Some(config.port)).await
-    }
-    .await;
-    if started.is_err() {
-        // A container that never ran is no use to anyone: take it away before reporting.
-        let _ = engine.remove_container(&config.container).await;
-    }
-    started
-}
-
-async fn last_log_lines(engine: &Engine, container: &str) -> String {
-    use futures_util::StreamExt;
-    let lines: Vec<String> =
-        engine.logs(container, "5", false).filter_map(|line| async move { line.ok() }).collect().await;
-    if lines.is_empty() { String::new() } else { format!("; its last log lines:\n{}", lines.concat().trim_end()) }
 }
 
 #[cfg(test)]

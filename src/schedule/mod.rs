@@ -1,8 +1,10 @@
 //! The OS scheduler: which jobs devbox wants (a pure function of the config and this binary), how
 //! each backend renders them (`templates/schedule/`), and the run records every scheduled run
-//! writes. One file per backend, behind the `Backend` trait, chosen at run time.
+//! writes. One file per backend, behind the `Backend` trait, chosen at run time; installing the
+//! jobs in it is `install.rs`.
 
 pub mod cron;
+mod install;
 pub mod launchd;
 pub mod systemd;
 pub mod taskscheduler;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Period};
+pub use install::{InstallOutcome, backend_here, install, not_installed, planned_jobs};
 pub use tool::run_tool;
 pub use when::{CronSpec, Field, Timing, next_run};
 

@@ -1,0 +1,208 @@
+//! The thin steps that make devbox's registry container what the config asks for (`registry up`,
+//! `init`, `doctor --fix`) and take it away again (`registry down`, `uninstall`). What it should
+//! be, and what to do about it, are decided in `mod.rs`.
+
+use std::time::Duration;
+
+use super::api::RegistryApi;
+use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide};
+use crate::aws::{Aws, AwsCredentials};
+use crate::config::{RegistryConfig, Storage};
+use crate::engine::{ContainerInfo, Engine};
+use crate::error::Error;
+use crate::ui::Progress;
+
+const CONFIG_IN_CONTAINER: &str = "/etc/docker/registry/config.yml";
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `converge` did, and the registry it left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converged {
+    pub outcome: UpOutcome,
+    pub container: String,
+    pub url: String,
+    /// Where its images live: `s3://BUCKET/ROOT` or `volume NAME`.
+    pub storage: String,
+    pub readonly: bool,
+}
+
+impl Converged {
+    /// One line for people: `registry devbox-registry at http://127.0.0.1:5000 created (volume …, writable)`.
+    pub fn describe(&self) -> String {
+        let what = format!("registry {} at {}", self.container, self.url);
+        let (storage, mode) = (&self.storage, if self.readonly { "read-only" } else { "writable" });
+        match &self.outcome {
+            UpOutcome::Unchanged => format!("{what} is already up ({storage}, {mode})"),
+            UpOutcome::Started => format!("{what} started ({storage}, {mode})"),
+            UpOutcome::Created => format!("{what} created ({storage}, {mode})"),
+            UpOutcome::Recreated { reason } => format!("{what} recreated: {reason} ({storage}, {mode})"),
+        }
+    }
+}
+
+/// The AWS access the registry's storage needs: `None` for filesystem storage.
+pub async fn connect_s3(config: &RegistryConfig) -> anyhow::Result<Option<Aws>> {
+    Ok(match config.storage() {
+        Storage::S3 => Some(Aws::connect(&config.s3).await?),
+        Storage::Filesystem => None,
+    })
+}
+
+/// Brings the registry container to the config, with an engine and AWS the caller already has
+/// (`init` connected to both in its preflight). Reports nothing but the registry image's pull,
+/// through `progress`.
+pub async fn converge(
+    engine: &Engine,
+    config: &RegistryConfig,
+    s3: Option<&Aws>,
+    progress: &dyn Progress,
+) -> anyhow::Result<Converged> {
+    let desired = Desired::from_config(config)?;
+    let existing = engine.container(&config.container).await?;
+    let outcome = up(engine, config, &desired, existing.as_ref(), s3, progress).await?;
+    let storage = match (&desired.storage, &config.s3.bucket) {
+        (Storage::S3, Some(bucket)) => format!("s3://{bucket}{}", config.s3.root_directory),
+        _ => format!("volume {}", config.volume()),
+    };
+    Ok(Converged {
+        outcome,
+        container: config.container.clone(),
+        url: config.local_url(),
+        storage,
+        readonly: desired.readonly,
+    })
+}
+
+/// What `converge` would do now, changing nothing: what `init --dry-run` shows.
+pub async fn pending(
+    engine: &Engine,
+    config: &RegistryConfig,
+    credentials: Option<&AwsCredentials>,
+) -> anyhow::Result<Action> {
+    let desired = Desired::from_config(config)?;
+    let existing = engine.container(&config.container).await?;
+    Ok(decide(existing.as_ref(), &desired, credentials))
+}
+
+/// Removes devbox's registry container; `false` when there is none. A container of that name that
+/// devbox did not make is refused, never removed. Its volume stays.
+pub async fn remove(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<bool> {
+    match engine.container(&config.container).await? {
+        None => Ok(false),
+        Some(existing) if existing.label(LABEL_MANAGED) != Some("true") => {
+            Err(Error::ForeignContainer { container: config.container.clone() }.into())
+        }
+        Some(_) => engine.remove_container(&config.container).await,
+    }
+}
+
+/// Brings the container to `desired`, and waits until it answers. Whatever this run created is
+/// removed again if it cannot be made ready: nothing is left half-made.
+async fn up(
+    engine: &Engine,
+    config: &RegistryConfig,
+    desired: &Desired,
+    existing: Option<&ContainerInfo>,
+    s3: Option<&Aws>,
+    progress: &dyn Progress,
+) -> anyhow::Result<UpOutcome> {
+    let api = RegistryApi::new(&config.local_url())?;
+    let credentials = s3.map(Aws::credentials);
+    let outcome = match decide(existing, desired, credentials) {
+        Action::Refuse => return Err(Error::ForeignContainer { container: config.container.clone() }.into()),
+        Action::Nothing => UpOutcome::Unchanged,
+        Action::Start => {
+            engine.start_container(&config.container, Some(config.port)).await?;
+            UpOutcome::Started
+        }
+        action @ (Action::Create | Action::Recreate(_)) => {
+            // Check everything the new container needs before touching the old one.
+            if let Some(s3) = s3 {
+                s3.check_bucket().await?;
+            }
+            ensure_image(engine, config, progress).await?;
+            if existing.is_some() {
+                engine.remove_container(&config.container).await?;
+            }
+            create_and_start(engine, config, desired, credentials).await?;
+            match action {
+                Action::Recreate(reason) => UpOutcome::Recreated { reason: reason.to_string() },
+                _ => UpOutcome::Created,
+            }
+        }
+    };
+    if let Err(reason) = wait_ready(engine, &api, &config.container).await {
+        if outcome != UpOutcome::Unchanged {
+            // Keep the logs for the error, then leave no broken container behind.
+            let logs = last_log_lines(engine, &config.container).await;
+            engine.remove_container(&config.container).await?;
+            return Err(Error::RegistryNotReady {
+                container: config.container.clone(),
+                url: config.local_url(),
+                reason: format!("{reason}{logs}"),
+            }
+            .into());
+        }
+        return Err(
+            Error::RegistryNotReady { container: config.container.clone(), url: config.local_url(), reason }.into()
+        );
+    }
+    Ok(outcome)
+}
+
+/// Waits until the registry answers, and stops waiting as soon as its container has stopped.
+pub async fn wait_ready(engine: &Engine, api: &RegistryApi, container: &str) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let Err(reason) = api.ping().await else { return Ok(()) };
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("{reason} (waited {}s)", READY_TIMEOUT.as_secs()));
+        }
+        if let Ok(Some(info)) = engine.container(container).await
+            && !info.is_running()
+        {
+            return Err(format!("the container stopped ({})", info.state));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+async fn ensure_image(engine: &Engine, config: &RegistryConfig, progress: &dyn Progress) -> anyhow::Result<()> {
+    if engine.has_image(&config.image).await? {
+        return Ok(());
+    }
+    if config.pull == crate::config::PullPolicy::Never {
+        return Err(Error::ImageNotPresent { image: config.image.clone() }.into());
+    }
+    progress.start(&config.image);
+    let pulled = engine.pull_image(&config.image, &config.image, progress).await;
+    progress.finish(&config.image, pulled.as_ref().map(|()| "pulled").map_err(String::as_str));
+    pulled.map_err(|reason| Error::ImagePull { image: config.image.clone(), reason }.into())
+}
+
+async fn create_and_start(
+    engine: &Engine,
+    config: &RegistryConfig,
+    desired: &Desired,
+    credentials: Option<&AwsCredentials>,
+) -> anyhow::Result<()> {
+    let spec = container_spec(config, desired, credentials);
+    engine.create_container(&spec).await?;
+    let started = async {
+        engine.copy_file_into(&config.container, CONFIG_IN_CONTAINER, desired.config_yaml.as_bytes()).await?;
+        engine.start_container(&config.container, Some(config.port)).await
+    }
+    .await;
+    if started.is_err() {
+        // A container that never ran is no use to anyone: take it away before reporting.
+        let _ = engine.remove_container(&config.container).await;
+    }
+    started
+}
+
+async fn last_log_lines(engine: &Engine, container: &str) -> String {
+    use futures_util::StreamExt;
+    let lines: Vec<String> =
+        engine.logs(container, "5", false).filter_map(|line| async move { line.ok() }).collect().await;
+    if lines.is_empty() { String::new() } else { format!("; its last log lines:\n{}", lines.concat().trim_end()) }
+}
