@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs and starts the testbed that devbox's tests drive, on Debian:
 #   - Docker's engine (docker.io), started here when no engine answers;
-#   - Debian's docker-registry, packed into the local image devbox-testbed/registry:2.8;
+#   - Debian's docker-registry, packed into the local images devbox-testbed/registry:2.8 and
+#     devbox-testbed/registry:3 (the official 2.8 and v3 image layouts, the same 2.8 binary);
+#   - devbox-testbed/not-a-registry, an image that runs and listens nowhere (a fault test);
 #   - moto's S3 server (from PyPI); the tests start their own instance of it;
 #   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests).
 #   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
@@ -49,5 +51,7 @@ if ! docker version >/dev/null 2>&1; then
   done
 fi
 
-sh tests/testbed/registry-image.sh devbox-testbed/registry:2.8
+sh tests/testbed/registry-image.sh devbox-testbed/registry:2.8 2.8
+sh tests/testbed/registry-image.sh devbox-testbed/registry:3 3
+sh tests/testbed/not-a-registry-image.sh devbox-testbed/not-a-registry
 echo "testbed: Docker engine $(docker version --format '{{.Server.Version}}'), $(docker-registry --version 2>&1 | head -n 1), moto $(python3 -c 'import moto; print(moto.__version__)')"
