@@ -18,7 +18,7 @@ use crate::init::answers::{self, Question};
 use crate::init::team::{self, TeamSource};
 use crate::init::{ALL_STEPS, Outcome, Step, blocker, summary};
 use crate::paths::{Paths, write_if_changed};
-use crate::registry::{self, Action, Desired};
+use crate::registry::{self, Action};
 use crate::ui::{self, Mark, Printer, progress_for};
 
 #[derive(Debug, Args)]
@@ -429,9 +429,12 @@ impl<'a> Run<'a> {
     async fn registry(&mut self) -> anyhow::Result<Outcome> {
         let config = self.config.clone();
         if self.args.dry_run {
-            let desired = Desired::from_config(&config.registry)?;
             let credentials = self.aws().await?.map(|a| a.credentials().clone());
             let engine = self.engine().await?;
+            let Some(desired) = registry::desired(engine, &config.registry).await? else {
+                let (name, image) = (&config.registry.container, &config.registry.image);
+                return Ok(Outcome::WouldChange(format!("would pull {image} and create registry {name}")));
+            };
             let existing = engine.container(&config.registry.container).await?;
             let name = &config.registry.container;
             return Ok(match registry::decide(existing.as_ref(), &desired, credentials.as_ref()) {

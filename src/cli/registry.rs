@@ -9,7 +9,7 @@ use crate::aws::Aws;
 use crate::config::{Config, Storage};
 use crate::engine::Engine;
 use crate::error::{Error, ExitStatus};
-use crate::registry::{self, Desired, UpOutcome, api::RegistryApi};
+use crate::registry::{self, UpOutcome, api::RegistryApi};
 use crate::ui::{Mark, progress_for};
 
 #[derive(Debug, Args)]
@@ -74,9 +74,9 @@ pub(super) struct Up {
 /// (`init` connected to both in its preflight). Prints nothing but the registry image's pull.
 pub(super) async fn converge(ctx: &Context, config: &Config, engine: &Engine, s3: Option<&Aws>) -> anyhow::Result<Up> {
     let registry = &config.registry;
-    let desired = Desired::from_config(registry)?;
-    let existing = engine.container(&registry.container).await?;
     let progress = progress_for(&ctx.printer);
+    let desired = registry::desired_for_up(engine, registry, progress.as_ref()).await?;
+    let existing = engine.container(&registry.container).await?;
     let outcome = registry::up(engine, registry, &desired, existing.as_ref(), s3, progress.as_ref()).await?;
 
     let what = format!("registry {} at {}", registry.container, registry.local_url());
@@ -151,7 +151,7 @@ async fn status(ctx: &Context, config: &Config, json: bool) -> anyhow::Result<Ex
         Some(c) => Err(format!("the container is {}", c.state)),
         None => Err("the container does not exist".to_string()),
     };
-    let desired = Desired::from_config(registry)?;
+    let desired = registry::desired(&engine, registry).await?;
     let label = |key: &str| existing.as_ref().and_then(|c| c.label(key)).map(String::from);
     let report = StatusReport {
         container: registry.container.clone(),
@@ -166,7 +166,10 @@ async fn status(ctx: &Context, config: &Config, json: bool) -> anyhow::Result<Ex
         readonly: label(registry::LABEL_READONLY).map(|v| v == "true"),
         bound_to: existing.as_ref().map(|c| c.published.clone()).unwrap_or_default(),
         credentials_expiry: label(registry::LABEL_CREDENTIALS_EXPIRY),
-        config_current: existing.as_ref().map(|_| label(registry::LABEL_CONFIG_HASH).as_deref() == Some(&desired.hash)),
+        config_current: existing
+            .as_ref()
+            .zip(desired.as_ref())
+            .map(|(_, desired)| label(registry::LABEL_CONFIG_HASH).as_deref() == Some(&desired.hash)),
     };
     if json {
         ctx.printer.json(&report)?;

@@ -16,8 +16,8 @@ use crate::engine::{Engine, EngineInfo};
 use crate::env::Environment;
 use crate::images::{self, BaseImage, short};
 use crate::paths::Paths;
+use crate::registry;
 use crate::registry::api::{Manifest, RegistryApi};
-use crate::registry::{self, Desired};
 use crate::schedule;
 
 pub fn config(loaded: &Result<LoadedConfig, anyhow::Error>) -> Finding {
@@ -335,8 +335,8 @@ pub async fn registry_container(engine: &Engine, config: &Config) -> Finding {
     )
     .detail("image", container.image.clone())
     .detail("id", container.id.chars().take(12).collect::<String>());
-    match Desired::from_config(registry) {
-        Ok(desired) if container.label(registry::LABEL_CONFIG_HASH) != Some(desired.hash.as_str()) => {
+    match registry::desired(engine, registry).await {
+        Ok(Some(desired)) if container.label(registry::LABEL_CONFIG_HASH) != Some(desired.hash.as_str()) => {
             Finding { status: super::Status::Warn, ..finding }
                 .hint("It was made from an older devbox.toml; recreate it to apply the current one.")
                 .remedy(Remedy::RegistryUp)
@@ -369,11 +369,27 @@ pub async fn registry_api(config: &Config, digests: impl std::future::Future<Out
     if let Err(reason) = api.ping().await {
         return Finding::fail(id, reason).hint("See what the registry says: devbox registry logs --no-follow");
     }
+    // Its behaviour, not devbox's labels, shows that it runs devbox's config.
+    let proofs = match registry::verify::prove_connecting(&api, &config.registry).await {
+        registry::verify::Verdict::Proven(shown) => shown.iter().map(|s| format!("; {s}")).collect::<String>(),
+        registry::verify::Verdict::Ignored(cause) => {
+            return Finding::fail(id, format!("the registry ignored devbox's config: {cause}"))
+                .hint("Recreate it. If that does not help, registry.image names an image that does not read the config devbox names as its command.")
+                .fix("devbox registry down && devbox registry up");
+        }
+        registry::verify::Verdict::Unproven(reason) => {
+            return Finding::fail(id, format!("{url}/v2/ answers, but {reason}"))
+                .hint("See what the registry says: devbox registry logs --no-follow");
+        }
+    };
     // A read that reaches storage proves the bucket (or volume) works behind the registry. The
     // base images' manifests are such reads, and are read anyway; with none configured, the catalog.
     match digests.await {
         Some(Ok(digests)) if !digests.is_empty() => {
-            return Finding::ok(id, format!("{url}/v2/ answers; read {} manifests from storage", digests.len()));
+            return Finding::ok(
+                id,
+                format!("{url}/v2/ answers; read {} manifests from storage{proofs}", digests.len()),
+            );
         }
         Some(Err(failed)) => {
             return Finding::fail(id, format!("{url}/v2/ answers, but the registry cannot read its storage: {}", failed.summary))
@@ -382,7 +398,7 @@ pub async fn registry_api(config: &Config, digests: impl std::future::Future<Out
         _ => {}
     }
     match api.read_through(None).await {
-        Ok(what) => Finding::ok(id, format!("{url}/v2/ answers; {what}")),
+        Ok(what) => Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
         Err(reason) => Finding::fail(id, format!("{url}/v2/ answers, but the registry cannot read its storage: {reason}"))
             .hint("Check the bucket and credentials (`devbox doctor --check aws-credentials`) and `devbox registry logs --no-follow`."),
     }

@@ -2,6 +2,8 @@
 //! compares with what runs (a pure decision), and the thin steps that make it so.
 
 pub mod api;
+pub mod line;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, ContainerSpec, Engine};
 use crate::error::Error;
 use crate::ui::Progress;
+use line::{Layout, Line};
 
 pub const LABEL_MANAGED: &str = "devbox.managed";
 pub const LABEL_ROLE: &str = "devbox.role";
@@ -23,12 +26,13 @@ pub const LABEL_READONLY: &str = "devbox.readonly";
 pub const LABEL_CREDENTIALS_EXPIRY: &str = "devbox.credentials-expiry";
 
 const TEMPLATE: &str = include_str!("../../templates/registry.yml");
-const CONFIG_IN_CONTAINER: &str = "/etc/docker/registry/config.yml";
 const DATA_IN_CONTAINER: &str = "/var/lib/registry";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The registry as the config asks for it.
 pub struct Desired {
+    /// The image's line, and the command that hands it `config_yaml`.
+    pub layout: Layout,
     pub config_yaml: String,
     pub hash: String,
     pub storage: Storage,
@@ -36,13 +40,32 @@ pub struct Desired {
 }
 
 impl Desired {
-    pub fn from_config(config: &RegistryConfig) -> anyhow::Result<Desired> {
+    pub fn from_config(config: &RegistryConfig, layout: Layout) -> anyhow::Result<Desired> {
         let storage = config.storage();
         let readonly = effective_readonly(config);
-        let config_yaml = render_config(config)?;
-        let hash = config_hash(config, &config_yaml);
-        Ok(Desired { config_yaml, hash, storage, readonly })
+        let config_yaml = render_config(config, layout.line)?;
+        let hash = config_hash(config, &layout, &config_yaml);
+        Ok(Desired { layout, config_yaml, hash, storage, readonly })
     }
+}
+
+/// The registry as the config asks for it on this engine, whose copy of `registry.image` tells the
+/// line; `None` when the engine does not have the image (nothing to compare with, then).
+pub async fn desired(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<Option<Desired>> {
+    match line::detect(engine, &config.image).await? {
+        Some(layout) => Ok(Some(Desired::from_config(config, layout)?)),
+        None => Ok(None),
+    }
+}
+
+/// The same for `registry up`, which pulls the image first when the config allows it.
+pub async fn desired_for_up(
+    engine: &Engine,
+    config: &RegistryConfig,
+    progress: &dyn Progress,
+) -> anyhow::Result<Desired> {
+    ensure_image(engine, config, progress).await?;
+    desired(engine, config).await?.ok_or_else(|| Error::ImageNotPresent { image: config.image.clone() }.into())
 }
 
 /// Read-only applies to S3 storage, the shared store that only CI may write. A filesystem registry
@@ -53,6 +76,8 @@ pub fn effective_readonly(config: &RegistryConfig) -> bool {
 
 #[derive(Serialize)]
 struct RegistryContext<'a> {
+    line: Line,
+    path: &'a str,
     storage: String,
     readonly: bool,
     s3: S3Context<'a>,
@@ -68,11 +93,13 @@ struct S3Context<'a> {
     secure: bool,
 }
 
-/// The registry's `config.yml`, rendered from `templates/registry.yml`.
-pub fn render_config(config: &RegistryConfig) -> anyhow::Result<String> {
+/// The registry's config for distribution `line`, rendered from `templates/registry.yml`.
+pub fn render_config(config: &RegistryConfig, line: Line) -> anyhow::Result<String> {
     let s3 = &config.s3;
     let endpoint = container_endpoint(&s3.endpoint);
     let context = RegistryContext {
+        line,
+        path: line::CONFIG_PATH,
         storage: config.storage().to_string(),
         readonly: effective_readonly(config),
         s3: S3Context {
@@ -104,9 +131,12 @@ pub fn container_endpoint(endpoint: &str) -> String {
 }
 
 /// A hash of everything that shapes the container, secrets excluded: same hash, same container.
-fn config_hash(config: &RegistryConfig, config_yaml: &str) -> String {
+/// The line is part of it: the same tag moved to another line's image is another container.
+fn config_hash(config: &RegistryConfig, layout: &Layout, config_yaml: &str) -> String {
     let mut hasher = Sha256::new();
-    for part in [config.image.as_str(), &config.port.to_string(), &config.volume(), config_yaml] {
+    let line = layout.line.to_string();
+    let cmd = layout.cmd.join("\0");
+    for part in [config.image.as_str(), &config.port.to_string(), &config.volume(), &line, &cmd, config_yaml] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
@@ -157,12 +187,18 @@ fn container_spec(config: &RegistryConfig, desired: &Desired, credentials: Optio
     ContainerSpec {
         name: config.container.clone(),
         image: config.image.clone(),
-        env: credentials.map(AwsCredentials::container_env).unwrap_or_default(),
+        env: credentials
+            .map(AwsCredentials::container_env)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(desired.layout.env())
+            .collect(),
         labels,
         publish: Some(("127.0.0.1".to_string(), config.port, 5000)),
         volume: (desired.storage == Storage::Filesystem).then(|| (config.volume(), DATA_IN_CONTAINER.to_string())),
         extra_hosts: vec!["host.docker.internal:host-gateway".to_string()],
         restart_unless_stopped: true,
+        cmd: desired.layout.cmd.clone(),
     }
 }
 
@@ -227,7 +263,30 @@ pub async fn up(
             Error::RegistryNotReady { container: config.container.clone(), url: config.local_url(), reason }.into()
         );
     }
-    Ok(outcome)
+    // Answering is not enough: it must behave as devbox's config says.
+    let failure = match verify::prove(&api, config, s3).await {
+        verify::Verdict::Proven(_) => return Ok(outcome),
+        verify::Verdict::Ignored(cause) => Error::RegistryIgnoredConfig {
+            container: config.container.clone(),
+            cause,
+            fix: format!(
+                "The image {} does not serve the config devbox names as its command ({}). Use an official \
+                 registry image (registry:3.0.0 or registry:2.8.3) or one laid out like it.",
+                config.image,
+                line::CONFIG_PATH
+            ),
+        },
+        verify::Verdict::Unproven(reason) => Error::RegistryNotReady {
+            container: config.container.clone(),
+            url: config.local_url(),
+            reason: format!("it answers, but {reason}"),
+        },
+    };
+    if matches!(outcome, UpOutcome::Created | UpOutcome::Recreated { .. }) {
+        // What this run made and cannot vouch for goes again.
+        engine.remove_container(&config.container).await?;
+    }
+    Err(failure.into())
 }
 
 /// Waits until the registry answers, and stops waiting as soon as its container has stopped.
@@ -269,7 +328,7 @@ async fn create_and_start(
     let spec = container_spec(config, desired, credentials);
     engine.create_container(&spec).await?;
     let started = async {
-        engine.copy_file_into(&config.container, CONFIG_IN_CONTAINER, desired.config_yaml.as_bytes()).await?;
+        engine.copy_file_into(&config.container, line::CONFIG_PATH, desired.config_yaml.as_bytes()).await?;
         engine.start_container(&config.container, Some(config.port)).await
     }
     .await;
@@ -311,24 +370,50 @@ mod tests {
         }
     }
 
+    fn layout(line: Line) -> Layout {
+        let cmd = match line {
+            Line::V2 => "/etc/docker/registry/config.yml",
+            Line::V3 => "/etc/distribution/config.yml",
+        };
+        Layout::of_image("registry", &["/entrypoint.sh".to_string()], &[cmd.to_string()]).expect("a known layout")
+    }
+
     #[test]
     fn s3_config_renders_read_only_with_redirects_off() {
-        let yaml = render_config(&registry_config(Some("acme-docker-registry"), "")).expect("render");
-        insta::assert_snapshot!("registry_s3_aws", yaml);
+        let config = registry_config(Some("acme-docker-registry"), "");
+        insta::assert_snapshot!("registry_2_8_s3_aws", render_config(&config, Line::V2).expect("render"));
+        insta::assert_snapshot!("registry_3_s3_aws", render_config(&config, Line::V3).expect("render"));
     }
 
     #[test]
     fn a_localhost_endpoint_is_reached_through_the_host_gateway() {
-        let yaml =
-            render_config(&registry_config(Some("acme-docker-registry"), "http://127.0.0.1:9000")).expect("render");
-        insta::assert_snapshot!("registry_s3_local_endpoint", yaml);
+        let config = registry_config(Some("acme-docker-registry"), "http://127.0.0.1:9000");
+        let v2 = render_config(&config, Line::V2).expect("render");
+        let v3 = render_config(&config, Line::V3).expect("render");
+        // 2.8 always addresses the bucket by path behind an endpoint and has no such key; 3 must be told.
+        assert!(!v2.contains("forcepathstyle"));
+        assert!(v3.contains("forcepathstyle: true"));
+        insta::assert_snapshot!("registry_2_8_s3_local_endpoint", v2);
+        insta::assert_snapshot!("registry_3_s3_local_endpoint", v3);
     }
 
     #[test]
     fn filesystem_config_is_writable_and_names_only_one_driver() {
-        let yaml = render_config(&registry_config(None, "")).expect("render");
-        assert!(!yaml.contains("s3:"));
-        insta::assert_snapshot!("registry_filesystem", yaml);
+        for (line, name) in [(Line::V2, "registry_2_8_filesystem"), (Line::V3, "registry_3_filesystem")] {
+            let yaml = render_config(&registry_config(None, ""), line).expect("render");
+            assert!(!yaml.contains("s3:"));
+            // Neither line gets a debug listener or deletes, whatever the image's own default.
+            assert!(!yaml.contains("debug:") && yaml.contains("delete:\n    enabled: false"), "{yaml}");
+            insta::assert_snapshot!(name, yaml);
+        }
+    }
+
+    #[test]
+    fn the_line_shapes_the_container() {
+        let desired = Desired::from_config(&registry_config(None, ""), layout(Line::V3)).expect("desired");
+        let spec = container_spec(&registry_config(None, ""), &desired, None);
+        assert_eq!(spec.cmd, vec![line::CONFIG_PATH.to_string()]);
+        assert!(spec.env.contains(&("OTEL_TRACES_EXPORTER".to_string(), "none".to_string())));
     }
 
     #[test]
@@ -343,13 +428,17 @@ mod tests {
 
     #[test]
     fn the_hash_changes_with_the_config_but_not_otherwise() {
-        let a = Desired::from_config(&registry_config(Some("acme-docker-registry"), "")).expect("desired");
-        let b = Desired::from_config(&registry_config(Some("acme-docker-registry"), "")).expect("desired");
+        let config = registry_config(Some("acme-docker-registry"), "");
+        let a = Desired::from_config(&config, layout(Line::V2)).expect("desired");
+        let b = Desired::from_config(&config, layout(Line::V2)).expect("desired");
         let mut moved = registry_config(Some("acme-docker-registry"), "");
         moved.port = 5001;
-        let c = Desired::from_config(&moved).expect("desired");
+        let c = Desired::from_config(&moved, layout(Line::V2)).expect("desired");
+        // The same tag, another line's image: another container.
+        let d = Desired::from_config(&config, layout(Line::V3)).expect("desired");
         assert_eq!(a.hash, b.hash);
         assert_ne!(a.hash, c.hash);
+        assert_ne!(a.hash, d.hash);
     }
 
     fn running(hash: &str, state: &str) -> ContainerInfo {
@@ -365,7 +454,7 @@ mod tests {
 
     #[test]
     fn decide_converges() {
-        let desired = Desired::from_config(&registry_config(None, "")).expect("desired");
+        let desired = Desired::from_config(&registry_config(None, ""), layout(Line::V2)).expect("desired");
         assert_eq!(decide(None, &desired, None), Action::Create);
         assert_eq!(decide(Some(&running(&desired.hash, "running")), &desired, None), Action::Nothing);
         assert_eq!(decide(Some(&running(&desired.hash, "exited")), &desired, None), Action::Start);
