@@ -183,6 +183,53 @@ impl Aws {
         Ok(request.uri().to_string())
     }
 
+    /// A repository and one of its tags, as the registry's storage under `root` holds them, read
+    /// from the bucket itself (`<root>/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/`).
+    /// `None` when the bucket holds no tagged image there. A few small listings, whatever the size.
+    pub async fn stored_tag(&self, root: &str) -> Result<Option<(String, String)>, Error> {
+        let root = root.trim_matches('/');
+        let repos = if root.is_empty() {
+            "docker/registry/v2/repositories/".to_string()
+        } else {
+            format!("{root}/docker/registry/v2/repositories/")
+        };
+        let mut start_after: Option<String> = None;
+        // Each round finds the next repository by its first key, then that repository's first tag.
+        for _ in 0..5 {
+            let listing = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&repos)
+                .set_start_after(start_after.clone())
+                .max_keys(1)
+                .send()
+                .await
+                .map_err(|e| self.bucket_error(e))?;
+            let Some(key) = listing.contents().first().and_then(|o| o.key()) else { return Ok(None) };
+            // Path components of a repository name never start with "_"; its own keys do.
+            let Some((name, _)) = key[repos.len()..].split_once("/_") else { return Ok(None) };
+            let tags = format!("{repos}{name}/_manifests/tags/");
+            let listing = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&tags)
+                .max_keys(1)
+                .send()
+                .await
+                .map_err(|e| self.bucket_error(e))?;
+            if let Some(tag) =
+                listing.contents().first().and_then(|o| o.key()).and_then(|k| k[tags.len()..].split('/').next())
+            {
+                return Ok(Some((name.to_string(), tag.to_string())));
+            }
+            // Untagged: past this repository's keys ("~" sorts after every name character).
+            start_after = Some(format!("{repos}{name}/~"));
+        }
+        Ok(None)
+    }
+
     fn bucket_error<E: std::error::Error + 'static>(&self, err: SdkError<E>) -> Error {
         let unreachable = |reason: String| Error::S3Unreachable {
             endpoint: self.endpoint.clone(),

@@ -95,6 +95,17 @@ pub enum Error {
     #[error("the registry container {container} did not become ready at {url}: {reason}")]
     RegistryNotReady { container: String, url: String, reason: String },
 
+    #[error(
+        "devbox cannot tell how to configure the registry image {image}: its command ({}) names neither \
+         /etc/docker/registry/config.yml (distribution 2.8) nor /etc/distribution/config.yml (distribution 3)",
+        shell_words(entrypoint, cmd)
+    )]
+    UnknownRegistryImage { image: String, entrypoint: Vec<String>, cmd: Vec<String> },
+
+    /// The registry answers, but not as the config devbox gave it says it should.
+    #[error("the registry container {container} ignored devbox's config: {cause}")]
+    RegistryIgnoredConfig { container: String, cause: String, fix: String },
+
     #[error("a container named {container} exists, but devbox did not make it, so devbox leaves it alone")]
     ForeignContainer { container: String },
 
@@ -153,6 +164,12 @@ pub enum Error {
     UpdateFailed { path: PathBuf, version: String, reason: String },
 }
 
+/// An image's entrypoint and command as one line, for messages.
+fn shell_words(entrypoint: &[String], cmd: &[String]) -> String {
+    let words: Vec<&str> = entrypoint.iter().chain(cmd).map(String::as_str).collect();
+    if words.is_empty() { "none".to_string() } else { words.join(" ") }
+}
+
 /// The exit code an error means: the first expected `Error` in its chain decides, else failure.
 pub fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
     err.chain().find_map(|cause| cause.downcast_ref::<Error>()).map_or(ExitStatus::Failure, Error::exit_status)
@@ -163,6 +180,7 @@ impl Error {
         match self {
             Error::Config(_)
             | Error::Usage(_)
+            | Error::UnknownRegistryImage { .. }
             | Error::NoBaseImages
             | Error::ClockNotVm { .. }
             | Error::ClockForced { .. }
@@ -211,6 +229,10 @@ impl Error {
             Error::RegistryNotReady { container, .. } => {
                 format!("See what the registry said: `devbox registry logs --no-follow` (container {container}).")
             }
+            Error::UnknownRegistryImage { .. } => "Set registry.image to an official registry image (registry:3.0.0 or \
+                 registry:2.8.3) or one laid out like it, whose command is the path of its config file."
+                .into(),
+            Error::RegistryIgnoredConfig { fix, .. } => fix.clone(),
             Error::ForeignContainer { container } => format!(
                 "Remove it yourself (`docker rm -f {container}`) if it is not needed, or set registry.container in devbox.toml to another name."
             ),

@@ -322,7 +322,7 @@ impl<'a> Run<'a> {
         if self.args.dry_run {
             let credentials = self.aws().await?.map(|a| a.credentials().clone());
             let action = registry::pending(self.engine().await?, &config, credentials.as_ref()).await?;
-            return steps::registry_preview(&config.container, action);
+            return steps::registry_preview(&config.container, &config.image, action);
         }
         self.aws().await?;
         self.engine().await?;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cli::{Context, report};
 use crate::config::{Config, Storage};
 use crate::error::{Error, ExitStatus};
-use crate::registry::{self, Desired, api::RegistryApi};
+use crate::registry::{self, api::RegistryApi};
 use crate::ui::{Mark, progress_for};
 
 #[derive(Debug, Args)]
@@ -103,7 +103,7 @@ async fn status(ctx: &Context, config: &Config, json: bool) -> anyhow::Result<Ex
         Some(c) => Err(format!("the container is {}", c.state)),
         None => Err("the container does not exist".to_string()),
     };
-    let desired = Desired::from_config(registry)?;
+    let desired = registry::desired(&engine, registry).await?;
     let label = |key: &str| existing.as_ref().and_then(|c| c.label(key)).map(String::from);
     let report = StatusReport {
         container: registry.container.clone(),
@@ -118,7 +118,10 @@ async fn status(ctx: &Context, config: &Config, json: bool) -> anyhow::Result<Ex
         readonly: label(registry::LABEL_READONLY).map(|v| v == "true"),
         bound_to: existing.as_ref().map(|c| c.published.clone()).unwrap_or_default(),
         credentials_expiry: label(registry::LABEL_CREDENTIALS_EXPIRY),
-        config_current: existing.as_ref().map(|_| label(registry::LABEL_CONFIG_HASH).as_deref() == Some(&desired.hash)),
+        config_current: existing
+            .as_ref()
+            .zip(desired.as_ref())
+            .map(|(_, desired)| label(registry::LABEL_CONFIG_HASH).as_deref() == Some(&desired.hash)),
     };
     if json {
         ctx.printer.json(&report)?;

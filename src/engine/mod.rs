@@ -62,6 +62,9 @@ pub struct ImageInfo {
     pub id: String,
     /// `repo@sha256:…` for each registry the image was pulled from or pushed to.
     pub repo_digests: Vec<String>,
+    /// The image's own `Entrypoint` and `Cmd`: how it starts when nothing overrides them.
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
 }
 
 impl ImageInfo {
@@ -85,6 +88,8 @@ pub struct ContainerSpec {
     pub volume: Option<(String, String)>,
     pub extra_hosts: Vec<String>,
     pub restart_unless_stopped: bool,
+    /// Replaces the image's `Cmd` when not empty.
+    pub cmd: Vec<String>,
 }
 
 /// A short-lived container that runs one command and is removed (e.g. the clock helper).
@@ -296,6 +301,7 @@ impl Engine {
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(spec.labels.clone()),
             exposed_ports: port_key.map(|key| vec![key]),
+            cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -306,18 +312,21 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Puts one file into a container (created or running) before it starts.
+    /// Puts one file into a container (created or running) before it starts. Missing directories
+    /// on the way are made, so the path need not exist in the image.
     pub async fn copy_file_into(&self, container: &str, path: &str, contents: &[u8]) -> anyhow::Result<()> {
-        let (dir, name) = path.rsplit_once('/').context("the path in the container is absolute")?;
+        let relative =
+            path.strip_prefix('/').filter(|p| !p.is_empty()).context("the path in the container is absolute")?;
         let mut archive = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_size(contents.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_cksum();
-        archive.append_data(&mut header, name, contents)?;
+        // Unpacked at `/`: the engine makes any parent directory the image lacks.
+        archive.append_data(&mut header, relative, contents)?;
         let tarball = archive.into_inner()?;
-        let options = UploadToContainerOptionsBuilder::default().path(if dir.is_empty() { "/" } else { dir }).build();
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
         self.call(
             &format!("copying {path} into container {container}"),
             self.docker.upload_to_container(container, Some(options), bollard::body_full(tarball.into())),
@@ -372,9 +381,12 @@ impl Engine {
         let Some(inspect) = self.call_optional(&what, self.docker.inspect_image(reference)).await? else {
             return Ok(None);
         };
+        let config = inspect.config.unwrap_or_default();
         Ok(Some(ImageInfo {
             id: inspect.id.unwrap_or_default(),
             repo_digests: inspect.repo_digests.unwrap_or_default(),
+            entrypoint: config.entrypoint.unwrap_or_default(),
+            cmd: config.cmd.unwrap_or_default(),
         }))
     }
 

@@ -11,7 +11,10 @@ use crate::schedule::{BackendKind, InstallOutcome};
 
 /// `--dry-run`: what the registry step would do. A container of that name that is not devbox's
 /// fails the step, as it would fail the real run.
-pub fn registry_preview(name: &str, action: Action) -> anyhow::Result<Outcome> {
+pub fn registry_preview(name: &str, image: &str, action: Option<Action>) -> anyhow::Result<Outcome> {
+    let Some(action) = action else {
+        return Ok(Outcome::WouldChange(format!("would pull {image} and create registry {name}")));
+    };
     Ok(match action {
         Action::Nothing => Outcome::Same(format!("registry {name} is already up")),
         Action::Create => Outcome::WouldChange(format!("would create registry {name}")),

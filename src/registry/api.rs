@@ -109,3 +109,43 @@ fn describe(err: &reqwest::Error) -> String {
         err.to_string()
     }
 }
+
+/// How the registry answered the start of a blob upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadStart {
+    /// 405: it refuses writes (read-only).
+    Refused,
+    /// 202: it took the upload; `location` is where to cancel it.
+    Accepted { location: Option<String> },
+    /// Anything else, with the status and the start of the body.
+    Other(String),
+}
+
+impl RegistryApi {
+    /// `POST /v2/<repo>/blobs/uploads/`: the first step of every push, and nothing more. A
+    /// writable registry answers 202 and has recorded an upload that `cancel_upload` removes.
+    pub async fn start_upload(&self, repo: &str) -> Result<UploadStart, String> {
+        let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
+        let response = self.http.post(&url).send().await.map_err(|e| describe(&e))?;
+        Ok(match response.status().as_u16() {
+            405 => UploadStart::Refused,
+            202 => UploadStart::Accepted {
+                location: response.headers().get("location").and_then(|v| v.to_str().ok()).map(String::from),
+            },
+            status => {
+                let body = response.text().await.unwrap_or_default();
+                UploadStart::Other(format!("HTTP {status}: {}", body.trim().chars().take(200).collect::<String>()))
+            }
+        })
+    }
+
+    /// `DELETE <location>`: cancels an upload that `start_upload` began.
+    pub async fn cancel_upload(&self, location: &str) -> Result<(), String> {
+        let url = if location.starts_with('/') { format!("{}{location}", self.base) } else { location.to_string() };
+        let response = self.http.delete(&url).send().await.map_err(|e| describe(&e))?;
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            status => Err(format!("{url} answered HTTP {status}")),
+        }
+    }
+}

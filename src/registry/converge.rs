@@ -5,14 +5,13 @@
 use std::time::Duration;
 
 use super::api::RegistryApi;
-use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide};
+use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide, line, verify};
 use crate::aws::{Aws, AwsCredentials};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
 use crate::ui::Progress;
 
-const CONFIG_IN_CONTAINER: &str = "/etc/docker/registry/config.yml";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What `converge` did, and the registry it left.
@@ -40,6 +39,21 @@ impl Converged {
     }
 }
 
+/// The registry as the config asks for it on this engine, whose copy of `registry.image` tells the
+/// line; `None` when the engine does not have the image (nothing to compare with, then).
+pub async fn desired(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<Option<Desired>> {
+    match line::detect(engine, &config.image).await? {
+        Some(layout) => Ok(Some(Desired::from_config(config, layout)?)),
+        None => Ok(None),
+    }
+}
+
+/// The same for `registry up`, which pulls the image first when the config allows it.
+async fn desired_for_up(engine: &Engine, config: &RegistryConfig, progress: &dyn Progress) -> anyhow::Result<Desired> {
+    ensure_image(engine, config, progress).await?;
+    desired(engine, config).await?.ok_or_else(|| Error::ImageNotPresent { image: config.image.clone() }.into())
+}
+
 /// The AWS access the registry's storage needs: `None` for filesystem storage.
 pub async fn connect_s3(config: &RegistryConfig) -> anyhow::Result<Option<Aws>> {
     Ok(match config.storage() {
@@ -57,9 +71,9 @@ pub async fn converge(
     s3: Option<&Aws>,
     progress: &dyn Progress,
 ) -> anyhow::Result<Converged> {
-    let desired = Desired::from_config(config)?;
+    let desired = desired_for_up(engine, config, progress).await?;
     let existing = engine.container(&config.container).await?;
-    let outcome = up(engine, config, &desired, existing.as_ref(), s3, progress).await?;
+    let outcome = up(engine, config, &desired, existing.as_ref(), s3).await?;
     let storage = match (&desired.storage, &config.s3.bucket) {
         (Storage::S3, Some(bucket)) => format!("s3://{bucket}{}", config.s3.root_directory),
         _ => format!("volume {}", config.volume()),
@@ -73,15 +87,16 @@ pub async fn converge(
     })
 }
 
-/// What `converge` would do now, changing nothing: what `init --dry-run` shows.
+/// What `converge` would do now, changing nothing: what `init --dry-run` shows. `None` when the
+/// engine does not have the image yet, so the line (and with it the container) is unknown.
 pub async fn pending(
     engine: &Engine,
     config: &RegistryConfig,
     credentials: Option<&AwsCredentials>,
-) -> anyhow::Result<Action> {
-    let desired = Desired::from_config(config)?;
+) -> anyhow::Result<Option<Action>> {
+    let Some(desired) = desired(engine, config).await? else { return Ok(None) };
     let existing = engine.container(&config.container).await?;
-    Ok(decide(existing.as_ref(), &desired, credentials))
+    Ok(Some(decide(existing.as_ref(), &desired, credentials)))
 }
 
 /// Removes devbox's registry container; `false` when there is none. A container of that name that
@@ -104,7 +119,6 @@ async fn up(
     desired: &Desired,
     existing: Option<&ContainerInfo>,
     s3: Option<&Aws>,
-    progress: &dyn Progress,
 ) -> anyhow::Result<UpOutcome> {
     let api = RegistryApi::new(&config.local_url())?;
     let credentials = s3.map(Aws::credentials);
@@ -120,7 +134,6 @@ async fn up(
             if let Some(s3) = s3 {
                 s3.check_bucket().await?;
             }
-            ensure_image(engine, config, progress).await?;
             if existing.is_some() {
                 engine.remove_container(&config.container).await?;
             }
@@ -147,7 +160,30 @@ async fn up(
             Error::RegistryNotReady { container: config.container.clone(), url: config.local_url(), reason }.into()
         );
     }
-    Ok(outcome)
+    // Answering is not enough: it must behave as devbox's config says.
+    let failure = match verify::prove(&api, config, s3).await {
+        verify::Verdict::Proven(_) => return Ok(outcome),
+        verify::Verdict::Ignored(cause) => Error::RegistryIgnoredConfig {
+            container: config.container.clone(),
+            cause,
+            fix: format!(
+                "The image {} does not serve the config devbox names as its command ({}). Use an official \
+                 registry image (registry:3.0.0 or registry:2.8.3) or one laid out like it.",
+                config.image,
+                line::CONFIG_PATH
+            ),
+        },
+        verify::Verdict::Unproven(reason) => Error::RegistryNotReady {
+            container: config.container.clone(),
+            url: config.local_url(),
+            reason: format!("it answers, but {reason}"),
+        },
+    };
+    if matches!(outcome, UpOutcome::Created | UpOutcome::Recreated { .. }) {
+        // What this run made and cannot vouch for goes again.
+        engine.remove_container(&config.container).await?;
+    }
+    Err(failure.into())
 }
 
 /// Waits until the registry answers, and stops waiting as soon as its container has stopped.
@@ -189,7 +225,7 @@ async fn create_and_start(
     let spec = container_spec(config, desired, credentials);
     engine.create_container(&spec).await?;
     let started = async {
-        engine.copy_file_into(&config.container, CONFIG_IN_CONTAINER, desired.config_yaml.as_bytes()).await?;
+        engine.copy_file_into(&config.container, line::CONFIG_PATH, desired.config_yaml.as_bytes()).await?;
         engine.start_container(&config.container, Some(config.port)).await
     }
     .await;

@@ -10,6 +10,7 @@ mod install;
 mod private_engine;
 mod pull;
 mod registry;
+mod registry_lines;
 mod release_feed;
 mod schedule;
 mod self_update;

@@ -23,7 +23,7 @@ fn up_serves_what_ci_pushed_read_only_on_loopback() {
     assert_eq!(docker(&["inspect", "--format", "{{index .Config.Labels \"devbox.readonly\"}}", &bed.name]), "true");
     // The registry's own config names exactly one storage driver: S3, read-only, redirects off.
     let copy = bed.home.path().join("registry-config.yml");
-    docker(&["cp", &format!("{}:/etc/docker/registry/config.yml", bed.name), copy.to_str().expect("utf-8")]);
+    docker(&["cp", &format!("{}:/etc/devbox/registry.yml", bed.name), copy.to_str().expect("utf-8")]);
     let config = std::fs::read_to_string(copy).expect("read the registry's config");
     assert!(config.contains("  s3:\n") && !config.contains("filesystem:"), "{config}");
     assert!(config.contains("readonly:\n      enabled: true") && config.contains("redirect:\n    disable: true"));

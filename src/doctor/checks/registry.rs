@@ -8,8 +8,8 @@ use super::{EngineFacts, Probe};
 use crate::config::RegistryConfig;
 use crate::doctor::{CheckId, Finding, Remedy, Status};
 use crate::engine::{ContainerInfo, Engine};
+use crate::registry;
 use crate::registry::api::RegistryApi;
-use crate::registry::{self, Desired};
 
 pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
     async move { judge_container(&measure_container(&facts.engine, &probe.config.registry).await) }.boxed()
@@ -71,7 +71,7 @@ pub async fn measure_container(engine: &Engine, registry: &RegistryConfig) -> Co
         port: registry.port,
         port_held: stopped && std::net::TcpListener::bind(("127.0.0.1", registry.port)).is_err(),
         container,
-        desired_hash: Desired::from_config(registry).ok().map(|desired| desired.hash),
+        desired_hash: registry::desired(engine, registry).await.ok().flatten().map(|desired| desired.hash),
     }
 }
 
@@ -159,17 +159,30 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
     if let Err(reason) = pinged {
         return Finding::fail(id, reason).hint("See what the registry says: devbox registry logs --no-follow");
     }
+    // Its behaviour, not devbox's labels, shows that it runs devbox's config.
+    let proofs = match registry::verify::prove_connecting(&api, &probe.config.registry).await {
+        registry::verify::Verdict::Proven(shown) => shown.iter().map(|s| format!("; {s}")).collect::<String>(),
+        registry::verify::Verdict::Ignored(cause) => {
+            return Finding::fail(id, format!("the registry ignored devbox's config: {cause}"))
+                .hint("Recreate it. If that does not help, registry.image names an image that does not read the config devbox names as its command.")
+                .fix("devbox registry down && devbox registry up");
+        }
+        registry::verify::Verdict::Unproven(reason) => {
+            return Finding::fail(id, format!("{url}/v2/ answers, but {reason}"))
+                .hint("See what the registry says: devbox registry logs --no-follow");
+        }
+    };
     let unreadable = |reason: &str| {
         Finding::fail(id, format!("{url}/v2/ answers, but the registry cannot read its storage: {reason}"))
             .hint("Check the bucket and credentials (`devbox doctor --check aws-credentials`) and `devbox registry logs --no-follow`.")
     };
     match digests {
         Ok(digests) if !digests.is_empty() => {
-            Finding::ok(id, format!("{url}/v2/ answers; read {} manifests from storage", digests.len()))
+            Finding::ok(id, format!("{url}/v2/ answers; read {} manifests from storage{proofs}", digests.len()))
         }
         Err(failed) => unreadable(&failed.summary),
         Ok(_) => match api.read_through(None).await {
-            Ok(what) => Finding::ok(id, format!("{url}/v2/ answers; {what}")),
+            Ok(what) => Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
             Err(reason) => unreadable(&reason),
         },
     }
