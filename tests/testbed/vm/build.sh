@@ -17,7 +17,8 @@
 #   - dockerd with host-gateway-ip 192.168.5.2, where vm.sh forwards the host's S3 ports;
 #   - sshd for root with the key above (the engine socket and published ports ride on ssh, as in lima);
 #   - no NTP (timesyncd masked): its clock must drift when the VM is paused, as a sleeping laptop's does;
-#   - apt/man-db timers masked: under software emulation every CPU second counts.
+#   - apt/man-db timers, VGA gettys and unused modprobe@ units masked, a minimal initrd: under software
+#     emulation (TCG) every CPU second counts.
 # Usage: build.sh            (root; needs debootstrap, e2fsprogs' mkfs.ext4 -d, ssh-keygen)
 # Env:   DEVBOX_VM_CACHE     cache root (default /var/cache/devbox-testbed/vm)
 #        DEVBOX_VM_MIRROR    Debian mirror (default http://deb.debian.org/debian)
@@ -95,6 +96,12 @@ StreamLocalBindUnlink yes
 SSHD
 echo "devbox-vm $(cat "$root/etc/ssh/ssh_host_ed25519_key.pub")" | cut -d' ' -f1-3 >"$tmp/known_hosts"
 
+# A small initrd (only what mounts /dev/vda) and fewer units at boot: under TCG, a boot takes minutes.
+printf 'MODULES=list\n' >"$root/etc/initramfs-tools/conf.d/devbox"
+printf 'virtio_pci\nvirtio_blk\ncrc32c_generic\next4\n' >>"$root/etc/initramfs-tools/modules"
+chroot "$root" update-initramfs -u -k all >/dev/null 2>&1
+chroot "$root" systemctl mask getty@.service dpkg-db-backup.timer modprobe@dm_mod.service \
+  modprobe@efi_pstore.service modprobe@fuse.service modprobe@loop.service modprobe@drm.service >/dev/null 2>&1
 cp -L "$root/vmlinuz" "$tmp/vmlinuz"
 cp -L "$root/initrd.img" "$tmp/initrd.img"
 chroot "$root" apt-get clean
