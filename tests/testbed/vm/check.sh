@@ -44,7 +44,7 @@ vm load devbox-testbed/registry:2.8
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 vd run -d --name devbox-vm-check-reg -p "127.0.0.1:$port:5000" devbox-testbed/registry:2.8 >/dev/null
 t0=$(date +%s.%N)
-until curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/"; do
+until curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; do
   [ "$(since "$t0")" -lt 120 ] || fail "127.0.0.1:$port did not answer within 120 s; $(tail -n 5 /run/devbox-testbed/vm/watch.log)"
   sleep 0.1
 done

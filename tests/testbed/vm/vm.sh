@@ -48,6 +48,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 run=${DEVBOX_VM_RUN:-/run/devbox-testbed/vm}
+cache=${DEVBOX_VM_CACHE:-/var/cache/devbox-testbed/vm}
 s3_ports=${DEVBOX_VM_S3_PORTS:-3900 3910-3919}
 ssh_port=${DEVBOX_VM_SSH_PORT:-42022}
 accel_want=${DEVBOX_VM_ACCEL:-auto}
@@ -218,6 +219,12 @@ cmd_up() {
   exec 9>"$run/lock"
   flock 9
   echo "$img" >"$run/image"
+  # Images of older recipes (and their overlays) go: only the current one is ever booted.
+  for old in "$cache"/*/done; do
+    old=${old%/done}
+    [ -d "$old" ] || continue
+    [ "$old" = "$img" ] || { say "removing the outdated image $old"; rm -rf "$old"; }
+  done
   if [ ! -f "$img/overlay.qcow2" ]; then
     qemu-img create -q -f qcow2 -b "$img/disk.raw" -F raw "$img/overlay.qcow2"
   fi
