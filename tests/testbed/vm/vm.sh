@@ -248,7 +248,8 @@ cmd_up() {
   t_engine=$(now)
   start_watcher
   say "engine $(docker -H "unix://$sock" version --format '{{.Server.Version}}') ready at $sock ($(cat "$run/accel"));" \
-    "image $((t_built - t_all)) s, boot to sshd $((t_ssh - t_boot)) s, to engine $((t_engine - t_boot)) s"
+    "image $((t_built - t_all)) s, accelerator choice $((t_qemu - t_boot)) s," \
+    "then boot to sshd $((t_ssh - t_qemu)) s, to engine $((t_engine - t_qemu)) s"
 }
 
 cmd_stop() {
