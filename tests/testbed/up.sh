@@ -8,6 +8,8 @@
 #   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests).
 #   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
 #   - shellcheck and dash, for install.sh's tests (POSIX sh, run under dash).
+#   - a Debian VM under QEMU with its own Docker engine, reached as colima's (vm/vm.sh; DEVBOX_TESTBED_VM=0
+#     skips it): QEMU, debootstrap to build its image, socat and ssh to reach it.
 # Idempotent: what is already there is left as it is. Runs as root, or as a user with sudo.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -22,6 +24,12 @@ command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 command -v crontab >/dev/null 2>&1 || missing="$missing cron"
 command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
 command -v dash >/dev/null 2>&1 || missing="$missing dash"
+command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
+command -v qemu-img >/dev/null 2>&1 || missing="$missing qemu-utils"
+command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
+command -v socat >/dev/null 2>&1 || missing="$missing socat"
+command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
+command -v flock >/dev/null 2>&1 || missing="$missing util-linux"
 if [ -n "$missing" ]; then
   echo "testbed: installing$missing"
   $sudo apt-get update -qq
@@ -54,4 +62,5 @@ fi
 sh tests/testbed/registry-image.sh devbox-testbed/registry:2.8 2.8
 sh tests/testbed/registry-image.sh devbox-testbed/registry:3 3
 sh tests/testbed/not-a-registry-image.sh devbox-testbed/not-a-registry
+[ "${DEVBOX_TESTBED_VM:-1}" = 0 ] || $sudo sh tests/testbed/vm/up.sh
 echo "testbed: Docker engine $(docker version --format '{{.Server.Version}}'), $(docker-registry --version 2>&1 | head -n 1), moto $(python3 -c 'import moto; print(moto.__version__)')"
