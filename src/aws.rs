@@ -25,6 +25,8 @@ pub struct AwsCredentials {
     session_token: Option<String>,
     /// When short-lived credentials (SSO, assume-role) stop working.
     pub expiry: Option<jiff::Timestamp>,
+    /// When devbox resolved them: with `expiry`, their lifetime.
+    pub resolved_at: jiff::Timestamp,
 }
 
 impl fmt::Debug for AwsCredentials {
@@ -49,6 +51,19 @@ impl AwsCredentials {
             env.push(("AWS_SESSION_TOKEN".to_string(), token.clone()));
         }
         env
+    }
+}
+
+#[cfg(test)]
+impl AwsCredentials {
+    pub fn for_tests(access_key_id: &str, expiry: Option<jiff::Timestamp>, resolved_at: jiff::Timestamp) -> Self {
+        AwsCredentials {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: format!("secret-of-{access_key_id}"),
+            session_token: None,
+            expiry,
+            resolved_at,
+        }
     }
 }
 
@@ -102,6 +117,7 @@ impl Aws {
             secret_access_key: resolved.secret_access_key().to_string(),
             session_token: resolved.session_token().map(String::from),
             expiry: resolved.expiry().and_then(|t| jiff::Timestamp::try_from(t).ok()),
+            resolved_at: jiff::Timestamp::now(),
         };
 
         let mut config = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s3.path_style);

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::api::RegistryApi;
+use super::cause::{self, StorageCause};
 use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide, line, verify};
 use crate::aws::{Aws, AwsCredentials};
 use crate::config::{RegistryConfig, Storage};
@@ -96,7 +97,7 @@ pub async fn pending(
 ) -> anyhow::Result<Option<Action>> {
     let Some(desired) = desired(engine, config).await? else { return Ok(None) };
     let existing = engine.container(&config.container).await?;
-    Ok(Some(decide(existing.as_ref(), &desired, credentials)))
+    Ok(Some(decide(existing.as_ref(), &desired, credentials, jiff::Timestamp::now())))
 }
 
 /// Removes devbox's registry container; `false` when there is none. A container of that name that
@@ -122,7 +123,7 @@ async fn up(
 ) -> anyhow::Result<UpOutcome> {
     let api = RegistryApi::new(&config.local_url())?;
     let credentials = s3.map(Aws::credentials);
-    let outcome = match decide(existing, desired, credentials) {
+    let outcome = match decide(existing, desired, credentials, jiff::Timestamp::now()) {
         Action::Refuse => return Err(Error::ForeignContainer { container: config.container.clone() }.into()),
         Action::Nothing => UpOutcome::Unchanged,
         Action::Start => {
@@ -234,6 +235,19 @@ async fn create_and_start(
         let _ = engine.remove_container(&config.container).await;
     }
     started
+}
+
+/// Why the registry cannot read its storage, from what it said (`said`: its error answer), or else
+/// from its recent log lines: once its storage health check has failed, it answers 503 with no
+/// detail, and only the log lines written before that name S3's reason.
+pub async fn storage_cause(engine: &Engine, container: &str, said: &str) -> Option<StorageCause> {
+    if let Some(cause) = cause::diagnose(said) {
+        return Some(cause);
+    }
+    use futures_util::StreamExt;
+    let lines: Vec<String> =
+        engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
+    lines.iter().rev().find_map(|line| cause::diagnose(line))
 }
 
 async fn last_log_lines(engine: &Engine, container: &str) -> String {

@@ -2,7 +2,9 @@
 //! compares with what runs (a pure decision). The thin steps that make it so are in `converge.rs`.
 
 pub mod api;
+pub mod cause;
 mod converge;
+pub mod lease;
 pub mod line;
 pub mod verify;
 
@@ -14,7 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::aws::AwsCredentials;
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, ContainerSpec};
-pub use converge::{Converged, connect_s3, converge, desired, pending, remove, wait_ready};
+pub use converge::{Converged, connect_s3, converge, desired, pending, remove, storage_cause, wait_ready};
+use lease::{Lease, LeaseVerdict};
 use line::{Layout, Line};
 
 pub const LABEL_MANAGED: &str = "devbox.managed";
@@ -23,6 +26,8 @@ pub const LABEL_CONFIG_HASH: &str = "devbox.config-hash";
 pub const LABEL_STORAGE: &str = "devbox.storage";
 pub const LABEL_READONLY: &str = "devbox.readonly";
 pub const LABEL_CREDENTIALS_EXPIRY: &str = "devbox.credentials-expiry";
+/// When devbox resolved the container's credentials: with the expiry, their lifetime.
+pub const LABEL_CREDENTIALS_ISSUED: &str = "devbox.credentials-issued";
 
 const TEMPLATE: &str = include_str!("../../templates/registry.yml");
 const DATA_IN_CONTAINER: &str = "/var/lib/registry";
@@ -135,7 +140,16 @@ pub enum Action {
 }
 
 /// Decides what `up` does. Pure: the tests drive it with every combination.
-pub fn decide(existing: Option<&ContainerInfo>, desired: &Desired, credentials: Option<&AwsCredentials>) -> Action {
+///
+/// Short-lived credentials differ on every resolution, so they are judged by the lease devbox
+/// recorded on the container: still good past the refresh window, the container stays. Long-lived
+/// keys are compared, so a rotated key still recreates it.
+pub fn decide(
+    existing: Option<&ContainerInfo>,
+    desired: &Desired,
+    credentials: Option<&AwsCredentials>,
+    now: jiff::Timestamp,
+) -> Action {
     let Some(existing) = existing else { return Action::Create };
     if existing.label(LABEL_MANAGED) != Some("true") {
         return Action::Refuse;
@@ -143,12 +157,28 @@ pub fn decide(existing: Option<&ContainerInfo>, desired: &Desired, credentials: 
     if existing.label(LABEL_CONFIG_HASH) != Some(desired.hash.as_str()) {
         return Action::Recreate("the configuration changed");
     }
-    if let Some(credentials) = credentials
-        && credentials.container_env().iter().any(|(key, value)| existing.env_value(key) != Some(value))
-    {
-        return Action::Recreate("the AWS credentials changed");
+    if let Some(credentials) = credentials {
+        let changed = credentials.container_env().iter().any(|(key, value)| existing.env_value(key) != Some(value));
+        match lease_of(existing).verdict(now) {
+            LeaseVerdict::Expired { .. } => return Action::Recreate("its AWS credentials expired"),
+            LeaseVerdict::Renew { .. } => return Action::Recreate("its AWS credentials are about to expire"),
+            // Fresh short-lived credentials are kept while they last, unless the host moved to
+            // long-lived keys: those are what the user wants from now on.
+            LeaseVerdict::Fresh { .. } if changed && credentials.expiry.is_none() => {
+                return Action::Recreate("the AWS credentials changed");
+            }
+            LeaseVerdict::Fresh { .. } => {}
+            LeaseVerdict::LongLived if changed => return Action::Recreate("the AWS credentials changed"),
+            LeaseVerdict::LongLived => {}
+        }
     }
     if existing.is_running() { Action::Nothing } else { Action::Start }
+}
+
+/// The lease of the credentials a container was made with, from its labels.
+pub fn lease_of(container: &ContainerInfo) -> Lease {
+    let at = |key| container.label(key).and_then(|v| v.parse::<jiff::Timestamp>().ok());
+    Lease { issued: at(LABEL_CREDENTIALS_ISSUED), expiry: at(LABEL_CREDENTIALS_EXPIRY) }
 }
 
 /// The container devbox runs for this config, with credentials when the storage is S3.
@@ -160,8 +190,11 @@ fn container_spec(config: &RegistryConfig, desired: &Desired, credentials: Optio
         (LABEL_STORAGE.to_string(), desired.storage.to_string()),
         (LABEL_READONLY.to_string(), desired.readonly.to_string()),
     ]);
-    if let Some(expiry) = credentials.and_then(|c| c.expiry) {
+    if let Some(credentials) = credentials
+        && let Some(expiry) = credentials.expiry
+    {
         labels.insert(LABEL_CREDENTIALS_EXPIRY.to_string(), expiry.to_string());
+        labels.insert(LABEL_CREDENTIALS_ISSUED.to_string(), credentials.resolved_at.to_string());
     }
     ContainerSpec {
         name: config.container.clone(),
@@ -297,17 +330,87 @@ mod tests {
         )
     }
 
+    fn now() -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_800_000_000).expect("a timestamp")
+    }
+
+    fn minutes(m: i64) -> jiff::Timestamp {
+        now().checked_add(jiff::SignedDuration::from_mins(m)).expect("a timestamp")
+    }
+
+    /// A running registry made with `made_with` (its env and lease labels, as container_spec writes them).
+    fn made_with(desired: &Desired, made_with: &AwsCredentials) -> ContainerInfo {
+        let spec = container_spec(&registry_config(Some("bucket"), ""), desired, Some(made_with));
+        let env = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        ContainerInfo::for_tests("running", spec.labels, env)
+    }
+
+    #[test]
+    fn short_lived_credentials_are_kept_until_the_refresh_window() {
+        let desired = Desired::from_config(&registry_config(Some("bucket"), ""), layout(Line::V3)).expect("desired");
+        // An hour-long session, made 1 minute ago; the host now resolves a different session.
+        let old = AwsCredentials::for_tests("ASIAOLD", Some(minutes(59)), minutes(-1));
+        let existing = made_with(&desired, &old);
+        let fresh = AwsCredentials::for_tests("ASIANEW", Some(minutes(60)), now());
+        assert_eq!(decide(Some(&existing), &desired, Some(&fresh), now()), Action::Nothing);
+        // 44 minutes left of 60: still outside the 15-minute window.
+        assert_eq!(decide(Some(&existing), &desired, Some(&fresh), minutes(14)), Action::Nothing);
+        assert_eq!(
+            decide(Some(&existing), &desired, Some(&fresh), minutes(45)),
+            Action::Recreate("its AWS credentials are about to expire")
+        );
+        assert_eq!(
+            decide(Some(&existing), &desired, Some(&fresh), minutes(60)),
+            Action::Recreate("its AWS credentials expired")
+        );
+    }
+
+    #[test]
+    fn rotated_long_lived_keys_still_recreate() {
+        let desired = Desired::from_config(&registry_config(Some("bucket"), ""), layout(Line::V3)).expect("desired");
+        let old = AwsCredentials::for_tests("AKIAOLD", None, minutes(-600));
+        let existing = made_with(&desired, &old);
+        let same = AwsCredentials::for_tests("AKIAOLD", None, now());
+        assert_eq!(decide(Some(&existing), &desired, Some(&same), now()), Action::Nothing);
+        let rotated = AwsCredentials::for_tests("AKIANEW", None, now());
+        assert_eq!(
+            decide(Some(&existing), &desired, Some(&rotated), now()),
+            Action::Recreate("the AWS credentials changed")
+        );
+        // From long-lived keys to a session, and back.
+        let session = AwsCredentials::for_tests("ASIA", Some(minutes(60)), now());
+        assert_eq!(
+            decide(Some(&existing), &desired, Some(&session), now()),
+            Action::Recreate("the AWS credentials changed")
+        );
+        let existing = made_with(&desired, &session);
+        assert_eq!(
+            decide(Some(&existing), &desired, Some(&rotated), now()),
+            Action::Recreate("the AWS credentials changed")
+        );
+    }
+
+    #[test]
+    fn the_lease_is_read_back_from_the_labels() {
+        let desired = Desired::from_config(&registry_config(Some("bucket"), ""), layout(Line::V3)).expect("desired");
+        let session = AwsCredentials::for_tests("ASIA", Some(minutes(60)), now());
+        let lease = lease_of(&made_with(&desired, &session));
+        assert_eq!(lease, Lease { issued: Some(now()), expiry: Some(minutes(60)) });
+        let long_lived = AwsCredentials::for_tests("AKIA", None, now());
+        assert_eq!(lease_of(&made_with(&desired, &long_lived)), Lease { issued: None, expiry: None });
+    }
+
     #[test]
     fn decide_converges() {
         let desired = Desired::from_config(&registry_config(None, ""), layout(Line::V2)).expect("desired");
-        assert_eq!(decide(None, &desired, None), Action::Create);
-        assert_eq!(decide(Some(&running(&desired.hash, "running")), &desired, None), Action::Nothing);
-        assert_eq!(decide(Some(&running(&desired.hash, "exited")), &desired, None), Action::Start);
+        assert_eq!(decide(None, &desired, None, now()), Action::Create);
+        assert_eq!(decide(Some(&running(&desired.hash, "running")), &desired, None, now()), Action::Nothing);
+        assert_eq!(decide(Some(&running(&desired.hash, "exited")), &desired, None, now()), Action::Start);
         assert_eq!(
-            decide(Some(&running("old", "running")), &desired, None),
+            decide(Some(&running("old", "running")), &desired, None, now()),
             Action::Recreate("the configuration changed")
         );
         let foreign = ContainerInfo::for_tests("running", HashMap::new(), vec![]);
-        assert_eq!(decide(Some(&foreign), &desired, None), Action::Refuse);
+        assert_eq!(decide(Some(&foreign), &desired, None, now()), Action::Refuse);
     }
 }

@@ -10,6 +10,8 @@ use crate::doctor::{CheckId, Finding, Remedy, Status};
 use crate::engine::{ContainerInfo, Engine};
 use crate::registry;
 use crate::registry::api::RegistryApi;
+use crate::registry::cause::StorageCause;
+use crate::registry::lease::{Lease, LeaseVerdict, human_until};
 
 pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
     async move { judge_container(&measure_container(&facts.engine, &probe.config.registry).await) }.boxed()
@@ -26,6 +28,8 @@ pub struct ContainerFound {
     pub port_held: bool,
     /// The configuration hash that the current devbox.toml gives, when it can be worked out.
     pub desired_hash: Option<String>,
+    /// When it was looked at: the container's credentials are judged against it.
+    pub now: jiff::Timestamp,
 }
 
 /// The registry container, in the terms the judge needs.
@@ -39,6 +43,8 @@ pub struct ContainerSeen {
     pub config_hash: Option<String>,
     pub image: String,
     pub id: String,
+    /// Its own AWS credentials, as devbox recorded them when it made the container.
+    pub lease: Lease,
 }
 
 impl ContainerSeen {
@@ -52,6 +58,7 @@ impl ContainerSeen {
             config_hash: container.label(registry::LABEL_CONFIG_HASH).map(String::from),
             image: container.image.clone(),
             id: container.id.clone(),
+            lease: registry::lease_of(container),
         }
     }
 
@@ -72,6 +79,7 @@ pub async fn measure_container(engine: &Engine, registry: &RegistryConfig) -> Co
         port_held: stopped && std::net::TcpListener::bind(("127.0.0.1", registry.port)).is_err(),
         container,
         desired_hash: registry::desired(engine, registry).await.ok().flatten().map(|desired| desired.hash),
+        now: jiff::Timestamp::now(),
     }
 }
 
@@ -122,6 +130,26 @@ pub fn judge_container(found: &ContainerFound) -> Finding {
     )
     .detail("image", container.image.clone())
     .detail("id", container.id.chars().take(12).collect::<String>());
+    // Its own credentials, not the host's: those are what S3 sees from the registry.
+    let finding = match container.lease.verdict(found.now) {
+        LeaseVerdict::Expired { expiry } => {
+            return Finding::fail(id, format!("{name}'s AWS credentials expired at {expiry}: S3 refuses the registry"))
+                .hint("Renew them: devbox recreates the registry with fresh credentials from your AWS profile.")
+                .remedy(Remedy::RegistryUp);
+        }
+        LeaseVerdict::Renew { expiry } => {
+            return Finding { status: Status::Warn, ..finding }
+                .detail("credentials", format!("expire at {expiry}"))
+                .hint(format!(
+                    "Its AWS credentials expire in {}; the renewal job should have renewed them by now.",
+                    human_until(found.now, expiry)
+                ))
+                .remedy(Remedy::RegistryUp);
+        }
+        LeaseVerdict::Fresh { expiry, renew_at } => finding
+            .detail("credentials", format!("expire in {}, renewed from {renew_at}", human_until(found.now, expiry))),
+        LeaseVerdict::LongLived => finding,
+    };
     match &found.desired_hash {
         Some(desired) if container.config_hash.as_ref() != Some(desired) => Finding { status: Status::Warn, ..finding }
             .hint("It was made from an older devbox.toml; recreate it to apply the current one.")
@@ -157,7 +185,9 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
     // them): they start with the ping. With no base image configured, the catalog is read.
     let (pinged, digests) = tokio::join!(api.ping(), probe.digests());
     if let Err(reason) = pinged {
-        return Finding::fail(id, reason).hint("See what the registry says: devbox registry logs --no-follow");
+        return explained(probe, &reason, Finding::fail(id, reason.clone())).await.unwrap_or_else(|| {
+            Finding::fail(id, reason).hint("See what the registry says: devbox registry logs --no-follow")
+        });
     }
     // Its behaviour, not devbox's labels, shows that it runs devbox's config.
     let proofs = match registry::verify::prove_connecting(&api, &probe.config.registry).await {
@@ -168,24 +198,44 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
                 .fix("devbox registry down && devbox registry up");
         }
         registry::verify::Verdict::Unproven(reason) => {
-            return Finding::fail(id, format!("{url}/v2/ answers, but {reason}"))
-                .hint("See what the registry says: devbox registry logs --no-follow");
+            let finding = Finding::fail(id, format!("{url}/v2/ answers, but {reason}"));
+            return explained(probe, &reason, finding.clone())
+                .await
+                .unwrap_or_else(|| finding.hint("See what the registry says: devbox registry logs --no-follow"));
         }
     };
     let unreadable = |reason: &str| {
         Finding::fail(id, format!("{url}/v2/ answers, but the registry cannot read its storage: {reason}"))
-            .hint("Check the bucket and credentials (`devbox doctor --check aws-credentials`) and `devbox registry logs --no-follow`.")
     };
-    match digests {
+    let generic = "Check the bucket and credentials (`devbox doctor --check aws-credentials`) and `devbox registry logs --no-follow`.";
+    let failed = match digests {
         Ok(digests) if !digests.is_empty() => {
-            Finding::ok(id, format!("{url}/v2/ answers; read {} manifests from storage{proofs}", digests.len()))
+            return Finding::ok(
+                id,
+                format!("{url}/v2/ answers; read {} manifests from storage{proofs}", digests.len()),
+            );
         }
-        Err(failed) => unreadable(&failed.summary),
+        Err(failed) => failed.summary,
         Ok(_) => match api.read_through(None).await {
-            Ok(what) => Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
-            Err(reason) => unreadable(&reason),
+            Ok(what) => return Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
+            Err(reason) => reason,
         },
-    }
+    };
+    explained(probe, &failed, unreadable(&failed)).await.unwrap_or_else(|| unreadable(&failed).hint(generic))
+}
+
+/// `finding` with the root cause the registry gives for a failed storage read, and its fix; `None`
+/// when neither its answer nor its logs name one.
+async fn explained(probe: &Probe<'_>, said: &str, finding: Finding) -> Option<Finding> {
+    let facts = probe.engine().await?;
+    let cause = registry::storage_cause(&facts.engine, &probe.config.registry.container, said).await?;
+    let summary = format!("{}: {}", finding.summary, cause.explain());
+    let finding = Finding { summary, ..finding }.hint(cause.hint());
+    Some(match cause {
+        StorageCause::Credentials { .. } => finding.remedy(Remedy::RegistryUp),
+        StorageCause::Clock { .. } => finding.remedy(Remedy::ClockSync),
+        StorageCause::NoSuchBucket | StorageCause::Unreachable { .. } => finding,
+    })
 }
 
 #[cfg(test)]
@@ -199,6 +249,7 @@ mod tests {
             container: Ok(container),
             port_held: false,
             desired_hash: Some("abc".into()),
+            now: jiff::Timestamp::from_second(1_800_000_000).expect("a timestamp"),
         }
     }
 
@@ -212,6 +263,7 @@ mod tests {
             config_hash: Some("abc".into()),
             image: "registry:2.8".into(),
             id: "0123456789abcdef".into(),
+            lease: Lease::default(),
         }
     }
 
@@ -292,5 +344,29 @@ mod tests {
     fn an_engine_error_is_the_finding() {
         let finding = judge_container(&ContainerFound { container: Err("engine said no".into()), ..found(None) });
         assert_eq!((finding.status, finding.summary.as_str()), (Status::Fail, "engine said no"));
+    }
+
+    #[test]
+    fn the_registrys_own_credentials_are_judged_by_their_lease() {
+        let at = |secs: i64| jiff::Timestamp::from_second(1_800_000_000 + secs).expect("a timestamp");
+        let with_lease = |issued: i64, expiry: i64| {
+            found(Some(ContainerSeen {
+                lease: Lease { issued: Some(at(issued)), expiry: Some(at(expiry)) },
+                ..running()
+            }))
+        };
+        // An hour-long session made 10 minutes ago: ok, with its expiry shown.
+        let fresh = judge_container(&with_lease(-600, 3000));
+        assert_eq!(fresh.status, Status::Ok, "{fresh:?}");
+        assert!(fresh.details.get("credentials").is_some_and(|v| v.contains("expire in 50 min")), "{fresh:?}");
+        // Within the last quarter: a warning, fixed by `registry up`.
+        let due = judge_container(&with_lease(-3000, 600));
+        assert_eq!((due.status, due.remedy), (Status::Warn, Some(Remedy::RegistryUp)), "{due:?}");
+        // Expired: a failure that names them, fixed by `registry up`.
+        let expired = judge_container(&with_lease(-3600, -1));
+        assert_eq!((expired.status, expired.remedy), (Status::Fail, Some(Remedy::RegistryUp)), "{expired:?}");
+        assert!(expired.summary.contains("AWS credentials expired"), "{expired:?}");
+        // Long-lived keys: nothing to judge.
+        assert_eq!(judge_container(&found(Some(running()))).status, Status::Ok);
     }
 }
