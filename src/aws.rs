@@ -13,7 +13,7 @@ use aws_sdk_s3::config::{ProvideCredentials, Region};
 use aws_sdk_s3::error::SdkError;
 
 use crate::config::{BucketName, S3Config};
-use crate::error::Error;
+use crate::error::{self, Error};
 
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -96,7 +96,7 @@ impl Aws {
         let resolved = tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials())
             .await
             .map_err(|_| no_credentials(format!("no answer within {}s", CREDENTIALS_TIMEOUT.as_secs())))?
-            .map_err(|e| no_credentials(error_chain(&e)))?;
+            .map_err(|e| no_credentials(error::chain(&e)))?;
         let credentials = AwsCredentials {
             access_key_id: resolved.access_key_id().to_string(),
             secret_access_key: resolved.secret_access_key().to_string(),
@@ -142,7 +142,7 @@ impl Aws {
     pub async fn identity(&self) -> Result<Identity, Error> {
         let out = self.sts.get_caller_identity().send().await.map_err(|e| Error::AwsCredentials {
             profile: String::new(),
-            reason: format!("STS GetCallerIdentity failed: {}", error_chain(&e)),
+            reason: format!("STS GetCallerIdentity failed: {}", error::chain(&e)),
         })?;
         Ok(Identity {
             account: out.account().unwrap_or_default().to_string(),
@@ -161,7 +161,7 @@ impl Aws {
             match e.raw_response().map(|r| r.status().as_u16()) {
                 Some(404) => format!("{} does not exist", at()),
                 Some(403) => format!("{}: access denied for these credentials", at()),
-                _ => format!("{}: {}", at(), error_chain(&e)),
+                _ => format!("{}: {}", at(), error::chain(&e)),
             }
         })?;
         let bytes = out.body.collect().await.map_err(|e| format!("{}: {e}", at()))?.into_bytes();
@@ -179,7 +179,7 @@ impl Aws {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| format!("cannot sign a URL for s3://{}/{key}: {}", self.bucket, error_chain(&e)))?;
+            .map_err(|e| format!("cannot sign a URL for s3://{}/{key}: {}", self.bucket, error::chain(&e)))?;
         Ok(request.uri().to_string())
     }
 
@@ -196,14 +196,14 @@ impl Aws {
         };
         match &err {
             SdkError::TimeoutError(_) => unreachable("no answer within 10s".into()),
-            SdkError::DispatchFailure(_) => unreachable(error_chain(&err)),
+            SdkError::DispatchFailure(_) => unreachable(error::chain(&err)),
             SdkError::ServiceError(service) => match service.raw().status().as_u16() {
                 404 => bucket("the bucket does not exist"),
                 403 => bucket("access denied for these credentials"),
                 301 | 400 => bucket("the bucket is in another region than registry.s3.region"),
                 status => bucket(&format!("unexpected HTTP status {status}")),
             },
-            _ => unreachable(error_chain(&err)),
+            _ => unreachable(error::chain(&err)),
         }
     }
 }
@@ -221,25 +221,11 @@ pub async fn get_object(s3: &S3Config, bucket: &str, key: &str, max_bytes: usize
             status => format!("HTTP {status} from {}", aws.endpoint),
         },
         SdkError::TimeoutError(_) => format!("{} did not answer within 10s", aws.endpoint),
-        _ => error_chain(&err),
+        _ => error::chain(&err),
     })?;
     if out.content_length().is_some_and(|len| len > max_bytes as i64) {
         return Err(format!("it is {} bytes; a devbox.toml is a few kilobytes", out.content_length().unwrap_or(0)));
     }
-    let body = out.body.collect().await.map_err(|e| error_chain(&e))?;
+    let body = out.body.collect().await.map_err(|e| error::chain(&e))?;
     Ok(body.into_bytes().to_vec())
-}
-
-/// An SDK error with its causes, on one line: the SDK's top-level messages are terse.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
 }

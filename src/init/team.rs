@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::config::S3Config;
 use crate::error::Error;
+use crate::http;
 
 const HEADER_PREFIX: &str = "# devbox: team config from ";
 const HEADER_NOTE: &str =
@@ -138,31 +139,14 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 async fn fetch_http(url: &str) -> Result<Vec<u8>, String> {
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client.get(url).send().await.map_err(|e| describe_reqwest(&e))?;
+    let client = http::for_url(url, FETCH_TIMEOUT, http::Redirects::Follow).map_err(|e| format!("{e:#}"))?;
+    let response = client.get(url).send().await.map_err(|e| http::describe(&e, FETCH_TIMEOUT))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    let bytes = response.bytes().await.map_err(|e| describe_reqwest(&e))?;
+    let bytes = response.bytes().await.map_err(|e| http::describe(&e, FETCH_TIMEOUT))?;
     Ok(bytes.to_vec())
-}
-
-fn describe_reqwest(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(&format!(": {cause_text}"));
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
