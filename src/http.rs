@@ -37,6 +37,8 @@ impl Redirects {
 }
 
 /// A client for services on this machine: no proxy, no TLS trust store, a short connect timeout.
+// The one home of `reqwest::Client::builder`.
+#[allow(clippy::disallowed_methods)]
 pub fn loopback(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
@@ -50,6 +52,8 @@ pub fn loopback(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwe
 
 /// A client for the outside world: proxies from the environment, rustls with the platform's trust
 /// store, and connect and overall timeouts.
+// The one home of `reqwest::Client::builder`.
+#[allow(clippy::disallowed_methods)]
 pub fn outside(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
