@@ -12,7 +12,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{ProvideCredentials, Region};
 use aws_sdk_s3::error::SdkError;
 
-use crate::config::{BucketName, S3Config};
+use crate::config::S3Config;
 use crate::error::{self, Error};
 
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(15);
@@ -168,6 +168,26 @@ impl Aws {
         String::from_utf8(bytes.to_vec()).map_err(|_| format!("{} is not text", at()))
     }
 
+    /// The object `key` of the bucket (a team's devbox.toml), refused above `max_bytes`. Errors
+    /// are one line for people.
+    pub async fn get_bytes(&self, key: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+        let (bucket, endpoint) = (&self.bucket, &self.endpoint);
+        let out = self.client.get_object().bucket(bucket).key(key).send().await.map_err(|err| match &err {
+            SdkError::ServiceError(service) => match service.raw().status().as_u16() {
+                404 => format!("no object {key} in bucket {bucket} at {endpoint} (HTTP 404)"),
+                403 => format!("access denied to s3://{bucket}/{key} for these credentials (HTTP 403)"),
+                status => format!("HTTP {status} from {endpoint}"),
+            },
+            SdkError::TimeoutError(_) => format!("{endpoint} did not answer within 10s"),
+            _ => error::chain(&err),
+        })?;
+        if out.content_length().is_some_and(|len| len > max_bytes as i64) {
+            return Err(format!("it is {} bytes; a devbox.toml is a few kilobytes", out.content_length().unwrap_or(0)));
+        }
+        let body = out.body.collect().await.map_err(|e| error::chain(&e))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
     /// A URL that lets a plain HTTP client GET the object `key` for `valid_for`, signed with these
     /// credentials (so self_update can download a release from a private bucket).
     pub async fn presigned_get(&self, key: &str, valid_for: Duration) -> Result<String, String> {
@@ -206,26 +226,4 @@ impl Aws {
             _ => unreachable(error::chain(&err)),
         }
     }
-}
-
-/// Reads one object (a team's devbox.toml) from `bucket`, with `s3`'s region, endpoint, addressing
-/// and profile. Errors are one line for people.
-pub async fn get_object(s3: &S3Config, bucket: &str, key: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
-    let mut settings = s3.clone();
-    settings.bucket = Some(BucketName::try_from(bucket.to_string())?);
-    let aws = Aws::connect(&settings).await.map_err(|e| e.to_string())?;
-    let out = aws.client.get_object().bucket(bucket).key(key).send().await.map_err(|err| match &err {
-        SdkError::ServiceError(service) => match service.raw().status().as_u16() {
-            404 => format!("no object {key} in bucket {bucket} at {} (HTTP 404)", aws.endpoint),
-            403 => format!("access denied to s3://{bucket}/{key} for these credentials (HTTP 403)"),
-            status => format!("HTTP {status} from {}", aws.endpoint),
-        },
-        SdkError::TimeoutError(_) => format!("{} did not answer within 10s", aws.endpoint),
-        _ => error::chain(&err),
-    })?;
-    if out.content_length().is_some_and(|len| len > max_bytes as i64) {
-        return Err(format!("it is {} bytes; a devbox.toml is a few kilobytes", out.content_length().unwrap_or(0)));
-    }
-    let body = out.body.collect().await.map_err(|e| error::chain(&e))?;
-    Ok(body.into_bytes().to_vec())
 }
