@@ -12,8 +12,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{ProvideCredentials, Region};
 use aws_sdk_s3::error::SdkError;
 
-use crate::config::{BucketName, S3Config};
-use crate::error::Error;
+use crate::config::S3Config;
+use crate::error::{self, Error};
 
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -111,7 +111,7 @@ impl Aws {
         let resolved = tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials())
             .await
             .map_err(|_| no_credentials(format!("no answer within {}s", CREDENTIALS_TIMEOUT.as_secs())))?
-            .map_err(|e| no_credentials(error_chain(&e)))?;
+            .map_err(|e| no_credentials(error::chain(&e)))?;
         let credentials = AwsCredentials {
             access_key_id: resolved.access_key_id().to_string(),
             secret_access_key: resolved.secret_access_key().to_string(),
@@ -158,7 +158,7 @@ impl Aws {
     pub async fn identity(&self) -> Result<Identity, Error> {
         let out = self.sts.get_caller_identity().send().await.map_err(|e| Error::AwsCredentials {
             profile: String::new(),
-            reason: format!("STS GetCallerIdentity failed: {}", error_chain(&e)),
+            reason: format!("STS GetCallerIdentity failed: {}", error::chain(&e)),
         })?;
         Ok(Identity {
             account: out.account().unwrap_or_default().to_string(),
@@ -177,11 +177,31 @@ impl Aws {
             match e.raw_response().map(|r| r.status().as_u16()) {
                 Some(404) => format!("{} does not exist", at()),
                 Some(403) => format!("{}: access denied for these credentials", at()),
-                _ => format!("{}: {}", at(), error_chain(&e)),
+                _ => format!("{}: {}", at(), error::chain(&e)),
             }
         })?;
         let bytes = out.body.collect().await.map_err(|e| format!("{}: {e}", at()))?.into_bytes();
         String::from_utf8(bytes.to_vec()).map_err(|_| format!("{} is not text", at()))
+    }
+
+    /// The object `key` of the bucket (a team's devbox.toml), refused above `max_bytes`. Errors
+    /// are one line for people.
+    pub async fn get_bytes(&self, key: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+        let (bucket, endpoint) = (&self.bucket, &self.endpoint);
+        let out = self.client.get_object().bucket(bucket).key(key).send().await.map_err(|err| match &err {
+            SdkError::ServiceError(service) => match service.raw().status().as_u16() {
+                404 => format!("no object {key} in bucket {bucket} at {endpoint} (HTTP 404)"),
+                403 => format!("access denied to s3://{bucket}/{key} for these credentials (HTTP 403)"),
+                status => format!("HTTP {status} from {endpoint}"),
+            },
+            SdkError::TimeoutError(_) => format!("{endpoint} did not answer within 10s"),
+            _ => error::chain(&err),
+        })?;
+        if out.content_length().is_some_and(|len| len > max_bytes as i64) {
+            return Err(format!("it is {} bytes; a devbox.toml is a few kilobytes", out.content_length().unwrap_or(0)));
+        }
+        let body = out.body.collect().await.map_err(|e| error::chain(&e))?;
+        Ok(body.into_bytes().to_vec())
     }
 
     /// A URL that lets a plain HTTP client GET the object `key` for `valid_for`, signed with these
@@ -195,7 +215,7 @@ impl Aws {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| format!("cannot sign a URL for s3://{}/{key}: {}", self.bucket, error_chain(&e)))?;
+            .map_err(|e| format!("cannot sign a URL for s3://{}/{key}: {}", self.bucket, error::chain(&e)))?;
         Ok(request.uri().to_string())
     }
 
@@ -259,50 +279,14 @@ impl Aws {
         };
         match &err {
             SdkError::TimeoutError(_) => unreachable("no answer within 10s".into()),
-            SdkError::DispatchFailure(_) => unreachable(error_chain(&err)),
+            SdkError::DispatchFailure(_) => unreachable(error::chain(&err)),
             SdkError::ServiceError(service) => match service.raw().status().as_u16() {
                 404 => bucket("the bucket does not exist"),
                 403 => bucket("access denied for these credentials"),
                 301 | 400 => bucket("the bucket is in another region than registry.s3.region"),
                 status => bucket(&format!("unexpected HTTP status {status}")),
             },
-            _ => unreachable(error_chain(&err)),
+            _ => unreachable(error::chain(&err)),
         }
     }
-}
-
-/// Reads one object (a team's devbox.toml) from `bucket`, with `s3`'s region, endpoint, addressing
-/// and profile. Errors are one line for people.
-pub async fn get_object(s3: &S3Config, bucket: &str, key: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
-    let mut settings = s3.clone();
-    settings.bucket = Some(BucketName::try_from(bucket.to_string())?);
-    let aws = Aws::connect(&settings).await.map_err(|e| e.to_string())?;
-    let out = aws.client.get_object().bucket(bucket).key(key).send().await.map_err(|err| match &err {
-        SdkError::ServiceError(service) => match service.raw().status().as_u16() {
-            404 => format!("no object {key} in bucket {bucket} at {} (HTTP 404)", aws.endpoint),
-            403 => format!("access denied to s3://{bucket}/{key} for these credentials (HTTP 403)"),
-            status => format!("HTTP {status} from {}", aws.endpoint),
-        },
-        SdkError::TimeoutError(_) => format!("{} did not answer within 10s", aws.endpoint),
-        _ => error_chain(&err),
-    })?;
-    if out.content_length().is_some_and(|len| len > max_bytes as i64) {
-        return Err(format!("it is {} bytes; a devbox.toml is a few kilobytes", out.content_length().unwrap_or(0)));
-    }
-    let body = out.body.collect().await.map_err(|e| error_chain(&e))?;
-    Ok(body.into_bytes().to_vec())
-}
-
-/// An SDK error with its causes, on one line: the SDK's top-level messages are terse.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
 }

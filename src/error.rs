@@ -1,5 +1,7 @@
 //! The errors users are expected to meet. Each says what happened and where (`Display`), what to do
 //! next (`hint`), and which exit code it means. Everything else travels as `anyhow` context.
+//!
+//! This is the crate's vocabulary, so it depends on nothing else in the crate.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -283,8 +285,77 @@ impl Error {
             Error::UpdateFailed { path, .. } => format!(
                 "Nothing was replaced: {} is still devbox {}. Run `devbox self-update` again, or reinstall with install.sh.",
                 path.display(),
-                crate::update::CURRENT_VERSION
+                // The build's version, as `update::CURRENT_VERSION` has it; named here from the
+                // compiler so the error vocabulary needs nothing from the crate.
+                env!("CARGO_PKG_VERSION")
             ),
         })
+    }
+}
+
+/// An error and its causes, as people read them: each message once (a wrapper often repeats its
+/// source's message inside its own), outermost first. Works for `anyhow::Error` (`chain(&*err)`,
+/// or `err.as_ref()`) and any `std::error::Error`.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    parts
+}
+
+/// An error with its causes on one line, joined by ": ". The one formatter of error chains.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    causes(err).join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Wrapped {
+        message: String,
+        #[source]
+        source: Option<Box<Wrapped>>,
+    }
+
+    fn wrapped(messages: &[&str]) -> Wrapped {
+        messages
+            .iter()
+            .rev()
+            .fold(None, |source, message| Some(Wrapped { message: message.to_string(), source: source.map(Box::new) }))
+            .expect("at least one message")
+    }
+
+    #[test]
+    fn a_chain_says_each_cause_once_outermost_first() {
+        assert_eq!(
+            chain(&wrapped(&["error sending request", "connect", "Connection refused"])),
+            "error sending request: connect: Connection refused"
+        );
+        // A wrapper that repeats its source's words does not make them appear twice.
+        assert_eq!(chain(&wrapped(&["dispatch failure: io error", "io error"])), "dispatch failure: io error");
+        assert_eq!(chain(&wrapped(&["alone"])), "alone");
+    }
+
+    #[test]
+    fn anyhow_errors_are_chained_the_same_way() {
+        let err = anyhow::Error::new(wrapped(&["inner"])).context("outer");
+        assert_eq!(chain(&*err), "outer: inner");
+        assert_eq!(causes(err.as_ref()), ["outer", "inner"]);
+    }
+
+    #[test]
+    fn exit_codes_come_from_the_first_expected_error_in_the_chain() {
+        let err = anyhow::Error::new(Error::NoReleaseFeed).context("checking for a new release");
+        assert_eq!(exit_status_of(&err), ExitStatus::Usage);
+        assert_eq!(exit_status_of(&anyhow::anyhow!("something else")), ExitStatus::Failure);
     }
 }

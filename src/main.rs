@@ -14,6 +14,7 @@ mod doctor;
 mod engine;
 mod env;
 mod error;
+mod http;
 mod images;
 mod init;
 mod paths;

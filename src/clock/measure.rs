@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use jiff::Timestamp;
 
 use super::{ClockName, Reading, http_date, offset_from, offset_from_http_date};
 use crate::config::S3Config;
 use crate::engine::{Engine, EngineInfo};
+use crate::http;
 
 /// How long one clock may take to answer. A clock that is slower than this is not worth reading.
 pub const CLOCK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -25,16 +25,10 @@ pub fn s3_clock_url(s3: &S3Config) -> Option<String> {
     Some(format!("{endpoint}/{bucket}"))
 }
 
-/// A client for `url`. Plain HTTP (an S3-compatible store on this machine) needs no trust store,
-/// and loading the system's certificates costs more than the request itself.
+/// A client for `url`: the loopback one for an S3-compatible store on this machine, else the
+/// outside one. Redirects are not followed: the first answer's `Date` is the clock.
 pub fn http_client(url: &str) -> anyhow::Result<reqwest::Client> {
-    let builder = reqwest::Client::builder()
-        .timeout(CLOCK_TIMEOUT)
-        .connect_timeout(Duration::from_secs(2))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy();
-    let builder = if url.starts_with("http://") { builder.tls_certs_only([]) } else { builder };
-    builder.build().context("building the HTTP client")
+    http::for_url(url, CLOCK_TIMEOUT, http::Redirects::None)
 }
 
 /// S3's clock for the configured bucket; skipped (nothing wrong) when no bucket is configured.
@@ -110,19 +104,7 @@ pub async fn engine_clock(engine: &Engine) -> (Reading, Option<EngineInfo>) {
 }
 
 fn describe(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        format!("no answer within {}s", CLOCK_TIMEOUT.as_secs())
-    } else if err.is_connect() {
-        "cannot connect (connection refused, or no route)".to_string()
-    } else {
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            text = format!("{text}: {cause}");
-            source = cause.source();
-        }
-        text
-    }
+    http::describe(err, CLOCK_TIMEOUT)
 }
 
 #[cfg(test)]

@@ -1,33 +1,34 @@
 //! The Docker engine, in devbox's terms. Only this module imports bollard; commands see
 //! `Engine`, `ContainerSpec` and `ContainerInfo`.
 
+mod connect;
 mod endpoint;
 mod listing;
+mod model;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, SystemInfo};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptions, RemoveContainerOptionsBuilder,
     RestartContainerOptionsBuilder, TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 
-use crate::env::Environment;
-use crate::error::{Attempt, Error};
+use crate::error::Error;
 use crate::ui::{Progress, TransferState};
 
 pub use listing::{ContainerEntry, ImageEntry, RemoveError};
+#[cfg(test)]
+pub use model::info_from_json;
+pub use model::{ContainerInfo, ContainerSpec, EngineInfo, ImageInfo, OneShotOutcome, OneShotSpec};
 
 /// How long devbox waits for the engine to answer one ordinary request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long one candidate endpoint has to answer a ping during discovery.
-const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A connected engine.
 pub struct Engine {
@@ -36,161 +37,7 @@ pub struct Engine {
     timeout: Duration,
 }
 
-/// The engine's own account of itself (`GET /info`), the parts devbox uses.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct EngineInfo {
-    /// The engine's clock, as `SystemTime` reports it; `None` if absent or unparsable.
-    pub system_time: Option<jiff::Timestamp>,
-    /// `SystemTime` exactly as the engine sent it.
-    pub system_time_raw: Option<String>,
-    pub server_version: String,
-    pub api_version: String,
-    /// e.g. "Docker Desktop", "Ubuntu 24.04 LTS", "Debian GNU/Linux 12 (bookworm)"
-    pub operating_system: String,
-    /// "linux" or "windows"
-    pub os_type: String,
-    pub kernel_version: String,
-    /// The engine host's name, e.g. "docker-desktop", "colima", "lima-rancher-desktop"
-    pub name: String,
-    pub docker_root_dir: String,
-    pub labels: Vec<String>,
-}
-
-/// An image as the engine has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageInfo {
-    pub id: String,
-    /// `repo@sha256:…` for each registry the image was pulled from or pushed to.
-    pub repo_digests: Vec<String>,
-    /// The image's own `Entrypoint` and `Cmd`: how it starts when nothing overrides them.
-    pub entrypoint: Vec<String>,
-    pub cmd: Vec<String>,
-}
-
-impl ImageInfo {
-    /// The digest this image has in `repo` (e.g. `127.0.0.1:5000/base/go`), if it came from there.
-    pub fn digest_in(&self, repo: &str) -> Option<&str> {
-        self.repo_digests.iter().find_map(|d| d.strip_prefix(repo)?.strip_prefix('@'))
-    }
-}
-
-/// What devbox wants a container to be.
-#[derive(Clone)]
-pub struct ContainerSpec {
-    pub name: String,
-    pub image: String,
-    /// Values may be credentials: they go to the engine and nowhere else.
-    pub env: Vec<(String, String)>,
-    pub labels: HashMap<String, String>,
-    /// (host address, host port, container port)
-    pub publish: Option<(String, u16, u16)>,
-    /// (volume name, mount point)
-    pub volume: Option<(String, String)>,
-    pub extra_hosts: Vec<String>,
-    pub restart_unless_stopped: bool,
-    /// Replaces the image's `Cmd` when not empty.
-    pub cmd: Vec<String>,
-}
-
-/// A short-lived container that runs one command and is removed (e.g. the clock helper).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OneShotSpec {
-    pub name: String,
-    pub image: String,
-    pub entrypoint: Vec<String>,
-    pub args: Vec<String>,
-    pub user: String,
-    /// Linux capabilities added to the default set, e.g. "SYS_TIME".
-    pub cap_add: Vec<String>,
-    /// No network at all: the helper needs none.
-    pub network_none: bool,
-    pub labels: HashMap<String, String>,
-}
-
-/// How a one-shot container ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OneShotOutcome {
-    /// It ran and exited with this code, having printed this.
-    Exited { code: i64, output: String },
-    /// It never ran: the engine refused to create or start it, in these words.
-    NotStarted { reason: String },
-}
-
-/// What a container is, as far as devbox cares.
-#[derive(Clone)]
-pub struct ContainerInfo {
-    pub id: String,
-    pub created: String,
-    pub state: String,
-    pub image: String,
-    pub labels: HashMap<String, String>,
-    /// "host address:host port" for each published port.
-    pub published: Vec<String>,
-    env: Vec<String>,
-}
-
-impl ContainerInfo {
-    pub fn is_running(&self) -> bool {
-        self.state == "running"
-    }
-
-    pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.get(key).map(String::as_str)
-    }
-
-    /// The value of one environment variable, for comparing in memory; never printed.
-    pub fn env_value(&self, key: &str) -> Option<&str> {
-        self.env.iter().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-    }
-}
-
-#[cfg(test)]
-impl ContainerInfo {
-    pub fn for_tests(state: &str, labels: HashMap<String, String>, env: Vec<String>) -> Self {
-        ContainerInfo {
-            id: "0123456789ab".into(),
-            created: String::new(),
-            state: state.into(),
-            image: "registry:2.8.3".into(),
-            labels,
-            published: vec![],
-            env,
-        }
-    }
-}
-
-// Environment values can hold credentials, so they never reach a debug print.
-impl fmt::Debug for ContainerInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContainerInfo")
-            .field("id", &self.id)
-            .field("state", &self.state)
-            .field("image", &self.image)
-            .field("labels", &self.labels)
-            .field("published", &self.published)
-            .field("env", &format_args!("<{} variables>", self.env.len()))
-            .finish()
-    }
-}
-
 impl Engine {
-    /// Finds and connects to the engine, trying each place in turn. The error names every place tried.
-    pub async fn connect(env: &Environment) -> Result<Engine, Error> {
-        let plan = endpoint::plan(env, std::env::consts::OS);
-        let mut tried: Vec<Attempt> =
-            plan.notes.into_iter().map(|(place, outcome)| Attempt { place, outcome }).collect();
-        for candidate in plan.candidates {
-            let place = format!("{} ({})", candidate.host, candidate.origin);
-            match try_connect(&candidate.host).await {
-                Ok(docker) => {
-                    return Ok(Engine { docker, endpoint: candidate.host, timeout: DEFAULT_TIMEOUT });
-                }
-                Err(outcome) => tried.push(Attempt { place, outcome }),
-            }
-        }
-        Err(Error::EngineUnreachable { tried })
-    }
-
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -248,7 +95,7 @@ impl Engine {
     /// The engine's info: version, operating system, clock. `api_version` is what devbox speaks.
     pub async fn info(&self) -> anyhow::Result<EngineInfo> {
         let info = self.call("reading the engine's info", self.docker.info()).await?;
-        Ok(engine_info(info, self.docker.client_version().to_string()))
+        Ok(model::engine_info(info, self.docker.client_version().to_string()))
     }
 
     /// The container called `name`, if there is one.
@@ -493,55 +340,6 @@ impl Engine {
     }
 }
 
-/// devbox's view of the engine's `GET /info` answer.
-fn engine_info(info: SystemInfo, api_version: String) -> EngineInfo {
-    let system_time_raw = info.system_time.clone();
-    EngineInfo {
-        system_time: system_time_raw.as_deref().and_then(|t| t.parse().ok()),
-        system_time_raw,
-        server_version: info.server_version.unwrap_or_default(),
-        api_version,
-        operating_system: info.operating_system.unwrap_or_default(),
-        os_type: info.os_type.unwrap_or_default(),
-        kernel_version: info.kernel_version.unwrap_or_default(),
-        name: info.name.unwrap_or_default(),
-        docker_root_dir: info.docker_root_dir.unwrap_or_default(),
-        labels: info.labels.unwrap_or_default(),
-    }
-}
-
-/// An `EngineInfo` from a recorded `GET /info` answer (`docker info --format '{{json .}}'`),
-/// through the same mapping as a live engine's.
-#[cfg(test)]
-pub fn info_from_json(json: &str) -> EngineInfo {
-    let info: SystemInfo = serde_json::from_str(json).expect("a recorded engine info payload");
-    engine_info(info, "1.41".into())
-}
-
-async fn try_connect(host: &str) -> Result<Docker, String> {
-    let timeout = DEFAULT_TIMEOUT.as_secs();
-    let docker = if let Some(path) = host.strip_prefix("unix://") {
-        if !std::path::Path::new(path).exists() {
-            return Err("no socket there".into());
-        }
-        Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
-    } else if host.starts_with("tcp://") || host.starts_with("http://") {
-        Docker::connect_with_http(host, timeout, bollard::API_DEFAULT_VERSION)
-    } else if host.starts_with("npipe://") {
-        Docker::connect_with_host(host)
-    } else {
-        return Err("unsupported scheme: devbox speaks unix://, tcp:// and npipe:// (for ssh://, forward the socket and use unix://)".into());
-    }
-    .map_err(|e| e.to_string())?;
-    // One request proves the engine answers and settles the API version: older engines (Debian's
-    // 20.10 speaks API 1.41) refuse bollard's newer default.
-    match tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version()).await {
-        Err(_) => Err(format!("no answer within {}s", PING_TIMEOUT.as_secs())),
-        Ok(Err(e)) => Err(engine_message(&e)),
-        Ok(Ok(docker)) => Ok(docker),
-    }
-}
-
 fn failed(what: &str, err: &bollard::errors::Error) -> anyhow::Error {
     anyhow::anyhow!(engine_message(err)).context(format!("{what} failed"))
 }
@@ -604,21 +402,5 @@ mod tests {
         ));
         assert!(is_port_conflict("listen tcp4 127.0.0.1:5000: bind: address already in use"));
         assert!(!is_port_conflict("no such image"));
-    }
-
-    #[test]
-    fn container_debug_never_shows_environment_values() {
-        let info = ContainerInfo {
-            id: "abc".into(),
-            created: String::new(),
-            state: "running".into(),
-            image: "registry:2".into(),
-            labels: HashMap::new(),
-            published: vec![],
-            env: vec!["AWS_SECRET_ACCESS_KEY=hunter2".into()],
-        };
-        assert!(!format!("{info:?}").contains("hunter2"));
-        assert_eq!(info.env_value("AWS_SECRET_ACCESS_KEY"), Some("hunter2"));
-        assert_eq!(info.env_value("AWS_SECRET"), None);
     }
 }

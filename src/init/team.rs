@@ -6,8 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::S3Config;
+use anyhow::Context;
+
+use crate::aws::Aws;
+use crate::config::{BucketName, S3Config};
 use crate::error::Error;
+use crate::http;
 
 const HEADER_PREFIX: &str = "# devbox: team config from ";
 const HEADER_NOTE: &str =
@@ -119,18 +123,27 @@ pub fn diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
 }
 
 /// Fetches the team config's text. S3 is read with the current config's `[registry.s3]` settings
-/// (region, endpoint, profile), the bucket and key taken from the source.
-pub async fn fetch(source: &TeamSource, s3: &S3Config) -> Result<String, Error> {
+/// (region, endpoint, profile), the bucket and key taken from the source. AWS credentials and
+/// endpoint problems keep their own error (and its hint: log in, check the endpoint), under the
+/// context of this fetch.
+pub async fn fetch(source: &TeamSource, s3: &S3Config) -> anyhow::Result<String> {
     let failed = |reason: String| Error::TeamConfigFetch { from: source.display(), reason };
     let bytes = match source {
         TeamSource::Path(path) => read_file(path).map_err(failed)?,
         TeamSource::Http(url) => fetch_http(url).await.map_err(failed)?,
-        TeamSource::S3 { bucket, key } => crate::aws::get_object(s3, bucket, key, MAX_BYTES).await.map_err(failed)?,
+        TeamSource::S3 { bucket, key } => {
+            let mut settings = s3.clone();
+            settings.bucket = Some(BucketName::try_from(bucket.clone()).map_err(failed)?);
+            let aws = Aws::connect(&settings)
+                .await
+                .with_context(|| format!("cannot fetch the team config from {}", source.display()))?;
+            aws.get_bytes(key, MAX_BYTES).await.map_err(failed)?
+        }
     };
     if bytes.len() > MAX_BYTES {
-        return Err(failed(format!("it is {} bytes; a devbox.toml is a few kilobytes", bytes.len())));
+        return Err(failed(format!("it is {} bytes; a devbox.toml is a few kilobytes", bytes.len())).into());
     }
-    String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))
+    Ok(String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))?)
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, String> {
@@ -138,31 +151,14 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 async fn fetch_http(url: &str) -> Result<Vec<u8>, String> {
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client.get(url).send().await.map_err(|e| describe_reqwest(&e))?;
+    let client = http::for_url(url, FETCH_TIMEOUT, http::Redirects::Follow).map_err(|e| format!("{e:#}"))?;
+    let response = client.get(url).send().await.map_err(|e| http::describe(&e, FETCH_TIMEOUT))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    let bytes = response.bytes().await.map_err(|e| describe_reqwest(&e))?;
+    let bytes = response.bytes().await.map_err(|e| http::describe(&e, FETCH_TIMEOUT))?;
     Ok(bytes.to_vec())
-}
-
-fn describe_reqwest(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(&format!(": {cause_text}"));
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::http;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -15,15 +15,8 @@ pub struct RegistryApi {
 
 impl RegistryApi {
     pub fn new(base: &str) -> anyhow::Result<Self> {
-        // The registry is plain HTTP on loopback: an empty trust store spares loading the
-        // system's certificates, which costs more than the requests themselves.
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(2))
-            .no_proxy()
-            .tls_certs_only([])
-            .build()
-            .context("building the HTTP client")?;
+        // The registry is plain HTTP on loopback.
+        let http = http::loopback(REQUEST_TIMEOUT, http::Redirects::Follow)?;
         Ok(RegistryApi { base: base.trim_end_matches('/').to_string(), http })
     }
 
@@ -101,13 +94,7 @@ impl RegistryApi {
 }
 
 fn describe(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())
-    } else if err.is_connect() {
-        "connection refused".to_string()
-    } else {
-        err.to_string()
-    }
+    http::describe(err, REQUEST_TIMEOUT)
 }
 
 /// How the registry answered the start of a blob upload.

@@ -73,7 +73,7 @@ pub async fn install(
         }
         _ => None,
     };
-    let exe = std::env::current_exe()?;
+    let exe = crate::env::current_exe()?;
     let job_env =
         JobEnv { exe: std::fs::canonicalize(&exe).unwrap_or(exe), state_dir: paths.state_dir().to_path_buf(), config };
     std::fs::create_dir_all(paths.state_dir().join("logs"))?;

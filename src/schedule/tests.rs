@@ -175,7 +175,7 @@ fn systemd_analyze_verifies_the_units() {
     assert!(out.status.success());
     let dir = tempfile::tempdir().expect("tempdir");
     // A real executable, as systemd checks that ExecStart's program exists.
-    let exe = std::env::current_exe().expect("exe");
+    let exe = crate::env::current_exe().expect("exe");
     let job_env = JobEnv { exe, state_dir: dir.path().join("state"), config: None };
     let mut units = Vec::new();
     for job in all_jobs() {

@@ -112,12 +112,9 @@ impl Printer {
 /// Prints the final error with its chain of causes and its hint. Only `main` calls this.
 pub fn print_error(err: &anyhow::Error, hint: Option<String>) {
     let mut text = format!("{} {err}", console::style("error:").red().bold());
-    for cause in err.chain().skip(1) {
-        let cause = cause.to_string();
-        // anyhow chains often repeat the inner message inside the outer one; say each thing once.
-        if !text.contains(&cause) {
-            text.push_str(&format!("\n  caused by: {cause}"));
-        }
+    // anyhow chains often repeat the inner message inside the outer one: `causes` says each once.
+    for cause in crate::error::causes(err.as_ref()).iter().skip(1) {
+        text.push_str(&format!("\n  caused by: {cause}"));
     }
     if let Some(hint) = hint {
         text.push_str(&format!("\n{} {hint}", console::style("hint:").cyan().bold()));

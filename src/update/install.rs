@@ -13,6 +13,7 @@ use super::{CURRENT_VERSION, Feed, SUMS_FILE, archive_name, parse_version, this_
 use crate::aws::Aws;
 use crate::config::{BucketName, Config};
 use crate::error::Error;
+use crate::http;
 
 /// How long the archive's download may take.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(300);
@@ -37,24 +38,13 @@ pub async fn latest_version(feed: &Feed, config: &Config, timeout: Duration) -> 
 }
 
 async fn http_text(url: &str, timeout: Duration) -> Result<String, String> {
-    let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
-    let response = http.get(url).send().await.map_err(|e| format!("GET {url}: {}", describe(&e)))?;
+    let client = http::for_url(url, timeout, http::Redirects::Follow).map_err(|e| format!("{e:#}"))?;
+    let response = client.get(url).send().await.map_err(|e| format!("GET {url}: {}", http::describe(&e, timeout)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("GET {url} answered HTTP {status}"));
     }
-    response.text().await.map_err(|e| format!("GET {url}: {}", describe(&e)))
-}
-
-fn describe(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    response.text().await.map_err(|e| format!("GET {url}: {}", http::describe(&e, timeout)))
 }
 
 fn github_latest(owner: &str, name: &str, timeout: Duration) -> Result<String, String> {

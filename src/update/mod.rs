@@ -138,7 +138,7 @@ pub fn package_manager(exe: &Path, marker: Option<&str>) -> Option<String> {
 /// The thin wrapper: where this process's binary really lives, and who owns it.
 pub fn this_binary() -> anyhow::Result<(std::path::PathBuf, Option<String>)> {
     use anyhow::Context;
-    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let exe = crate::env::current_exe().context("cannot find this program's own path")?;
     let exe = exe.canonicalize().with_context(|| format!("cannot resolve {}", exe.display()))?;
     let marker = exe.parent().and_then(|dir| std::fs::read_to_string(dir.join(PACKAGE_MARKER)).ok());
     let owner = package_manager(&exe, marker.as_deref());

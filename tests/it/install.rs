@@ -72,6 +72,8 @@ fn install_sh_under_dash_installs_a_verified_release_that_runs() {
     assert_eq!(feed.requested(), ["latest", archive.as_str(), "v0.2.0/SHA256SUMS"]);
 
     // Run again with the install dir on PATH: no PATH hint, the same binary.
+    // The test's own PATH, extended for the child: tests have no `Environment` to ask.
+    #[allow(clippy::disallowed_methods)]
     let path = format!("{}:{}", run.install_dir().display(), std::env::var("PATH").unwrap_or_default());
     let again = run.install("sh", &feed, &[("PATH", &path)]);
     let (stdout, stderr) = text(&again);

@@ -1,0 +1,55 @@
+//! Finding the engine: each candidate endpoint in turn, until one answers.
+
+use std::time::Duration;
+
+use bollard::Docker;
+
+use super::{DEFAULT_TIMEOUT, Engine, endpoint, engine_message};
+use crate::env::Environment;
+use crate::error::{Attempt, Error};
+
+/// How long one candidate endpoint has to answer a ping during discovery.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Engine {
+    /// Finds and connects to the engine, trying each place in turn. The error names every place tried.
+    pub async fn connect(env: &Environment) -> Result<Engine, Error> {
+        let plan = endpoint::plan(env, std::env::consts::OS);
+        let mut tried: Vec<Attempt> =
+            plan.notes.into_iter().map(|(place, outcome)| Attempt { place, outcome }).collect();
+        for candidate in plan.candidates {
+            let place = format!("{} ({})", candidate.host, candidate.origin);
+            match try_connect(&candidate.host).await {
+                Ok(docker) => {
+                    return Ok(Engine { docker, endpoint: candidate.host, timeout: DEFAULT_TIMEOUT });
+                }
+                Err(outcome) => tried.push(Attempt { place, outcome }),
+            }
+        }
+        Err(Error::EngineUnreachable { tried })
+    }
+}
+
+async fn try_connect(host: &str) -> Result<Docker, String> {
+    let timeout = DEFAULT_TIMEOUT.as_secs();
+    let docker = if let Some(path) = host.strip_prefix("unix://") {
+        if !std::path::Path::new(path).exists() {
+            return Err("no socket there".into());
+        }
+        Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(host, timeout, bollard::API_DEFAULT_VERSION)
+    } else if host.starts_with("npipe://") {
+        Docker::connect_with_host(host)
+    } else {
+        return Err("unsupported scheme: devbox speaks unix://, tcp:// and npipe:// (for ssh://, forward the socket and use unix://)".into());
+    }
+    .map_err(|e| e.to_string())?;
+    // One request proves the engine answers and settles the API version: older engines (Debian's
+    // 20.10 speaks API 1.41) refuse bollard's newer default.
+    match tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version()).await {
+        Err(_) => Err(format!("no answer within {}s", PING_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(engine_message(&e)),
+        Ok(Ok(docker)) => Ok(docker),
+    }
+}

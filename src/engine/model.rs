@@ -1,0 +1,190 @@
+//! What devbox knows of the engine's things: its info, images, containers and one-shot runs, as
+//! plain values. `mod.rs` fills them from bollard's answers.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bollard::models::SystemInfo;
+
+/// The engine's own account of itself (`GET /info`), the parts devbox uses.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EngineInfo {
+    /// The engine's clock, as `SystemTime` reports it; `None` if absent or unparsable.
+    pub system_time: Option<jiff::Timestamp>,
+    /// `SystemTime` exactly as the engine sent it.
+    pub system_time_raw: Option<String>,
+    pub server_version: String,
+    pub api_version: String,
+    /// e.g. "Docker Desktop", "Ubuntu 24.04 LTS", "Debian GNU/Linux 12 (bookworm)"
+    pub operating_system: String,
+    /// "linux" or "windows"
+    pub os_type: String,
+    pub kernel_version: String,
+    /// The engine host's name, e.g. "docker-desktop", "colima", "lima-rancher-desktop"
+    pub name: String,
+    pub docker_root_dir: String,
+    pub labels: Vec<String>,
+}
+
+/// An image as the engine has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    /// `repo@sha256:…` for each registry the image was pulled from or pushed to.
+    pub repo_digests: Vec<String>,
+    /// The image's own `Entrypoint` and `Cmd`: how it starts when nothing overrides them.
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+}
+
+impl ImageInfo {
+    /// The digest this image has in `repo` (e.g. `127.0.0.1:5000/base/go`), if it came from there.
+    pub fn digest_in(&self, repo: &str) -> Option<&str> {
+        self.repo_digests.iter().find_map(|d| d.strip_prefix(repo)?.strip_prefix('@'))
+    }
+}
+
+/// What devbox wants a container to be.
+#[derive(Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// Values may be credentials: they go to the engine and nowhere else.
+    pub env: Vec<(String, String)>,
+    pub labels: HashMap<String, String>,
+    /// (host address, host port, container port)
+    pub publish: Option<(String, u16, u16)>,
+    /// (volume name, mount point)
+    pub volume: Option<(String, String)>,
+    pub extra_hosts: Vec<String>,
+    pub restart_unless_stopped: bool,
+    /// Replaces the image's `Cmd` when not empty.
+    pub cmd: Vec<String>,
+}
+
+/// A short-lived container that runs one command and is removed (e.g. the clock helper).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneShotSpec {
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Vec<String>,
+    pub args: Vec<String>,
+    pub user: String,
+    /// Linux capabilities added to the default set, e.g. "SYS_TIME".
+    pub cap_add: Vec<String>,
+    /// No network at all: the helper needs none.
+    pub network_none: bool,
+    pub labels: HashMap<String, String>,
+}
+
+/// How a one-shot container ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OneShotOutcome {
+    /// It ran and exited with this code, having printed this.
+    Exited { code: i64, output: String },
+    /// It never ran: the engine refused to create or start it, in these words.
+    NotStarted { reason: String },
+}
+
+/// What a container is, as far as devbox cares.
+#[derive(Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub created: String,
+    pub state: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    /// "host address:host port" for each published port.
+    pub published: Vec<String>,
+    pub(super) env: Vec<String>,
+}
+
+impl ContainerInfo {
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    /// The value of one environment variable, for comparing in memory; never printed.
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env.iter().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    }
+}
+
+#[cfg(test)]
+impl ContainerInfo {
+    pub fn for_tests(state: &str, labels: HashMap<String, String>, env: Vec<String>) -> Self {
+        ContainerInfo {
+            id: "0123456789ab".into(),
+            created: String::new(),
+            state: state.into(),
+            image: "registry:2.8.3".into(),
+            labels,
+            published: vec![],
+            env,
+        }
+    }
+}
+
+// Environment values can hold credentials, so they never reach a debug print.
+impl fmt::Debug for ContainerInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerInfo")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("image", &self.image)
+            .field("labels", &self.labels)
+            .field("published", &self.published)
+            .field("env", &format_args!("<{} variables>", self.env.len()))
+            .finish()
+    }
+}
+
+/// devbox's view of the engine's `GET /info` answer.
+pub(super) fn engine_info(info: SystemInfo, api_version: String) -> EngineInfo {
+    let system_time_raw = info.system_time.clone();
+    EngineInfo {
+        system_time: system_time_raw.as_deref().and_then(|t| t.parse().ok()),
+        system_time_raw,
+        server_version: info.server_version.unwrap_or_default(),
+        api_version,
+        operating_system: info.operating_system.unwrap_or_default(),
+        os_type: info.os_type.unwrap_or_default(),
+        kernel_version: info.kernel_version.unwrap_or_default(),
+        name: info.name.unwrap_or_default(),
+        docker_root_dir: info.docker_root_dir.unwrap_or_default(),
+        labels: info.labels.unwrap_or_default(),
+    }
+}
+
+/// An `EngineInfo` from a recorded `GET /info` answer (`docker info --format '{{json .}}'`),
+/// through the same mapping as a live engine's.
+#[cfg(test)]
+pub fn info_from_json(json: &str) -> EngineInfo {
+    let info: SystemInfo = serde_json::from_str(json).expect("a recorded engine info payload");
+    engine_info(info, "1.41".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_debug_never_shows_environment_values() {
+        let info = ContainerInfo {
+            id: "abc".into(),
+            created: String::new(),
+            state: "running".into(),
+            image: "registry:2".into(),
+            labels: HashMap::new(),
+            published: vec![],
+            env: vec!["AWS_SECRET_ACCESS_KEY=hunter2".into()],
+        };
+        assert!(!format!("{info:?}").contains("hunter2"));
+        assert_eq!(info.env_value("AWS_SECRET_ACCESS_KEY"), Some("hunter2"));
+        assert_eq!(info.env_value("AWS_SECRET"), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! The one home of HTTP clients. Only this file builds a `reqwest::Client`; there are two kinds.
+//!
+//! - [`loopback`]: services on this machine (the local registry, an S3-compatible store or a feed on
+//!   127.0.0.1). No proxy, since a proxy would have to come back to this machine; and no TLS trust
+//!   store, since these speak plain HTTP and loading the system's certificates costs more than the
+//!   requests themselves (it showed in `doctor`'s timing).
+//! - [`outside`]: everything else (a team config on HTTPS, a release feed, S3's clock). The proxies in
+//!   `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are honoured, as curl honours them;
+//!   TLS is rustls with the platform's trust store.
+//!
+//! Both have a connect timeout and an overall timeout per request; the caller says how long a whole
+//! request may take, since a version check and a download differ.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// How long connecting to this machine may take: it is immediate or refused.
+const LOOPBACK_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting to another machine may take, DNS and TLS handshake included.
+const OUTSIDE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether a request follows redirects. Reading a server's `Date` header wants the first answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirects {
+    Follow,
+    None,
+}
+
+impl Redirects {
+    fn policy(self) -> reqwest::redirect::Policy {
+        match self {
+            Redirects::Follow => reqwest::redirect::Policy::default(),
+            Redirects::None => reqwest::redirect::Policy::none(),
+        }
+    }
+}
+
+/// A client for services on this machine: no proxy, no TLS trust store, a short connect timeout.
+// The one home of `reqwest::Client::builder`.
+#[allow(clippy::disallowed_methods)]
+pub fn loopback(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(LOOPBACK_CONNECT_TIMEOUT)
+        .redirect(redirects.policy())
+        .no_proxy()
+        .tls_certs_only([])
+        .build()
+        .context("building the HTTP client")
+}
+
+/// A client for the outside world: proxies from the environment, rustls with the platform's trust
+/// store, and connect and overall timeouts.
+// The one home of `reqwest::Client::builder`.
+#[allow(clippy::disallowed_methods)]
+pub fn outside(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(OUTSIDE_CONNECT_TIMEOUT.min(timeout))
+        .redirect(redirects.policy())
+        .build()
+        .context("building the HTTP client")
+}
+
+/// The client that suits `url`: [`loopback`] for `http://` to this machine, else [`outside`].
+pub fn for_url(url: &str, timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
+    if is_loopback(url) { loopback(timeout, redirects) } else { outside(timeout, redirects) }
+}
+
+/// Whether `url` is plain HTTP to this machine (127.0.0.0/8, localhost or [::1]).
+pub fn is_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next().unwrap_or(host_port)
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A reqwest error as people read it: a timeout or a refused connection in plain words, anything
+/// else with its causes.
+pub fn describe(err: &reqwest::Error, timeout: Duration) -> String {
+    if err.is_timeout() {
+        format!("no answer within {}s", timeout.as_secs())
+    } else if err.is_connect() {
+        "cannot connect (connection refused, or no route)".to_string()
+    } else {
+        crate::error::chain(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_to_this_machine_is_loopback() {
+        assert!(is_loopback("http://127.0.0.1:5000/v2/"));
+        assert!(is_loopback("http://127.0.0.2:9000"));
+        assert!(is_loopback("http://localhost:9000/bucket"));
+        assert!(is_loopback("http://[::1]:9000/bucket"));
+        assert!(is_loopback("http://user:pw@127.0.0.1/feed"));
+        assert!(!is_loopback("https://127.0.0.1:5000/v2/"));
+        assert!(!is_loopback("http://127.0.0.1.example.com/"));
+        assert!(!is_loopback("http://minio.lan:9000/bucket"));
+        assert!(!is_loopback("https://s3.eu-west-1.amazonaws.com/acme"));
+    }
+
+    #[test]
+    fn both_clients_build() {
+        assert!(loopback(Duration::from_secs(1), Redirects::None).is_ok());
+        assert!(outside(Duration::from_secs(1), Redirects::Follow).is_ok());
+    }
+}
