@@ -31,6 +31,8 @@ use clap::Parser;
 
 use crate::error::{Error, ExitStatus};
 
+// `main` prints the one error that stops everything before `ui` exists (no runtime).
+#[allow(clippy::print_stderr)]
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let env = env::Environment::from_process();

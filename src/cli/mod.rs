@@ -196,7 +196,7 @@ fn record_scheduled_run(ctx: &Context, job: &str, started_at: jiff::Timestamp, r
     };
     let written = Paths::resolve(&ctx.env).and_then(|p| crate::schedule::write_run_record(p.state_dir(), &record));
     if let Err(e) = written {
-        eprintln!("devbox: cannot record this scheduled run: {e:#}");
+        ctx.printer.problem(format!("devbox: cannot record this scheduled run: {e:#}"));
     }
 }
 

@@ -77,7 +77,9 @@ pub(crate) fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> 
     };
 
     let user: toml::Table = toml::from_str(text).map_err(|e| at(e.span(), None, e.message().to_string()))?;
-    let mut merged: toml::Table = toml::from_str(DEFAULTS).expect("the embedded defaults are valid TOML");
+    // The built-in defaults are tested to parse; should they not, say so rather than panic.
+    let mut merged: toml::Table = toml::from_str(DEFAULTS)
+        .map_err(|e| at(None, None, format!("devbox's built-in defaults do not parse: {}", e.message())))?;
     merge(&mut merged, user);
 
     let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {

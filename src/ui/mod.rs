@@ -1,6 +1,9 @@
 //! Everything the user sees: plain lines, status marks, JSON, and progress. Only this module knows
 //! `console` and `indicatif`; domain code reports through the `Progress` trait.
 
+// The one place that writes to stdout and stderr (with `main`): everything else goes through here.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod progress;
 mod prompt;
 
@@ -82,6 +85,12 @@ impl Printer {
             (_, true) => {}
             _ => println_safe(&line),
         }
+    }
+
+    /// A problem that must reach the user even under `--quiet` (a scheduled job runs quietly): on
+    /// stderr, always.
+    pub fn problem(&self, text: impl AsRef<str>) {
+        eprintln!("{}", text.as_ref());
     }
 
     /// An indented hint under a status line.
