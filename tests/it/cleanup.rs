@@ -28,6 +28,15 @@ fn ids_in(value: &serde_json::Value) -> BTreeSet<String> {
     value.as_array().expect("array").iter().map(|r| r["id"].as_str().expect("id").to_string()).collect()
 }
 
+/// A plan's items by identity: ID and the kind of reason, never the words (they hold ages).
+fn identity(value: &serde_json::Value) -> Vec<(String, String)> {
+    let items = value.as_array().expect("array");
+    items
+        .iter()
+        .map(|r| (r["id"].as_str().expect("id").into(), r["reason"]["kind"].as_str().expect("kind").into()))
+        .collect()
+}
+
 fn strings_in(value: &serde_json::Value) -> BTreeSet<String> {
     value.as_array().expect("array").iter().map(|v| v.as_str().expect("string").to_string()).collect()
 }
@@ -139,6 +148,11 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
     assert_eq!(ids_in(&dry["plan"]["dangling_images"]), removable_dangling);
     assert_eq!(ids_in(&dry["plan"]["evicted_images"]), evicted);
     assert_eq!(dry["plan"]["dangling_by_prune"], true);
+    let kinds =
+        |part: &str| -> BTreeSet<String> { identity(&dry["plan"][part]).into_iter().map(|(_, kind)| kind).collect() };
+    assert_eq!(kinds("containers"), BTreeSet::from(["never-started-past-grace".into(), "stopped-past-grace".into()]));
+    assert_eq!(kinds("dangling_images"), BTreeSet::from(["dangling-past-grace".into()]));
+    assert_eq!(kinds("evicted_images"), BTreeSet::from(["least-recently-used".into()]));
     assert_eq!(container_ids(&engine), containers_before);
     assert_eq!(image_ids(&engine), images_before);
     devbox(&["cleanup", "--dry-run"])
@@ -150,7 +164,11 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
     // The real run removes exactly that, and reports space from the engine's answers.
     let real = devbox(&["cleanup", "--json"]).assert().success().get_output().stdout.clone();
     let real = json(&real);
-    assert_eq!(real["plan"]["containers"], dry["plan"]["containers"], "the plan did not change between runs");
+    // Two runs read the engine's clock at two instants, so their ages differ; what goes, and why, must not.
+    for part in ["containers", "dangling_images", "evicted_images"] {
+        assert_eq!(identity(&real["plan"][part]), identity(&dry["plan"][part]), "the {part} plan changed between runs");
+    }
+    assert_eq!(identity(&real["plan"]["kept"]), identity(&dry["plan"]["kept"]), "what is kept changed between runs");
     assert_eq!(strings_in(&real["outcome"]["containers"]["removed"]), removable_containers);
     assert_eq!(strings_in(&real["outcome"]["dangling_images"]["removed"]), removable_dangling);
     assert_eq!(strings_in(&real["outcome"]["evicted_images"]["removed"]), evicted);
