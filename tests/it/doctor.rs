@@ -256,14 +256,13 @@ fn missing_and_expiring_credentials_are_named() {
     for (expires_in, expected) in [(-600, "fail"), (1200, "warn"), (7200, "ok")] {
         let expiry = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(expires_in);
         let script = bed.home.path().join("creds.sh");
-        std::fs::write(
+        crate::testbed::write_executable(
             &script,
             format!(
                 "#!/bin/sh\necho '{{\"Version\": 1, \"AccessKeyId\": \"AKIDPROCESS\", \"SecretAccessKey\": \"process-secret\", \"SessionToken\": \"tok\", \"Expiration\": \"{expiry}\"}}'\n"
-            ),
-        )
-        .expect("write");
-        std::process::Command::new("chmod").args(["+x", script.to_str().expect("utf-8")]).status().expect("chmod");
+            )
+            .as_bytes(),
+        );
         let aws = bed.home.path().join(".aws");
         std::fs::create_dir_all(&aws).expect("mkdir");
         std::fs::write(aws.join("config"), format!("[profile devbox]\ncredential_process = {}\n", script.display()))

@@ -65,8 +65,7 @@ impl ReleaseFeed {
         let dir = self.root.path().join(format!("v{version}"));
         let staging = tempfile::tempdir().expect("staging");
         let bin = staging.path().join("devbox");
-        std::fs::write(&bin, binary).expect("write binary");
-        make_executable(&bin);
+        crate::testbed::write_executable(&bin, binary);
         let archive_name = format!("devbox-{version}-{}.tar.gz", this_target());
         std::fs::create_dir_all(&dir).expect("mkdir");
         let archive = dir.join(&archive_name);
@@ -97,11 +96,6 @@ impl ReleaseFeed {
     pub fn requested(&self) -> Vec<String> {
         self.requests.lock().expect("lock").clone()
     }
-}
-
-pub fn make_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 fn serve(stream: std::net::TcpStream, root: &Path, log: &Mutex<Vec<String>>) -> std::io::Result<()> {

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::testbed::write_executable;
+
 /// A throwaway user with its own home; deleted with its crontab when the test ends. `init.rs`
 /// uses it too.
 pub struct TestUser {
@@ -34,7 +36,7 @@ impl TestUser {
         // The binary, somewhere the user may run it from.
         let bin = home.join("bin/devbox");
         std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(env!("CARGO_BIN_EXE_devbox"), &bin).expect("copy devbox");
+        crate::testbed::copy_executable(env!("CARGO_BIN_EXE_devbox").as_ref(), &bin);
         let chown = Command::new("chown").args(["-R", &format!("{name}:"), home.to_str().expect("utf-8")]).status();
         assert!(chown.expect("chown").success());
         TestUser { name, home, bin }
@@ -136,18 +138,17 @@ fn cron_round_trip_keeps_other_lines_byte_for_byte() {
     // A crontab binary that fails: a clear error, exit 1, the user's crontab untouched.
     let fake = user.home.join("fake-bin");
     std::fs::create_dir_all(&fake).expect("mkdir");
-    std::fs::write(fake.join("crontab"), "#!/bin/sh\necho 'crontab: simulated failure' >&2\nexit 3\n").expect("write");
+    write_executable(&fake.join("crontab"), b"#!/bin/sh\necho 'crontab: simulated failure' >&2\nexit 3\n");
     Command::new("chmod").args(["-R", "a+rx", fake.to_str().expect("utf-8")]).status().expect("chmod");
     let failed = user.devbox(Some(&fake), &["schedule", "remove", "--backend", "cron"]);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     assert!(text(&failed).contains("the scheduler backend cron failed"), "{}", text(&failed));
     assert!(text(&failed).contains("simulated failure"), "{}", text(&failed));
     // One that reads but refuses to write.
-    std::fs::write(
-        fake.join("crontab"),
-        "#!/bin/sh\nif [ \"$1\" = -l ]; then exec /usr/bin/crontab -l; fi\necho 'crontab: disk full' >&2\nexit 1\n",
-    )
-    .expect("write");
+    write_executable(
+        &fake.join("crontab"),
+        b"#!/bin/sh\nif [ \"$1\" = -l ]; then exec /usr/bin/crontab -l; fi\necho 'crontab: disk full' >&2\nexit 1\n",
+    );
     let failed = user.devbox(Some(&fake), &["schedule", "remove", "--backend", "cron"]);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     assert!(text(&failed).contains("disk full"), "{}", text(&failed));

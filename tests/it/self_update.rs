@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use crate::release_feed::{ReleaseFeed, Sums, fake_devbox, make_executable};
+use crate::release_feed::{ReleaseFeed, Sums, fake_devbox};
+use crate::testbed::copy_executable;
 
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
@@ -18,8 +19,7 @@ impl Copy {
         let dir = tempfile::tempdir().expect("tempdir");
         let original = std::fs::read(env!("CARGO_BIN_EXE_devbox")).expect("read devbox");
         std::fs::create_dir_all(dir.path().join("bin")).expect("mkdir");
-        std::fs::write(dir.path().join("bin/devbox"), &original).expect("copy devbox");
-        make_executable(&dir.path().join("bin/devbox"));
+        copy_executable(env!("CARGO_BIN_EXE_devbox").as_ref(), &dir.path().join("bin/devbox"));
         let config = format!("[update]\nurl = \"{}/\"\ngithub = \"nobody/never-contacted\"\n", feed.url);
         std::fs::write(dir.path().join("devbox.toml"), config).expect("write config");
         Copy { dir, original }

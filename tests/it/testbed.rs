@@ -353,3 +353,23 @@ fn random_bytes(len: usize) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Writes `contents` to `path` as an executable that a test then runs (a fake tool, a script).
+///
+/// This process never holds a write handle on that file: a child process (`install`) writes it.
+/// A handle open here while another test thread forks is inherited by that child until it execs
+/// (close-on-exec only takes effect then), and on a loaded machine that can be long enough for
+/// running the file to fail with ETXTBSY ("Text file busy"). Writing to a temporary name and
+/// renaming would not help: the inherited handle is on the same inode.
+pub fn write_executable(path: &Path, contents: &[u8]) {
+    let staging = tempfile::tempdir().expect("tempdir");
+    let source = staging.path().join("contents");
+    std::fs::write(&source, contents).expect("write the executable's contents");
+    copy_executable(&source, path);
+}
+
+/// Copies `from` to `to` as an executable, written by a child process: see `write_executable`.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let out = Command::new("install").arg("-m").arg("0755").arg(from).arg(to).output().expect("run install");
+    assert!(out.status.success(), "install {from:?} {to:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
