@@ -32,8 +32,10 @@ if ! cargo test --no-run --message-format=json >"$build_log"; then
 	echo "soak: the build failed" >&2
 	exit 2
 fi
-# Every executable of a test target (unit tests of the binary, the integration binary `it`).
-mapfile -t binaries < <(grep '"test":true' "$build_log" | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | sort -u)
+# Every executable built with the test profile (the binary's unit tests, the integration binary
+# `it`), not the devbox binary itself that cargo builds for the integration tests to run.
+mapfile -t binaries < <(grep -E '"profile":\{[^}]*"test":true\}' "$build_log" | grep -o '"executable":"[^"]*"' |
+	cut -d'"' -f4 | sort -u)
 if [ ${#binaries[@]} -eq 0 ]; then
 	echo "soak: cargo built no test binaries" >&2
 	exit 2

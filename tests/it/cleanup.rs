@@ -1,12 +1,12 @@
 //! `devbox cleanup` on a real (private) engine: every protected kind next to every removable kind.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use predicates::prelude::*;
 
 use crate::private_engine::PrivateEngine;
-use crate::testbed::{Bed, REGISTRY_IMAGE};
+use crate::testbed::{Bed, REGISTRY_IMAGE, poll_until, wait_until};
 
 fn container_ids(engine: &PrivateEngine) -> BTreeSet<String> {
     engine.docker(&["ps", "-aq", "--no-trunc"]).split_whitespace().map(String::from).collect()
@@ -92,11 +92,9 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
     engine.docker(&["volume", "create", "precious"]);
     engine.docker(&["volume", "create", &format!("{}-data", bed.name)]);
     create("with-volume", &["-v", "precious:/data"], &base);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while engine.docker(&["inspect", "--format", "{{.State.Status}}", "exited"]) != "exited" {
-        assert!(Instant::now() < deadline, "the exited container did not exit");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("the exited container to exit", Duration::from_secs(30), || {
+        engine.docker(&["inspect", "--format", "{{.State.Status}}", "exited"]) == "exited"
+    });
     // Past the grace period of 1s, by the engine's clock.
     std::thread::sleep(Duration::from_millis(2500));
 
@@ -224,15 +222,10 @@ fn an_engine_that_disappears_mid_cleanup_gets_a_partial_report() {
         .expect("spawn devbox");
     // Watch the engine's own directory (not its API) and crash it once removals have begun.
     let containers_dir = engine.data_root().join("containers");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let count = std::fs::read_dir(&containers_dir).map(|d| d.count()).unwrap_or(0);
-        if count < 301 - 10 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "cleanup never started removing");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let removing = poll_until(Duration::from_secs(120), Duration::from_millis(5), || {
+        std::fs::read_dir(&containers_dir).map(|d| d.count()).unwrap_or(0) < 301 - 10
+    });
+    assert!(removing, "cleanup never started removing");
     engine.crash();
     let out = child.wait_with_output().expect("devbox finishes");
     let stderr = String::from_utf8_lossy(&out.stderr);

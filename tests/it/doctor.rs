@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use predicates::prelude::*;
-
-use crate::testbed::{Bed, docker};
+use crate::testbed::{Bed, docker, hold_port, strip_ansi};
 
 const PRODUCTION: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
@@ -16,8 +14,8 @@ fn healthy(bed: &mut Bed) {
         "[images]\nbase = [\"base/python:3.12\"]\nalias = \"{}/{{name}}\"\n[security]\nproduction_registries = [\"{PRODUCTION}\"]\n",
         bed.name
     ));
-    bed.devbox(&["registry", "up"]).assert().success();
-    bed.devbox(&["pull"]).assert().success();
+    bed.test(&["registry", "up"]).run();
+    bed.test(&["pull"]).run();
 }
 
 fn report(bed: &Bed, args: &[&str]) -> (i32, serde_json::Value) {
@@ -87,7 +85,7 @@ fn a_healthy_machine_passes_every_check() {
         }
     }
     assert_eq!(json["checks"].as_array().map(Vec::len), Some(11));
-    bed.devbox(&doctor(&[])).assert().success().stdout(predicate::str::contains("all 10 checks passed"));
+    bed.test(&doctor(&[])).stdout_has("all 10 checks passed").run();
 }
 
 #[test]
@@ -96,12 +94,12 @@ fn a_stopped_registry_is_named_and_fix_brings_it_back() {
     healthy(&mut bed);
     docker(&["stop", "-t", "1", &bed.name]);
 
-    bed.devbox(&["doctor"])
-        .assert()
+    bed.test(&["doctor"])
         .code(1)
-        .stdout(predicate::str::contains(format!("✗ registry-container {} is exited", bed.name)))
-        .stdout(predicate::str::contains("run: devbox registry up"))
-        .stdout(predicate::str::contains("- registry-api       skipped: registry-container failed"));
+        .stdout_has(format!("✗ registry-container {} is exited", bed.name))
+        .stdout_has("run: devbox registry up")
+        .stdout_has("- registry-api       skipped: registry-container failed")
+        .run();
 
     let (code, json) = report(&bed, &doctor(&["--fix", "--yes", "--json"]));
     assert_eq!(code, 0, "{json:#}");
@@ -116,7 +114,7 @@ fn a_stopped_registry_is_named_and_fix_brings_it_back() {
 fn a_removed_registry_and_stale_images_are_fixed_in_order() {
     let mut bed = Bed::new("docremoved");
     healthy(&mut bed);
-    bed.devbox(&["registry", "down"]).assert().success();
+    bed.test(&["registry", "down"]).run();
     docker(&["rmi", &format!("127.0.0.1:{}/base/python:3.12", bed.port)]);
 
     let (code, json) = report(&bed, &["doctor", "--json"]);
@@ -124,12 +122,11 @@ fn a_removed_registry_and_stale_images_are_fixed_in_order() {
     assert_eq!(status(&json, "registry-container"), "fail");
     assert_eq!(status(&json, "base-images"), "skipped");
 
-    bed.devbox(&doctor(&["--fix", "--yes"]))
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("$ devbox registry up"))
-        .stdout(predicate::str::contains("After the fixes"))
-        .stdout(predicate::str::contains("all 10 checks passed"));
+    bed.test(&doctor(&["--fix", "--yes"]))
+        .stdout_has("$ devbox registry up")
+        .stdout_has("After the fixes")
+        .stdout_has("all 10 checks passed")
+        .run();
     // The second round found the image missing and pulled it too.
     let (code, json) = report(&bed, &["doctor", "--json"]);
     assert_eq!(code, 0, "{json:#}");
@@ -196,12 +193,12 @@ fn a_frozen_engine_costs_one_timeout_not_a_hang() {
 #[test]
 fn a_port_held_by_another_process_is_named() {
     let bed = Bed::new("docport");
-    let _holder = std::net::TcpListener::bind(("127.0.0.1", bed.port)).expect("hold the port");
-    bed.devbox(&["doctor"])
-        .assert()
+    let _holder = hold_port(bed.port);
+    bed.test(&["doctor"])
         .code(1)
-        .stdout(predicate::str::contains(format!("port {} on 127.0.0.1 is held by another process", bed.port)))
-        .stdout(predicate::str::contains("registry.port"));
+        .stdout_has(format!("port {} on 127.0.0.1 is held by another process", bed.port))
+        .stdout_has("registry.port")
+        .run();
 }
 
 #[test]
@@ -279,7 +276,7 @@ fn check_runs_only_what_was_asked_and_its_dependencies() {
     let (_, json) = report(&bed, &["doctor", "--json", "--check", "disk"]);
     let ids: Vec<&str> = json["checks"].as_array().expect("checks").iter().filter_map(|c| c["id"].as_str()).collect();
     assert_eq!(ids, ["config", "engine", "disk"]);
-    bed.devbox(&["doctor", "--check", "nonsense"]).assert().code(2);
+    bed.test(&["doctor", "--check", "nonsense"]).code(2).run();
 }
 
 #[test]
@@ -322,26 +319,6 @@ fn on_a_tty(bed: &Bed, args: &[&str]) -> String {
     script.env_remove("NO_COLOR");
     let out = script.output().expect("run script(1)");
     String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters final-byte
-            if chars.next_if_eq(&'[').is_some() {
-                for p in chars.by_ref() {
-                    if p.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[test]

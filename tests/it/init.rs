@@ -11,21 +11,17 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use predicates::prelude::*;
 
-use crate::testbed::{Bed, docker_try, free_port};
+use crate::testbed::{Bed, HttpServer, docker_try, hold_port, output_text, poll_until, strip_ansi};
 
 /// `devbox ARGS…` for init tests: this bed, and no OS scheduler.
 fn devbox(bed: &Bed, args: &[&str]) -> assert_cmd::Command {
     let mut cmd = bed.devbox(args);
     cmd.env("DEVBOX_SCHEDULER", "none");
     cmd
-}
-
-fn output_text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// Every file under `dir` with its bytes and mtime.
@@ -188,39 +184,6 @@ fn init_from_a_path_installs_backs_up_shows_the_diff_and_records_the_source() {
     assert_eq!(std::fs::metadata(bed.config_path()).and_then(|m| m.modified()).expect("mtime"), mtime);
 }
 
-/// `python3 -m http.server` on 127.0.0.1 in `dir`, killed when dropped.
-struct HttpServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl HttpServer {
-    fn serve(dir: &Path) -> HttpServer {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m http.server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the HTTP server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        HttpServer { child, port }
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn init_from_http_and_s3_and_the_faults_write_nothing() {
     let bed = Bed::new("initurl");
@@ -228,8 +191,8 @@ fn init_from_http_and_s3_and_the_faults_write_nothing() {
     let data_team = team_text(&bed, "data");
     std::fs::write(dir.path().join("team.toml"), team_text(&bed, "web")).expect("write");
     std::fs::write(dir.path().join("bad.toml"), "[registry]\nport = 5000\ncolour = \"blue\"\n").expect("write");
-    let server = HttpServer::serve(dir.path());
-    let base = format!("http://127.0.0.1:{}", server.port);
+    let server = HttpServer::files(dir.path());
+    let base = server.url.clone();
     let unchanged = |bed: &Bed| files(bed.home.path());
 
     // A 404: exit 1, named, nothing written.
@@ -390,6 +353,8 @@ fn init_schedules_and_uninstall_with_real_cron_as_a_test_user() {
 struct Pty {
     child: std::process::Child,
     output: Arc<Mutex<Vec<u8>>>,
+    /// Reads the terminal until it closes: joined, the output is complete.
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl Pty {
@@ -412,7 +377,7 @@ impl Pty {
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut stdout = child.stdout.take().expect("stdout");
         let sink = Arc::clone(&output);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = stdout.read(&mut buf) {
                 if n == 0 {
@@ -421,7 +386,7 @@ impl Pty {
                 sink.lock().expect("lock").extend_from_slice(&buf[..n]);
             }
         });
-        Pty { child, output }
+        Pty { child, output, reader }
     }
 
     fn text(&self) -> String {
@@ -430,11 +395,8 @@ impl Pty {
 
     /// Waits for `prompt` to appear (its `nth` time), then types `keys`.
     fn answer(&mut self, prompt: &str, keys: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.text().contains(prompt) {
-            assert!(Instant::now() < deadline, "no prompt {prompt:?} in:\n{}", self.text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let shown = poll_until(Duration::from_secs(30), Duration::from_millis(50), || self.text().contains(prompt));
+        assert!(shown, "no prompt {prompt:?} in:\n{}", self.text());
         // Let the prompt switch the terminal to raw mode before the keys arrive.
         std::thread::sleep(Duration::from_millis(300));
         let stdin = self.child.stdin.as_mut().expect("stdin");
@@ -443,39 +405,25 @@ impl Pty {
     }
 
     fn finish(mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "init did not finish:\n{}", self.text());
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        std::thread::sleep(Duration::from_millis(200));
-        (status.code(), self.text())
+        let mut status = None;
+        let finished = poll_until(Duration::from_secs(120), Duration::from_millis(100), || {
+            status = self.child.try_wait().expect("wait");
+            status.is_some()
+        });
+        assert!(finished, "init did not finish:\n{}", self.text());
+        let status = status.expect("finished");
+        // Drop stdin so nothing holds the terminal open, then read it to its end.
+        drop(self.child.stdin.take());
+        self.reader.join().expect("the terminal reader");
+        let text = String::from_utf8_lossy(&self.output.lock().expect("lock")).to_string();
+        (status.code(), text)
     }
 }
 
 /// What a person saw: escape sequences gone, and each line as it was left after redraws.
 fn screen(raw: &str) -> String {
-    let mut text = String::new();
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                while let Some(&n) = chars.peek() {
-                    chars.next();
-                    if n.is_ascii_alphabetic() || n == '~' {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        text.push(c);
-    }
-    text.split('\n')
+    strip_ansi(raw)
+        .split('\n')
         .map(|line| line.trim_end_matches('\r').rsplit('\r').next().unwrap_or("").trim_end().to_string())
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
@@ -486,7 +434,7 @@ fn screen(raw: &str) -> String {
 fn init_on_a_terminal_asks_for_what_is_missing() {
     let bed = Bed::new("inittty");
     // The port devbox would use is taken, and no bucket is set: both are asked.
-    let holder = std::net::TcpListener::bind(("127.0.0.1", bed.port)).expect("hold the port");
+    let holder = hold_port(bed.port);
     bed.write_raw_config(&format!(
         "[registry]\nimage = \"devbox-testbed/registry:2.8\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
          [registry.s3]\nendpoint = \"{}\"\npath_style = true\n",
@@ -550,7 +498,7 @@ fn a_dry_run_changes_nothing_and_a_busy_port_without_a_terminal_names_the_flag()
     assert!(bed.container_identity().is_none(), "a dry run made a container");
 
     // The port is held by another process and there is no one to ask: exit 2, named, nothing done.
-    let holder = std::net::TcpListener::bind(("127.0.0.1", bed.port)).expect("hold the port");
+    let holder = hold_port(bed.port);
     let out = devbox(&bed, &["init", "--yes"]).output().expect("init");
     let text = output_text(&out);
     drop(holder);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::testbed::REGISTRY_IMAGE;
+use crate::testbed::{REGISTRY_IMAGE, poll_until};
 
 pub struct PrivateEngine {
     pub dir: tempfile::TempDir,
@@ -41,15 +41,13 @@ impl PrivateEngine {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start a private dockerd (the tests run as root, as CI does): {e}"));
         *self.dockerd.lock().expect("lock") = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.docker_try(&["version"]).0 {
-            assert!(
-                Instant::now() < deadline,
-                "the private dockerd did not answer within 60s; its log:\n{}",
-                std::fs::read_to_string(d.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let answered =
+            poll_until(Duration::from_secs(60), Duration::from_millis(200), || self.docker_try(&["version"]).0);
+        assert!(
+            answered,
+            "the private dockerd did not answer within 60s; its log:\n{}",
+            std::fs::read_to_string(d.join("dockerd.log")).unwrap_or_default()
+        );
     }
 
     pub fn docker(&self, args: &[&str]) -> String {
@@ -132,10 +130,7 @@ impl Drop for PrivateEngine {
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
         }
         if let Some(mut child) = self.dockerd.lock().ok().and_then(|mut c| c.take()) {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            poll_until(Duration::from_secs(30), Duration::from_millis(100), || !matches!(child.try_wait(), Ok(None)));
             let _ = child.kill();
             let _ = child.wait();
         }
