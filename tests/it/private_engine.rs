@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::testbed::{REGISTRY_IMAGE, poll_until};
 
@@ -73,16 +73,11 @@ impl PrivateEngine {
 
     /// Imports a one-file image (distinct content each time) as `reference`, with optional `LABEL`s.
     pub fn import(&self, reference: &str, labels: &[&str]) -> String {
+        // A count, not the time, makes each import's content its own.
+        static IMPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = IMPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = tempfile::tempdir().expect("tempdir");
-        let tarball = dir.path().join("layer.tar");
-        let mut builder = tar::Builder::new(std::fs::File::create(&tarball).expect("create"));
-        let data = format!("{reference} {:?}", Instant::now());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, "data.txt", data.as_bytes()).expect("append");
-        builder.finish().expect("finish");
+        let tarball = crate::testbed::layer_tar(dir.path(), "data.txt", format!("{reference} {n}").as_bytes());
         let mut args = vec!["import".to_string()];
         for label in labels {
             args.extend(["--change".into(), format!("LABEL {label}")]);

@@ -260,15 +260,7 @@ impl Bed {
     pub fn push_image(&mut self, registry_port: u16, name: &str, bytes: usize) -> String {
         let reference = format!("127.0.0.1:{registry_port}/{name}");
         let dir = tempfile::tempdir().expect("tempdir");
-        let tarball = dir.path().join("layer.tar");
-        let mut builder = tar::Builder::new(std::fs::File::create(&tarball).expect("create tar"));
-        let data = random_bytes(bytes);
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, "data.bin", data.as_slice()).expect("append");
-        builder.finish().expect("finish tar");
+        let tarball = layer_tar(dir.path(), "data.bin", &random_bytes(bytes));
         docker(&["import", tarball.to_str().expect("utf-8"), &reference]);
         let pushed = docker(&["push", &reference]);
         docker(&["rmi", &reference]);
@@ -341,6 +333,19 @@ pub fn wait_http_ok(url: &str) {
         let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url]).output();
         out.is_ok_and(|o| o.stdout == b"200")
     });
+}
+
+/// Writes `dir/layer.tar`: one file, `name`, holding `data`; `docker import` makes it an image.
+pub fn layer_tar(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let tarball = dir.join("layer.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&tarball).expect("create tar"));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, name, data).expect("append");
+    builder.finish().expect("finish tar");
+    tarball
 }
 
 /// Incompressible bytes, so image sizes mean what they say (xorshift; no crate needed).
