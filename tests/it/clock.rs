@@ -91,6 +91,17 @@ fn clock<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["clocks"].as_array().expect("clocks").iter().find(|c| c["clock"] == name).expect("clock")
 }
 
+/// How far a clock's measured offset can be from the truth, from the reading itself: the remote
+/// read its clock somewhere within the round trip (half of it either side of the midpoint devbox
+/// assumes), and an HTTP Date header truncates to the second (half a second either side of the
+/// middle devbox assumes). On a loaded machine round trips grow, and so does this bar; a fixed
+/// bound would fail there while devbox measured correctly. Plus rounding in the JSON.
+fn error_bar(report: &Value, name: &str) -> f64 {
+    let round_trip = clock(report, name)["round_trip_ms"].as_f64().expect("a measured round trip") / 1000.0;
+    let resolution = if name == "s3" { 0.5 } else { 0.0 };
+    resolution + round_trip / 2.0 + 0.002
+}
+
 fn unix_now() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs() as i64
 }
@@ -134,9 +145,9 @@ fn check_reads_all_three_clocks_in_well_under_a_second() {
     // The testbed's clocks are one clock: the engine to the millisecond, S3 within its Date
     // header's one-second resolution.
     let engine = skew(&report, "engine", "host")["skew_seconds"].as_f64().expect("engine measured");
-    assert!(engine.abs() < 0.1, "{report:#}");
+    assert!(engine.abs() <= error_bar(&report, "engine"), "{report:#}");
     let s3 = skew(&report, "s3", "host")["skew_seconds"].as_f64().expect("S3 measured");
-    assert!(s3.abs() <= 0.6, "{report:#}");
+    assert!(s3.abs() <= error_bar(&report, "s3"), "{report:#}");
     assert!(clock(&report, "s3")["source"].as_str().expect("source").contains(&bed.bucket));
 }
 
@@ -151,11 +162,12 @@ fn a_skewed_s3_is_reported_with_its_sign_and_size_within_a_second() {
     assert_eq!(code, 1, "a skew above 5 minutes fails: {report:#}");
     let s3 = skew(&report, "s3", "host");
     let seconds = s3["skew_seconds"].as_f64().expect("measured");
-    assert!((seconds - 420.0).abs() <= 1.0, "S3 is 7 minutes ahead, measured {seconds}: {report:#}");
+    let bar = error_bar(&report, "s3");
+    assert!((seconds - 420.0).abs() <= bar, "S3 is 7 minutes ahead, measured {seconds} (± {bar}): {report:#}");
     assert_eq!(s3["verdict"], "fail");
     // The engine is as far behind S3 as S3 is ahead of the host: what S3 judges the registry by.
     let engine_vs_s3 = skew(&report, "engine", "s3")["skew_seconds"].as_f64().expect("measured");
-    assert!((engine_vs_s3 + 420.0).abs() <= 1.0, "{report:#}");
+    assert!((engine_vs_s3 + 420.0).abs() <= bar + error_bar(&report, "engine"), "{report:#}");
     assert_eq!(skew(&report, "engine", "host")["verdict"], "ok");
 
     config_with_endpoint(&bed, &behind.endpoint(), "");
@@ -163,14 +175,15 @@ fn a_skewed_s3_is_reported_with_its_sign_and_size_within_a_second() {
     assert_eq!(code, 1);
     let s3 = skew(&report, "s3", "host");
     let seconds = s3["skew_seconds"].as_f64().expect("measured");
-    assert!((seconds + 1200.0).abs() <= 1.0, "S3 is 20 minutes behind, measured {seconds}: {report:#}");
+    let bar = error_bar(&report, "s3");
+    assert!((seconds + 1200.0).abs() <= bar, "S3 is 20 minutes behind, measured {seconds} (± {bar}): {report:#}");
     assert_eq!(s3["verdict"], "aws_will_refuse");
 
-    // In words, with the sign.
+    // In words, with the sign: about 20 minutes (the figure itself is held to its error bar above).
     bed.devbox(&["clock", "check"])
         .assert()
         .code(1)
-        .stdout(predicate::str::is_match(r"✗ S3 vs host\s+-(19m 59\.\d|20m 0\.\d)s  AWS will refuse").expect("regex"))
+        .stdout(predicate::str::is_match(r"✗ S3 vs host\s+-(19m 5\d\.\d|20m \d\.\d)s  AWS will refuse").expect("regex"))
         .stdout(predicate::str::contains("this host's own clock is off"));
 }
 

@@ -300,7 +300,8 @@ fn an_s3_server_with_a_skewed_clock_fails_the_clock_check() {
     let clock = json["checks"].as_array().and_then(|c| c.iter().find(|c| c["id"] == "clock")).expect("clock");
     assert_eq!(clock["status"], "fail", "{clock}");
     let summary = clock["summary"].as_str().unwrap_or_default();
-    assert!(summary.contains("S3 +7m") || summary.contains("S3 +6m 59"), "{summary}");
+    // Seven minutes, give or take the measurement's error bar (it grows with a loaded machine's round trips).
+    assert!(summary.contains("S3 +7m") || summary.contains("S3 +6m 5"), "{summary}");
     assert!(clock["hint"].as_str().unwrap_or_default().contains("timedatectl set-ntp true"), "{clock}");
 }
 
