@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::testbed::tty::on_a_tty;
 use crate::testbed::{Bed, docker, hold_port, strip_ansi};
 
 const PRODUCTION: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -303,23 +304,6 @@ fn an_s3_server_with_a_skewed_clock_fails_the_clock_check() {
     // Seven minutes, give or take the measurement's error bar (it grows with a loaded machine's round trips).
     assert!(summary.contains("S3 +7m") || summary.contains("S3 +6m 5"), "{summary}");
     assert!(clock["hint"].as_str().unwrap_or_default().contains("timedatectl set-ntp true"), "{clock}");
-}
-
-/// Runs `devbox ARGS` in a pseudo-terminal (util-linux `script`), as a person at a terminal sees it.
-fn on_a_tty(bed: &Bed, args: &[&str]) -> String {
-    let inner = bed.devbox_std(args);
-    let line = std::iter::once(env!("CARGO_BIN_EXE_devbox")).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
-    let mut script = std::process::Command::new("script");
-    script.args(["-qec", &line, "/dev/null"]).env_remove("NO_COLOR");
-    for (key, value) in inner.get_envs() {
-        match value {
-            Some(value) => script.env(key, value),
-            None => script.env_remove(key),
-        };
-    }
-    script.env_remove("NO_COLOR");
-    let out = script.output().expect("run script(1)");
-    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
 }
 
 #[test]

@@ -10,17 +10,23 @@
 //! ```
 //!
 //! The other helpers every test file shares live here too, once: `wait_until` and `poll_until`
-//! (polling with a deadline), `HttpServer` (one loopback HTTP server, for files or a fixed answer),
-//! `hold_port`, `output_text` and `strip_ansi` (text), and `write_executable`.
+//! (polling with a deadline), `HttpServer` (one loopback HTTP server, for files or a fixed answer,
+//! in `testbed/http.rs`), `hold_port`, `output_text` and `strip_ansi` (text), `write_executable`,
+//! and the `Test` builder (`testbed/run.rs`).
+
+mod http;
+mod run;
+pub mod tty;
 
 use std::fmt::Display;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+pub use http::HttpServer;
+pub use run::Test;
 
 /// The registry image the tests use, built by `tests/testbed/registry-image.sh`.
 pub const REGISTRY_IMAGE: &str = "devbox-testbed/registry:2.8";
@@ -187,7 +193,7 @@ impl Bed {
 
     /// `devbox ARGS` as a sentence of expectations, checked by `run`: see `Test`.
     pub fn test(&self, args: &[&str]) -> Test {
-        Test { cmd: self.devbox(args), code: 0, expectations: Vec::new() }
+        Test::new(self.devbox(args))
     }
 
     /// The same, as a plain process, for tests that signal it or read it while it runs.
@@ -385,82 +391,6 @@ pub fn copy_executable(from: &Path, to: &Path) {
     assert!(out.status.success(), "install {from:?} {to:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// One run of devbox and what it must do: an exit code (0 unless told) and texts its output holds or
-/// lacks. `run` checks them all, and a failure shows the whole output.
-pub struct Test {
-    cmd: assert_cmd::Command,
-    code: i32,
-    expectations: Vec<(Stream, bool, String)>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Test {
-    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Test {
-        self.cmd.env(key, value);
-        self
-    }
-
-    pub fn env_remove(mut self, key: &str) -> Test {
-        self.cmd.env_remove(key);
-        self
-    }
-
-    /// The exit code it must end with (0 unless told).
-    pub fn code(mut self, code: i32) -> Test {
-        self.code = code;
-        self
-    }
-
-    pub fn stdout_has(self, text: impl Display) -> Test {
-        self.expect(Stream::Stdout, true, text)
-    }
-
-    pub fn stdout_lacks(self, text: impl Display) -> Test {
-        self.expect(Stream::Stdout, false, text)
-    }
-
-    pub fn stderr_has(self, text: impl Display) -> Test {
-        self.expect(Stream::Stderr, true, text)
-    }
-
-    pub fn stderr_lacks(self, text: impl Display) -> Test {
-        self.expect(Stream::Stderr, false, text)
-    }
-
-    fn expect(mut self, stream: Stream, present: bool, text: impl Display) -> Test {
-        self.expectations.push((stream, present, text.to_string()));
-        self
-    }
-
-    /// Runs it and checks every expectation; returns the output for anything more.
-    pub fn run(mut self) -> Output {
-        let out = self.cmd.output().expect("run devbox");
-        let all = || {
-            format!(
-                "--- stdout\n{}--- stderr\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        };
-        assert_eq!(out.status.code(), Some(self.code), "exit code\n{}", all());
-        for (stream, present, text) in &self.expectations {
-            let bytes = match stream {
-                Stream::Stdout => &out.stdout,
-                Stream::Stderr => &out.stderr,
-            };
-            let holds = String::from_utf8_lossy(bytes).contains(text.as_str());
-            let should = if *present { "holds" } else { "lacks" };
-            assert_eq!(holds, *present, "{stream:?} {should} {text:?}? no\n{}", all());
-        }
-        out
-    }
-}
-
 /// How often `wait_until` looks.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -517,97 +447,4 @@ pub fn strip_ansi(text: &str) -> String {
         out.push(c);
     }
     out
-}
-
-/// The one HTTP server the tests use, on 127.0.0.1, in a thread of this process: one request per
-/// connection, answered and closed. It stops when dropped.
-pub struct HttpServer {
-    pub port: u16,
-    pub url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl HttpServer {
-    /// Serves the files under `root` by their path (200), and 404 for anything else.
-    pub fn files(root: &Path) -> HttpServer {
-        let root = root.to_path_buf();
-        HttpServer::start(move |path| {
-            let file = (!path.split('/').any(|p| p == ".." || p.is_empty())).then(|| root.join(path));
-            match file.and_then(|f| std::fs::read(f).ok()) {
-                Some(body) => http_response("200 OK", &body),
-                None => http_response("404 Not Found", b"not found"),
-            }
-        })
-    }
-
-    /// Answers every request with `response` exactly: status line, headers and body.
-    pub fn raw(response: &'static str) -> HttpServer {
-        HttpServer::start(move |_| response.as_bytes().to_vec())
-    }
-
-    /// Answers each request with what `answer` makes of its path (no leading `/`, no query).
-    pub fn start(answer: impl Fn(&str) -> Vec<u8> + Send + 'static) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        let port = listener.local_addr().expect("addr").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (log, stopped) = (Arc::clone(&requests), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                if stopped.load(Ordering::SeqCst) {
-                    break;
-                }
-                let _ = answer_one(stream, &answer, &log);
-            }
-        });
-        HttpServer { port, url: format!("http://127.0.0.1:{port}"), requests, stop }
-    }
-
-    /// Every path requested, in order.
-    pub fn requested(&self) -> Vec<String> {
-        self.requests.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accepting thread, which then sees the flag and ends, closing the listener.
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-/// A complete HTTP/1.1 response that closes the connection.
-pub fn http_response(status: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-fn answer_one(
-    stream: std::net::TcpStream,
-    answer: &impl Fn(&str) -> Vec<u8>,
-    log: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
-            break;
-        }
-    }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let path = path.split('?').next().unwrap_or("/").trim_start_matches('/').to_string();
-    let response = answer(&path);
-    log.lock().expect("lock").push(path);
-    let mut stream = stream;
-    stream.write_all(&response)?;
-    stream.flush()
 }
