@@ -68,7 +68,7 @@ fn init_converges_then_changes_nothing_then_uninstall_and_init_again() {
     );
     assert!(text.contains("✓ pull      1 updated, 0 unchanged, 0 failed"), "{text}");
     assert!(text.contains("= schedules no scheduler here"), "{text}");
-    assert!(text.contains("✓ doctor    all"), "{text}");
+    assert!(doctor_passed(&bed, &text), "{text}");
     assert!(text.contains("this machine is set up: 2 changed"), "{text}");
     let (ok, _) = docker_try(&["image", "inspect", &alias]);
     assert!(ok, "the production alias is there");
@@ -373,6 +373,7 @@ fn init_on_a_terminal_asks_for_what_is_missing() {
     drop(holder);
     let seen = screen(&raw);
     assert_eq!(code, Some(0), "{seen}");
+    assert!(doctor_passed(&bed, &seen), "{seen}");
 
     let config = std::fs::read_to_string(bed.config_path()).expect("config");
     assert!(config.contains(&format!("bucket = \"{}\"", bed.bucket)), "{config}");
@@ -384,6 +385,8 @@ fn init_on_a_terminal_asks_for_what_is_missing() {
     settings.add_filter(r"Docker \S+ at \S+;", "Docker [VERSION] at [ENGINE];");
     settings.add_filter(r"shares this host's clock \(.*\)", "shares this host's clock (…)");
     settings.add_filter(r"\d+ ms\b", "[N] ms");
+    // Held by `doctor_passed` above: every check passed, or the one warning this machine's disk gives.
+    settings.add_filter(r"✓ doctor    (all 11 checks passed|1 warning)", "✓ doctor    [PASSED]");
     settings.add_filter(r"devbox\.toml\.\d{8}T\d{6}Z\.bak", "devbox.toml.[STAMP].bak");
     settings.add_filter(&regex_escape(&bed.name), "[BED]");
     settings.add_filter(&regex_escape(&bed.home.path().display().to_string()), "[HOME]");
@@ -392,6 +395,19 @@ fn init_on_a_terminal_asks_for_what_is_missing() {
     // What is left is the free port devbox suggested, and the user took.
     settings.add_filter(r"\b\d{4,5}\b", "[NEW_PORT]");
     settings.bind(|| insta::assert_snapshot!("init_tty_session", seen));
+}
+
+/// Whether init's doctor step passed every check, but for the one warning this machine's own disk
+/// may give: the disk check judges the machine, which the testbed does not control.
+fn doctor_passed(bed: &Bed, text: &str) -> bool {
+    if text.contains("✓ doctor    all ") {
+        return true;
+    }
+    let out = bed.devbox(&["doctor", "--json", "--check", "disk"]).output().expect("doctor");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let disk_warns =
+        report["checks"].as_array().is_some_and(|c| c.iter().any(|c| c["id"] == "disk" && c["status"] == "warn"));
+    disk_warns && text.contains("✓ doctor    1 warning\n")
 }
 
 fn regex_escape(text: &str) -> String {
