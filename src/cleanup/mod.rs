@@ -51,7 +51,8 @@ pub fn read_pulls(state_dir: &Path) -> Pulls {
         .collect()
 }
 
-/// Lists the engine and computes the plan.
+/// Lists the engine and computes the plan. The engine's clock is read once, before the listing:
+/// that one instant is the plan's "now", for every age and for the cutoff.
 pub async fn make_plan(engine: &Engine, policy: &Policy, pulls: &Pulls) -> anyhow::Result<Plan> {
     let info = engine.info().await?;
     let host = jiff::Timestamp::now();

@@ -24,7 +24,8 @@ pub struct Policy {
     pub max_skew: Duration,
 }
 
-/// The two clocks: ages are judged by the engine's.
+/// The two clocks, each read once per run: every age in a plan is measured from the one engine
+/// instant here, so a plan never mixes readings taken at different moments.
 #[derive(Debug, Clone, Copy)]
 pub struct Clocks {
     pub engine: Timestamp,
@@ -41,14 +42,90 @@ pub enum Kind {
     Image,
 }
 
+/// Why an item goes or stays. Ages are whole seconds by the engine's clock at the plan's one
+/// instant; `Display` gives the words `--dry-run` prints. In JSON it is an object with a stable
+/// `kind` (`"stopped-past-grace"`, ...), its data, and the same words as `text`, so a plan is
+/// compared by identity and kind, never by prose that contains an elapsed time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reason {
+    /// A stopped container past its grace period.
+    StoppedPastGrace { state: String, age_seconds: u64 },
+    /// A container that was created and never started, past its grace period (counted from creation).
+    NeverStartedPastGrace { state: String, age_seconds: u64 },
+    /// A dangling image past its grace period.
+    DanglingPastGrace { age_seconds: u64 },
+    /// Evicted to fit `max_disk`: the least recently used (pulled, started or created) goes first.
+    LeastRecentlyUsed { age_seconds: u64 },
+    /// A container that is not stopped (running, paused, restarting...).
+    NotStopped { state: String },
+    /// A container devbox manages (the registry).
+    DevboxOwn,
+    /// It carries one of `cleanup.keep_labels`.
+    KeepLabel { label: String },
+    /// A container that stopped (or was created) within the grace period.
+    StoppedWithinGrace {
+        age_seconds: u64,
+        #[serde(with = "humantime_serde")]
+        grace: Duration,
+    },
+    /// A dangling image created within the grace period.
+    DanglingWithinGrace { age_seconds: u64 },
+    /// A base image, its alias, or the registry image, by tag or digest.
+    ConfiguredImage { reference: String },
+    /// An image a surviving container uses.
+    UsedBy { containers: Vec<String> },
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::StoppedPastGrace { state, age_seconds } => write!(f, "{state} (stopped {})", ago(*age_seconds)),
+            Reason::NeverStartedPastGrace { state, age_seconds } => {
+                write!(f, "{state} (created, never started, {})", ago(*age_seconds))
+            }
+            Reason::DanglingPastGrace { age_seconds } => write!(f, "dangling, created {}", ago(*age_seconds)),
+            Reason::LeastRecentlyUsed { age_seconds } => {
+                write!(f, "least recently used (last used {})", ago(*age_seconds))
+            }
+            Reason::NotStopped { state } => write!(f, "{state} (only stopped containers are removed)"),
+            Reason::DevboxOwn => f.write_str("devbox's own container"),
+            Reason::KeepLabel { label } => write!(f, "keep label {label}"),
+            Reason::StoppedWithinGrace { age_seconds, grace } => write!(
+                f,
+                "stopped {}, within the {} grace period",
+                ago(*age_seconds),
+                humantime::format_duration(*grace)
+            ),
+            Reason::DanglingWithinGrace { age_seconds } => {
+                write!(f, "dangling, created {}, within the grace period", ago(*age_seconds))
+            }
+            Reason::ConfiguredImage { reference } => write!(f, "configured image {reference}"),
+            Reason::UsedBy { containers } => write!(f, "used by container {}", containers.join(", ")),
+        }
+    }
+}
+
+/// A reason in JSON: its kind and data, and the words for people beside them.
+fn reason_with_text<S: serde::Serializer>(reason: &Reason, serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Described<'a> {
+        #[serde(flatten)]
+        reason: &'a Reason,
+        text: String,
+    }
+    Described { reason, text: reason.to_string() }.serialize(serializer)
+}
+
 /// One thing the plan removes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Removal {
     pub id: String,
     /// A container's name, an image's first tag, or a short ID.
     pub name: String,
-    /// Why it goes, in words.
-    pub reason: String,
+    /// Why it goes.
+    #[serde(serialize_with = "reason_with_text")]
+    pub reason: Reason,
     /// Size as the engine reported it in the listing.
     pub size: Option<u64>,
     /// For evicted images: the tags to remove (the image goes with its last tag).
@@ -62,7 +139,8 @@ pub struct Kept {
     pub kind: Kind,
     pub id: String,
     pub name: String,
-    pub reason: String,
+    #[serde(serialize_with = "reason_with_text")]
+    pub reason: Reason,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -114,8 +192,13 @@ fn keep_label_text(label: &KeepLabel) -> String {
     String::from(label.clone())
 }
 
-fn ago(now: Timestamp, then: Timestamp) -> String {
-    let secs = now.as_second().saturating_sub(then.as_second()).max(0) as u64;
+/// Whole seconds from `then` to `now`; zero for anything after `now` (it changed since the instant).
+fn age(now: Timestamp, then: Timestamp) -> u64 {
+    now.as_second().saturating_sub(then.as_second()).max(0) as u64
+}
+
+/// An age in words, coarser as it grows: "9s ago", "3h 12m ago", "2days 4h ago".
+fn ago(secs: u64) -> String {
     let rounded = if secs >= 86_400 {
         secs / 3600 * 3600
     } else if secs >= 3600 {
@@ -142,27 +225,30 @@ pub fn plan(
     let mut removed_containers = Vec::new();
     for c in containers {
         let reason = if !matches!(c.state.as_str(), "exited" | "created" | "dead") {
-            Some(format!("{} (only stopped containers are removed)", c.state))
+            Some(Reason::NotStopped { state: c.state.clone() })
         } else if c.labels.get(&policy.managed_label).map(String::as_str) == Some("true") {
-            Some("devbox's own container".to_string())
+            Some(Reason::DevboxOwn)
         } else if let Some(label) = has_keep_label(&c.labels, &policy.keep_labels) {
-            Some(format!("keep label {}", keep_label_text(label)))
+            Some(Reason::KeepLabel { label: keep_label_text(label) })
         } else {
             let stopped = c.finished_at.unwrap_or(c.created);
             (stopped > cutoff)
-                .then(|| format!("stopped {}, within the {} grace period", ago(now, stopped), policy_age(policy)))
+                .then(|| Reason::StoppedWithinGrace { age_seconds: age(now, stopped), grace: policy.older_than })
         };
         match reason {
             Some(reason) => {
                 kept.push(Kept { kind: Kind::Container, id: short_id(&c.id), name: c.name.clone(), reason })
             }
             None => {
-                let stopped = c.finished_at.unwrap_or(c.created);
-                let verb = if c.finished_at.is_some() { "stopped" } else { "created, never started," };
+                let state = c.state.clone();
+                let reason = match c.finished_at {
+                    Some(stopped) => Reason::StoppedPastGrace { state, age_seconds: age(now, stopped) },
+                    None => Reason::NeverStartedPastGrace { state, age_seconds: age(now, c.created) },
+                };
                 removed_containers.push(Removal {
                     id: c.id.clone(),
                     name: c.name.clone(),
-                    reason: format!("{} ({verb} {})", c.state, ago(now, stopped)),
+                    reason,
                     size: c.size_rw,
                     tags: vec![],
                 });
@@ -178,19 +264,21 @@ pub fn plan(
     let protected: HashSet<String> = policy.protected_images.iter().map(|r| normalize_reference(r)).collect();
     let protected_repos: HashSet<&str> =
         protected.iter().map(|r| crate::engine::split_tag(r).0).collect::<HashSet<_>>();
-    let protection = |image: &ImageEntry| -> Option<String> {
+    let protection = |image: &ImageEntry| -> Option<Reason> {
         if let Some(tag) = image.tags.iter().find(|t| protected.contains(&normalize_reference(t))) {
-            return Some(format!("configured image {tag}"));
+            return Some(Reason::ConfiguredImage { reference: tag.clone() });
         }
         if let Some(digest) =
             image.digests.iter().find(|d| d.split('@').next().is_some_and(|r| protected_repos.contains(r)))
         {
-            return Some(format!("configured image {digest}"));
+            return Some(Reason::ConfiguredImage { reference: digest.clone() });
         }
         if let Some(label) = has_keep_label(&image.labels, &policy.keep_labels) {
-            return Some(format!("keep label {}", keep_label_text(label)));
+            return Some(Reason::KeepLabel { label: keep_label_text(label) });
         }
-        users.get(image.id.as_str()).map(|names| format!("used by container {}", names.join(", ")))
+        users
+            .get(image.id.as_str())
+            .map(|names| Reason::UsedBy { containers: names.iter().map(|n| n.to_string()).collect() })
     };
 
     // Dangling images past their grace period. Whole seconds, as the listing has them: the
@@ -210,18 +298,18 @@ pub fn plan(
             prune_would_take.insert(image.id.as_str());
         }
         let name = image.tags.first().cloned().unwrap_or_else(|| short_id(&image.id));
-        let keep = |reason: String| Kept { kind: Kind::Image, id: short_id(&image.id), name: name.clone(), reason };
+        let keep = |reason: Reason| Kept { kind: Kind::Image, id: short_id(&image.id), name: name.clone(), reason };
         if let Some(reason) = protection(image) {
             kept.push(keep(reason));
             remaining_size += image.size;
         } else if is_dangling && image.created.as_second() >= cutoff_secs {
-            kept.push(keep(format!("dangling, created {}, within the grace period", ago(now, image.created))));
+            kept.push(keep(Reason::DanglingWithinGrace { age_seconds: age(now, image.created) }));
             remaining_size += image.size;
         } else if is_dangling {
             dangling.push(Removal {
                 id: image.id.clone(),
                 name,
-                reason: format!("dangling, created {}", ago(now, image.created)),
+                reason: Reason::DanglingPastGrace { age_seconds: age(now, image.created) },
                 size: Some(image.size),
                 tags: vec![],
             });
@@ -259,7 +347,7 @@ pub fn plan(
             evicted.push(Removal {
                 id: image.id.clone(),
                 name: image.tags.first().cloned().unwrap_or_else(|| short_id(&image.id)),
-                reason: format!("least recently used (last used {})", ago(now, used)),
+                reason: Reason::LeastRecentlyUsed { age_seconds: age(now, used) },
                 size: Some(image.size),
                 tags: image.tags.clone(),
             });

@@ -61,8 +61,16 @@ fn ids(removals: &[Removal]) -> Vec<&str> {
     removals.iter().map(|r| r.id.as_str()).collect()
 }
 
-fn kept_reason<'a>(plan: &'a Plan, name: &str) -> &'a str {
-    plan.kept.iter().find(|k| k.name == name).map(|k| k.reason.as_str()).unwrap_or("<removed>")
+fn kept_reason(plan: &Plan, name: &str) -> Option<Reason> {
+    plan.kept.iter().find(|k| k.name == name).map(|k| k.reason.clone())
+}
+
+fn keep_label(label: &str) -> Option<Reason> {
+    Some(Reason::KeepLabel { label: label.into() })
+}
+
+fn used_by(container: &str) -> Reason {
+    Reason::UsedBy { containers: vec![container.into()] }
 }
 
 #[test]
@@ -78,10 +86,23 @@ fn only_stopped_containers_past_their_grace_go() {
     ];
     let plan = plan(&containers, &[], &policy(), clocks(), &Pulls::new());
     assert_eq!(ids(&plan.containers), ["id-old-exited", "id-old-dead", "id-never-started"]);
-    assert!(kept_reason(&plan, "fresh-exited").contains("within the 1day grace period"));
-    assert!(kept_reason(&plan, "running").starts_with("running"));
-    assert!(kept_reason(&plan, "paused").starts_with("paused"));
-    assert!(kept_reason(&plan, "restarting").starts_with("restarting"));
+    let reasons: Vec<&Reason> = plan.containers.iter().map(|r| &r.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            &Reason::StoppedPastGrace { state: "exited".into(), age_seconds: (48 * HOUR) as u64 },
+            &Reason::StoppedPastGrace { state: "dead".into(), age_seconds: (48 * HOUR) as u64 },
+            &Reason::NeverStartedPastGrace { state: "created".into(), age_seconds: (100 * HOUR) as u64 },
+        ]
+    );
+    let within = Reason::StoppedWithinGrace { age_seconds: HOUR as u64, grace: Duration::from_secs(24 * 3600) };
+    assert_eq!(kept_reason(&plan, "fresh-exited"), Some(within.clone()));
+    assert!(within.to_string().contains("within the 1day grace period"), "{within}");
+    for state in ["running", "paused", "restarting"] {
+        let reason = kept_reason(&plan, state).expect("kept");
+        assert_eq!(reason, Reason::NotStopped { state: state.into() });
+        assert!(reason.to_string().starts_with(state), "{reason}");
+    }
 }
 
 #[test]
@@ -106,9 +127,9 @@ fn keep_labels_and_devbox_containers_are_protected() {
     ];
     let plan = plan(&containers, &[], &p, clocks(), &Pulls::new());
     assert_eq!(ids(&plan.containers), ["id-web"]);
-    assert_eq!(kept_reason(&plan, "kept"), "keep label devbox.keep");
-    assert_eq!(kept_reason(&plan, "infra"), "keep label team=infra");
-    assert_eq!(kept_reason(&plan, "registry"), "devbox's own container");
+    assert_eq!(kept_reason(&plan, "kept"), keep_label("devbox.keep"));
+    assert_eq!(kept_reason(&plan, "infra"), keep_label("team=infra"));
+    assert_eq!(kept_reason(&plan, "registry"), Some(Reason::DevboxOwn));
 }
 
 #[test]
@@ -129,9 +150,11 @@ fn dangling_images_go_after_their_grace_unless_used_or_labelled() {
     // c is used only by a container this plan removes, so it goes too.
     assert_eq!(ids(&plan.dangling_images), ["sha256:a", "sha256:c"]);
     assert!(plan.dangling_by_prune, "the prune filters select exactly these");
-    assert!(plan.kept.iter().any(|k| k.id == "b" && k.reason == "used by container uses-b"));
-    assert!(plan.kept.iter().any(|k| k.id == "d" && k.reason.contains("within the grace period")));
-    assert!(plan.kept.iter().any(|k| k.id == "e" && k.reason == "keep label devbox.keep"));
+    assert!(plan.kept.iter().any(|k| k.id == "b" && k.reason == used_by("uses-b")));
+    let fresh = Reason::DanglingWithinGrace { age_seconds: HOUR as u64 };
+    assert!(plan.kept.iter().any(|k| k.id == "d" && k.reason == fresh));
+    assert!(plan.kept.iter().any(|k| k.id == "e" && Some(k.reason.clone()) == keep_label("devbox.keep")));
+    assert_eq!(plan.dangling_images[0].reason, Reason::DanglingPastGrace { age_seconds: (48 * HOUR) as u64 });
     assert!(plan.evicted_images.is_empty(), "tagged images only go for max_disk");
 }
 
@@ -177,6 +200,14 @@ fn max_disk_evicts_least_recently_used_first_until_it_fits() {
     let plan = plan(&containers, &[pulled, started, old, new], &p, clocks(), &pulls);
     // 400 listed; the removed container frees "started" for eviction; two must go to fit 250.
     assert_eq!(ids(&plan.evicted_images), ["sha256:old", "sha256:started"]);
+    let ages: Vec<&Reason> = plan.evicted_images.iter().map(|r| &r.reason).collect();
+    assert_eq!(
+        ages,
+        [
+            &Reason::LeastRecentlyUsed { age_seconds: (800 * HOUR) as u64 },
+            &Reason::LeastRecentlyUsed { age_seconds: (30 * HOUR + 60) as u64 },
+        ]
+    );
     assert_eq!(plan.images_size_before, 400);
     assert_eq!(plan.images_size_after, 200);
     assert_eq!(plan.max_disk_note, None);
@@ -189,7 +220,7 @@ fn images_used_by_surviving_containers_are_never_evicted() {
     let containers = [container("stopped-recently", "exited", "sha256:x", Some(HOUR))];
     let plan = plan(&containers, &[image("sha256:x", &["app/x:1"], 900 * HOUR, 100)], &p, clocks(), &Pulls::new());
     assert!(plan.evicted_images.is_empty());
-    assert!(plan.kept.iter().any(|k| k.reason == "used by container stopped-recently"));
+    assert!(plan.kept.iter().any(|k| k.reason == used_by("stopped-recently")));
 }
 
 #[test]
@@ -249,4 +280,44 @@ fn references_normalize_like_the_engine_lists_them() {
     assert_eq!(normalize_reference("127.0.0.1:5000/base/go"), "127.0.0.1:5000/base/go:latest");
     assert_eq!(normalize_reference("acme/base/go:1.23"), "acme/base/go:1.23");
     assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+}
+
+#[test]
+fn reasons_read_as_words_and_serialize_as_kinds_with_their_data() {
+    let cases = [
+        (Reason::StoppedPastGrace { state: "exited".into(), age_seconds: 9 }, "exited (stopped 9s ago)"),
+        (
+            Reason::NeverStartedPastGrace { state: "created".into(), age_seconds: 3 * 3600 + 125 },
+            "created (created, never started, 3h 2m ago)",
+        ),
+        (Reason::DanglingPastGrace { age_seconds: 2 * 86_400 + 3 * 3600 + 59 }, "dangling, created 2days 3h ago"),
+        (Reason::LeastRecentlyUsed { age_seconds: 0 }, "least recently used (last used 0s ago)"),
+        (
+            Reason::StoppedWithinGrace { age_seconds: 61, grace: Duration::from_secs(3600) },
+            "stopped 1m 1s ago, within the 1h grace period",
+        ),
+        (Reason::ConfiguredImage { reference: "registry:2.8.3".into() }, "configured image registry:2.8.3"),
+        (Reason::UsedBy { containers: vec!["a".into(), "b".into()] }, "used by container a, b"),
+    ];
+    for (reason, words) in cases {
+        assert_eq!(reason.to_string(), words);
+    }
+
+    let removal = Removal {
+        id: "sha256:a".into(),
+        name: "old".into(),
+        reason: Reason::StoppedPastGrace { state: "exited".into(), age_seconds: 9 },
+        size: Some(1),
+        tags: vec![],
+    };
+    let json = serde_json::to_value(&removal).expect("json");
+    assert_eq!(
+        json["reason"],
+        serde_json::json!({"kind": "stopped-past-grace", "state": "exited", "age_seconds": 9, "text": "exited (stopped 9s ago)"})
+    );
+    let kept = Kept { kind: Kind::Image, id: "a".into(), name: "a".into(), reason: Reason::DevboxOwn };
+    let json = serde_json::to_value(&kept).expect("json");
+    assert_eq!(json["reason"], serde_json::json!({"kind": "devbox-own", "text": "devbox's own container"}));
+    let within = Reason::StoppedWithinGrace { age_seconds: 5, grace: Duration::from_secs(86_400) };
+    assert_eq!(serde_json::to_value(Kept { reason: within, ..kept }).expect("json")["reason"]["grace"], "1day");
 }

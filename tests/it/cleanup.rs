@@ -1,12 +1,12 @@
 //! `devbox cleanup` on a real (private) engine: every protected kind next to every removable kind.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use predicates::prelude::*;
 
 use crate::private_engine::PrivateEngine;
-use crate::testbed::{Bed, REGISTRY_IMAGE};
+use crate::testbed::{Bed, REGISTRY_IMAGE, poll_until, wait_until};
 
 fn container_ids(engine: &PrivateEngine) -> BTreeSet<String> {
     engine.docker(&["ps", "-aq", "--no-trunc"]).split_whitespace().map(String::from).collect()
@@ -26,6 +26,15 @@ fn json(out: &[u8]) -> serde_json::Value {
 
 fn ids_in(value: &serde_json::Value) -> BTreeSet<String> {
     value.as_array().expect("array").iter().map(|r| r["id"].as_str().expect("id").to_string()).collect()
+}
+
+/// A plan's items by identity: ID and the kind of reason, never the words (they hold ages).
+fn identity(value: &serde_json::Value) -> Vec<(String, String)> {
+    let items = value.as_array().expect("array");
+    items
+        .iter()
+        .map(|r| (r["id"].as_str().expect("id").into(), r["reason"]["kind"].as_str().expect("kind").into()))
+        .collect()
 }
 
 fn strings_in(value: &serde_json::Value) -> BTreeSet<String> {
@@ -83,11 +92,9 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
     engine.docker(&["volume", "create", "precious"]);
     engine.docker(&["volume", "create", &format!("{}-data", bed.name)]);
     create("with-volume", &["-v", "precious:/data"], &base);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while engine.docker(&["inspect", "--format", "{{.State.Status}}", "exited"]) != "exited" {
-        assert!(Instant::now() < deadline, "the exited container did not exit");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("the exited container to exit", Duration::from_secs(30), || {
+        engine.docker(&["inspect", "--format", "{{.State.Status}}", "exited"]) == "exited"
+    });
     // Past the grace period of 1s, by the engine's clock.
     std::thread::sleep(Duration::from_millis(2500));
 
@@ -139,6 +146,11 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
     assert_eq!(ids_in(&dry["plan"]["dangling_images"]), removable_dangling);
     assert_eq!(ids_in(&dry["plan"]["evicted_images"]), evicted);
     assert_eq!(dry["plan"]["dangling_by_prune"], true);
+    let kinds =
+        |part: &str| -> BTreeSet<String> { identity(&dry["plan"][part]).into_iter().map(|(_, kind)| kind).collect() };
+    assert_eq!(kinds("containers"), BTreeSet::from(["never-started-past-grace".into(), "stopped-past-grace".into()]));
+    assert_eq!(kinds("dangling_images"), BTreeSet::from(["dangling-past-grace".into()]));
+    assert_eq!(kinds("evicted_images"), BTreeSet::from(["least-recently-used".into()]));
     assert_eq!(container_ids(&engine), containers_before);
     assert_eq!(image_ids(&engine), images_before);
     devbox(&["cleanup", "--dry-run"])
@@ -150,7 +162,11 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
     // The real run removes exactly that, and reports space from the engine's answers.
     let real = devbox(&["cleanup", "--json"]).assert().success().get_output().stdout.clone();
     let real = json(&real);
-    assert_eq!(real["plan"]["containers"], dry["plan"]["containers"], "the plan did not change between runs");
+    // Two runs read the engine's clock at two instants, so their ages differ; what goes, and why, must not.
+    for part in ["containers", "dangling_images", "evicted_images"] {
+        assert_eq!(identity(&real["plan"][part]), identity(&dry["plan"][part]), "the {part} plan changed between runs");
+    }
+    assert_eq!(identity(&real["plan"]["kept"]), identity(&dry["plan"]["kept"]), "what is kept changed between runs");
     assert_eq!(strings_in(&real["outcome"]["containers"]["removed"]), removable_containers);
     assert_eq!(strings_in(&real["outcome"]["dangling_images"]["removed"]), removable_dangling);
     assert_eq!(strings_in(&real["outcome"]["evicted_images"]["removed"]), evicted);
@@ -206,15 +222,10 @@ fn an_engine_that_disappears_mid_cleanup_gets_a_partial_report() {
         .expect("spawn devbox");
     // Watch the engine's own directory (not its API) and crash it once removals have begun.
     let containers_dir = engine.data_root().join("containers");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let count = std::fs::read_dir(&containers_dir).map(|d| d.count()).unwrap_or(0);
-        if count < 301 - 10 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "cleanup never started removing");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let removing = poll_until(Duration::from_secs(120), Duration::from_millis(5), || {
+        std::fs::read_dir(&containers_dir).map(|d| d.count()).unwrap_or(0) < 301 - 10
+    });
+    assert!(removing, "cleanup never started removing");
     engine.crash();
     let out = child.wait_with_output().expect("devbox finishes");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -24,11 +24,7 @@ fn bad_config_exits_2_with_its_location_and_changes_nothing() {
     ];
     for (text, expected) in cases {
         bed.write_raw_config(text);
-        bed.devbox(&["registry", "up"])
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains(expected.clone()))
-            .stderr(predicate::str::contains("hint: Fix that key in"));
+        bed.test(&["registry", "up"]).code(2).stderr_has(expected.clone()).stderr_has("hint: Fix that key in").run();
     }
     // None of those runs created the default container.
     let (exists, _) = crate::testbed::docker_try(&["inspect", "devbox-registry"]);
@@ -39,56 +35,48 @@ fn bad_config_exits_2_with_its_location_and_changes_nothing() {
 fn config_path_and_show_name_the_source() {
     let bed = Bed::new("cfgshow");
     bed.devbox(&["config", "path"]).assert().success().stdout(format!("{}\n", bed.config_path().display()));
-    bed.devbox(&["config", "show"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("# source: {}", bed.config_path().display())))
-        .stdout(predicate::str::contains(format!("container = \"{}\"", bed.name)))
-        .stdout(predicate::str::contains("max_skew = \"2s\""));
+    bed.test(&["config", "show"])
+        .stdout_has(format!("# source: {}", bed.config_path().display()))
+        .stdout_has(format!("container = \"{}\"", bed.name))
+        .stdout_has("max_skew = \"2s\"")
+        .run();
 
     // --config wins over DEVBOX_CONFIG, which wins over the default location.
     let other = bed.home.path().join("team.toml");
     std::fs::write(&other, "[registry]\nport = 5050\n").expect("write");
-    bed.devbox(&["config", "show", "--json"])
+    bed.test(&["config", "show", "--json"])
         .env("DEVBOX_CONFIG", &other)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("\"kind\": \"env\""))
-        .stdout(predicate::str::contains("\"port\": 5050"));
-    bed.devbox(&["--config", other.to_str().expect("utf-8"), "config", "show"])
+        .stdout_has("\"kind\": \"env\"")
+        .stdout_has("\"port\": 5050")
+        .run();
+    bed.test(&["--config", other.to_str().expect("utf-8"), "config", "show"])
         .env("DEVBOX_CONFIG", "/nonexistent.toml")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("(from --config)"));
+        .stdout_has("(from --config)")
+        .run();
 
     // A missing explicit file is a configuration error; a missing default file means the defaults.
-    bed.devbox(&["config", "show"]).env("DEVBOX_CONFIG", "/nonexistent.toml").assert().code(2);
+    bed.test(&["config", "show"]).env("DEVBOX_CONFIG", "/nonexistent.toml").code(2).run();
     std::fs::remove_file(bed.config_path()).expect("remove");
-    bed.devbox(&["config", "show"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("built-in defaults"))
-        .stdout(predicate::str::contains("storage = \"auto\""));
+    bed.test(&["config", "show"]).stdout_has("built-in defaults").stdout_has("storage = \"auto\"").run();
 }
 
 #[test]
 fn config_path_works_even_when_the_file_is_broken() {
     let bed = Bed::new("cfgpath");
     bed.write_raw_config("this is not toml");
-    bed.devbox(&["config", "path"]).assert().success();
-    bed.devbox(&["config", "show"]).assert().code(2);
+    bed.test(&["config", "path"]).run();
+    bed.test(&["config", "show"]).code(2).run();
 }
 
 #[test]
 fn usage_errors_exit_2_and_help_lists_only_working_commands() {
     let bed = Bed::new("usage");
-    bed.devbox(&["no-such-command"]).assert().code(2);
-    bed.devbox(&["registry", "up", "--bogus"]).assert().code(2);
-    bed.devbox(&["--help"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("registry"))
-        .stdout(predicate::str::contains("Exit codes: 0 success, 1 failure, 2 usage or configuration error"));
+    bed.test(&["no-such-command"]).code(2).run();
+    bed.test(&["registry", "up", "--bogus"]).code(2).run();
+    bed.test(&["--help"])
+        .stdout_has("registry")
+        .stdout_has("Exit codes: 0 success, 1 failure, 2 usage or configuration error")
+        .run();
     bed.devbox(&["--version"]).assert().success().stdout(predicate::str::starts_with("devbox "));
 }
 
@@ -96,21 +84,18 @@ fn usage_errors_exit_2_and_help_lists_only_working_commands() {
 fn completions_are_printed_for_each_shell() {
     let bed = Bed::new("completions");
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
-        bed.devbox(&["completions", shell]).assert().success().stdout(predicate::str::contains("registry"));
+        bed.test(&["completions", shell]).stdout_has("registry").run();
     }
 }
 
 #[test]
 fn output_without_a_tty_has_no_escape_codes() {
     let bed = Bed::new("plain");
-    bed.devbox(&["registry", "status"])
+    bed.test(&["registry", "status"])
         .env_remove("NO_COLOR")
-        .assert()
         .code(1)
-        .stdout(predicate::str::contains("\u{1b}[").not())
-        .stderr(predicate::str::contains("\u{1b}[").not());
-    bed.devbox(&["--color", "always", "registry", "status"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains("\u{1b}["));
+        .stdout_lacks("\u{1b}[")
+        .stderr_lacks("\u{1b}[")
+        .run();
+    bed.test(&["--color", "always", "registry", "status"]).code(1).stdout_has("\u{1b}[").run();
 }

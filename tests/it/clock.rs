@@ -2,8 +2,6 @@
 //! libfaketime) and tiny local HTTP servers. This machine's clock is never changed: the VM path of
 //! `sync` runs here only as `--dry-run`, or up to the checks that stop it before it executes.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::testbed::{Bed, REGISTRY_IMAGE, docker, free_port};
+use crate::testbed::{Bed, HttpServer, REGISTRY_IMAGE, docker, free_port, port_open, wait_until};
 
 /// A moto S3 server whose clock runs `offset` (libfaketime's syntax: "+7m", "-20m") from this
 /// machine's. Only moto's process sees the fake time. It is stopped when dropped, and when this
@@ -43,11 +41,7 @@ impl FakeTimeS3 {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto under faketime (apt-get install faketime; tests/testbed/up.sh does)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto under faketime did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until(format!("moto under faketime to start on port {port}"), Duration::from_secs(30), || port_open(port));
         FakeTimeS3 { port, stop, child, _dir: dir }
     }
 
@@ -97,6 +91,17 @@ fn clock<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["clocks"].as_array().expect("clocks").iter().find(|c| c["clock"] == name).expect("clock")
 }
 
+/// How far a clock's measured offset can be from the truth, from the reading itself: the remote
+/// read its clock somewhere within the round trip (half of it either side of the midpoint devbox
+/// assumes), and an HTTP Date header truncates to the second (half a second either side of the
+/// middle devbox assumes). On a loaded machine round trips grow, and so does this bar; a fixed
+/// bound would fail there while devbox measured correctly. Plus rounding in the JSON.
+fn error_bar(report: &Value, name: &str) -> f64 {
+    let round_trip = clock(report, name)["round_trip_ms"].as_f64().expect("a measured round trip") / 1000.0;
+    let resolution = if name == "s3" { 0.5 } else { 0.0 };
+    resolution + round_trip / 2.0 + 0.002
+}
+
 fn unix_now() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs() as i64
 }
@@ -122,9 +127,9 @@ fn helper_events_since(since: i64) -> String {
 fn check_reads_all_three_clocks_in_well_under_a_second() {
     let bed = Bed::new("clock-check");
     let started = Instant::now();
-    let out = bed.devbox(&["clock", "check"]).assert().success();
+    let out = bed.test(&["clock", "check"]).run();
     let elapsed = started.elapsed();
-    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
     for line in ["  host ", "  engine ", "  S3 ", "✓ engine vs host", "✓ S3 vs host", "✓ engine vs S3"] {
         assert!(text.contains(line), "no {line:?} in:\n{text}");
     }
@@ -140,9 +145,9 @@ fn check_reads_all_three_clocks_in_well_under_a_second() {
     // The testbed's clocks are one clock: the engine to the millisecond, S3 within its Date
     // header's one-second resolution.
     let engine = skew(&report, "engine", "host")["skew_seconds"].as_f64().expect("engine measured");
-    assert!(engine.abs() < 0.1, "{report:#}");
+    assert!(engine.abs() <= error_bar(&report, "engine"), "{report:#}");
     let s3 = skew(&report, "s3", "host")["skew_seconds"].as_f64().expect("S3 measured");
-    assert!(s3.abs() <= 0.6, "{report:#}");
+    assert!(s3.abs() <= error_bar(&report, "s3"), "{report:#}");
     assert!(clock(&report, "s3")["source"].as_str().expect("source").contains(&bed.bucket));
 }
 
@@ -157,11 +162,12 @@ fn a_skewed_s3_is_reported_with_its_sign_and_size_within_a_second() {
     assert_eq!(code, 1, "a skew above 5 minutes fails: {report:#}");
     let s3 = skew(&report, "s3", "host");
     let seconds = s3["skew_seconds"].as_f64().expect("measured");
-    assert!((seconds - 420.0).abs() <= 1.0, "S3 is 7 minutes ahead, measured {seconds}: {report:#}");
+    let bar = error_bar(&report, "s3");
+    assert!((seconds - 420.0).abs() <= bar, "S3 is 7 minutes ahead, measured {seconds} (± {bar}): {report:#}");
     assert_eq!(s3["verdict"], "fail");
     // The engine is as far behind S3 as S3 is ahead of the host: what S3 judges the registry by.
     let engine_vs_s3 = skew(&report, "engine", "s3")["skew_seconds"].as_f64().expect("measured");
-    assert!((engine_vs_s3 + 420.0).abs() <= 1.0, "{report:#}");
+    assert!((engine_vs_s3 + 420.0).abs() <= bar + error_bar(&report, "engine"), "{report:#}");
     assert_eq!(skew(&report, "engine", "host")["verdict"], "ok");
 
     config_with_endpoint(&bed, &behind.endpoint(), "");
@@ -169,14 +175,15 @@ fn a_skewed_s3_is_reported_with_its_sign_and_size_within_a_second() {
     assert_eq!(code, 1);
     let s3 = skew(&report, "s3", "host");
     let seconds = s3["skew_seconds"].as_f64().expect("measured");
-    assert!((seconds + 1200.0).abs() <= 1.0, "S3 is 20 minutes behind, measured {seconds}: {report:#}");
+    let bar = error_bar(&report, "s3");
+    assert!((seconds + 1200.0).abs() <= bar, "S3 is 20 minutes behind, measured {seconds} (± {bar}): {report:#}");
     assert_eq!(s3["verdict"], "aws_will_refuse");
 
-    // In words, with the sign.
+    // In words, with the sign: about 20 minutes (the figure itself is held to its error bar above).
     bed.devbox(&["clock", "check"])
         .assert()
         .code(1)
-        .stdout(predicate::str::is_match(r"✗ S3 vs host\s+-(19m 59\.\d|20m 0\.\d)s  AWS will refuse").expect("regex"))
+        .stdout(predicate::str::is_match(r"✗ S3 vs host\s+-(19m 5\d\.\d|20m \d\.\d)s  AWS will refuse").expect("regex"))
         .stdout(predicate::str::contains("this host's own clock is off"));
 }
 
@@ -191,24 +198,22 @@ fn an_engine_that_is_down_still_leaves_host_and_s3_reported() {
     assert_eq!(skew(&report, "s3", "host")["verdict"], "ok");
     assert!(report["engine"].is_null());
 
-    bed.devbox(&["clock", "check"])
+    bed.test(&["clock", "check"])
         .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("! engine: not measured"))
-        .stdout(predicate::str::contains("✓ S3 vs host"));
+        .stdout_has("! engine: not measured")
+        .stdout_has("✓ S3 vs host")
+        .run();
     // The scheduled job has no engine clock to fix, and says so without failing.
-    bed.devbox(&["clock", "sync", "--if-skewed"])
+    bed.test(&["clock", "sync", "--if-skewed"])
         .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("nothing to sync"));
+        .stdout_has("nothing to sync")
+        .run();
     // Asked outright, sync fails and says why.
-    bed.devbox(&["clock", "sync"])
+    bed.test(&["clock", "sync"])
         .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .assert()
         .code(1)
-        .stderr(predicate::str::contains("cannot read the engine's clock"));
+        .stderr_has("cannot read the engine's clock")
+        .run();
 }
 
 #[test]
@@ -223,39 +228,24 @@ fn an_s3_endpoint_that_is_down_still_leaves_engine_and_host_reported() {
     assert_eq!(skew(&report, "engine", "s3")["verdict"], "unmeasured");
 }
 
-/// Answers every connection with `response`, until the test ends.
-fn http_server(response: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    port
-}
-
 #[test]
 fn a_missing_or_malformed_date_header_is_named() {
     let bed = Bed::new("clock-date");
-    let none = http_server("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    config_with_endpoint(&bed, &format!("http://127.0.0.1:{none}"), "");
+    let none = HttpServer::raw("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    config_with_endpoint(&bed, &none.url, "");
     let (report, code) = check_json(&bed, &[]);
     assert_eq!(code, 0);
     assert_eq!(clock(&report, "s3")["error"], "the answer had no Date header (HTTP 403)", "{report:#}");
     assert_eq!(skew(&report, "engine", "host")["verdict"], "ok");
 
-    let bad =
-        http_server("HTTP/1.1 403 Forbidden\r\nDate: last Tuesday\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    config_with_endpoint(&bed, &format!("http://127.0.0.1:{bad}"), "");
-    bed.devbox(&["clock", "check"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("! S3: not measured"))
-        .stdout(predicate::str::contains("the Date header \"last Tuesday\" is not an HTTP date (HTTP 403)"));
+    let bad = HttpServer::raw(
+        "HTTP/1.1 403 Forbidden\r\nDate: last Tuesday\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    config_with_endpoint(&bed, &bad.url, "");
+    bed.test(&["clock", "check"])
+        .stdout_has("! S3: not measured")
+        .stdout_has("the Date header \"last Tuesday\" is not an HTTP date (HTTP 403)")
+        .run();
 }
 
 #[test]
@@ -275,13 +265,13 @@ fn sync_refuses_a_native_engine_and_runs_nothing() {
     let bed = Bed::new("clock-native");
     let since = unix_now();
     for args in [&["clock", "sync"][..], &["clock", "sync", "--dry-run"]] {
-        bed.devbox(args)
-            .assert()
+        bed.test(args)
             .code(2)
-            .stderr(predicate::str::contains("devbox will not set the clock of the engine at unix://"))
-            .stderr(predicate::str::contains("it shares this host's clock"))
-            .stderr(predicate::str::contains("timedatectl set-ntp true"))
-            .stderr(predicate::str::contains("chrony"));
+            .stderr_has("devbox will not set the clock of the engine at unix://")
+            .stderr_has("it shares this host's clock")
+            .stderr_has("timedatectl set-ntp true")
+            .stderr_has("chrony")
+            .run();
     }
     // The scheduled job's command is a quiet no-op while the clocks agree.
     bed.devbox(&["clock", "sync", "--if-skewed"]).assert().success().stdout("");
@@ -342,21 +332,21 @@ fn a_forced_classification_never_executes_the_helper() {
     let bed = Bed::new("clock-forced");
     bed.write_config("[clock]\nmax_skew = \"0s\"\n");
     let since = unix_now();
-    bed.devbox(&["clock", "sync"])
+    bed.test(&["clock", "sync"])
         .env("DEVBOX_ENGINE_KIND", "vm")
-        .assert()
         .code(2)
-        .stderr(predicate::str::contains("the engine's classification was forced"))
-        .stderr(predicate::str::contains("DEVBOX_ENGINE_KIND is a testing aid"));
+        .stderr_has("the engine's classification was forced")
+        .stderr_has("DEVBOX_ENGINE_KIND is a testing aid")
+        .run();
     assert_eq!(helper_events_since(since), "");
 }
 
 #[test]
 fn a_helper_that_cannot_start_is_a_clear_error_and_leaves_the_registry_alone() {
     let bed = Bed::new("clock-helper");
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     let registry = bed.container_identity().expect("registry exists");
-    bed.devbox(&["clock", "check"]).assert().success().stdout(predicate::str::contains("✓ registry reaches S3"));
+    bed.test(&["clock", "check"]).stdout_has("✓ registry reaches S3").run();
 
     // The helper's image is absent, and devbox never pulls for it.
     let absent = format!("devbox-testbed/absent-{}:1", std::process::id());
@@ -366,12 +356,12 @@ fn a_helper_that_cannot_start_is_a_clear_error_and_leaves_the_registry_alone() {
         bed.name, bed.port, bed.bucket, bed.s3_endpoint
     ));
     let since = unix_now();
-    bed.devbox(&["clock", "sync"])
+    bed.test(&["clock", "sync"])
         .env("DEVBOX_ENGINE_KIND", "vm")
-        .assert()
         .code(1)
-        .stderr(predicate::str::contains(format!("the clock helper needs the image {absent} on the engine")))
-        .stderr(predicate::str::contains("Nothing was changed"));
+        .stderr_has(format!("the clock helper needs the image {absent} on the engine"))
+        .stderr_has("Nothing was changed")
+        .run();
     assert_eq!(bed.container_identity(), Some(registry), "the registry container changed");
     assert!(docker(&["inspect", "--format", "{{.State.Status}}", &bed.name]) == "running");
     assert!(!crate::testbed::docker_try(&["image", "inspect", &absent]).0, "the image was pulled");
@@ -384,12 +374,11 @@ fn a_runtime_without_its_cli_installed_falls_back_to_the_helper() {
     bed.write_config("[clock]\nmax_skew = \"0s\"\n");
     let since = unix_now();
     // colima's own `colima ssh -- sudo date …` is preferred, but colima is not installed here.
-    bed.devbox(&["clock", "sync", "--dry-run"])
+    bed.test(&["clock", "sync", "--dry-run"])
         .env("DEVBOX_ENGINE_KIND", "colima")
         .env("PATH", "/usr/bin:/bin")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("colima's CLI (colima) is not on PATH: using a helper container instead"))
-        .stdout(predicate::str::contains("docker run --rm --name devbox-clock-sync-"));
+        .stdout_has("colima's CLI (colima) is not on PATH: using a helper container instead")
+        .stdout_has("docker run --rm --name devbox-clock-sync-")
+        .run();
     assert_eq!(helper_events_since(since), "");
 }

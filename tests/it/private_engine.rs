@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::testbed::REGISTRY_IMAGE;
+use crate::testbed::{REGISTRY_IMAGE, poll_until};
 
 pub struct PrivateEngine {
     pub dir: tempfile::TempDir,
@@ -41,15 +41,13 @@ impl PrivateEngine {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start a private dockerd (the tests run as root, as CI does): {e}"));
         *self.dockerd.lock().expect("lock") = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.docker_try(&["version"]).0 {
-            assert!(
-                Instant::now() < deadline,
-                "the private dockerd did not answer within 60s; its log:\n{}",
-                std::fs::read_to_string(d.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let answered =
+            poll_until(Duration::from_secs(60), Duration::from_millis(200), || self.docker_try(&["version"]).0);
+        assert!(
+            answered,
+            "the private dockerd did not answer within 60s; its log:\n{}",
+            std::fs::read_to_string(d.join("dockerd.log")).unwrap_or_default()
+        );
     }
 
     pub fn docker(&self, args: &[&str]) -> String {
@@ -75,16 +73,11 @@ impl PrivateEngine {
 
     /// Imports a one-file image (distinct content each time) as `reference`, with optional `LABEL`s.
     pub fn import(&self, reference: &str, labels: &[&str]) -> String {
+        // A count, not the time, makes each import's content its own.
+        static IMPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = IMPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = tempfile::tempdir().expect("tempdir");
-        let tarball = dir.path().join("layer.tar");
-        let mut builder = tar::Builder::new(std::fs::File::create(&tarball).expect("create"));
-        let data = format!("{reference} {:?}", Instant::now());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, "data.txt", data.as_bytes()).expect("append");
-        builder.finish().expect("finish");
+        let tarball = crate::testbed::layer_tar(dir.path(), "data.txt", format!("{reference} {n}").as_bytes());
         let mut args = vec!["import".to_string()];
         for label in labels {
             args.extend(["--change".into(), format!("LABEL {label}")]);
@@ -132,10 +125,7 @@ impl Drop for PrivateEngine {
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
         }
         if let Some(mut child) = self.dockerd.lock().ok().and_then(|mut c| c.take()) {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            poll_until(Duration::from_secs(30), Duration::from_millis(100), || !matches!(child.try_wait(), Ok(None)));
             let _ = child.kill();
             let _ = child.wait();
         }

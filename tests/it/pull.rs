@@ -1,7 +1,4 @@
 //! `devbox pull` against the real engine, registry and S3 server.
-
-use predicates::prelude::*;
-
 use crate::testbed::{Bed, docker, docker_try};
 
 /// A bed with CI's registry, two base images pushed to S3, devbox's registry up, and a config
@@ -18,7 +15,7 @@ fn provisioned(test: &str, extra_images: &[&str]) -> (Bed, u16, Vec<String>) {
         bed.remove_image_later(&format!("127.0.0.1:{}/{name}", bed.port));
         bed.remove_image_later(&format!("{}/{name}", bed.name));
     }
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     (bed, ci, digests)
 }
 
@@ -63,11 +60,10 @@ fn pull_fetches_everything_then_only_what_ci_changed() {
     assert!(alias.ends_with(&rebuilt), "the alias was not moved to the new image: {alias}");
 
     // Nothing changed: nothing pulled, and the text output says so in one line per image.
-    bed.devbox(&["pull"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("base/python:3.12: unchanged sha256:"))
-        .stdout(predicate::str::contains("0 updated, 2 unchanged, 0 failed"));
+    bed.test(&["pull"])
+        .stdout_has("base/python:3.12: unchanged sha256:")
+        .stdout_has("0 updated, 2 unchanged, 0 failed")
+        .run();
 
     // Each pull is recorded for cleanup and doctor.
     let records = std::fs::read_to_string(bed.home.path().join(".local/state/devbox/pulls.json")).expect("pulls.json");
@@ -77,13 +73,13 @@ fn pull_fetches_everything_then_only_what_ci_changed() {
 #[test]
 fn a_missing_image_fails_clearly_while_the_others_succeed() {
     let (bed, _ci, _) = provisioned("pullmissing", &["base/missing:1"]);
-    bed.devbox(&["pull"])
-        .assert()
+    bed.test(&["pull"])
         .code(1)
-        .stdout(predicate::str::contains("base/python:3.12: pulled sha256:"))
-        .stdout(predicate::str::contains("base/go:1.23: pulled sha256:"))
-        .stdout(predicate::str::contains("base/missing:1: failed: not in the registry: base/missing:1"))
-        .stdout(predicate::str::contains("2 updated, 0 unchanged, 1 failed"));
+        .stdout_has("base/python:3.12: pulled sha256:")
+        .stdout_has("base/go:1.23: pulled sha256:")
+        .stdout_has("base/missing:1: failed: not in the registry: base/missing:1")
+        .stdout_has("2 updated, 0 unchanged, 1 failed")
+        .run();
     let (exists, _) = docker_try(&["image", "inspect", &format!("{}/base/missing:1", bed.name)]);
     assert!(!exists, "a failed image got an alias");
 }
@@ -106,26 +102,20 @@ fn output_without_a_tty_is_plain_lines_and_quiet_is_silent() {
 #[test]
 fn pull_with_the_registry_down_names_the_fix_and_starts_nothing() {
     let (bed, _ci, _) = provisioned("pulldown", &[]);
-    bed.devbox(&["registry", "down"]).assert().success();
-    bed.devbox(&["pull"])
-        .assert()
+    bed.test(&["registry", "down"]).run();
+    bed.test(&["pull"])
         .code(1)
-        .stderr(predicate::str::contains(format!(
-            "the local registry at http://127.0.0.1:{} is not answering",
-            bed.port
-        )))
-        .stderr(predicate::str::contains("devbox registry up"));
+        .stderr_has(format!("the local registry at http://127.0.0.1:{} is not answering", bed.port))
+        .stderr_has("devbox registry up")
+        .run();
     assert!(bed.container_identity().is_none(), "pull started the registry");
 }
 
 #[test]
 fn bad_names_and_an_empty_list_are_usage_errors() {
     let bed = Bed::new("pullusage");
-    bed.devbox(&["pull"]).assert().code(2).stderr(predicate::str::contains("no base images are configured"));
-    bed.devbox(&["pull", "ghcr.io/acme/base:1"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("without a registry host"));
+    bed.test(&["pull"]).code(2).stderr_has("no base images are configured").run();
+    bed.test(&["pull", "ghcr.io/acme/base:1"]).code(2).stderr_has("without a registry host").run();
 }
 
 #[test]
@@ -139,7 +129,7 @@ fn an_interrupted_pull_leaves_no_alias_and_a_rerun_finishes() {
     let alias = format!("{}/base/big:1", bed.name);
     bed.remove_image_later(&format!("127.0.0.1:{}/base/big:1", bed.port));
     bed.remove_image_later(&alias);
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
 
     let mut child = bed
         .devbox_std(&["pull"])
@@ -158,7 +148,7 @@ fn an_interrupted_pull_leaves_no_alias_and_a_rerun_finishes() {
     let (aliased, _) = docker_try(&["image", "inspect", &alias]);
     assert!(!aliased, "an interrupted pull tagged the alias");
 
-    bed.devbox(&["pull"]).assert().success().stdout(predicate::str::contains("1 updated"));
+    bed.test(&["pull"]).stdout_has("1 updated").run();
     let tagged = docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &alias]);
     assert!(tagged.ends_with(&digest), "{tagged}");
 }

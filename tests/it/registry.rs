@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use crate::testbed::{Bed, docker, docker_try, free_port};
+use crate::testbed::{Bed, docker, docker_try, free_port, hold_port};
 
 #[test]
 fn up_serves_what_ci_pushed_read_only_on_loopback() {
@@ -10,11 +10,10 @@ fn up_serves_what_ci_pushed_read_only_on_loopback() {
     let ci = bed.ci_registry();
     let digest = bed.push_image(ci, "base/python:3.12", 200_000);
 
-    bed.devbox(&["registry", "up"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("registry {} at http://127.0.0.1:{} created", bed.name, bed.port)))
-        .stdout(predicate::str::contains(format!("s3://{}/registry, read-only", bed.bucket)));
+    bed.test(&["registry", "up"])
+        .stdout_has(format!("registry {} at http://127.0.0.1:{} created", bed.name, bed.port))
+        .stdout_has(format!("s3://{}/registry, read-only", bed.bucket))
+        .run();
 
     // Bound to loopback only, restart policy and devbox's labels in place.
     let bindings = docker(&["inspect", "--format", "{{json .HostConfig.PortBindings}}", &bed.name]);
@@ -46,23 +45,20 @@ fn up_serves_what_ci_pushed_read_only_on_loopback() {
 #[test]
 fn a_second_up_recreates_nothing_and_a_changed_config_recreates() {
     let bed = Bed::new("converge");
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     let first = bed.container_identity().expect("container exists");
 
-    bed.devbox(&["registry", "up"]).assert().success().stdout(predicate::str::contains("is already up"));
+    bed.test(&["registry", "up"]).stdout_has("is already up").run();
     assert_eq!(bed.container_identity(), Some(first.clone()), "the second up changed the container");
 
     // Stopped: started again, same container.
     docker(&["stop", "-t", "1", &bed.name]);
-    bed.devbox(&["registry", "up"]).assert().success().stdout(predicate::str::contains("started"));
+    bed.test(&["registry", "up"]).stdout_has("started").run();
     assert_eq!(bed.container_identity(), Some(first.clone()));
 
     // A changed config: a new container.
     bed.write_config("root_directory = \"/elsewhere\"\n");
-    bed.devbox(&["registry", "up"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("recreated: the configuration changed"));
+    bed.test(&["registry", "up"]).stdout_has("recreated: the configuration changed").run();
     let second = bed.container_identity().expect("container exists");
     assert_ne!(second.0, first.0);
 }
@@ -76,36 +72,29 @@ fn without_a_bucket_the_registry_uses_a_named_volume_that_down_keeps() {
         bed.name,
         bed.port
     ));
-    bed.devbox(&["registry", "up"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("volume {}-data, writable", bed.name)));
+    bed.test(&["registry", "up"]).stdout_has(format!("volume {}-data, writable", bed.name)).run();
     let mounts = docker(&["inspect", "--format", "{{range .Mounts}}{{.Name}}:{{.Destination}}{{end}}", &bed.name]);
     assert_eq!(mounts, format!("{}-data:/var/lib/registry", bed.name));
 
-    bed.devbox(&["registry", "down"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("removed; volume {}-data kept", bed.name)));
+    bed.test(&["registry", "down"]).stdout_has(format!("removed; volume {}-data kept", bed.name)).run();
     assert!(bed.container_identity().is_none());
     docker(&["volume", "inspect", &format!("{}-data", bed.name)]);
 
-    bed.devbox(&["registry", "down"]).assert().success().stdout(predicate::str::contains("is not there"));
+    bed.test(&["registry", "down"]).stdout_has("is not there").run();
 }
 
 #[test]
 fn status_reports_state_health_storage_and_json() {
     let bed = Bed::new("status");
-    bed.devbox(&["registry", "status"]).assert().code(1).stdout(predicate::str::contains("missing"));
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "status"]).code(1).stdout_has("missing").run();
+    bed.test(&["registry", "up"]).run();
 
-    bed.devbox(&["registry", "status"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("running, healthy"))
-        .stdout(predicate::str::contains(format!("127.0.0.1:{}", bed.port)))
-        .stdout(predicate::str::contains("read-only    yes"))
-        .stdout(predicate::str::contains("long-lived (no expiry)"));
+    bed.test(&["registry", "status"])
+        .stdout_has("running, healthy")
+        .stdout_has(format!("127.0.0.1:{}", bed.port))
+        .stdout_has("read-only    yes")
+        .stdout_has("long-lived (no expiry)")
+        .run();
 
     let out = bed.devbox(&["registry", "status", "--json"]).assert().success().get_output().stdout.clone();
     let json: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
@@ -119,11 +108,7 @@ fn status_reports_state_health_storage_and_json() {
     assert!(!String::from_utf8_lossy(&out).contains("testing-secret"));
 
     docker(&["stop", "-t", "1", &bed.name]);
-    bed.devbox(&["registry", "status"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains("exited"))
-        .stdout(predicate::str::contains("devbox registry up"));
+    bed.test(&["registry", "status"]).code(1).stdout_has("exited").stdout_has("devbox registry up").run();
 }
 
 #[test]
@@ -133,23 +118,20 @@ fn logs_print_the_registry_output() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("does not exist").and(predicate::str::contains("devbox registry up")));
-    bed.devbox(&["registry", "up"]).assert().success();
-    bed.devbox(&["registry", "logs", "--no-follow", "--tail", "all"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("GET /v2/"));
-    bed.devbox(&["registry", "logs", "--tail", "lots"]).assert().code(2);
+    bed.test(&["registry", "up"]).run();
+    bed.test(&["registry", "logs", "--no-follow", "--tail", "all"]).stdout_has("GET /v2/").run();
+    bed.test(&["registry", "logs", "--tail", "lots"]).code(2).run();
 }
 
 #[test]
 fn a_busy_port_is_named_and_leaves_no_container() {
     let bed = Bed::new("busy");
-    let _holder = std::net::TcpListener::bind(("127.0.0.1", bed.port)).expect("hold the port");
-    bed.devbox(&["registry", "up"])
-        .assert()
+    let _holder = hold_port(bed.port);
+    bed.test(&["registry", "up"])
         .code(1)
-        .stderr(predicate::str::contains(format!("port {} on 127.0.0.1 is already in use", bed.port)))
-        .stderr(predicate::str::contains("registry.port"));
+        .stderr_has(format!("port {} on 127.0.0.1 is already in use", bed.port))
+        .stderr_has("registry.port")
+        .run();
     assert!(bed.container_identity().is_none(), "a container was left behind");
 }
 
@@ -165,11 +147,11 @@ fn an_s3_endpoint_that_refuses_connections_creates_nothing() {
         bed.port,
         bed.bucket
     ));
-    bed.devbox(&["registry", "up"])
-        .assert()
+    bed.test(&["registry", "up"])
         .code(1)
-        .stderr(predicate::str::contains(format!("S3 endpoint http://127.0.0.1:{closed} cannot be reached")))
-        .stderr(predicate::str::contains("registry.s3.endpoint"));
+        .stderr_has(format!("S3 endpoint http://127.0.0.1:{closed} cannot be reached"))
+        .stderr_has("registry.s3.endpoint")
+        .run();
     assert!(bed.container_identity().is_none());
 }
 
@@ -179,11 +161,11 @@ fn a_missing_bucket_is_named() {
     bed.write_config("");
     let text = std::fs::read_to_string(bed.config_path()).expect("read").replace(&bed.bucket, "no-such-bucket-here");
     bed.write_raw_config(&text);
-    bed.devbox(&["registry", "up"])
-        .assert()
+    bed.test(&["registry", "up"])
         .code(1)
-        .stderr(predicate::str::contains("S3 bucket no-such-bucket-here"))
-        .stderr(predicate::str::contains("does not exist"));
+        .stderr_has("S3 bucket no-such-bucket-here")
+        .stderr_has("does not exist")
+        .run();
     assert!(bed.container_identity().is_none());
 }
 
@@ -195,11 +177,11 @@ fn a_registry_image_that_does_not_exist_creates_nothing() {
         "[registry]\nimage = \"devbox-testbed/no-such-image:1\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n",
         bed.name, bed.port
     ));
-    bed.devbox(&["registry", "up"])
-        .assert()
+    bed.test(&["registry", "up"])
         .code(1)
-        .stderr(predicate::str::contains("devbox-testbed/no-such-image:1 is not on this engine"))
-        .stderr(predicate::str::contains("registry.pull"));
+        .stderr_has("devbox-testbed/no-such-image:1 is not on this engine")
+        .stderr_has("registry.pull")
+        .run();
     assert!(bed.container_identity().is_none());
 
     // Pulling from a registry that is not there (on loopback, so nothing leaves this machine).
@@ -208,23 +190,20 @@ fn a_registry_image_that_does_not_exist_creates_nothing() {
         "[registry]\nimage = \"{image}\"\npull = \"missing\"\ncontainer = \"{}\"\nport = {}\n",
         bed.name, bed.port
     ));
-    bed.devbox(&["registry", "up"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(format!("cannot pull the registry image {image}")));
+    bed.test(&["registry", "up"]).code(1).stderr_has(format!("cannot pull the registry image {image}")).run();
     assert!(bed.container_identity().is_none());
 }
 
 #[test]
 fn an_unreachable_engine_is_named_with_how_to_start_docker() {
     let bed = Bed::new("noengine");
-    bed.devbox(&["registry", "up"])
+    bed.test(&["registry", "up"])
         .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .assert()
         .code(1)
-        .stderr(predicate::str::contains("Docker engine not reachable"))
-        .stderr(predicate::str::contains("unix:///nonexistent.sock (DOCKER_HOST)"))
-        .stderr(predicate::str::contains("Start Docker"));
+        .stderr_has("Docker engine not reachable")
+        .stderr_has("unix:///nonexistent.sock (DOCKER_HOST)")
+        .stderr_has("Start Docker")
+        .run();
     assert!(bed.container_identity().is_none());
 }
 
@@ -233,7 +212,7 @@ fn a_container_devbox_did_not_make_is_left_alone() {
     let bed = Bed::new("foreign");
     docker(&["create", "--name", &bed.name, crate::testbed::REGISTRY_IMAGE]);
     let before = bed.container_identity();
-    bed.devbox(&["registry", "up"]).assert().code(1).stderr(predicate::str::contains("devbox did not make it"));
-    bed.devbox(&["registry", "down"]).assert().code(1);
+    bed.test(&["registry", "up"]).code(1).stderr_has("devbox did not make it").run();
+    bed.test(&["registry", "down"]).code(1).run();
     assert_eq!(bed.container_identity(), before);
 }

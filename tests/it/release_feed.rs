@@ -2,19 +2,17 @@
 //! `devbox self-update`. Its layout is the real one: `latest`, `v<version>/<archive>`,
 //! `v<version>/SHA256SUMS`. Nothing here reaches beyond loopback.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
+
+use crate::testbed::HttpServer;
 
 pub struct ReleaseFeed {
     pub root: tempfile::TempDir,
     pub url: String,
-    /// Every path requested, in order.
-    pub requests: Arc<Mutex<Vec<String>>>,
+    server: HttpServer,
 }
 
 /// The Rust target this machine's archives are named for, as install.sh and devbox derive it.
@@ -47,17 +45,8 @@ pub enum Sums {
 impl ReleaseFeed {
     pub fn start() -> ReleaseFeed {
         let root = tempfile::tempdir().expect("feed dir");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let (dir, log) = (root.path().to_path_buf(), requests.clone());
-        // Lives as long as the test process; each connection is answered and closed.
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = serve(stream, &dir, &log);
-            }
-        });
-        ReleaseFeed { root, url, requests }
+        let server = HttpServer::files(root.path());
+        ReleaseFeed { url: server.url.clone(), root, server }
     }
 
     /// Publishes `version` with `binary` as `devbox` in this machine's archive, and its SHA256SUMS.
@@ -65,8 +54,7 @@ impl ReleaseFeed {
         let dir = self.root.path().join(format!("v{version}"));
         let staging = tempfile::tempdir().expect("staging");
         let bin = staging.path().join("devbox");
-        std::fs::write(&bin, binary).expect("write binary");
-        make_executable(&bin);
+        crate::testbed::write_executable(&bin, binary);
         let archive_name = format!("devbox-{version}-{}.tar.gz", this_target());
         std::fs::create_dir_all(&dir).expect("mkdir");
         let archive = dir.join(&archive_name);
@@ -94,45 +82,8 @@ impl ReleaseFeed {
         std::fs::write(self.root.path().join("latest"), format!("{version}\n")).expect("write latest");
     }
 
+    /// Every path requested, in order.
     pub fn requested(&self) -> Vec<String> {
-        self.requests.lock().expect("lock").clone()
+        self.server.requested()
     }
-}
-
-pub fn make_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-fn serve(stream: std::net::TcpStream, root: &Path, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
-            break;
-        }
-    }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let path = path.split('?').next().unwrap_or("/").trim_start_matches('/').to_string();
-    log.lock().expect("lock").push(path.clone());
-    let file = (!path.split('/').any(|p| p == ".." || p.is_empty())).then(|| root.join(&path));
-    let mut stream = stream;
-    match file.and_then(|f| std::fs::read(f).ok()) {
-        Some(body) => {
-            write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-                body.len()
-            )?;
-            stream.write_all(&body)?;
-        }
-        None => {
-            let body = b"not found";
-            write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
-            stream.write_all(body)?;
-        }
-    }
-    stream.flush()
 }

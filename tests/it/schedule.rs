@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::testbed::{output_text, write_executable};
+
 /// A throwaway user with its own home; deleted with its crontab when the test ends. `init.rs`
 /// uses it too.
 pub struct TestUser {
@@ -34,7 +36,7 @@ impl TestUser {
         // The binary, somewhere the user may run it from.
         let bin = home.join("bin/devbox");
         std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(env!("CARGO_BIN_EXE_devbox"), &bin).expect("copy devbox");
+        crate::testbed::copy_executable(env!("CARGO_BIN_EXE_devbox").as_ref(), &bin);
         let chown = Command::new("chown").args(["-R", &format!("{name}:"), home.to_str().expect("utf-8")]).status();
         assert!(chown.expect("chown").success());
         TestUser { name, home, bin }
@@ -87,22 +89,18 @@ impl Drop for TestUser {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 const THEIRS: &str = "MAILTO=\"\"\n# nightly backup, keep exactly as is\n0 3 * * *  /usr/local/bin/backup --all   # trailing spaces   \n@reboot echo hi\n";
 
 #[test]
 fn cron_round_trip_keeps_other_lines_byte_for_byte() {
     let user = TestUser::new("cron");
     let planted = user.run(None, "crontab", &["-"], Some(THEIRS));
-    assert!(planted.status.success(), "{}", text(&planted));
+    assert!(planted.status.success(), "{}", output_text(&planted));
     assert_eq!(user.crontab(), THEIRS);
 
     let install = user.devbox(None, &["schedule", "install", "--backend", "cron"]);
-    assert!(install.status.success(), "{}", text(&install));
-    assert!(text(&install).contains("cleanup job installed (crontab)"), "{}", text(&install));
+    assert!(install.status.success(), "{}", output_text(&install));
+    assert!(output_text(&install).contains("cleanup job installed (crontab)"), "{}", output_text(&install));
     let crontab = user.crontab();
     assert!(crontab.starts_with(THEIRS), "the user's lines changed:\n{crontab}");
     let job_line = crontab.lines().find(|l| l.contains("--scheduled-job cleanup")).expect("the cleanup line");
@@ -111,12 +109,12 @@ fn cron_round_trip_keeps_other_lines_byte_for_byte() {
 
     // Installing again changes nothing.
     let again = user.devbox(None, &["schedule", "install", "--backend", "cron"]);
-    assert!(text(&again).contains("cleanup job already installed"), "{}", text(&again));
+    assert!(output_text(&again).contains("cleanup job already installed"), "{}", output_text(&again));
     assert_eq!(user.crontab(), crontab);
 
     // Status before any run, then run the job's own command as cron would, then status again.
     let status = user.devbox(None, &["schedule", "status", "--backend", "cron"]);
-    let status_text = text(&status);
+    let status_text = output_text(&status);
     assert!(status_text.contains("cleanup: installed in cron, next run 20"), "{status_text}");
     assert!(status_text.contains("never run"), "{status_text}");
     let command = job_line.splitn(6, ' ').nth(5).expect("the command part");
@@ -136,39 +134,38 @@ fn cron_round_trip_keeps_other_lines_byte_for_byte() {
     // A crontab binary that fails: a clear error, exit 1, the user's crontab untouched.
     let fake = user.home.join("fake-bin");
     std::fs::create_dir_all(&fake).expect("mkdir");
-    std::fs::write(fake.join("crontab"), "#!/bin/sh\necho 'crontab: simulated failure' >&2\nexit 3\n").expect("write");
+    write_executable(&fake.join("crontab"), b"#!/bin/sh\necho 'crontab: simulated failure' >&2\nexit 3\n");
     Command::new("chmod").args(["-R", "a+rx", fake.to_str().expect("utf-8")]).status().expect("chmod");
     let failed = user.devbox(Some(&fake), &["schedule", "remove", "--backend", "cron"]);
-    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
-    assert!(text(&failed).contains("the scheduler backend cron failed"), "{}", text(&failed));
-    assert!(text(&failed).contains("simulated failure"), "{}", text(&failed));
+    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
+    assert!(output_text(&failed).contains("the scheduler backend cron failed"), "{}", output_text(&failed));
+    assert!(output_text(&failed).contains("simulated failure"), "{}", output_text(&failed));
     // One that reads but refuses to write.
-    std::fs::write(
-        fake.join("crontab"),
-        "#!/bin/sh\nif [ \"$1\" = -l ]; then exec /usr/bin/crontab -l; fi\necho 'crontab: disk full' >&2\nexit 1\n",
-    )
-    .expect("write");
+    write_executable(
+        &fake.join("crontab"),
+        b"#!/bin/sh\nif [ \"$1\" = -l ]; then exec /usr/bin/crontab -l; fi\necho 'crontab: disk full' >&2\nexit 1\n",
+    );
     let failed = user.devbox(Some(&fake), &["schedule", "remove", "--backend", "cron"]);
-    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
-    assert!(text(&failed).contains("disk full"), "{}", text(&failed));
+    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
+    assert!(output_text(&failed).contains("disk full"), "{}", output_text(&failed));
     assert_eq!(user.crontab(), crontab, "a failed write changed the crontab");
 
     // Remove takes out exactly what install put in.
     let remove = user.devbox(None, &["schedule", "remove", "--backend", "cron"]);
-    assert!(remove.status.success(), "{}", text(&remove));
+    assert!(remove.status.success(), "{}", output_text(&remove));
     assert_eq!(user.crontab(), THEIRS, "the crontab is not byte for byte what the user had");
     let status = user.devbox(None, &["schedule", "status", "--backend", "cron"]);
-    assert!(text(&status).contains("cleanup: not installed in cron"), "{}", text(&status));
+    assert!(output_text(&status).contains("cleanup: not installed in cron"), "{}", output_text(&status));
 }
 
 #[test]
 fn a_user_without_a_crontab_has_none_after_install_and_remove() {
     let user = TestUser::new("cronnone");
     let install = user.devbox(None, &["schedule", "install", "--backend", "cron"]);
-    assert!(install.status.success(), "{}", text(&install));
+    assert!(install.status.success(), "{}", output_text(&install));
     assert!(user.crontab().contains("--scheduled-job cleanup"));
     let remove = user.devbox(None, &["schedule", "remove", "--backend", "cron"]);
-    assert!(remove.status.success(), "{}", text(&remove));
+    assert!(remove.status.success(), "{}", output_text(&remove));
     let listed = user.run(None, "crontab", &["-l"], None);
-    assert!(!listed.status.success() && text(&listed).contains("no crontab for"), "{}", text(&listed));
+    assert!(!listed.status.success() && output_text(&listed).contains("no crontab for"), "{}", output_text(&listed));
 }

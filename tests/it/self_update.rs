@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use crate::release_feed::{ReleaseFeed, Sums, fake_devbox, make_executable};
+use crate::release_feed::{ReleaseFeed, Sums, fake_devbox};
+use crate::testbed::{copy_executable, output_text};
 
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
@@ -18,8 +19,7 @@ impl Copy {
         let dir = tempfile::tempdir().expect("tempdir");
         let original = std::fs::read(env!("CARGO_BIN_EXE_devbox")).expect("read devbox");
         std::fs::create_dir_all(dir.path().join("bin")).expect("mkdir");
-        std::fs::write(dir.path().join("bin/devbox"), &original).expect("copy devbox");
-        make_executable(&dir.path().join("bin/devbox"));
+        copy_executable(env!("CARGO_BIN_EXE_devbox").as_ref(), &dir.path().join("bin/devbox"));
         let config = format!("[update]\nurl = \"{}/\"\ngithub = \"nobody/never-contacted\"\n", feed.url);
         std::fs::write(dir.path().join("devbox.toml"), config).expect("write config");
         Copy { dir, original }
@@ -61,10 +61,6 @@ impl Copy {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 #[test]
 fn self_update_replaces_the_binary_with_a_verified_release() {
     let feed = ReleaseFeed::start();
@@ -73,8 +69,8 @@ fn self_update_replaces_the_binary_with_a_verified_release() {
     let copy = Copy::new(&feed);
 
     let out = copy.run(&["self-update"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let said = text(&out);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let said = output_text(&out);
     assert!(said.contains(&format!("updating devbox {CURRENT} → 0.2.0 from {}/", feed.url)), "{said}");
     assert!(said.contains(&format!("updated to devbox 0.2.0 at {}", copy.exe().display())), "{said}");
     assert_eq!(std::fs::read(copy.exe()).expect("read"), fake_devbox("0.2.0"));
@@ -93,8 +89,8 @@ fn self_update_with_a_bad_checksum_leaves_the_old_binary_byte_for_byte() {
     let copy = Copy::new(&feed);
 
     let out = copy.run(&["self-update"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let said = output_text(&out);
     assert!(said.contains(&format!("cannot update {} to devbox 0.2.0", copy.exe().display())), "{said}");
     assert!(said.to_lowercase().contains("checksum"), "{said}");
     assert!(
@@ -117,8 +113,8 @@ fn self_update_refuses_a_release_whose_binary_is_not_that_version() {
     let copy = Copy::new(&feed);
 
     let out = copy.run(&["self-update"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("printed \"devbox 0.9.9\", not \"devbox 0.2.0\""), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(output_text(&out).contains("printed \"devbox 0.9.9\", not \"devbox 0.2.0\""), "{}", output_text(&out));
     assert!(copy.unchanged());
 }
 
@@ -131,19 +127,19 @@ fn self_update_missing_release_or_sums_changes_nothing() {
     let copy = Copy::new(&feed);
 
     let out = copy.run(&["self-update"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(copy.unchanged());
     assert!(!feed.requested().iter().any(|p| p.ends_with(".tar.gz")), "no sums, no download: {:?}", feed.requested());
 
     let out = copy.run(&["self-update", "--version", "7.7.7"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(copy.unchanged());
 
     // A feed that serves garbage as `latest` is refused before anything is downloaded.
     std::fs::write(feed.root.path().join("latest"), "<html>oops</html>").expect("write");
     let out = copy.run(&["self-update"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("is not a version such as 0.2.0"), "{}", text(&out));
+    assert!(output_text(&out).contains("is not a version such as 0.2.0"), "{}", output_text(&out));
     assert!(copy.unchanged());
 }
 
@@ -155,8 +151,8 @@ fn self_update_check_reports_and_changes_nothing() {
     let copy = Copy::new(&feed);
 
     let out = copy.run(&["self-update", "--check"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let said = text(&out);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let said = output_text(&out);
     assert!(said.contains(&format!("this binary: devbox {CURRENT}")), "{said}");
     assert!(said.contains(&format!("newest:      devbox 0.2.0 ({}/)", feed.url)), "{said}");
     assert!(said.contains("an update is available: run `devbox self-update`"), "{said}");
@@ -167,12 +163,12 @@ fn self_update_check_reports_and_changes_nothing() {
     feed.set_latest(CURRENT);
     let out = copy.run(&["self-update", "--check"]);
     assert!(out.status.success());
-    assert!(text(&out).contains("up to date"), "{}", text(&out));
+    assert!(output_text(&out).contains("up to date"), "{}", output_text(&out));
 
     // Without --check, an up-to-date binary is left alone too.
     let out = copy.run(&["self-update"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(&format!("devbox {CURRENT} is up to date")), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains(&format!("devbox {CURRENT} is up to date")), "{}", output_text(&out));
     assert!(copy.unchanged());
 }
 
@@ -185,13 +181,13 @@ fn self_update_version_pins_a_release_even_an_older_one() {
     let copy = Copy::new(&feed);
 
     let bad = copy.run(&["self-update", "--version", "latest-please"]);
-    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
-    assert!(text(&bad).contains("\"latest-please\" is not a version such as 0.2.0"), "{}", text(&bad));
+    assert_eq!(bad.status.code(), Some(2), "{}", output_text(&bad));
+    assert!(output_text(&bad).contains("\"latest-please\" is not a version such as 0.2.0"), "{}", output_text(&bad));
     assert!(copy.unchanged());
 
     let out = copy.run(&["self-update", "--version", "v0.0.9"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("updated to devbox 0.0.9"), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("updated to devbox 0.0.9"), "{}", output_text(&out));
     assert_eq!(std::fs::read(copy.exe()).expect("read"), fake_devbox("0.0.9"));
     assert!(!feed.requested().contains(&"latest".to_string()));
 }
@@ -207,8 +203,8 @@ fn self_update_is_disabled_for_a_package_managed_binary() {
     std::fs::write(&marker, "brew\n").expect("write marker");
 
     let out = copy.run(&["self-update"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let said = output_text(&out);
     assert!(
         said.contains(&format!("{} was installed by brew, so devbox does not replace it itself", copy.exe().display())),
         "{said}"
@@ -219,8 +215,8 @@ fn self_update_is_disabled_for_a_package_managed_binary() {
 
     // --check still reports, and says how to update.
     let out = copy.run(&["self-update", "--check"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("an update is available: update it with brew"), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("an update is available: update it with brew"), "{}", output_text(&out));
 }
 
 #[test]
@@ -229,9 +225,9 @@ fn self_update_with_no_feed_configured_says_which_keys_to_set() {
     let copy = Copy::new(&feed);
     std::fs::write(copy.dir.path().join("devbox.toml"), "[update]\ngithub = \"\"\n").expect("write");
     let out = copy.run(&["self-update", "--check"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("no release feed is configured"), "{}", text(&out));
-    assert!(text(&out).contains("Set update.github"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(output_text(&out).contains("no release feed is configured"), "{}", output_text(&out));
+    assert!(output_text(&out).contains("Set update.github"), "{}", output_text(&out));
     assert!(feed.requested().is_empty());
 }
 
@@ -283,18 +279,22 @@ fn self_update_from_an_s3_release_feed() {
     ];
 
     let check = copy.run_with(&["self-update", "--check"], &aws);
-    assert!(check.status.success(), "{}", text(&check));
-    assert!(text(&check).contains(&format!("newest:      devbox 0.2.0 (s3://{}/)", bed.bucket)), "{}", text(&check));
+    assert!(check.status.success(), "{}", output_text(&check));
+    assert!(
+        output_text(&check).contains(&format!("newest:      devbox 0.2.0 (s3://{}/)", bed.bucket)),
+        "{}",
+        output_text(&check)
+    );
 
     let refused = copy.run_with(&["self-update"], &aws);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
-    assert!(text(&refused).to_lowercase().contains("checksum"), "{}", text(&refused));
+    assert_eq!(refused.status.code(), Some(1), "{}", output_text(&refused));
+    assert!(output_text(&refused).to_lowercase().contains("checksum"), "{}", output_text(&refused));
     assert!(copy.unchanged());
 
     // A release with the right checksum: the same binary updates to it.
     let out = copy.run_with(&["self-update", "--version", "0.2.1"], &aws);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("updated to devbox 0.2.1"), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("updated to devbox 0.2.1"), "{}", output_text(&out));
     assert_eq!(std::fs::read(copy.exe()).expect("read"), fake_devbox("0.2.1"));
     // The local feed server was never asked: everything came from the bucket.
     assert!(feed.requested().is_empty(), "{:?}", feed.requested());

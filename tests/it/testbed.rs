@@ -2,13 +2,31 @@
 //! docker-registry, and a real S3-compatible server (moto) started here. Nothing is mocked.
 //!
 //! `Bed::new("name")` gives one test its own HOME, container names, ports and bucket, and removes
-//! the containers, volumes, images and bucket it made when it is dropped.
+//! the containers, volumes, images and bucket it made when it is dropped. `bed.test(args)` runs
+//! devbox there and reads like a sentence:
+//!
+//! ```ignore
+//! bed.test(&["doctor"]).code(1).stdout_has("is held by another process").run();
+//! ```
+//!
+//! The other helpers every test file shares live here too, once: `wait_until` and `poll_until`
+//! (polling with a deadline), `HttpServer` (one loopback HTTP server, for files or a fixed answer,
+//! in `testbed/http.rs`), `hold_port`, `output_text` and `strip_ansi` (text), `write_executable`,
+//! and the `Test` builder (`testbed/run.rs`).
 
+mod http;
+mod run;
+pub mod tty;
+
+use std::fmt::Display;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+pub use http::HttpServer;
+pub use run::Test;
 
 /// The registry image the tests use, built by `tests/testbed/registry-image.sh`.
 pub const REGISTRY_IMAGE: &str = "devbox-testbed/registry:2.8";
@@ -57,14 +75,11 @@ fn start_moto() -> (u16, std::process::Child) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start moto");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto's S3 server did not start on port {port}. Install it: pip install 'moto[server]'"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        format!("moto's S3 server to start on port {port} (install it: pip install 'moto[server]')"),
+        Duration::from_secs(30),
+        || port_open(port),
+    );
     (port, child)
 }
 
@@ -176,6 +191,11 @@ impl Bed {
         cmd
     }
 
+    /// `devbox ARGS` as a sentence of expectations, checked by `run`: see `Test`.
+    pub fn test(&self, args: &[&str]) -> Test {
+        Test::new(self.devbox(args))
+    }
+
     /// The same, as a plain process, for tests that signal it or read it while it runs.
     pub fn devbox_std(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_devbox"));
@@ -246,15 +266,7 @@ impl Bed {
     pub fn push_image(&mut self, registry_port: u16, name: &str, bytes: usize) -> String {
         let reference = format!("127.0.0.1:{registry_port}/{name}");
         let dir = tempfile::tempdir().expect("tempdir");
-        let tarball = dir.path().join("layer.tar");
-        let mut builder = tar::Builder::new(std::fs::File::create(&tarball).expect("create tar"));
-        let data = random_bytes(bytes);
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, "data.bin", data.as_slice()).expect("append");
-        builder.finish().expect("finish tar");
+        let tarball = layer_tar(dir.path(), "data.bin", &random_bytes(bytes));
         docker(&["import", tarball.to_str().expect("utf-8"), &reference]);
         let pushed = docker(&["push", &reference]);
         docker(&["rmi", &reference]);
@@ -270,11 +282,8 @@ impl Bed {
     pub fn stop_s3(&mut self) {
         let port = self.s3_endpoint.rsplit(':').next().expect("a port");
         let _ = Command::new("pkill").args(["-f", &format!("moto.server -H 0.0.0.0 -p {port}$")]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().expect("port"))).is_ok() {
-            assert!(Instant::now() < deadline, "moto on port {port} did not stop");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let port: u16 = port.parse().expect("port");
+        wait_until(format!("moto on port {port} to stop"), Duration::from_secs(10), || !port_open(port));
     }
 
     /// Remembers an image to remove when the test ends.
@@ -326,15 +335,23 @@ fn empty_and_delete_bucket(endpoint: &str, bucket: &str) {
 }
 
 pub fn wait_http_ok(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_until(format!("{url} to answer 200"), Duration::from_secs(20), || {
         let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url]).output();
-        if out.is_ok_and(|o| o.stdout == b"200") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{url} did not answer 200 within 20s");
-        std::thread::sleep(Duration::from_millis(150));
-    }
+        out.is_ok_and(|o| o.stdout == b"200")
+    });
+}
+
+/// Writes `dir/layer.tar`: one file, `name`, holding `data`; `docker import` makes it an image.
+pub fn layer_tar(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let tarball = dir.join("layer.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&tarball).expect("create tar"));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, name, data).expect("append");
+    builder.finish().expect("finish tar");
+    tarball
 }
 
 /// Incompressible bytes, so image sizes mean what they say (xorshift; no crate needed).
@@ -351,5 +368,83 @@ fn random_bytes(len: usize) -> Vec<u8> {
         out.extend_from_slice(&state.to_le_bytes());
     }
     out.truncate(len);
+    out
+}
+
+/// Writes `contents` to `path` as an executable that a test then runs (a fake tool, a script).
+///
+/// This process never holds a write handle on that file: a child process (`install`) writes it.
+/// A handle open here while another test thread forks is inherited by that child until it execs
+/// (close-on-exec only takes effect then), and on a loaded machine that can be long enough for
+/// running the file to fail with ETXTBSY ("Text file busy"). Writing to a temporary name and
+/// renaming would not help: the inherited handle is on the same inode.
+pub fn write_executable(path: &Path, contents: &[u8]) {
+    let staging = tempfile::tempdir().expect("tempdir");
+    let source = staging.path().join("contents");
+    std::fs::write(&source, contents).expect("write the executable's contents");
+    copy_executable(&source, path);
+}
+
+/// Copies `from` to `to` as an executable, written by a child process: see `write_executable`.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let out = Command::new("install").arg("-m").arg("0755").arg(from).arg(to).output().expect("run install");
+    assert!(out.status.success(), "install {from:?} {to:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// How often `wait_until` looks.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Polls `done` until it holds; panics naming `what` it waited for when `timeout` passes first.
+pub fn wait_until(what: impl Display, timeout: Duration, done: impl FnMut() -> bool) {
+    assert!(poll_until(timeout, POLL, done), "gave up after {timeout:?} waiting for {what}");
+}
+
+/// Polls `done` every `every` until it holds or `timeout` passes, and says which: for a caller
+/// that explains a timeout with what it saw, or must look more often than `wait_until` does.
+pub fn poll_until(timeout: Duration, every: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port`.
+pub fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// Holds 127.0.0.1:`port` as another program would, until the listener is dropped.
+pub fn hold_port(port: u16) -> TcpListener {
+    TcpListener::bind(("127.0.0.1", port)).expect("hold the port")
+}
+
+/// A process's stdout then stderr, as one text.
+pub fn output_text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// `text` without its terminal escape sequences (CSI: ESC [ parameters, then a final byte '@'..='~').
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next_if_eq(&'[').is_some() {
+                for p in chars.by_ref() {
+                    if ('@'..='~').contains(&p) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
     out
 }
