@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use crate::testbed::{Bed, docker, docker_try, free_port, hold_port};
+use crate::testbed::{Bed, docker, free_port, hold_port};
 
 #[test]
 fn up_serves_what_ci_pushed_read_only_on_loopback() {
@@ -20,26 +20,8 @@ fn up_serves_what_ci_pushed_read_only_on_loopback() {
     assert_eq!(bindings, format!(r#"{{"5000/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{}"}}]}}"#, bed.port));
     assert_eq!(docker(&["inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", &bed.name]), "unless-stopped");
     assert_eq!(docker(&["inspect", "--format", "{{index .Config.Labels \"devbox.readonly\"}}", &bed.name]), "true");
-    // The registry's own config names exactly one storage driver: S3, read-only, redirects off.
-    let copy = bed.home.path().join("registry-config.yml");
-    docker(&["cp", &format!("{}:/etc/devbox/registry.yml", bed.name), copy.to_str().expect("utf-8")]);
-    let config = std::fs::read_to_string(copy).expect("read the registry's config");
-    assert!(config.contains("  s3:\n") && !config.contains("filesystem:"), "{config}");
-    assert!(config.contains("readonly:\n      enabled: true") && config.contains("redirect:\n    disable: true"));
-
-    // What CI pushed can be pulled through devbox's registry, with the same digest.
-    let local = format!("127.0.0.1:{}/base/python:3.12", bed.port);
-    bed.remove_image_later(&local);
-    let pulled = docker(&["pull", &local]);
-    assert!(pulled.contains(&digest), "pulled {pulled}, CI pushed {digest}");
-
-    // A push to devbox's registry is refused.
-    let attempt = format!("127.0.0.1:{}/base/mine:1", bed.port);
-    docker(&["tag", &local, &attempt]);
-    bed.remove_image_later(&attempt);
-    let (pushed, output) = docker_try(&["push", &attempt]);
-    assert!(!pushed, "a push to the read-only registry succeeded: {output}");
-    assert!(output.contains("405") || output.to_lowercase().contains("method not allowed"), "{output}");
+    // One storage driver (S3, read-only, redirects off); what CI pushed pulls; a push is refused.
+    crate::registry_lines::serves_read_only(&mut bed, &digest);
 }
 
 #[test]

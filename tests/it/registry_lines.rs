@@ -86,23 +86,7 @@ fn serves_the_bucket_read_only_and_converges(test: &str, image: &str) {
 
     // devbox's config is handed over as the container's command, at devbox's own path.
     assert_eq!(docker(&["inspect", "--format", "{{json .Config.Cmd}}", &bed.name]), r#"["/etc/devbox/registry.yml"]"#);
-    let copy = bed.home.path().join("registry.yml");
-    docker(&["cp", &format!("{}:/etc/devbox/registry.yml", bed.name), copy.to_str().expect("utf-8")]);
-    let config = std::fs::read_to_string(copy).expect("read the registry's config");
-    assert!(config.contains("  s3:\n") && !config.contains("filesystem:"), "{config}");
-    assert!(config.contains("readonly:\n      enabled: true") && config.contains("redirect:\n    disable: true"));
-
-    let local = format!("127.0.0.1:{}/base/python:3.12", bed.port);
-    bed.remove_image_later(&local);
-    let pulled = docker(&["pull", &local]);
-    assert!(pulled.contains(&digest), "pulled {pulled}, CI pushed {digest}");
-
-    let attempt = format!("127.0.0.1:{}/base/mine:1", bed.port);
-    docker(&["tag", &local, &attempt]);
-    bed.remove_image_later(&attempt);
-    let (pushed, output) = docker_try(&["push", &attempt]);
-    assert!(!pushed, "a push to the read-only registry succeeded: {output}");
-    assert!(output.contains("405") || output.to_lowercase().contains("method not allowed"), "{output}");
+    serves_read_only(&mut bed, &digest);
 
     let first = bed.container_identity().expect("container exists");
     bed.devbox(&["registry", "up"]).assert().success().stdout(predicate::str::contains("is already up"));
@@ -254,4 +238,26 @@ fn an_image_that_cannot_be_pulled_is_a_clear_error() {
         .code(1)
         .stderr(predicate::str::contains("cannot pull the registry image 127.0.0.1:9/nope:1"));
     assert!(bed.container_identity().is_none());
+}
+
+/// The running registry's config names one storage driver (S3, read-only, redirects off); what CI
+/// pushed (`digest`) pulls through it; a push to it is refused with 405. Both lines' tests use it.
+pub fn serves_read_only(bed: &mut Bed, digest: &str) {
+    let copy = bed.home.path().join("registry.yml");
+    docker(&["cp", &format!("{}:/etc/devbox/registry.yml", bed.name), copy.to_str().expect("utf-8")]);
+    let config = std::fs::read_to_string(copy).expect("read the registry's config");
+    assert!(config.contains("  s3:\n") && !config.contains("filesystem:"), "{config}");
+    assert!(config.contains("readonly:\n      enabled: true") && config.contains("redirect:\n    disable: true"));
+
+    let local = format!("127.0.0.1:{}/base/python:3.12", bed.port);
+    bed.remove_image_later(&local);
+    let pulled = docker(&["pull", &local]);
+    assert!(pulled.contains(digest), "pulled {pulled}, CI pushed {digest}");
+
+    let attempt = format!("127.0.0.1:{}/base/mine:1", bed.port);
+    docker(&["tag", &local, &attempt]);
+    bed.remove_image_later(&attempt);
+    let (pushed, output) = docker_try(&["push", &attempt]);
+    assert!(!pushed, "a push to the read-only registry succeeded: {output}");
+    assert!(output.contains("405") || output.to_lowercase().contains("method not allowed"), "{output}");
 }
