@@ -1,10 +1,13 @@
 //! Integration tests: the real `devbox` binary against the real testbed (Docker engine, a registry
-//! image built from Debian's docker-registry, and moto's S3 server). See `testbed.rs`.
+//! image built from Debian's docker-registry, moto's S3 server, and Garage, an S3 server that
+//! expires keys). See `testbed.rs` and `garage_bed.rs`.
 
 mod cleanup;
 mod cli;
 mod clock;
+mod credentials;
 mod doctor;
+mod garage_bed;
 mod init;
 mod install;
 mod private_engine;
