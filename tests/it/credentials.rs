@@ -251,3 +251,127 @@ fn credentials_already_expired_are_refused_before_any_container() {
     assert!(!said.contains("past-secret"), "{said}");
     assert_eq!(bed.container_identity(), None);
 }
+
+/// One poll of `GET /v2/` on 127.0.0.1:`port`: whether a registry answered 200.
+fn v2_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) =
+        std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+}
+
+/// The cost of a renewal, measured: how long `/v2/` does not answer while the renew job recreates
+/// the registry (polled every 10 ms), and whether a `docker pull` of a 200 MB image that is in
+/// flight when it happens completes. The figures go to the README ("Short-lived credentials").
+#[test]
+fn a_renewal_costs_a_second_of_downtime_and_a_pull_in_flight_completes() {
+    let mut bed = GarageBed::new("renewcost", "60m");
+    let reference = bed.with_base_image(200 * 1024 * 1024);
+    // Keys that are due for renewal 30 s after the registry is made (40 s, a 10 s window).
+    bed.set_lifetime("40s");
+    bed.devbox(&["registry", "up"]).assert().success();
+    let first = bed.container_id();
+    let made = Instant::now();
+    bed.set_lifetime("60m");
+    let _ = crate::testbed::docker_try(&["rmi", "-f", &reference]);
+    while made.elapsed() < Duration::from_secs(31) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let port = bed.bed.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut polls = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                polls.push((Instant::now(), v2_answers(port)));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            polls
+        })
+    };
+    // The pull goes through the engine's API, whose progress lines say how far the layer is and
+    // whether the engine retried it: the renewal starts once the layer is streaming.
+    let (repo, tag) = reference.rsplit_once(':').expect("a tag");
+    let mut pull = std::process::Command::new("curl")
+        .args(["-sN", "--unix-socket", "/var/run/docker.sock", "-X", "POST"])
+        .arg(format!("http://localhost/images/create?fromImage={repo}&tag={tag}"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the pull");
+    let pull_started = Instant::now();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<(Instant, String)>();
+    let stdout = pull.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send((Instant::now(), line));
+        }
+    });
+    let mut progress = Vec::new();
+    let streaming = |line: &str| {
+        let json: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        json["status"] == "Downloading" && json["progressDetail"]["current"].as_u64().unwrap_or(0) > 10 * 1024 * 1024
+    };
+    loop {
+        let (at, line) = lines_rx.recv_timeout(Duration::from_secs(60)).expect("the pull reports progress");
+        let now_streaming = streaming(&line);
+        progress.push((at, line));
+        if now_streaming {
+            break;
+        }
+    }
+    let renew_started = Instant::now();
+    let renew = bed.devbox(&["registry", "renew"]).output().expect("run");
+    let renew_took = renew_started.elapsed();
+    let _ = pull.wait();
+    reader.join().expect("reader");
+    progress.extend(lines_rx.try_iter());
+    let pull_took = pull_started.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let polls = poller.join().expect("poller");
+    let retried = progress.iter().filter(|(_, l)| l.contains("Retrying")).count();
+    let downloading_after = progress.iter().filter(|(at, l)| *at > renew_started && l.contains("Downloading")).count();
+    let last = progress.last().map(|(_, l)| l.clone()).unwrap_or_default();
+    let pulled = last.contains("Downloaded newer image") || last.contains("Image is up to date");
+
+    assert!(renew.status.success(), "{}", text(&renew));
+    assert_ne!(bed.container_id(), first, "the renewal did not recreate the registry: {}", text(&renew));
+    // The longest run of polls that got no 200.
+    let (mut longest, mut down_since) = (Duration::ZERO, None);
+    for (at, up) in &polls {
+        match (up, down_since) {
+            (false, None) => down_since = Some(*at),
+            (true, Some(since)) => {
+                longest = longest.max(at.duration_since(since));
+                down_since = None;
+            }
+            _ => {}
+        }
+    }
+    let failed = polls.iter().filter(|(_, up)| !up).count();
+    println!(
+        "renewal: `registry renew` took {:.2}s; /v2/ did not answer for {:.2}s ({failed} of {} polls every 10 ms failed)",
+        renew_took.as_secs_f64(),
+        longest.as_secs_f64(),
+        polls.len()
+    );
+    println!(
+        "pull in flight: a 200 MB layer streaming when the renewal started: {} after {:.1}s; {retried} \
+         retries by the engine, {downloading_after} progress lines after the renewal started; last: {last}",
+        if pulled { "completed" } else { "FAILED" },
+        pull_took.as_secs_f64()
+    );
+    assert!(longest < Duration::from_secs(10), "the registry was down for {longest:?}");
+    assert!(pulled, "the pull in flight failed: {progress:#?}");
+}
