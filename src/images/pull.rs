@@ -94,10 +94,8 @@ pub async fn pull_and_record(
         Renewal::NotNeeded(_) | Renewal::Fresh { .. } => None,
     };
     if let Err(reason) = api.ping().await {
-        return Err(storage_failure(engine, config, &reason)
-            .await
-            .unwrap_or(Error::RegistryDown { url: url.clone(), reason })
-            .into());
+        let storage = if registry::answered(&reason) { storage_failure(engine, config, &reason).await } else { None };
+        return Err(storage.unwrap_or(Error::RegistryDown { url: url.clone(), reason }).into());
     }
 
     let started = Instant::now();

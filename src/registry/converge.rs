@@ -210,6 +210,7 @@ async fn settle(
     };
     if *outcome == UpOutcome::Unchanged
         && let Err(said) = api.ping().await
+        && answered(&said)
         && storage_cause(engine, &config.container, &said).await.is_some()
     {
         return Err(Unsettled { error: not_ready(said.clone()), said });
@@ -309,6 +310,13 @@ pub async fn storage_cause(engine: &Engine, container: &str, said: &str) -> Opti
     let lines: Vec<String> =
         engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
     lines.iter().rev().find_map(|line| cause::diagnose(line))
+}
+
+/// Whether a failed request to the registry got an answer from it (an HTTP status), rather than
+/// no connection: only an answer can carry S3's reason, and "connection refused" from the local
+/// registry is not S3's.
+pub fn answered(said: &str) -> bool {
+    said.contains("answered HTTP")
 }
 
 /// The error for a registry that cannot read its storage, with the command that fixes `cause`;
