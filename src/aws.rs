@@ -67,6 +67,17 @@ impl AwsCredentials {
     }
 }
 
+/// The error for a credential source that answered, but with no credentials. Output that is not
+/// credentials is named without being quoted: whatever it was, it may hold a secret. Anything else
+/// is the source refusing (an expired SSO login, a `credential_process` that failed), which logging
+/// in again fixes.
+fn refused(profile: &str, reason: &str) -> Error {
+    if reason.contains("could not parse response") || reason.contains("could not decode output") {
+        return Error::AwsCredentialsUnreadable { profile: profile.to_string() };
+    }
+    Error::AwsCredentials { profile: profile.to_string(), reason: reason.to_string() }
+}
+
 /// AWS as the registry's bucket needs it: resolved credentials, and S3 and STS clients.
 pub struct Aws {
     client: aws_sdk_s3::Client,
@@ -105,13 +116,17 @@ impl Aws {
             loader = loader.http_client(aws_smithy_http_client::Builder::new().build_http());
         }
         let sdk = loader.load().await;
-        let no_credentials = |reason: String| Error::AwsCredentials { profile: s3.profile.clone(), reason };
+        let profile = s3.profile.clone();
+        let no_credentials = |reason: String| Error::AwsCredentials { profile: profile.clone(), reason };
         let provider =
             sdk.credentials_provider().ok_or_else(|| no_credentials("no credentials provider is configured".into()))?;
         let resolved = tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials())
             .await
-            .map_err(|_| no_credentials(format!("no answer within {}s", CREDENTIALS_TIMEOUT.as_secs())))?
-            .map_err(|e| no_credentials(error::chain(&e)))?;
+            .map_err(|_| Error::AwsCredentialsTimeout {
+                profile: profile.clone(),
+                seconds: CREDENTIALS_TIMEOUT.as_secs(),
+            })?
+            .map_err(|e| refused(&profile, &error::chain(&e)))?;
         let credentials = AwsCredentials {
             access_key_id: resolved.access_key_id().to_string(),
             secret_access_key: resolved.secret_access_key().to_string(),
@@ -119,6 +134,12 @@ impl Aws {
             expiry: resolved.expiry().and_then(|t| jiff::Timestamp::try_from(t).ok()),
             resolved_at: jiff::Timestamp::now(),
         };
+        // Handed to a registry, these would be refused by S3 from its first request on.
+        if let Some(expiry) = credentials.expiry
+            && expiry <= credentials.resolved_at
+        {
+            return Err(Error::AwsCredentialsExpired { profile, expiry: expiry.to_string() });
+        }
 
         let mut config = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s3.path_style);
         let mut sts = aws_sdk_sts::config::Builder::from(&sdk);

@@ -94,6 +94,23 @@ pub enum Error {
     #[error("no AWS credentials for profile {profile:?}: {reason}")]
     AwsCredentials { profile: String, reason: String },
 
+    #[error(
+        "no AWS credentials for profile {profile:?}: its credential source (credential_process, SSO, assume-role) gave no answer within {seconds}s"
+    )]
+    AwsCredentialsTimeout { profile: String, seconds: u64 },
+
+    #[error(
+        "no AWS credentials for profile {profile:?}: its credential_process printed something that is not credentials (devbox expects JSON with Version, AccessKeyId, SecretAccessKey and Expiration)"
+    )]
+    AwsCredentialsUnreadable { profile: String },
+
+    #[error("the AWS credentials of profile {profile:?} had already expired when devbox got them (at {expiry})")]
+    AwsCredentialsExpired { profile: String, expiry: String },
+
+    /// The registry answers, but S3 refuses its reads, for a reason devbox named.
+    #[error("the registry {container} cannot read its storage: {cause}")]
+    RegistryStorage { container: String, cause: String, fix: String },
+
     #[error("the registry container {container} did not become ready at {url}: {reason}")]
     RegistryNotReady { container: String, url: String, reason: String },
 
@@ -226,8 +243,18 @@ impl Error {
                 "Check registry.s3.bucket in devbox.toml, and that your AWS identity may read it (`aws s3 ls s3://BUCKET --profile PROFILE`).".into()
             }
             Error::AwsCredentials { profile, .. } => format!(
-                "Log in (`aws sso login --profile {profile}`) or configure the profile (`aws configure --profile {profile}`), or set registry.s3.profile."
+                "Log in again (`aws sso login --profile {profile}`) or configure the profile (`aws configure --profile {profile}`), or set registry.s3.profile. Nothing was changed."
             ),
+            Error::AwsCredentialsTimeout { profile, .. } => format!(
+                "Run the profile's credential source by hand to see where it waits: `aws configure export-credentials --profile {profile}`. Nothing was changed."
+            ),
+            Error::AwsCredentialsUnreadable { profile } => format!(
+                "Run it by hand (`aws configure export-credentials --profile {profile}`) and fix what it prints; its output holds secrets, so do not paste it anywhere. Nothing was changed."
+            ),
+            Error::AwsCredentialsExpired { profile, .. } => format!(
+                "Their source hands out credentials that are already past their Expiration: check that machine's clock and what it prints (`aws configure export-credentials --profile {profile}`). Nothing was changed."
+            ),
+            Error::RegistryStorage { fix, .. } => fix.clone(),
             Error::RegistryNotReady { container, .. } => {
                 format!("See what the registry said: `devbox registry logs --no-follow` (container {container}).")
             }

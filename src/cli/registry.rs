@@ -22,6 +22,12 @@ enum RegistryCommand {
     Up,
     /// Remove the registry container (its data volume stays)
     Down,
+    /// Renew the registry's short-lived AWS credentials if they expire soon (the scheduled renew job)
+    ///
+    /// Reads only the container's labels: when its credentials are long-lived or good for longer
+    /// than the refresh window, it changes nothing and asks AWS nothing. Otherwise it resolves fresh
+    /// credentials and recreates the container, as `registry up` does.
+    Renew,
     /// Show the container's state, health, endpoint, storage and credentials' expiry
     Status {
         /// Print JSON
@@ -45,6 +51,7 @@ impl RegistryArgs {
         match self.command {
             RegistryCommand::Up => up(ctx, &config).await,
             RegistryCommand::Down => down(ctx, &config).await,
+            RegistryCommand::Renew => renew(ctx, &config).await,
             RegistryCommand::Status { json } => status(ctx, &config, json).await,
             RegistryCommand::Logs { tail, no_follow } => logs(ctx, &config, &tail, !no_follow).await,
         }
@@ -56,6 +63,22 @@ async fn up(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
     let s3 = registry::connect_s3(&config.registry).await?;
     let up = registry::converge(&engine, &config.registry, s3.as_ref(), progress_for(&ctx.printer).as_ref()).await?;
     report::registry_up(&ctx.printer, &up);
+    Ok(ExitStatus::Success)
+}
+
+async fn renew(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
+    let engine = ctx.engine().await?;
+    let name = &config.registry.container;
+    match registry::renew(&engine, &config.registry, progress_for(&ctx.printer).as_ref()).await? {
+        registry::Renewal::NotNeeded(why) => {
+            ctx.printer.mark(Mark::Same, format!("registry {name}: nothing to renew: {why}"))
+        }
+        registry::Renewal::Fresh { expiry, renew_at } => ctx.printer.mark(
+            Mark::Same,
+            format!("registry {name}: its AWS credentials are good until {expiry}; renewal from {renew_at}"),
+        ),
+        registry::Renewal::Renewed(up) => report::registry_up(&ctx.printer, &up),
+    }
     Ok(ExitStatus::Success)
 }
 

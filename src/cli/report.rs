@@ -24,6 +24,9 @@ pub fn registry_up(p: &Printer, up: &Converged) {
 
 /// `pull`: the summary line, after the per-image progress; a failed image fails the command.
 pub fn pulled(p: &Printer, pulled: &Pulled) -> ExitStatus {
+    if let Some(up) = &pulled.renewed {
+        registry_up(p, up);
+    }
     let failed = pulled.failed() > 0;
     p.mark(if failed { Mark::Fail } else { Mark::Ok }, pulled.summary());
     if failed { ExitStatus::Failure } else { ExitStatus::Success }

@@ -21,7 +21,7 @@ pub struct ScheduleArgs {
 
 #[derive(Debug, Subcommand)]
 enum ScheduleCommand {
-    /// Install the cleanup, base-image refresh and clock jobs (those that apply here)
+    /// Install the cleanup, base-image refresh, clock and credentials-renewal jobs (those that apply here)
     Install,
     /// Remove every job devbox installed, and nothing else
     Remove,

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::registry::api::{Manifest, RegistryApi};
+use crate::registry::{self, Renewal};
 use crate::state::{PullRecord, PullRecords};
 use crate::ui::Progress;
 
@@ -36,6 +37,8 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub struct Pulled {
     pub results: Vec<PullResult>,
     pub elapsed: Duration,
+    /// The registry, when its credentials were due and the pull renewed them first.
+    pub renewed: Option<crate::registry::Converged>,
 }
 
 impl Pulled {
@@ -85,7 +88,15 @@ pub async fn pull_and_record(
 ) -> anyhow::Result<Pulled> {
     let url = config.registry.local_url();
     let api = RegistryApi::new(&url)?;
-    api.ping().await.map_err(|reason| Error::RegistryDown { url: url.clone(), reason })?;
+    // The weekly job may be the first to find the registry's credentials due: renew them first.
+    let renewed = match registry::renew(engine, &config.registry, progress).await? {
+        Renewal::Renewed(up) => Some(up),
+        Renewal::NotNeeded(_) | Renewal::Fresh { .. } => None,
+    };
+    if let Err(reason) = api.ping().await {
+        let storage = if registry::answered(&reason) { storage_failure(engine, config, &reason).await } else { None };
+        return Err(storage.unwrap_or(Error::RegistryDown { url: url.clone(), reason }).into());
+    }
 
     let started = Instant::now();
     let results = tokio::select! {
@@ -93,7 +104,24 @@ pub async fn pull_and_record(
         _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
     };
     record(state_dir, &results)?;
-    Ok(Pulled { results, elapsed: started.elapsed() })
+    // A read the registry could not answer from its storage has one cause for every image: name it.
+    let server_error = results.iter().find_map(|r| match &r.outcome {
+        Outcome::Failed { reason } if reason.contains("answered HTTP 5") => Some(reason.clone()),
+        _ => None,
+    });
+    if let Some(reason) = server_error
+        && let Some(error) = storage_failure(engine, config, &reason).await
+    {
+        return Err(error.into());
+    }
+    Ok(Pulled { results, elapsed: started.elapsed(), renewed })
+}
+
+/// The error for a registry that cannot read its storage, when its answer or its logs say why.
+async fn storage_failure(engine: &Engine, config: &Config, said: &str) -> Option<Error> {
+    let container = &config.registry.container;
+    let cause = registry::storage_cause(engine, container, said).await?;
+    Some(registry::storage_error(container, &cause, "Then pull again."))
 }
 
 /// How stale `checked_at` may be before an unchanged pull rewrites it.

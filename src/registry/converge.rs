@@ -114,6 +114,10 @@ pub async fn remove(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<
 
 /// Brings the container to `desired`, and waits until it answers. Whatever this run created is
 /// removed again if it cannot be made ready: nothing is left half-made.
+///
+/// A container that needed no change but whose key S3 refuses (revoked on the server, or cut short
+/// while its lease still looks good) is recreated once with the fresh credentials: the lease labels
+/// are devbox's record, S3's refusal is the truth.
 async fn up(
     engine: &Engine,
     config: &RegistryConfig,
@@ -131,60 +135,118 @@ async fn up(
             UpOutcome::Started
         }
         action @ (Action::Create | Action::Recreate(_)) => {
-            // Check everything the new container needs before touching the old one.
-            if let Some(s3) = s3 {
-                s3.check_bucket().await?;
-            }
-            if existing.is_some() {
-                engine.remove_container(&config.container).await?;
-            }
-            create_and_start(engine, config, desired, credentials).await?;
+            replace(engine, config, desired, existing.is_some(), s3).await?;
             match action {
                 Action::Recreate(reason) => UpOutcome::Recreated { reason: reason.to_string() },
                 _ => UpOutcome::Created,
             }
         }
     };
-    if let Err(reason) = wait_ready(engine, &api, &config.container).await {
-        if outcome != UpOutcome::Unchanged {
+    let failure = match settle(engine, config, &api, s3, &outcome).await {
+        Ok(()) => return Ok(outcome),
+        Err(failure) => failure,
+    };
+    if outcome == UpOutcome::Unchanged
+        && s3.is_some()
+        && let Some(cause) = storage_cause(engine, &config.container, &failure.said).await
+    {
+        match cause {
+            StorageCause::Credentials { code } => {
+                replace(engine, config, desired, true, s3).await?;
+                let outcome = UpOutcome::Recreated { reason: format!("S3 refused its AWS credentials ({code})") };
+                return match settle(engine, config, &api, s3, &outcome).await {
+                    Ok(()) => Ok(outcome),
+                    Err(failure) => Err(failure.error.into()),
+                };
+            }
+            cause @ StorageCause::Clock { .. } => {
+                return Err(storage_error(&config.container, &cause, "The registry was left as it was.").into());
+            }
+            StorageCause::NoSuchBucket | StorageCause::Unreachable { .. } => {}
+        }
+    }
+    Err(failure.error.into())
+}
+
+/// Takes away the old container (when there is one) and makes the new one, after checking what
+/// the new one needs: a failed check leaves the old one as it was.
+async fn replace(
+    engine: &Engine,
+    config: &RegistryConfig,
+    desired: &Desired,
+    existing: bool,
+    s3: Option<&Aws>,
+) -> anyhow::Result<()> {
+    if let Some(s3) = s3 {
+        s3.check_bucket().await?;
+    }
+    if existing {
+        engine.remove_container(&config.container).await?;
+    }
+    create_and_start(engine, config, desired, s3.map(Aws::credentials)).await
+}
+
+/// Why a registry could not be made ready: the error for people, and what the registry said (for
+/// `storage_cause`).
+struct Unsettled {
+    error: Error,
+    said: String,
+}
+
+/// Waits until the registry answers, then proves it behaves as configured. What this run made and
+/// cannot vouch for goes again. A container left as it was is given no grace when it answers with
+/// a storage failure that its logs explain: waiting would not change S3's mind.
+async fn settle(
+    engine: &Engine,
+    config: &RegistryConfig,
+    api: &RegistryApi,
+    s3: Option<&Aws>,
+    outcome: &UpOutcome,
+) -> Result<(), Unsettled> {
+    let not_ready = |reason: String| Error::RegistryNotReady {
+        container: config.container.clone(),
+        url: config.local_url(),
+        reason,
+    };
+    if *outcome == UpOutcome::Unchanged
+        && let Err(said) = api.ping().await
+        && answered(&said)
+        && storage_cause(engine, &config.container, &said).await.is_some()
+    {
+        return Err(Unsettled { error: not_ready(said.clone()), said });
+    }
+    if let Err(reason) = wait_ready(engine, api, &config.container).await {
+        if *outcome != UpOutcome::Unchanged {
             // Keep the logs for the error, then leave no broken container behind.
             let logs = last_log_lines(engine, &config.container).await;
-            engine.remove_container(&config.container).await?;
-            return Err(Error::RegistryNotReady {
-                container: config.container.clone(),
-                url: config.local_url(),
-                reason: format!("{reason}{logs}"),
-            }
-            .into());
+            let _ = engine.remove_container(&config.container).await;
+            return Err(Unsettled { error: not_ready(format!("{reason}{logs}")), said: reason });
         }
-        return Err(
-            Error::RegistryNotReady { container: config.container.clone(), url: config.local_url(), reason }.into()
-        );
+        return Err(Unsettled { error: not_ready(reason.clone()), said: reason });
     }
     // Answering is not enough: it must behave as devbox's config says.
-    let failure = match verify::prove(&api, config, s3).await {
-        verify::Verdict::Proven(_) => return Ok(outcome),
-        verify::Verdict::Ignored(cause) => Error::RegistryIgnoredConfig {
-            container: config.container.clone(),
+    let (error, said) = match verify::prove(api, config, s3).await {
+        verify::Verdict::Proven(_) => return Ok(()),
+        verify::Verdict::Ignored(cause) => (
+            Error::RegistryIgnoredConfig {
+                container: config.container.clone(),
+                cause: cause.clone(),
+                fix: format!(
+                    "The image {} does not serve the config devbox names as its command ({}). Use an official \
+                     registry image (registry:3.0.0 or registry:2.8.3) or one laid out like it.",
+                    config.image,
+                    line::CONFIG_PATH
+                ),
+            },
             cause,
-            fix: format!(
-                "The image {} does not serve the config devbox names as its command ({}). Use an official \
-                 registry image (registry:3.0.0 or registry:2.8.3) or one laid out like it.",
-                config.image,
-                line::CONFIG_PATH
-            ),
-        },
-        verify::Verdict::Unproven(reason) => Error::RegistryNotReady {
-            container: config.container.clone(),
-            url: config.local_url(),
-            reason: format!("it answers, but {reason}"),
-        },
+        ),
+        verify::Verdict::Unproven(reason) => (not_ready(format!("it answers, but {reason}")), reason),
     };
     if matches!(outcome, UpOutcome::Created | UpOutcome::Recreated { .. }) {
         // What this run made and cannot vouch for goes again.
-        engine.remove_container(&config.container).await?;
+        let _ = engine.remove_container(&config.container).await;
     }
-    Err(failure.into())
+    Err(Unsettled { error, said })
 }
 
 /// Waits until the registry answers, and stops waiting as soon as its container has stopped.
@@ -248,6 +310,24 @@ pub async fn storage_cause(engine: &Engine, container: &str, said: &str) -> Opti
     let lines: Vec<String> =
         engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
     lines.iter().rev().find_map(|line| cause::diagnose(line))
+}
+
+/// Whether a failed request to the registry got an answer from it (an HTTP status), rather than
+/// no connection: only an answer can carry S3's reason, and "connection refused" from the local
+/// registry is not S3's.
+pub fn answered(said: &str) -> bool {
+    said.contains("answered HTTP")
+}
+
+/// The error for a registry that cannot read its storage, with the command that fixes `cause`;
+/// `then` is what follows it ("Then pull again.").
+pub fn storage_error(container: &str, cause: &StorageCause, then: &str) -> Error {
+    let fix = match cause {
+        StorageCause::Credentials { .. } => format!("Renew the registry's credentials: `devbox registry up`. {then}"),
+        StorageCause::Clock { .. } => format!("Set the Docker VM's clock from this host: `devbox clock sync`. {then}"),
+        StorageCause::NoSuchBucket | StorageCause::Unreachable { .. } => format!("{} {then}", cause.hint()),
+    };
+    Error::RegistryStorage { container: container.to_string(), cause: cause.explain(), fix: fix.trim_end().to_string() }
 }
 
 async fn last_log_lines(engine: &Engine, container: &str) -> String {

@@ -6,6 +6,7 @@ pub mod cause;
 mod converge;
 pub mod lease;
 pub mod line;
+mod renew;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -16,9 +17,12 @@ use sha2::{Digest, Sha256};
 use crate::aws::AwsCredentials;
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, ContainerSpec};
-pub use converge::{Converged, connect_s3, converge, desired, pending, remove, storage_cause, wait_ready};
+pub use converge::{
+    Converged, answered, connect_s3, converge, desired, pending, remove, storage_cause, storage_error, wait_ready,
+};
 use lease::{Lease, LeaseVerdict};
 use line::{Layout, Line};
+pub use renew::{Renewal, credentials_expire, renew};
 
 pub const LABEL_MANAGED: &str = "devbox.managed";
 pub const LABEL_ROLE: &str = "devbox.role";

@@ -35,7 +35,8 @@ pub async fn planned_jobs(
         Some(engine) => crate::clock::runtime::of_engine(engine, env).await.ok().map(|c| c.vm),
         None => None,
     };
-    wanted_jobs(&loaded.config, vm_engine)
+    let expire = crate::registry::credentials_expire(engine, &loaded.config.registry).await;
+    wanted_jobs(&loaded.config, vm_engine, expire)
 }
 
 /// The jobs in `jobs` that `backend` does not hold yet: what `init --dry-run` would install.

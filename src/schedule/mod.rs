@@ -22,7 +22,7 @@ pub use tool::run_tool;
 pub use when::{CronSpec, Field, Timing, next_run};
 
 /// Every job devbox may install, by name. `remove` takes out all of them.
-pub const ALL_JOBS: [&str; 3] = ["cleanup", "refresh", "clock"];
+pub const ALL_JOBS: [&str; 4] = ["cleanup", "refresh", "clock", "renew"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -90,12 +90,32 @@ impl JobEnv {
 }
 
 /// The jobs the config asks for, and those left out with the reason. `vm_engine` says whether the
-/// engine runs in a VM (`None`: it did not answer); only a VM gets the clock job. Pure.
-pub fn wanted_jobs(config: &Config, vm_engine: Option<bool>) -> (Vec<Job>, Vec<Skipped>) {
+/// engine runs in a VM (`None`: it did not answer); only a VM gets the clock job.
+/// `credentials_expire` says whether the registry container's own AWS credentials expire, as its
+/// lease label records (`None`: no container to tell from); only those get the renew job. Pure.
+///
+/// The renew job follows the running container rather than a credential resolution at install
+/// time: resolving would wake the SSO or `credential_process` source on every `schedule install`
+/// and `doctor`, and fail when the login has lapsed, while the container is what expires. `init`
+/// makes the container before it installs the jobs; `doctor` names a missing renew job.
+pub fn wanted_jobs(
+    config: &Config,
+    vm_engine: Option<bool>,
+    credentials_expire: Option<bool>,
+) -> (Vec<Job>, Vec<Skipped>) {
     let clock = match vm_engine {
         Some(true) => Ok(Period::Every(config.clock.interval)),
         Some(false) => Err("the engine runs natively on this host, not in a VM".to_string()),
         None => Err("the engine did not answer, so devbox cannot tell whether it runs in a VM".to_string()),
+    };
+    // As often as the clock job: the refresh window (a quarter of the lifetime, at most 15
+    // minutes) is longer than the default 10-minute interval, so one run falls inside it.
+    let renew = match credentials_expire {
+        Some(true) => Ok(Period::Every(config.clock.interval)),
+        Some(false) => Err("the registry's AWS credentials do not expire (long-lived keys, or no S3)".to_string()),
+        None => Err("there is no registry container yet to tell whether its AWS credentials expire; \
+                     run `devbox schedule install` again after `devbox registry up`"
+            .to_string()),
     };
     let candidates = [
         (
@@ -117,6 +137,13 @@ pub fn wanted_jobs(config: &Config, vm_engine: Option<bool>) -> (Vec<Job>, Vec<S
             "devbox clock sync: set the Docker VM's clock from the host",
             &["clock", "sync", "--if-skewed", "--quiet"][..],
             clock,
+            when::CLEANUP_ANCHOR,
+        ),
+        (
+            "renew",
+            "devbox registry renew: renew the registry's AWS credentials before they expire",
+            &["registry", "renew", "--quiet"][..],
+            renew,
             when::CLEANUP_ANCHOR,
         ),
     ];

@@ -9,9 +9,9 @@ fn defaults() -> Config {
         .config
 }
 
-/// All three jobs, as a VM engine gets them.
+/// All four jobs, as a VM engine with a registry on short-lived credentials gets them.
 fn all_jobs() -> Vec<Job> {
-    let (jobs, skipped) = wanted_jobs(&defaults(), Some(true));
+    let (jobs, skipped) = wanted_jobs(&defaults(), Some(true), Some(true));
     assert!(skipped.is_empty(), "{skipped:?}");
     jobs
 }
@@ -27,7 +27,9 @@ fn env(exe: &str) -> JobEnv {
 #[test]
 fn jobs_follow_the_config() {
     let jobs = all_jobs();
-    assert_eq!(jobs.iter().map(|j| j.name).collect::<Vec<_>>(), ["cleanup", "refresh", "clock"]);
+    assert_eq!(jobs.iter().map(|j| j.name).collect::<Vec<_>>(), ["cleanup", "refresh", "clock", "renew"]);
+    assert_eq!(jobs[3].timing, Timing::Every(Duration::from_secs(600)));
+    assert_eq!(jobs[3].args, ["registry", "renew", "--quiet"]);
     assert_eq!(jobs[0].timing, Timing::Calendar { weekday: None, hour: Some(12), minute: 17 });
     assert_eq!(jobs[1].timing, Timing::Calendar { weekday: Some(1), hour: Some(9), minute: 47 });
     assert_eq!(jobs[2].timing, Timing::Every(Duration::from_secs(600)));
@@ -35,8 +37,9 @@ fn jobs_follow_the_config() {
     // A native engine gets no clock job; "off" switches a job off.
     let mut config = defaults();
     config.cleanup.schedule = Period::Off;
-    let (jobs, skipped) = wanted_jobs(&config, Some(false));
+    let (jobs, skipped) = wanted_jobs(&config, Some(false), Some(false));
     assert_eq!(jobs.iter().map(|j| j.name).collect::<Vec<_>>(), ["refresh"]);
+    assert!(skipped.iter().any(|s| s.name == "renew" && s.reason.contains("do not expire")));
     assert!(skipped.iter().any(|s| s.name == "clock" && s.reason.contains("natively")));
     assert!(skipped.iter().any(|s| s.name == "cleanup" && s.reason.contains("off")));
 }

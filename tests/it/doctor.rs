@@ -248,7 +248,7 @@ fn stored_push_credentials_are_flagged_without_echoing_the_secret() {
 }
 
 #[test]
-fn missing_and_expiring_credentials_are_named() {
+fn missing_and_already_expired_credentials_are_named() {
     let bed = Bed::new("doccreds");
     // The AWS check with no credentials in the environment: only the profile can give them.
     let check = || {
@@ -271,7 +271,9 @@ fn missing_and_expiring_credentials_are_named() {
     );
 
     // Short-lived credentials from a credential_process, as SSO and assume-role give them.
-    for (expires_in, expected) in [(-600, "fail"), (1200, "warn"), (7200, "ok")] {
+    // Fresh ones are fine however soon they expire (the registry's own copy is judged by its
+    // lease); ones already expired when handed out are refused, without the login hint.
+    for (expires_in, expected) in [(-600, "fail"), (120, "ok"), (1200, "ok"), (7200, "ok")] {
         let expiry = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(expires_in);
         let script = bed.home.path().join("creds.sh");
         crate::testbed::write_executable(
@@ -288,6 +290,7 @@ fn missing_and_expiring_credentials_are_named() {
         let (out, json) = check();
         assert_eq!(status(&json, "aws-credentials"), expected, "expiring in {expires_in}s: {json:#}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains("process-secret"));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("aws sso login"), "{json:#}");
     }
 }
 

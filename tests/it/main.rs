@@ -1,5 +1,6 @@
 //! Integration tests: the real `devbox` binary against the real testbed (Docker engine, a registry
-//! image built from Debian's docker-registry, and moto's S3 server). See `testbed.rs`.
+//! image built from Debian's docker-registry, moto's S3 server, and Garage, an S3 server that
+//! expires keys). See `testbed.rs` and `garage_bed.rs`.
 
 // Test code: a failed expectation is the test failing, and what it prints is the test's log.
 #![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
@@ -7,7 +8,9 @@
 mod cleanup;
 mod cli;
 mod clock;
+mod credentials;
 mod doctor;
+mod garage_bed;
 mod init;
 mod install;
 mod private_engine;

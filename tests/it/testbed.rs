@@ -125,6 +125,8 @@ pub struct Bed {
     /// The S3 server this bed's bucket lives in: the shared one, or its own (`with_own_s3`).
     pub s3_endpoint: String,
     own_s3: Option<std::process::Child>,
+    /// The bucket lives on another S3 server, whose helper makes and removes it (`elsewhere`).
+    bucket_elsewhere: bool,
     containers: Vec<String>,
     volumes: Vec<String>,
     images: Vec<String>,
@@ -142,15 +144,27 @@ impl Bed {
         Bed::on_s3(test, format!("http://127.0.0.1:{port}"), Some(child))
     }
 
+    /// A bed whose bucket (named `bucket`, not created here) lives on the S3 server at
+    /// `s3_endpoint`, made and removed by the caller's own helper (Garage: `garage_bed.rs`).
+    pub fn elsewhere(test: &str, s3_endpoint: &str) -> Bed {
+        let mut bed = Bed::on_s3(test, s3_endpoint.to_string(), None);
+        bed.bucket_elsewhere = true;
+        bed
+    }
+
     fn on_s3(test: &str, s3_endpoint: String, own_s3: Option<std::process::Child>) -> Bed {
         shared();
         let name = format!("dbxt-{test}-{}", std::process::id());
         let bucket = format!("dbxt-{}-{}", test.replace('_', "-"), std::process::id());
-        let (status, body) = s3(&s3_endpoint, "PUT", &format!("/{bucket}"));
-        assert_eq!(status, 200, "creating bucket {bucket} in moto: {body}");
+        // A bed on another server makes its bucket there; moto here takes any PUT, so try it only on moto.
+        if s3_endpoint == shared_s3_endpoint() || own_s3.is_some() {
+            let (status, body) = s3(&s3_endpoint, "PUT", &format!("/{bucket}"));
+            assert_eq!(status, 200, "creating bucket {bucket} in moto: {body}");
+        }
         let bed = Bed {
             s3_endpoint,
             own_s3,
+            bucket_elsewhere: false,
             home: tempfile::tempdir().expect("temp HOME"),
             port: free_port(),
             containers: vec![name.clone()],
@@ -286,6 +300,11 @@ impl Bed {
         wait_until(format!("moto on port {port} to stop"), Duration::from_secs(10), || !port_open(port));
     }
 
+    /// Remembers a container to remove when the test ends.
+    pub fn remove_container_later(&mut self, name: &str) {
+        self.containers.push(name.to_string());
+    }
+
     /// Remembers an image to remove when the test ends.
     pub fn remove_image_later(&mut self, reference: &str) {
         self.images.push(reference.to_string());
@@ -321,6 +340,7 @@ impl Drop for Bed {
                 let _ = watcher.kill();
                 let _ = watcher.wait();
             }
+            None if self.bucket_elsewhere => {}
             None => empty_and_delete_bucket(&self.s3_endpoint, &self.bucket),
         }
     }

@@ -1,5 +1,11 @@
-//! AWS credentials, when the registry stores on S3: they load, they have not expired, and the
-//! bucket answers.
+//! AWS credentials, when the registry stores on S3: the host can resolve them, and the bucket
+//! answers with them.
+//!
+//! What is judged is whether the host can get credentials at all. Short-lived ones (SSO,
+//! assume-role, `credential_process`) are fresh each time they are resolved, so their expiry says
+//! nothing about a problem: the registry's own copy is what expires, and the registry checks judge
+//! it by its lease. Only when the host cannot resolve any (its login expired) does the failure name
+//! `aws sso login`, through the error's own hint.
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -9,17 +15,15 @@ use crate::aws::Aws;
 use crate::config::{Config, Storage};
 use crate::doctor::{CheckId, Finding, Status};
 
-/// Credentials that expire within an hour deserve a warning; expired ones are a failure.
-pub fn expiry_verdict(expiry: Option<jiff::Timestamp>, now: jiff::Timestamp) -> (Status, String) {
-    let Some(expiry) = expiry else { return (Status::Ok, "long-lived".into()) };
-    let left = expiry.duration_since(now);
-    let minutes = left.as_secs() / 60;
-    if left.is_negative() || left.is_zero() {
-        (Status::Fail, format!("expired at {expiry}"))
-    } else if left.as_secs() < 3600 {
-        (Status::Warn, format!("expire in {minutes} min"))
+/// How the credentials the host resolved are described: their kind and how long they last. Never
+/// a warning: fresh ones were just handed out.
+pub fn lifetime(expiry: Option<jiff::Timestamp>, now: jiff::Timestamp) -> String {
+    let Some(expiry) = expiry else { return "long-lived".into() };
+    let minutes = expiry.duration_since(now).as_secs().max(0) / 60;
+    if minutes < 120 {
+        format!("short-lived, good for {minutes} min")
     } else {
-        (Status::Ok, format!("expire in {}h {}m", minutes / 60, minutes % 60))
+        format!("short-lived, good for {}h {}m", minutes / 60, minutes % 60)
     }
 }
 
@@ -37,11 +41,7 @@ async fn aws_credentials(config: &Config) -> Finding {
         Ok(aws) => aws,
         Err(err) => return Finding::fail(id, err.to_string()).hint(err.hint().unwrap_or_default()),
     };
-    let (status, expiry) = expiry_verdict(aws.credentials().expiry, jiff::Timestamp::now());
-    let login = format!("aws sso login --profile {}", s3.profile);
-    if status == Status::Fail {
-        return Finding::fail(id, format!("credentials {expiry}")).hint("Log in again.").fix(login);
-    }
+    let credentials = lifetime(aws.credentials().expiry, jiff::Timestamp::now());
     let (identity, reached) = tokio::join!(aws.identity(), aws.check_bucket());
     let bucket = s3.bucket.as_ref().map(|b| b.to_string()).unwrap_or_default();
     let latency = match reached {
@@ -51,18 +51,14 @@ async fn aws_credentials(config: &Config) -> Finding {
     let account = identity.as_ref().map(|i| i.account.clone()).unwrap_or_else(|_| "unknown".into());
     let finding = Finding::new(
         id,
-        status,
-        format!("account {account}, bucket {bucket} reachable ({} ms), credentials {expiry}", latency.as_millis()),
+        Status::Ok,
+        format!("account {account}, bucket {bucket} reachable ({} ms), credentials {credentials}", latency.as_millis()),
     )
     .detail("endpoint", aws.endpoint())
     .detail("bucket_latency_ms", latency.as_millis().to_string());
-    let finding = match identity {
+    match identity {
         Ok(identity) => finding.detail("identity", identity.arn),
         Err(err) => finding.detail("identity", err.to_string()),
-    };
-    match status {
-        Status::Warn => finding.hint("Log in again before they expire.").fix(login),
-        _ => finding,
     }
 }
 
@@ -71,12 +67,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expiry_thresholds() {
+    fn fresh_short_lived_credentials_are_described_not_judged() {
         let now: jiff::Timestamp = "2026-11-26T12:00:00Z".parse().expect("timestamp");
         let at = |s: &str| Some(s.parse::<jiff::Timestamp>().expect("timestamp"));
-        assert_eq!(expiry_verdict(None, now), (Status::Ok, "long-lived".into()));
-        assert_eq!(expiry_verdict(at("2026-11-26T17:30:00Z"), now), (Status::Ok, "expire in 5h 30m".into()));
-        assert_eq!(expiry_verdict(at("2026-11-26T12:20:00Z"), now), (Status::Warn, "expire in 20 min".into()));
-        assert_eq!(expiry_verdict(at("2026-11-26T11:00:00Z"), now).0, Status::Fail);
+        assert_eq!(lifetime(None, now), "long-lived");
+        assert_eq!(lifetime(at("2026-11-26T17:30:00Z"), now), "short-lived, good for 5h 30m");
+        assert_eq!(lifetime(at("2026-11-26T12:02:00Z"), now), "short-lived, good for 2 min");
     }
 }

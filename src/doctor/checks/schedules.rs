@@ -24,8 +24,17 @@ pub fn measure<'p>(probe: &'p Probe<'_>) -> BoxFuture<'p, Judge<'p>> {
             Err(_) => Err(timed_out(CheckId::Schedules, probe.timeout)),
         };
         let config = probe.config;
-        Box::new(move |engine: Option<&EngineFacts>| schedules(config, engine.map(|e| e.classification.vm), state))
-            as Judge<'p>
+        // The renew job is wanted when the registry container's own credentials expire.
+        let expire = tokio::time::timeout(probe.timeout, async {
+            let facts = probe.engine().await?;
+            crate::registry::credentials_expire(Some(&facts.engine), &config.registry).await
+        })
+        .await
+        .ok()
+        .flatten();
+        Box::new(move |engine: Option<&EngineFacts>| {
+            schedules(config, engine.map(|e| e.classification.vm), expire, state)
+        }) as Judge<'p>
     }
     .boxed()
 }
@@ -58,7 +67,12 @@ pub fn scheduler_state(env: &Environment) -> Result<Option<SchedulerState>, Find
 
 /// How the jobs this machine should have stand: installed, and their last run recent and
 /// successful. `vm_engine` decides whether the clock job is expected.
-pub fn schedules(config: &Config, vm_engine: Option<bool>, state: Result<Option<SchedulerState>, Finding>) -> Finding {
+pub fn schedules(
+    config: &Config,
+    vm_engine: Option<bool>,
+    credentials_expire: Option<bool>,
+    state: Result<Option<SchedulerState>, Finding>,
+) -> Finding {
     let id = CheckId::Schedules;
     let state = match state {
         Ok(Some(state)) => state,
@@ -70,7 +84,7 @@ pub fn schedules(config: &Config, vm_engine: Option<bool>, state: Result<Option<
         }
         Err(finding) => return finding,
     };
-    let (jobs, _) = schedule::wanted_jobs(config, vm_engine);
+    let (jobs, _) = schedule::wanted_jobs(config, vm_engine, credentials_expire);
     let states: Vec<JobState> = jobs
         .iter()
         .map(|job| {
