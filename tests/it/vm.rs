@@ -48,26 +48,36 @@ fn sock() -> String {
     String::from_utf8_lossy(&vm_sh(&["sock"]).stdout).trim().to_string()
 }
 
-/// Sets the VM's clock to `at` (unix seconds) with a helper container, as devbox's helper does:
-/// the VM's kernel clock, never this host's.
-fn set_vm_clock(at: i64) {
-    let out = vm_docker(&[
-        "run",
-        "--rm",
-        "--user",
-        "0",
-        "--cap-add",
-        "SYS_TIME",
-        "--network",
-        "none",
-        "--entrypoint",
-        "/bin/date",
-        REGISTRY_IMAGE,
-        "-u",
-        "-s",
-        &format!("@{at}"),
-    ]);
-    assert!(out.status.success(), "setting the VM's clock failed: {}", text(&out));
+/// Sets the VM's clock (its kernel's, never this host's) with a helper container, as devbox's
+/// helper does: a root shell that is fed `date -s` once it is up. `behind`: that many seconds
+/// behind this host's clock, set at the host's next whole second.
+fn set_vm_clock(behind: i64) {
+    use std::io::{BufRead, Write};
+    let mut child = Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", sock()))
+        .args(["run", "--rm", "-i", "--user", "0", "--cap-add", "SYS_TIME", "--network", "none"])
+        .args(["--entrypoint", "/bin/sh", REGISTRY_IMAGE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker run");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"echo ready\n").expect("feed the helper");
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    reader.read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "ready", "the helper did not start");
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970");
+    std::thread::sleep(Duration::from_secs(1) - Duration::from_nanos(u64::from(now.subsec_nanos())));
+    let second = now.as_secs() as i64 + 1;
+    stdin.write_all(format!("exec date -u -s @{}\n", second - behind).as_bytes()).expect("feed the helper");
+    drop(stdin);
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut said).expect("read");
+    let out = child.wait_with_output().expect("docker run ends");
+    assert!(out.status.success(), "setting the VM's clock failed: {said}{}", text(&out));
 }
 
 /// The testbed's Garage, from the env file its up.sh writes.
@@ -139,7 +149,7 @@ impl VmBed {
         let secret = key["secretAccessKey"].as_str().expect("a secret").to_string();
         garage.run(&["bucket", "allow", "--read", "--write", &name, "--key", &key_id]);
         // No clock left behind by an earlier run that stopped half-way.
-        set_vm_clock(unix_now());
+        set_vm_clock(0);
         let bed = VmBed {
             _lock: lock,
             port: free_port(),
@@ -274,7 +284,7 @@ impl VmBed {
 impl Drop for VmBed {
     fn drop(&mut self) {
         // The VM's clock back to this host's, whatever the test did to it.
-        let _ = std::panic::catch_unwind(|| set_vm_clock(unix_now()));
+        let _ = std::panic::catch_unwind(|| set_vm_clock(0));
         let _ = vm_docker(&["rm", "-f", "-v", &self.name]);
         let _ = vm_docker(&["volume", "rm", "-f", &format!("{}-data", self.name)]);
         let listed = vm_docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
@@ -407,7 +417,7 @@ fn vm_a_day_behind_doctor_names_the_clock_and_fix_brings_the_registry_back() {
     bed.ok(&["pull"]);
 
     // 25 hours behind: Garage refuses the registry's requests ("Date is too old").
-    set_vm_clock(unix_now() - 25 * 3600);
+    set_vm_clock(25 * 3600);
     // The registry's storage health check needs three failures, 10 s apart, to give up.
     std::thread::sleep(Duration::from_secs(35));
     let (report, code) = bed.json(&["doctor", "--json", "--timeout", "60s"]);
