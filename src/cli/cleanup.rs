@@ -88,8 +88,9 @@ fn size(bytes: Option<u64>) -> String {
 fn print_plan(ctx: &Context, plan: &Plan) {
     let p = &ctx.printer;
     p.line(format!(
-        "cleanup plan, by the engine's clock ({}): grace {}, so anything stopped before {} may go",
-        plan.engine_time.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "cleanup plan, by the {} clock ({}): grace {}, so anything stopped before {} may go",
+        if plan.engine_time <= plan.host_time { "engine's" } else { "host's" },
+        plan.engine_time.min(plan.host_time).strftime("%Y-%m-%d %H:%M:%S UTC"),
         plan.older_than,
         plan.cutoff.strftime("%Y-%m-%d %H:%M:%S UTC"),
     ));
