@@ -467,3 +467,45 @@ fn vm_registry_pull_and_cleanup_work_as_on_a_native_engine() {
     assert!(vm_docker(&["image", "inspect", &image]).status.success(), "the base image was removed:\n{out}");
     assert!(out.contains("inside colima's VM"), "cleanup reports the VM's disk:\n{out}");
 }
+
+#[test]
+fn vm_schedule_install_and_init_dry_run_include_the_clock_job_with_cron() {
+    let _lock = VM_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let status = vm_sh(&["status"]);
+    assert!(status.status.success(), "the testbed's VM engine is not running: start it with `sh tests/testbed/up.sh`");
+    let user = crate::schedule::TestUser::new("vmclk");
+    let home = user.home.to_str().expect("utf-8").to_string();
+    let out = vm_sh(&["context", &home]);
+    assert!(out.status.success(), "vm.sh context: {}", text(&out));
+    let config = user.home.join(".config/devbox/devbox.toml");
+    std::fs::create_dir_all(config.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&config, format!("[registry]\nimage = \"{REGISTRY_IMAGE}\"\npull = \"never\"\n")).expect("config");
+    let chown = Command::new("chown").args(["-R", &format!("{}:", user.name), &home]).status().expect("chown");
+    assert!(chown.success());
+    // As the user, with the `colima` context in its HOME and no DOCKER_HOST.
+    let devbox = |args: &[&str]| {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", &user.name, "--", "env", "-i"])
+            .arg(format!("HOME={home}"))
+            .args(["PATH=/usr/local/bin:/usr/bin:/bin", "NO_COLOR=1"])
+            .arg(format!("USER={}", user.name))
+            .arg(&user.bin)
+            .args(args);
+        run_within(cmd, Duration::from_secs(120))
+    };
+
+    let plan = devbox(&["init", "--dry-run", "--yes"]);
+    let plan_text = text(&plan);
+    assert!(plan_text.contains("clock sync --if-skewed"), "init's dry run plans the clock fix:\n{plan_text}");
+    assert!(plan_text.contains("clock"), "{plan_text}");
+
+    let install = devbox(&["schedule", "install", "--backend", "cron"]);
+    assert!(install.status.success(), "{}", text(&install));
+    assert!(text(&install).contains("clock job installed (crontab)"), "{}", text(&install));
+    let crontab = user.crontab();
+    let line = crontab.lines().find(|l| l.contains("--scheduled-job clock")).unwrap_or_else(|| panic!("{crontab}"));
+    assert!(line.contains("clock sync --if-skewed --quiet"), "{line}");
+    assert!(line.starts_with("*/10 "), "every clock.interval (10m): {line}");
+    let remove = devbox(&["schedule", "remove", "--backend", "cron"]);
+    assert!(remove.status.success(), "{}", text(&remove));
+}
