@@ -15,7 +15,7 @@ vm() { sh tests/testbed/vm/vm.sh "$@"; }
 vm status >/dev/null || { echo "bench: the VM engine is not running: sh tests/testbed/up.sh" >&2; exit 1; }
 
 WORK=$(mktemp -d)
-export HOME="$WORK/home" NO_COLOR=1 DEVBOX_DOWNLOAD_URL=http://127.0.0.1:9/
+export HOME="$WORK/home" NO_COLOR=1 DEVBOX_DOWNLOAD_URL=http://127.0.0.1:9/ DEVBOX_SCHEDULER=none
 unset DOCKER_HOST DOCKER_CONTEXT DEVBOX_CONFIG XDG_CONFIG_HOME 2>/dev/null || true
 mkdir -p "$HOME/.config/devbox"
 vm context "$HOME" 2>/dev/null

@@ -294,7 +294,10 @@ impl Engine {
     /// Restarts a container (10 s to stop gracefully).
     pub async fn restart_container(&self, name: &str) -> anyhow::Result<()> {
         let options = RestartContainerOptionsBuilder::default().t(10).build();
-        self.call(&format!("restarting container {name}"), self.docker.restart_container(name, Some(options))).await
+        let what = format!("restarting container {name}");
+        // Stopping (up to 10 s) and starting again: a start's limit, plus the stop.
+        let restart = self.docker.restart_container(name, Some(options));
+        self.call_raw_for(START_TIMEOUT + Duration::from_secs(10), &what, restart).await?.map_err(|e| failed(&what, &e))
     }
 
     /// The container's log lines (stdout and stderr), the last `tail`, then new ones if `follow`.

@@ -196,6 +196,8 @@ impl VmBed {
             .env("AWS_SHARED_CREDENTIALS_FILE", self.home.path().join(".aws/credentials"))
             .env("NO_COLOR", "1")
             .env("DEVBOX_DOWNLOAD_URL", "http://127.0.0.1:9/")
+            // Never root's own crontab: `doctor --fix` would install the jobs there.
+            .env("DEVBOX_SCHEDULER", "none")
             .stdin(Stdio::null());
         cmd
     }
