@@ -376,13 +376,13 @@ fn a_runtime_without_its_cli_installed_falls_back_to_the_helper() {
     let bed = Bed::new("clock-colima");
     bed.write_config("[clock]\nmax_skew = \"0s\"\n");
     let since = unix_now();
-    // colima's own `colima ssh -- sudo date …` is preferred, but colima is not installed here.
+    // colima's own `colima ssh -- sudo sh` is preferred, but colima is not installed here.
     bed.devbox(&["clock", "sync", "--dry-run"])
         .env("DEVBOX_ENGINE_KIND", "colima")
         .env("PATH", "/usr/bin:/bin")
         .assert()
         .success()
         .stdout(predicate::str::contains("colima's CLI (colima) is not on PATH: using a helper container instead"))
-        .stdout(predicate::str::contains("docker run --rm --name devbox-clock-sync-"));
+        .stdout(predicate::str::contains("docker run --rm -i --name devbox-clock-sync-"));
     assert_eq!(helper_events_since(since), "");
 }
