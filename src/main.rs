@@ -9,6 +9,7 @@ mod cli;
 mod clock;
 mod config;
 mod deps;
+mod disk;
 mod docker_config;
 mod doctor;
 mod engine;

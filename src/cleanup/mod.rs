@@ -61,6 +61,22 @@ pub async fn make_plan(engine: &Engine, policy: &Policy, pulls: &Pulls) -> anyho
     Ok(plan::plan(&containers, &images, policy, clocks, pulls))
 }
 
+/// The engine's data disk, measured where it is (inside the VM of a VM engine), and what the
+/// engine is, for the reports. `Err` says why it was not measured.
+pub async fn engine_disk(
+    engine: &Engine,
+    env: &crate::env::Environment,
+    config: &Config,
+) -> Result<(crate::disk::DiskUsage, crate::clock::Classification), String> {
+    let info = engine.info().await.map_err(|e| format!("{e:#}"))?;
+    let classification = crate::clock::runtime::effective(
+        crate::clock::runtime::classify(&info, engine.endpoint(), std::env::consts::OS),
+        env,
+    );
+    let usage = crate::disk::measure(engine, &classification, &info.docker_root_dir, &config.registry).await?;
+    Ok((usage, classification))
+}
+
 /// What happened to one category of the plan.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Step {

@@ -24,8 +24,10 @@ pub struct Policy {
     pub max_skew: Duration,
 }
 
-/// The two clocks, each read once per run: every age in a plan is measured from the one engine
-/// instant here, so a plan never mixes readings taken at different moments.
+/// The two clocks, each read once per run, so a plan never mixes readings taken at different
+/// moments. Ages are judged by the earlier of the two: an engine clock that is behind (a VM that
+/// slept) stamped what it did by that clock, and one that is ahead must not age anything past what
+/// this host would say.
 #[derive(Debug, Clone, Copy)]
 pub struct Clocks {
     pub engine: Timestamp,
@@ -216,7 +218,9 @@ pub fn plan(
     clocks: Clocks,
     pulls: &Pulls,
 ) -> Plan {
-    let now = clocks.engine;
+    // The earlier clock: no age comes out longer than either clock says, so a clock that is off
+    // never makes something young look old enough to remove.
+    let now = clocks.engine.min(clocks.host);
     let grace = jiff::SignedDuration::try_from(policy.older_than).unwrap_or(jiff::SignedDuration::MAX);
     let cutoff = now.checked_sub(grace).unwrap_or(Timestamp::MIN);
     let mut kept = Vec::new();
@@ -357,9 +361,9 @@ pub fn plan(
     let skew = clocks.engine.as_millisecond() - clocks.host.as_millisecond();
     let clock_note = (skew.unsigned_abs() > policy.max_skew.as_millis() as u64).then(|| {
         let by = humantime::format_duration(Duration::from_secs(skew.unsigned_abs() / 1000));
-        let side = if skew > 0 { "ahead of" } else { "behind" };
+        let (side, judge) = if skew > 0 { ("ahead of", "this host's") } else { ("behind", "the engine's") };
         format!(
-            "the engine's clock is {by} {side} this host's (more than clock.max_skew {}); ages are judged by the engine's clock",
+            "the engine's clock is {by} {side} this host's (more than clock.max_skew {}); ages are judged by {judge} clock, the earlier one, so nothing goes sooner than either clock says (devbox clock sync sets the engine's)",
             humantime::format_duration(policy.max_skew)
         )
     });

@@ -251,6 +251,23 @@ fn ages_are_judged_by_the_engine_clock_and_skew_is_noted() {
 }
 
 #[test]
+fn an_engine_clock_that_is_off_never_makes_young_things_old() {
+    // The engine's clock jumped 30 hours ahead; a container stopped 2 hours ago (by both clocks
+    // then) is 32 hours old by the engine's clock now, 2 hours by this host's: it stays.
+    let c = container("c", "exited", "sha256:a", Some(2 * HOUR));
+    let plan = plan(&[c], &[], &policy(), Clocks { engine: t(-30 * HOUR), host: t(0) }, &Pulls::new());
+    assert!(plan.containers.is_empty(), "{:?}", plan.containers);
+    assert_eq!(plan.cutoff, t(24 * HOUR), "the cutoff is by this host's clock, the earlier one");
+    assert!(plan.clock_note.is_some_and(|n| n.contains("ages are judged by this host's clock")));
+    // Behind (a VM that slept): the engine's clock is the earlier one, and what it stamped 1 hour
+    // ago by its own clock is 1 hour old, not 31.
+    let c = container("c", "exited", "sha256:a", Some(31 * HOUR));
+    let behind = super::plan(&[c], &[], &policy(), Clocks { engine: t(30 * HOUR), host: t(0) }, &Pulls::new());
+    assert!(behind.containers.is_empty());
+    assert_eq!(behind.cutoff, t(54 * HOUR));
+}
+
+#[test]
 fn zero_grace_removes_everything_stopped_before_now() {
     let mut p = policy();
     p.older_than = Duration::ZERO;

@@ -7,6 +7,7 @@ use crate::cleanup::plan::{Plan, Removal};
 use crate::cleanup::{self, Outcome, Step};
 use crate::cli::Context;
 use crate::config::ByteSize;
+use crate::disk::DiskUsage;
 use crate::error::{Error, ExitStatus};
 use crate::paths::Paths;
 use crate::ui::Mark;
@@ -25,6 +26,8 @@ pub struct CleanupArgs {
 #[derive(Serialize)]
 struct Report<'a> {
     dry_run: bool,
+    /// The engine's data disk before the cleanup, where it is (inside a VM engine).
+    disk: Option<&'a DiskUsage>,
     plan: &'a Plan,
     outcome: Option<&'a Outcome>,
 }
@@ -36,17 +39,26 @@ impl CleanupArgs {
         let paths = Paths::resolve(&ctx.env)?;
         let pulls = cleanup::read_pulls(paths.state_dir());
         let engine = ctx.engine().await?;
-        let plan = cleanup::make_plan(&engine, &policy, &pulls).await?;
+        let (plan, disk) = tokio::join!(
+            cleanup::make_plan(&engine, &policy, &pulls),
+            cleanup::engine_disk(&engine, &ctx.env, &config)
+        );
+        let plan = plan?;
         if !self.json {
+            match &disk {
+                Ok((usage, engine)) => ctx.printer.line(format!("engine disk: {}", usage.describe(engine))),
+                Err(why) => ctx.printer.mark(Mark::Warn, format!("the engine's disk was not measured: {why}")),
+            }
             print_plan(ctx, &plan);
         }
+        let disk = disk.as_ref().ok().map(|(usage, _)| usage);
         if plan.is_empty() && !plan.build_cache && !self.json {
             ctx.printer.mark(Mark::Same, "nothing to remove");
             return Ok(ExitStatus::Success);
         }
         if self.dry_run {
             if self.json {
-                ctx.printer.json(&Report { dry_run: true, plan: &plan, outcome: None })?;
+                ctx.printer.json(&Report { dry_run: true, disk, plan: &plan, outcome: None })?;
             } else {
                 ctx.printer.line("dry run: nothing was removed");
             }
@@ -54,7 +66,7 @@ impl CleanupArgs {
         }
         let outcome = cleanup::carry_out(&engine, &plan, policy.older_than).await;
         if self.json {
-            ctx.printer.json(&Report { dry_run: false, plan: &plan, outcome: Some(&outcome) })?;
+            ctx.printer.json(&Report { dry_run: false, disk, plan: &plan, outcome: Some(&outcome) })?;
         } else {
             print_outcome(ctx, &outcome);
         }
@@ -76,8 +88,9 @@ fn size(bytes: Option<u64>) -> String {
 fn print_plan(ctx: &Context, plan: &Plan) {
     let p = &ctx.printer;
     p.line(format!(
-        "cleanup plan, by the engine's clock ({}): grace {}, so anything stopped before {} may go",
-        plan.engine_time.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "cleanup plan, by the {} clock ({}): grace {}, so anything stopped before {} may go",
+        if plan.engine_time <= plan.host_time { "engine's" } else { "host's" },
+        plan.engine_time.min(plan.host_time).strftime("%Y-%m-%d %H:%M:%S UTC"),
         plan.older_than,
         plan.cutoff.strftime("%Y-%m-%d %H:%M:%S UTC"),
     ));

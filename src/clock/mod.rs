@@ -97,6 +97,20 @@ pub fn offset_from(remote: Timestamp, sent: Timestamp, received: Timestamp) -> S
     remote.duration_since(midpoint)
 }
 
+/// A remote clock read as the request arrived, and answered later (dockerd's `SystemTime`):
+/// it read its clock about half a plain request's round trip (`ping`) after `sent`. When the
+/// answer took no longer than the ping, that is the midpoint, as `offset_from` has it.
+pub fn offset_from_early_read(
+    remote: Timestamp,
+    sent: Timestamp,
+    received: Timestamp,
+    ping: std::time::Duration,
+) -> SignedDuration {
+    let round_trip = received.duration_since(sent);
+    let one_way = SignedDuration::try_from(ping).unwrap_or(round_trip).min(round_trip) / 2;
+    remote.duration_since(sent + one_way)
+}
+
 /// The same for an HTTP `Date` header, which truncates to the second: the server's clock was
 /// somewhere in [date, date + 1 s), so the middle of that second is the best guess.
 pub fn offset_from_http_date(date: Timestamp, sent: Timestamp, received: Timestamp) -> SignedDuration {
@@ -272,6 +286,23 @@ mod tests {
         // A Date header of the second the request arrived in means the middle of that second.
         let date: Timestamp = "2026-01-01T00:07:00Z".parse().expect("ts");
         assert_eq!(offset_from_http_date(date, sent, received), SignedDuration::from_millis(420_400));
+    }
+
+    #[test]
+    fn an_engine_that_reads_its_clock_on_arrival_is_judged_by_the_ping() {
+        let sent: Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
+        // A request takes 50 ms each way; the engine read its clock on arrival, then took 300 ms
+        // more to answer: it is on time, though the midpoint would say 150 ms behind.
+        let received = sent + SignedDuration::from_millis(400);
+        let remote = sent + SignedDuration::from_millis(50);
+        let ping = Duration::from_millis(100);
+        assert_eq!(offset_from_early_read(remote, sent, received, ping), SignedDuration::ZERO);
+        assert_eq!(offset_from(remote, sent, received), SignedDuration::from_millis(-150));
+        // An answer as quick as the ping: the midpoint.
+        let quick = sent + SignedDuration::from_millis(100);
+        assert_eq!(offset_from_early_read(remote, sent, quick, ping), offset_from(remote, sent, quick));
+        // A ping slower than the answer itself cannot put the reading after the answer.
+        assert_eq!(offset_from_early_read(remote, sent, quick, Duration::from_secs(5)), SignedDuration::ZERO);
     }
 
     #[test]

@@ -97,8 +97,7 @@ pub async fn run(
 
     let image = &config.registry.image;
     let name = helper_name();
-    let plan = |target| choose(classification, target, image, &name, |program: &str| on_path(env, program));
-    let (method, note) = plan(target_time(Timestamp::now()));
+    let (method, note) = choose(classification, image, &name, |program: &str| on_path(env, program));
     if let Some(note) = note {
         report.note(&note);
     }
@@ -113,8 +112,6 @@ pub async fn run(
             Error::ClockForced { var: runtime::FORCE_VAR.into(), detected: classification.reason.clone() }.into()
         );
     }
-    // The host's time as close to the moment it is set as devbox can make it.
-    let (method, _) = plan(target_time(Timestamp::now()));
     match &method {
         Method::Cli(argv) => {
             run_cli(argv).await?;
@@ -177,27 +174,58 @@ pub const HELPER_ROLE: &str = "clock-sync";
 /// How long the runtime's CLI may take to set the clock.
 const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Both ways of setting the clock run a shell that reads its commands from its standard input,
+/// so that the time is written only once it is up: however long the runtime's CLI or the helper
+/// container takes to start (seconds, in a busy VM), the time it sets is the host's at that
+/// moment. First this, to learn when the shell is up ...
+pub const HELLO: &str = "echo devbox-ready\n";
+/// ... which it answers with this line;
+pub const READY: &str = "devbox-ready";
+
+/// ... then, at the host's next whole second, the command that sets that second. `date -s @N`
+/// takes whole seconds (busybox's `date`, in the official registry image, takes nothing finer),
+/// so the time is written when it is exact: the VM is then behind only by the time the line takes
+/// to reach the shell and `date` to run (milliseconds).
+pub fn set_command(second: i64) -> String {
+    format!("exec date -u -s @{second}\n")
+}
+
+/// The host's next whole second after `now`, and how long until it.
+pub fn next_second(now: Timestamp) -> (i64, Duration) {
+    let next = now.as_second() + 1;
+    let at = Timestamp::from_second(next).unwrap_or(now);
+    (next, at.duration_since(now).unsigned_abs())
+}
+
+/// Waits for the host's next whole second and gives the command that sets it.
+async fn at_next_second() -> String {
+    let (second, wait) = next_second(Timestamp::now());
+    tokio::time::sleep(wait).await;
+    set_command(second)
+}
+
 /// How `sync` sets the VM's clock.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Method {
-    /// The runtime's own CLI runs `date` inside the VM: no image and no container needed.
+    /// The runtime's own CLI runs a root shell inside the VM: no image and no container needed.
     Cli(Vec<String>),
     /// A short-lived helper container from an image already on the engine.
     Helper(OneShotSpec),
 }
 
 impl Method {
-    /// The command, as a user would type it: what `--dry-run` shows.
+    /// The command, as a user would type it, and what it is fed: what `--dry-run` shows.
     pub fn display(&self) -> String {
-        match self {
+        let command = match self {
             Method::Cli(argv) => argv.join(" "),
             Method::Helper(spec) => as_docker_run(spec),
-        }
+        };
+        format!("{command}, fed `date -u -s @<second>` on its input at the host's next whole second")
     }
 }
 
-/// The runtime's own command that sets its VM's clock to `target`, where it has one.
-pub fn cli_command(engine: &Classification, target: Timestamp) -> Option<Vec<String>> {
+/// The runtime's own command that opens a root shell in its VM, where it has one.
+pub fn cli_command(engine: &Classification) -> Option<Vec<String>> {
     let instance = engine.instance.as_deref();
     let prefix: Vec<&str> = match engine.runtime {
         Runtime::Colima => vec!["colima", "ssh", "--profile", instance.unwrap_or("default"), "--"],
@@ -206,30 +234,30 @@ pub fn cli_command(engine: &Classification, target: Timestamp) -> Option<Vec<Str
         Runtime::PodmanMachine => vec!["podman", "machine", "ssh"],
         _ => return None,
     };
-    let date = format!("@{}", target.as_second());
-    Some(prefix.into_iter().chain(["sudo", "date", "-u", "-s", &date]).map(String::from).collect())
+    // Plain words only: each CLI joins or quotes its arguments its own way on the way to the VM's
+    // shell, and the script travels on the standard input instead.
+    Some(prefix.into_iter().chain(["sudo", "sh"]).map(String::from).collect())
 }
 
 /// Prefers the runtime's CLI when it is installed; otherwise the helper container. The note says
 /// why the CLI was passed over.
 pub fn choose(
     engine: &Classification,
-    target: Timestamp,
     image: &str,
     helper_name: &str,
     on_path: impl Fn(&str) -> bool,
 ) -> (Method, Option<String>) {
-    match cli_command(engine, target) {
+    match cli_command(engine) {
         Some(argv) if on_path(&argv[0]) => (Method::Cli(argv), None),
         Some(argv) => (
-            Method::Helper(helper_spec(image, target, helper_name)),
+            Method::Helper(helper_spec(image, helper_name)),
             Some(format!(
                 "{}'s CLI ({}) is not on PATH: using a helper container instead",
                 engine.runtime.label(),
                 argv[0]
             )),
         ),
-        None => (Method::Helper(helper_spec(image, target, helper_name)), None),
+        None => (Method::Helper(helper_spec(image, helper_name)), None),
     }
 }
 
@@ -239,39 +267,78 @@ pub fn on_path(env: &Environment, program: &str) -> bool {
     std::env::split_paths(path).any(|dir| ["", ".exe"].iter().any(|ext| dir.join(format!("{program}{ext}")).is_file()))
 }
 
-/// Runs the runtime's CLI. Its failure is the user's error, with its own words.
+/// Runs the runtime's CLI and feeds its shell. Its failure is the user's error, with its own words.
 pub async fn run_cli(argv: &[String]) -> Result<String, Error> {
     let how = argv.join(" ");
     let fail = |reason: String| Error::ClockFix { how: how.clone(), reason };
-    let (program, args) = argv.split_first().ok_or_else(|| fail("no command".into()))?;
-    let child =
-        tokio::process::Command::new(program).args(args).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
-    let output = match tokio::time::timeout(CLI_TIMEOUT, child).await {
-        Err(_) => return Err(fail(format!("no answer within {}s", CLI_TIMEOUT.as_secs()))),
-        Ok(Err(e)) => return Err(fail(format!("it did not start: {e}"))),
-        Ok(Ok(output)) => output,
+    match tokio::time::timeout(CLI_TIMEOUT, feed_cli(argv)).await {
+        Err(_) => Err(fail(format!("no answer within {}s", CLI_TIMEOUT.as_secs()))),
+        Ok(Err(reason)) => Err(fail(reason)),
+        Ok(Ok(text)) => Ok(text),
+    }
+}
+
+async fn feed_cli(argv: &[String]) -> Result<String, String> {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (program, args) = argv.split_first().ok_or("no command")?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("it did not start: {e}"))?;
+    let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err("its standard streams were not connected".into());
     };
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    if output.status.success() {
-        Ok(text.trim().to_string())
-    } else {
-        Err(fail(format!("it exited with {}: {}", output.status, text.trim())))
+    let broken = |e: std::io::Error| format!("its input closed early: {e}");
+    stdin.write_all(HELLO.as_bytes()).await.map_err(broken)?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut said = Vec::new();
+    let mut ready = false;
+    while let Some(line) = lines.next_line().await.map_err(|e| format!("reading its output: {e}"))? {
+        if line.trim() == READY {
+            ready = true;
+            break;
+        }
+        said.push(line);
+    }
+    if ready {
+        stdin.write_all(at_next_second().await.as_bytes()).await.map_err(broken)?;
+    }
+    drop(stdin);
+    while let Some(line) = lines.next_line().await.map_err(|e| format!("reading its output: {e}"))? {
+        said.push(line);
+    }
+    let mut errors = String::new();
+    let _ = stderr.read_to_string(&mut errors).await;
+    let status = child.wait().await.map_err(|e| format!("waiting for it: {e}"))?;
+    let text = format!("{}\n{}", said.join("\n"), errors).trim().to_string();
+    match (status.success(), ready) {
+        (true, true) => Ok(text),
+        (true, false) => Err(format!("its shell ended before it read the time: {text}")),
+        (false, _) => Err(format!("it exited with {status}: {text}")),
     }
 }
 
 /// The helper container: the registry's own image (already on the engine; never pulled), running
-/// only `date -u -s @SECONDS` as root, with `SYS_TIME` (the one capability that may set the clock;
-/// not `--privileged`) and no network. A container shares the VM's kernel, and the kernel has one
-/// wall clock, so this sets the VM's clock.
-pub fn helper_spec(image: &str, target: Timestamp, name: &str) -> OneShotSpec {
+/// a shell as root, with `SYS_TIME` (the one capability that may set the clock; not
+/// `--privileged`) and no network. A container shares the VM's kernel, and the kernel has one
+/// wall clock, so its `date -s` sets the VM's clock.
+pub fn helper_spec(image: &str, name: &str) -> OneShotSpec {
     OneShotSpec {
         name: name.to_string(),
         image: image.to_string(),
-        entrypoint: vec!["/bin/date".into()],
-        args: vec!["-u".into(), "-s".into(), format!("@{}", target.as_second())],
+        entrypoint: vec!["/bin/sh".into()],
+        args: vec![],
         user: "0".into(),
         cap_add: vec!["SYS_TIME".into()],
         network_none: true,
+        interactive: true,
         labels: HashMap::from([
             (registry::LABEL_MANAGED.to_string(), "true".to_string()),
             (registry::LABEL_ROLE.to_string(), HELPER_ROLE.to_string()),
@@ -279,16 +346,10 @@ pub fn helper_spec(image: &str, target: Timestamp, name: &str) -> OneShotSpec {
     }
 }
 
-/// The time to set: the host's UTC time, to the nearest second (`date -s @N` takes whole seconds,
-/// and busybox's `date` in the official registry image takes nothing finer).
-pub fn target_time(host_now: Timestamp) -> Timestamp {
-    let rounded = (host_now + SignedDuration::from_millis(500)).as_second();
-    Timestamp::from_second(rounded).unwrap_or(host_now)
-}
-
 /// The `docker run` command that does what the helper does: what `--dry-run` shows.
 pub fn as_docker_run(spec: &OneShotSpec) -> String {
-    let mut parts = vec!["docker run --rm".to_string(), format!("--name {}", spec.name)];
+    let mut parts = vec![format!("docker run --rm{}", if spec.interactive { " -i" } else { "" })];
+    parts.push(format!("--name {}", spec.name));
     let mut labels: Vec<_> = spec.labels.iter().collect();
     labels.sort();
     parts.extend(labels.into_iter().map(|(k, v)| format!("--label {k}={v}")));
@@ -320,7 +381,7 @@ pub fn helper_result(outcome: OneShotOutcome, image: &str) -> Result<String, Err
 
 /// Runs the helper. The registry is not touched on any path.
 pub async fn run_helper(engine: &Engine, spec: &OneShotSpec) -> anyhow::Result<String> {
-    let outcome = engine.run_once(spec).await?;
+    let outcome = engine.run_once_answering(spec, HELLO, READY, at_next_second).await?;
     Ok(helper_result(outcome, &spec.image)?)
 }
 
@@ -383,46 +444,63 @@ mod tests {
     }
 
     #[test]
-    fn the_helper_sets_the_clock_to_the_hosts_nearest_second_with_least_privilege() {
+    fn the_time_is_fed_at_the_hosts_next_whole_second() {
         let host: Timestamp = "2026-11-26T16:41:46.700Z".parse().expect("ts");
-        let target = target_time(host);
-        assert_eq!(target.to_string(), "2026-11-26T16:41:47Z");
-        let spec = helper_spec("registry:2.8.3", target, "devbox-clock-sync-1");
+        let (second, wait) = next_second(host);
+        assert_eq!(Timestamp::from_second(second).expect("ts").to_string(), "2026-11-26T16:41:47Z");
+        assert_eq!(wait, Duration::from_millis(300));
+        // On the boundary itself: the next one, a whole second away, never a second in the past.
+        let on: Timestamp = "2026-11-26T16:41:46Z".parse().expect("ts");
+        assert_eq!(next_second(on), (on.as_second() + 1, Duration::from_secs(1)));
+        assert_eq!(set_command(1_795_000_000), "exec date -u -s @1795000000\n");
+    }
+
+    #[test]
+    fn the_helper_is_a_root_shell_with_least_privilege_that_reads_its_input() {
+        let spec = helper_spec("registry:2.8.3", "devbox-clock-sync-1");
         assert_eq!(
-            as_docker_run(&spec),
-            format!(
-                "docker run --rm --name devbox-clock-sync-1 --label devbox.managed=true --label devbox.role=clock-sync \
-                 --user 0 --cap-add SYS_TIME --network none --entrypoint /bin/date registry:2.8.3 -u -s @{}",
-                target.as_second()
-            )
+            Method::Helper(spec).display(),
+            "docker run --rm -i --name devbox-clock-sync-1 --label devbox.managed=true --label devbox.role=clock-sync \
+             --user 0 --cap-add SYS_TIME --network none --entrypoint /bin/sh registry:2.8.3, \
+             fed `date -u -s @<second>` on its input at the host's next whole second"
         );
     }
 
     #[test]
     fn the_runtimes_own_cli_is_preferred_when_installed() {
-        let target: Timestamp = "2026-11-26T16:41:47Z".parse().expect("ts");
-        let at = format!("@{}", target.as_second());
         let mut colima = engine(Runtime::Colima);
         colima.instance = Some("work".into());
-        let (method, note) = choose(&colima, target, "reg:1", "h", |p| p == "colima");
-        assert_eq!(method.display(), format!("colima ssh --profile work -- sudo date -u -s {at}"));
+        let (method, note) = choose(&colima, "reg:1", "h", |p| p == "colima");
+        assert_eq!(method, Method::Cli(cli_command(&colima).expect("colima")));
+        assert_eq!(cli_command(&colima).expect("colima").join(" "), "colima ssh --profile work -- sudo sh");
         assert_eq!(note, None);
         let podman = engine(Runtime::PodmanMachine);
-        assert_eq!(
-            cli_command(&podman, target).expect("podman").join(" "),
-            format!("podman machine ssh sudo date -u -s {at}")
-        );
-        assert_eq!(cli_command(&engine(Runtime::RancherDesktop), target).expect("rd")[..2], ["rdctl", "shell"]);
+        assert_eq!(cli_command(&podman).expect("podman").join(" "), "podman machine ssh sudo sh");
+        assert_eq!(cli_command(&engine(Runtime::RancherDesktop)).expect("rd")[..2], ["rdctl", "shell"]);
         // Lima needs its instance's name; without it, the helper.
-        assert_eq!(cli_command(&engine(Runtime::Lima), target), None);
+        assert_eq!(cli_command(&engine(Runtime::Lima)), None);
 
         // Not installed: the helper, and the note says why.
-        let (method, note) = choose(&colima, target, "reg:1", "h", |_| false);
+        let (method, note) = choose(&colima, "reg:1", "h", |_| false);
         assert!(matches!(method, Method::Helper(_)));
         assert_eq!(note.as_deref(), Some("colima's CLI (colima) is not on PATH: using a helper container instead"));
         // Docker Desktop has no such CLI.
-        let (method, note) = choose(&engine(Runtime::DockerDesktop), target, "reg:1", "h", |_| true);
+        let (method, note) = choose(&engine(Runtime::DockerDesktop), "reg:1", "h", |_| true);
         assert!(matches!(method, Method::Helper(_)) && note.is_none());
+    }
+
+    /// The CLI path, with `sh` itself as the "runtime's CLI": it is fed only once it said it was
+    /// ready, and sets nothing here (`echo` stands in for `date`).
+    #[tokio::test]
+    async fn a_cli_shell_is_fed_once_ready() {
+        let argv = vec!["sh".to_string(), "-c".to_string(), "sed -u 's/^exec date/echo date/' | sh".to_string()];
+        let before = Timestamp::now().as_second();
+        let out = run_cli(&argv).await.expect("sh runs");
+        let second: i64 =
+            out.strip_prefix("date -u -s @").and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{out}"));
+        assert!(second > before && second <= Timestamp::now().as_second(), "{second} {before}");
+        let failed = run_cli(&["sh".into(), "-c".into(), "exit 3".into()]).await.expect_err("exits 3");
+        assert!(failed.to_string().contains("exited with exit status: 3"), "{failed}");
     }
 
     #[test]

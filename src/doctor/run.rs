@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use super::checks::{CheckSpec, Probe, Run, timed_out};
-use super::{CheckId, Finding, Report};
+use super::{CheckId, Finding, Remedy, Report, Status};
 use crate::config::LoadedConfig;
 use crate::deps;
 use crate::env::Environment;
@@ -29,7 +29,31 @@ pub async fn run(
         let running = specs.iter().map(|spec| one(&probe, spec));
         findings.extend(futures_util::future::join_all(running).await.into_iter().flatten());
     }
-    Report::new(apply_skips(findings, selected))
+    Report::new(apply_skips(relate(findings), selected))
+}
+
+/// Relates findings after the fact. A registry that cannot read its storage while the engine's
+/// clock is far off (so S3 refuses its requests' dates) most likely fails because of the clock,
+/// even when the registry's own answer names no cause: after three failed storage health checks
+/// it answers 503 to everything and logs nothing more. What the registry said, when it named a
+/// cause, stands.
+pub fn relate(mut findings: Vec<Finding>) -> Vec<Finding> {
+    let clock_off = findings
+        .iter()
+        .find(|f| f.id == CheckId::Clock && f.status == Status::Fail && f.remedy == Some(Remedy::ClockSync))
+        .map(|f| f.summary.clone());
+    let Some(clock) = clock_off else { return findings };
+    for finding in findings.iter_mut().filter(|f| f.id == CheckId::RegistryApi && f.status == Status::Fail) {
+        if finding.remedy.is_none() {
+            finding.summary = format!("{}: likely because the Docker engine's clock is off ({clock})", finding.summary);
+            finding.hint = Some(
+                "S3 refuses requests whose date is too far off, so the registry cannot read its storage. Set the Docker VM's clock from this host's; the sync restarts the registry if S3 still refuses it.".into(),
+            );
+            finding.fix = Some(Remedy::ClockSync.command().to_string());
+            finding.remedy = Some(Remedy::ClockSync);
+        }
+    }
+    findings
 }
 
 /// The check that comes first, judging the configuration as it loaded.
@@ -119,6 +143,24 @@ mod tests {
                 (CheckId::PushCredentials, Status::Ok, "fine".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_registry_failure_without_a_cause_is_laid_on_a_clock_that_is_far_off() {
+        let clock = Finding::fail(CheckId::Clock, "engine -25h 0m 0.0s from this host").remedy(Remedy::ClockSync);
+        let api = Finding::fail(CheckId::RegistryApi, "answered HTTP 503").hint("See what the registry says");
+        let related = relate(vec![clock.clone(), api.clone()]);
+        assert_eq!(related[1].remedy, Some(Remedy::ClockSync));
+        assert_eq!(related[1].fix.as_deref(), Some("devbox clock sync"));
+        assert!(related[1].summary.contains("likely because the Docker engine's clock is off"), "{:?}", related[1]);
+        // A cause the registry named stands.
+        let credentials = api.clone().remedy(Remedy::RegistryUp);
+        assert_eq!(relate(vec![clock.clone(), credentials])[1].remedy, Some(Remedy::RegistryUp));
+        // A clock within bounds, or this host's own clock off (no sync to offer), relates nothing.
+        let warn = Finding::warn(CheckId::Clock, "engine -3s").remedy(Remedy::ClockSync);
+        assert_eq!(relate(vec![warn, api.clone()])[1].remedy, None);
+        let host = Finding::fail(CheckId::Clock, "S3 +20m from this host");
+        assert_eq!(relate(vec![host, api])[1].remedy, None);
     }
 
     #[test]

@@ -31,7 +31,9 @@ impl Engine {
 }
 
 async fn try_connect(host: &str) -> Result<Docker, String> {
-    let timeout = DEFAULT_TIMEOUT.as_secs();
+    // bollard's own limit is the longest devbox allows one request (a container start); each call
+    // is bounded by devbox's own timeout for its kind (`Engine::call_raw_for`).
+    let timeout = super::START_TIMEOUT.as_secs() + 10;
     let docker = if let Some(path) = host.strip_prefix("unix://") {
         if !std::path::Path::new(path).exists() {
             return Err("no socket there".into());

@@ -5,6 +5,7 @@ mod connect;
 mod endpoint;
 mod listing;
 mod model;
+mod oneshot;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,6 +30,10 @@ pub use model::{ContainerInfo, ContainerSpec, EngineInfo, ImageInfo, OneShotOutc
 
 /// How long devbox waits for the engine to answer one ordinary request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long starting a container may take. Its network, mounts and process are set up inside the
+/// engine's VM, which takes seconds there, and many more in a busy or emulated VM (20 s measured
+/// under QEMU without acceleration on a loaded machine).
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A connected engine.
 pub struct Engine {
@@ -49,13 +54,19 @@ impl Engine {
         what: &str,
         request: impl Future<Output = Result<T, bollard::errors::Error>>,
     ) -> anyhow::Result<Result<T, bollard::errors::Error>> {
-        tokio::time::timeout(self.timeout, request).await.map_err(|_| {
-            Error::EngineTimeout {
-                endpoint: self.endpoint.clone(),
-                what: what.to_string(),
-                seconds: self.timeout.as_secs(),
-            }
-            .into()
+        self.call_raw_for(self.timeout, what, request).await
+    }
+
+    /// `call_raw` under another timeout: starting a container, which takes seconds in a slow VM.
+    async fn call_raw_for<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        request: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> anyhow::Result<Result<T, bollard::errors::Error>> {
+        tokio::time::timeout(timeout, request).await.map_err(|_| {
+            Error::EngineTimeout { endpoint: self.endpoint.clone(), what: what.to_string(), seconds: timeout.as_secs() }
+                .into()
         })
     }
 
@@ -90,6 +101,11 @@ impl Engine {
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(failed(what, &e)),
         }
+    }
+
+    /// A ping: the cheapest request, for timing the way to the engine.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.call("pinging the engine", self.docker.ping()).await.map(|_| ())
     }
 
     /// The engine's info: version, operating system, clock. `api_version` is what devbox speaks.
@@ -184,7 +200,7 @@ impl Engine {
     /// Starts a container. A published port that something else holds becomes `Error::PortBusy`.
     pub async fn start_container(&self, name: &str, published_port: Option<u16>) -> anyhow::Result<()> {
         let what = format!("starting container {name}");
-        match self.call_raw(&what, self.docker.start_container(name, None)).await? {
+        match self.call_raw_for(START_TIMEOUT, &what, self.docker.start_container(name, None)).await? {
             Ok(()) => Ok(()),
             Err(e) => match published_port {
                 Some(port) if is_port_conflict(&engine_message(&e)) => Err(Error::PortBusy { port }.into()),
@@ -278,57 +294,10 @@ impl Engine {
     /// Restarts a container (10 s to stop gracefully).
     pub async fn restart_container(&self, name: &str) -> anyhow::Result<()> {
         let options = RestartContainerOptionsBuilder::default().t(10).build();
-        self.call(&format!("restarting container {name}"), self.docker.restart_container(name, Some(options))).await
-    }
-
-    /// Creates, starts and waits for a one-shot container, reads its output, and removes it
-    /// whatever happened. Never pulls: an absent image is `NotStarted`.
-    pub async fn run_once(&self, spec: &OneShotSpec) -> anyhow::Result<OneShotOutcome> {
-        let outcome = self.run_once_inner(spec).await;
-        // Removed on every path, so a failed helper leaves nothing behind.
-        let removed = self.remove_container(&spec.name).await;
-        let outcome = outcome?;
-        removed?;
-        Ok(outcome)
-    }
-
-    async fn run_once_inner(&self, spec: &OneShotSpec) -> anyhow::Result<OneShotOutcome> {
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            entrypoint: Some(spec.entrypoint.clone()),
-            cmd: Some(spec.args.clone()),
-            user: Some(spec.user.clone()),
-            labels: Some(spec.labels.clone()),
-            host_config: Some(HostConfig {
-                cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
-                network_mode: spec.network_none.then(|| "none".to_string()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        let what = format!("creating container {}", spec.name);
-        if let Err(e) = self.call_raw(&what, self.docker.create_container(Some(options), body)).await? {
-            return Ok(OneShotOutcome::NotStarted { reason: engine_message(&e) });
-        }
-        let what = format!("starting container {}", spec.name);
-        if let Err(e) = self.call_raw(&what, self.docker.start_container(&spec.name, None)).await? {
-            return Ok(OneShotOutcome::NotStarted { reason: engine_message(&e) });
-        }
-        let mut wait = std::pin::pin!(self.docker.wait_container(&spec.name, None));
-        let what = format!("waiting for container {}", spec.name);
-        let code = match self.within(&what, wait.next()).await? {
-            Some(Ok(response)) => response.status_code,
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-            Some(Err(e)) => return Err(failed(&what, &e)),
-            None => anyhow::bail!("{what} failed: the engine ended the wait without an exit code"),
-        };
-        let mut output = String::new();
-        let mut lines = std::pin::pin!(self.logs(&spec.name, "all", false));
-        while let Some(line) = self.within("reading the container's logs", lines.next()).await? {
-            output.push_str(&line?);
-        }
-        Ok(OneShotOutcome::Exited { code, output: output.trim().to_string() })
+        let what = format!("restarting container {name}");
+        // Stopping (up to 10 s) and starting again: a start's limit, plus the stop.
+        let restart = self.docker.restart_container(name, Some(options));
+        self.call_raw_for(START_TIMEOUT + Duration::from_secs(10), &what, restart).await?.map_err(|e| failed(&what, &e))
     }
 
     /// The container's log lines (stdout and stderr), the last `tail`, then new ones if `follow`.

@@ -74,6 +74,8 @@ pub struct OneShotSpec {
     pub cap_add: Vec<String>,
     /// No network at all: the helper needs none.
     pub network_none: bool,
+    /// Its standard input stays open, for `Engine::run_once_answering` (`docker run -i`).
+    pub interactive: bool,
     pub labels: HashMap<String, String>,
 }
 

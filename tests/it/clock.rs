@@ -2,6 +2,7 @@
 //! libfaketime) and tiny local HTTP servers. This machine's clock is never changed: the VM path of
 //! `sync` runs here only as `--dry-run`, or up to the checks that stop it before it executes.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -293,38 +294,31 @@ fn the_vm_path_dry_run_shows_the_exact_helper_container() {
         .stdout(predicate::str::contains("then measure again, and check the registry's S3 access"));
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     let command = text.lines().find_map(|l| l.trim().strip_prefix("docker run ")).expect("a docker run line");
-    let prefix = format!(
-        "--rm --name devbox-clock-sync- --label devbox.managed=true --label devbox.role=clock-sync --user 0 \
-         --cap-add SYS_TIME --network none --entrypoint /bin/date {REGISTRY_IMAGE} -u -s @"
+    let expected = format!(
+        "--rm -i --name devbox-clock-sync- --label devbox.managed=true --label devbox.role=clock-sync --user 0 \
+         --cap-add SYS_TIME --network none --entrypoint /bin/sh {REGISTRY_IMAGE}, \
+         fed `date -u -s @<second>` on its input at the host's next whole second"
     );
     let masked =
         command.split_whitespace().map(|w| if w.starts_with("devbox-clock-sync-") { "devbox-clock-sync-" } else { w });
     let masked = masked.collect::<Vec<_>>().join(" ");
-    assert!(masked.starts_with(&prefix), "{command}");
-    let at: i64 = masked[prefix.len()..].parse().expect("epoch seconds");
-    assert!((at - unix_now()).abs() <= 2, "the helper would set {at}, the host says {}", unix_now());
+    assert_eq!(masked, expected, "{command}");
     assert_eq!(helper_events_since(since), "", "--dry-run created a container");
 
-    // The same container, with `date -d` (show) for `date -s` (set), really runs on this engine:
-    // the image, entrypoint, user, capability and network flags are right, and no clock is touched.
-    let shown = docker(&[
-        "run",
-        "--rm",
-        "--user",
-        "0",
-        "--cap-add",
-        "SYS_TIME",
-        "--network",
-        "none",
-        "--entrypoint",
-        "/bin/date",
-        REGISTRY_IMAGE,
-        "-u",
-        "-d",
-        &format!("@{at}"),
-        "+%s",
-    ]);
-    assert_eq!(shown, at.to_string());
+    // The same container, fed `date -d` (show) for `date -s` (set), really runs on this engine:
+    // the image, entrypoint, user, capability and network flags are right, its shell reads the
+    // command from its input, and no clock is touched.
+    let mut run = std::process::Command::new("docker")
+        .args(["run", "--rm", "-i", "--user", "0", "--cap-add", "SYS_TIME", "--network", "none"])
+        .args(["--entrypoint", "/bin/sh", REGISTRY_IMAGE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker run");
+    let at = unix_now();
+    run.stdin.take().expect("stdin").write_all(format!("exec date -u -d @{at} +%s\n").as_bytes()).expect("feed");
+    let shown = run.wait_with_output().expect("docker run ends");
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), at.to_string());
 }
 
 #[test]
@@ -373,12 +367,12 @@ fn a_runtime_without_its_cli_installed_falls_back_to_the_helper() {
     let bed = Bed::new("clock-colima");
     bed.write_config("[clock]\nmax_skew = \"0s\"\n");
     let since = unix_now();
-    // colima's own `colima ssh -- sudo date …` is preferred, but colima is not installed here.
+    // colima's own `colima ssh -- sudo sh` is preferred, but colima is not installed here.
     bed.test(&["clock", "sync", "--dry-run"])
         .env("DEVBOX_ENGINE_KIND", "colima")
         .env("PATH", "/usr/bin:/bin")
         .stdout_has("colima's CLI (colima) is not on PATH: using a helper container instead")
-        .stdout_has("docker run --rm --name devbox-clock-sync-")
+        .stdout_has("docker run --rm -i --name devbox-clock-sync-")
         .run();
     assert_eq!(helper_events_since(since), "");
 }

@@ -21,3 +21,4 @@ mod release_feed;
 mod schedule;
 mod self_update;
 mod testbed;
+mod vm;

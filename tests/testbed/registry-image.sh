@@ -17,8 +17,11 @@
 # Usage: registry-image.sh [TAG [LAYOUT]]
 #   TAG defaults to devbox-testbed/registry:2.8. LAYOUT is 2.8 or 3; when omitted, a TAG ending
 #   in ":3" gets the v3 layout and any other TAG the 2.8 layout.
-# An image that already exists under TAG is left as it is.
+# An image that already exists under TAG is left as it is, unless it was made from an older recipe
+# (its label devbox-testbed.recipe differs from $recipe below): then it is rebuilt.
 set -eu
+# Bump when what goes into the images changes (2: df, for the disk check on a VM engine).
+recipe=2
 tag=${1:-devbox-testbed/registry:2.8}
 case "$tag" in
   *:3) default_layout=3 ;;
@@ -32,7 +35,7 @@ case "$layout" in
     exit 2
     ;;
 esac
-if docker image inspect "$tag" >/dev/null 2>&1; then
+if [ "$(docker image inspect --format '{{index .Config.Labels "devbox-testbed.recipe"}}' "$tag" 2>/dev/null)" = "$recipe" ]; then
   exit 0
 fi
 bin=/usr/bin/docker-registry
@@ -44,11 +47,12 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/var/lib/registry" "$root/tmp"
 cp "$bin" "$root/bin/registry"
-# `date` and `sh` are there for the clock fix's helper container, as in the official (busybox) image;
-# `sh` also runs the v3 layout's entrypoint.
+# `date` and `sh` are there for the clock fix's helper container, and `df` for the disk check on a
+# VM engine, as in the official (busybox) image; `sh` also runs the v3 layout's entrypoint.
 cp /bin/date "$root/bin/date"
+cp /bin/df "$root/bin/df"
 cp /bin/dash "$root/bin/sh"
-for lib in $(ldd "$bin" /bin/date /bin/dash | awk '/=>/ { print $3 } /^\t\/lib/ { print $1 }' | sort -u); do
+for lib in $(ldd "$bin" /bin/date /bin/df /bin/dash | awk '/=>/ { print $3 } /^\t\/lib/ { print $1 }' | sort -u); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
@@ -78,6 +82,8 @@ health:
     threshold: 3
 YAML
   tar -C "$root" -cf - . | docker import \
+    --change "LABEL devbox-testbed.recipe=$recipe" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENTRYPOINT ["/bin/registry", "serve"]' \
     --change 'CMD ["/etc/docker/registry/config.yml"]' \
     --change 'EXPOSE 5000' \
@@ -132,6 +138,7 @@ exec "$@"
 SH
   chmod 755 "$root/entrypoint.sh"
   tar -C "$root" -cf - . | docker import \
+    --change "LABEL devbox-testbed.recipe=$recipe" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV OTEL_TRACES_EXPORTER=none' \
     --change 'ENTRYPOINT ["/entrypoint.sh"]' \

@@ -7,7 +7,7 @@ use super::{EngineFacts, Probe};
 use crate::cleanup;
 use crate::config::Config;
 use crate::doctor::{CheckId, Finding, Status};
-use crate::engine::{Engine, EngineInfo};
+use crate::engine::Engine;
 use crate::env::Environment;
 use crate::paths::Paths;
 
@@ -21,31 +21,32 @@ pub fn disk_verdict(used_percent: f64) -> Status {
 }
 
 pub fn check<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
-    disk(&facts.engine, &facts.info, probe.config, probe.env).boxed()
+    disk(facts, probe.config, probe.env).boxed()
 }
 
-async fn disk(engine: &Engine, info: &EngineInfo, config: &Config, env: &Environment) -> Finding {
-    let root = &info.docker_root_dir;
-    let reclaimable = reclaimable(engine, config, env).await;
-    // The data directory is only visible here when the engine runs on this host.
-    let local = engine.endpoint().starts_with("unix://") && !root.is_empty() && std::path::Path::new(root).is_dir();
-    let usage = if local { fs4::statvfs(root).ok() } else { None };
-    let Some(stats) = usage.filter(|s| s.total_space() > 0) else {
-        return Finding::ok(CheckId::Disk, format!("{root} is inside the engine's VM; {reclaimable}"))
-            .detail("docker_root_dir", root.clone());
-    };
-    let total = stats.total_space();
-    let free = stats.available_space();
-    let used = 100.0 * (total - free.min(total)) as f64 / total as f64;
-    let summary = format!(
-        "{used:.0}% used at {root} ({} free of {}); {reclaimable}",
-        crate::config::ByteSize(free),
-        crate::config::ByteSize(total)
+/// The disk that holds the engine's data root, measured where it is (`crate::disk`): this host's
+/// for a native engine, the VM's for an engine in a VM.
+async fn disk(facts: &EngineFacts, config: &Config, env: &Environment) -> Finding {
+    let root = &facts.info.docker_root_dir;
+    let (usage, reclaimable) = tokio::join!(
+        crate::disk::measure(&facts.engine, &facts.classification, root, &config.registry),
+        reclaimable(&facts.engine, config, env)
     );
+    let usage = match usage {
+        Ok(usage) if usage.total_bytes > 0 => usage,
+        Ok(_) => return Finding::ok(CheckId::Disk, format!("{root}: its size is unknown; {reclaimable}")),
+        Err(why) => {
+            return Finding::warn(CheckId::Disk, format!("the engine's disk at {root} was not measured: {why}"))
+                .detail("docker_root_dir", root.clone());
+        }
+    };
+    let used = usage.used_percent();
+    let summary = format!("{used:.0}% used: {}; {reclaimable}", usage.describe(&facts.classification));
     let finding = Finding::new(CheckId::Disk, disk_verdict(used), summary)
         .detail("docker_root_dir", root.clone())
-        .detail("free_bytes", free.to_string())
-        .detail("total_bytes", total.to_string());
+        .detail("free_bytes", usage.available_bytes.to_string())
+        .detail("total_bytes", usage.total_bytes.to_string())
+        .detail("measured", usage.measured.clone());
     match finding.status {
         Status::Ok => finding,
         _ => finding

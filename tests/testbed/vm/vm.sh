@@ -8,7 +8,7 @@
 #   vm.sh stop            shut it all down: guest, QEMU, ssh, port forwarder, sockets
 #   vm.sh pause N         stop the VM's CPUs for N seconds (QMP stop, cont): its clock falls N s behind
 #   vm.sh context HOME    write a docker context "colima" into HOME/.docker, as colima lays it out
-#   vm.sh load IMAGE...   `docker save` IMAGE from this host's engine into the VM's, when it lacks it
+#   vm.sh load IMAGE...   `docker save` IMAGE from this host's engine into the VM's, unless it has that very image
 #   vm.sh ssh [CMD...]    run CMD (or a shell) in the guest, as root
 #   vm.sh sock            print the engine socket's path
 #
@@ -316,7 +316,9 @@ cmd_context() {
 cmd_load() {
   engine_answers || die "the VM's engine does not answer (vm.sh up)"
   for image in "$@"; do
-    if docker -H "unix://$sock" image inspect "$image" >/dev/null 2>&1; then continue; fi
+    # The same image ID (docker save/load keeps it), not merely the same name: a rebuilt image goes in.
+    id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || die "no image $image on this host's engine"
+    if [ "$(docker -H "unix://$sock" image inspect --format '{{.Id}}' "$image" 2>/dev/null)" = "$id" ]; then continue; fi
     t0=$(now)
     docker save "$image" | docker -H "unix://$sock" load >/dev/null || die "could not load $image into the VM"
     say "loaded $image into the VM in $(($(now) - t0)) s"
