@@ -9,6 +9,7 @@ pub mod check;
 pub mod http_date;
 pub mod measure;
 pub mod runtime;
+pub mod setter;
 pub mod sync;
 
 use std::time::Duration;

@@ -22,3 +22,4 @@ mod schedule;
 mod self_update;
 mod testbed;
 mod vm;
+mod vm_bed;
