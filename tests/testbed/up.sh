@@ -8,6 +8,8 @@
 #   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests).
 #   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
 #   - shellcheck and dash, for install.sh's tests (POSIX sh, run under dash).
+#   - Garage, an S3 server that refuses expired keys and stale dates (garage/up.sh; built with cargo
+#     once per machine; DEVBOX_TESTBED_GARAGE=0 skips it);
 #   - a Debian VM under QEMU with its own Docker engine, reached as colima's (vm/vm.sh; DEVBOX_TESTBED_VM=0
 #     skips it): QEMU, debootstrap to build its image, socat and ssh to reach it.
 # Idempotent: what is already there is left as it is. Runs as root, or as a user with sudo.
@@ -62,5 +64,7 @@ fi
 sh tests/testbed/registry-image.sh devbox-testbed/registry:2.8 2.8
 sh tests/testbed/registry-image.sh devbox-testbed/registry:3 3
 sh tests/testbed/not-a-registry-image.sh devbox-testbed/not-a-registry
+# Garage (an S3 server that refuses stale dates and expired keys): the VM tests' day-behind clock.
+[ "${DEVBOX_TESTBED_GARAGE:-1}" = 0 ] || $sudo sh tests/testbed/garage/up.sh
 [ "${DEVBOX_TESTBED_VM:-1}" = 0 ] || $sudo sh tests/testbed/vm/up.sh
 echo "testbed: Docker engine $(docker version --format '{{.Server.Version}}'), $(docker-registry --version 2>&1 | head -n 1), moto $(python3 -c 'import moto; print(moto.__version__)')"
