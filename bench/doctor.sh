@@ -3,6 +3,7 @@
 # images current), then the worst case: an engine that accepts connections and never answers.
 # Goals: doctor ≤ 2× docker info; with the engine frozen, the check timeout + at most 1 s.
 # Usage: bench/doctor.sh [RUNS]   (default 20; each figure is the median)
+# The same comparison on the testbed's VM engine, with the clock sync figures: bench/vm.sh.
 source "$(dirname "$0")/lib.sh"
 runs=${1:-20}
 
