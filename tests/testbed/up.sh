@@ -18,27 +18,33 @@ cd "$(dirname "$0")/../.."
 
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 
-missing=""
-command -v dockerd >/dev/null 2>&1 || missing="$missing docker.io"
-command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
-command -v curl >/dev/null 2>&1 || missing="$missing curl"
-command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
-command -v crontab >/dev/null 2>&1 || missing="$missing cron"
-command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
-command -v dash >/dev/null 2>&1 || missing="$missing dash"
-command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
-command -v qemu-img >/dev/null 2>&1 || missing="$missing qemu-utils"
-command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
-command -v socat >/dev/null 2>&1 || missing="$missing socat"
-command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
-command -v flock >/dev/null 2>&1 || missing="$missing util-linux"
-if [ -n "$missing" ]; then
+# Every command the testbed needs, and the Debian package that brings it.
+needs="dockerd:docker.io docker-registry:docker-registry curl:curl faketime:faketime crontab:cron
+shellcheck:shellcheck dash:dash qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils
+debootstrap:debootstrap socat:socat ssh:openssh-client flock:util-linux chromium:chromium"
+missing_packages() {
+  for need in $needs; do
+    command -v "${need%%:*}" >/dev/null 2>&1 || printf ' %s' "${need#*:}"
+  done
+}
+# Checked again after each install: a package can remove another's command. A new machine of this kind
+# ships qemu-utils 10 from bookworm-backports; bookworm's qemu-system-x86 (7.2) conflicts with it, so apt
+# removes qemu-utils, and the second pass installs bookworm's qemu-utils, which matches.
+pass=0
+missing=$(missing_packages)
+while [ -n "$missing" ]; do
+  pass=$((pass + 1))
+  if [ "$pass" -gt 3 ]; then
+    echo "testbed: still missing after installing:$missing" >&2
+    exit 1
+  fi
   echo "testbed: installing$missing"
-  $sudo apt-get update -qq
+  [ "$pass" -gt 1 ] || $sudo apt-get update -qq
   # $missing is a list of package names: split on purpose.
   # shellcheck disable=SC2086
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-fi
+  missing=$(missing_packages)
+done
 
 if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
   echo "testbed: installing moto[server]"

@@ -135,8 +135,7 @@ start_qemu() { # $1: kvm|tcg
     -rtc base=utc,clock=vm \
     -qmp "unix:$run/qmp.sock,server=on,wait=off" \
     -serial "file:$run/serial.log" -display none -monitor none \
-    -daemonize -pidfile "$run/qemu.pid" 9>&- 2>"$run/qemu.err" \
-    || { cat "$run/qemu.err" >&2; die "QEMU did not start"; }
+    -daemonize -pidfile "$run/qemu.pid" 9>&- 2>"$run/qemu.err" || return 1
   echo "$1" >"$run/accel"
 }
 
@@ -155,9 +154,15 @@ boot() {
   if [ "$accel" = auto ]; then
     if [ -w /dev/kvm ] && [ "$(cat "$run/kvm-hangs" 2>/dev/null)" != yes ]; then accel=kvm; else accel=tcg; fi
   fi
+  if [ "$accel" = kvm ] && ! start_qemu kvm; then
+    # QEMU 7.2 under KVM here can abort at once (kvm_buf_set_msrs assertion) instead of hanging.
+    say "QEMU exited at start under KVM ($(tail -n 1 "$run/qemu.err")); falling back to TCG (software emulation)"
+    [ "$accel_want" = kvm ] && die "QEMU does not start under KVM (DEVBOX_VM_ACCEL=kvm)"
+    echo yes >"$run/kvm-hangs"
+    accel=tcg
+  fi
   if [ "$accel" = kvm ]; then
     t0=$(now)
-    start_qemu kvm
     until grep -q "Linux version" "$run/serial.log" 2>/dev/null; do
       if [ $(($(now) - t0)) -ge "$kvm_probe" ] || ! qemu_alive; then
         say "KVM guest printed no kernel banner within ${kvm_probe}s: it hangs here; falling back to TCG (software emulation)"
@@ -170,8 +175,9 @@ boot() {
       sleep 1
     done
   fi
-  if [ "$accel" = tcg ]; then
-    start_qemu tcg
+  if [ "$accel" = tcg ] && ! start_qemu tcg; then
+    cat "$run/qemu.err" >&2
+    die "QEMU did not start"
   fi
   say "QEMU started ($accel); waiting for the guest's sshd and engine (up to ${timeout}s)"
 }
