@@ -311,3 +311,158 @@ impl Aws {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Objects under a prefix, for the fleet reports (issue 17): put, list, get and delete, each error
+// saying which S3 action on which resource failed, so a denial names what an IAM policy must allow.
+
+/// One S3 object request that failed, by what happened.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("S3 refused {action} on {resource} for these credentials (HTTP 403)")]
+    Denied { action: &'static str, resource: String },
+    #[error("no object {resource} (HTTP 404)")]
+    NotFound { resource: String },
+    #[error("{action} on {resource}: {endpoint} did not answer within 10s")]
+    Timeout { action: &'static str, resource: String, endpoint: String },
+    #[error("{action} on {resource}: {reason}")]
+    Failed { action: &'static str, resource: String, reason: String },
+    #[error("{resource} is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { resource: String, size: u64, limit: u64 },
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: Option<jiff::Timestamp>,
+}
+
+impl AwsCredentials {
+    /// The parts that must never leave this machine, so a report can be checked for them.
+    pub fn secret_parts(&self) -> Vec<&str> {
+        std::iter::once(self.secret_access_key.as_str()).chain(self.session_token.as_deref()).collect()
+    }
+}
+
+impl Aws {
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The resource an IAM policy names for `key` of this bucket (the bucket itself for "").
+    pub fn resource(&self, key: &str) -> String {
+        if key.is_empty() {
+            format!("arn:aws:s3:::{}", self.bucket)
+        } else {
+            format!("arn:aws:s3:::{}/{key}", self.bucket)
+        }
+    }
+
+    fn object_error<E: std::error::Error + 'static>(
+        &self,
+        action: &'static str,
+        key: &str,
+        err: SdkError<E>,
+    ) -> ObjectError {
+        let resource = self.resource(key);
+        match &err {
+            SdkError::TimeoutError(_) => ObjectError::Timeout { action, resource, endpoint: self.endpoint.clone() },
+            SdkError::ServiceError(service) => match service.raw().status().as_u16() {
+                403 => ObjectError::Denied { action, resource },
+                404 => ObjectError::NotFound { resource },
+                status => {
+                    ObjectError::Failed { action, resource, reason: format!("HTTP {status} from {}", self.endpoint) }
+                }
+            },
+            _ => ObjectError::Failed { action, resource, reason: error::chain(&err) },
+        }
+    }
+
+    /// Writes `body` as the object `key` (s3:PutObject).
+    pub async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), ObjectError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| self.object_error("s3:PutObject", key, e))?;
+        Ok(())
+    }
+
+    /// Every object whose key starts with `prefix`, a page of 1,000 at a time (s3:ListBucket).
+    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ObjectError> {
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| self.object_error("s3:ListBucket", "", e))?;
+            objects.extend(page.contents().iter().filter_map(|o| {
+                Some(ObjectInfo {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    last_modified: o
+                        .last_modified()
+                        .and_then(|t| std::time::SystemTime::try_from(*t).ok())
+                        .and_then(|t| jiff::Timestamp::try_from(t).ok()),
+                })
+            }));
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => return Ok(objects),
+            }
+        }
+    }
+
+    /// The object `key`, refused above `max_bytes` without reading past it (s3:GetObject).
+    pub async fn get_object(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, ObjectError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.object_error("s3:GetObject", key, e))?;
+        let too_large = |size: u64| ObjectError::TooLarge { resource: self.resource(key), size, limit: max_bytes };
+        if let Some(size) = out.content_length().map(|l| l.max(0) as u64).filter(|s| *s > max_bytes) {
+            return Err(too_large(size));
+        }
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.try_next().await.map_err(|e| ObjectError::Failed {
+            action: "s3:GetObject",
+            resource: self.resource(key),
+            reason: error::chain(&e),
+        })? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > max_bytes {
+                return Err(too_large(bytes.len() as u64));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Removes the object `key` (s3:DeleteObject).
+    pub async fn delete_object(&self, key: &str) -> Result<(), ObjectError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.object_error("s3:DeleteObject", key, e))?;
+        Ok(())
+    }
+}

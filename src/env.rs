@@ -26,6 +26,11 @@ impl Environment {
         self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// Every variable, by name and value: what `fleet` scrubs from a report before it leaves.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn home(&self) -> Option<PathBuf> {
         self.var("HOME").or_else(|| self.var("USERPROFILE")).map(PathBuf::from)
     }

@@ -15,6 +15,7 @@ mod doctor;
 mod engine;
 mod env;
 mod error;
+mod fleet;
 mod http;
 mod images;
 mod init;

@@ -10,6 +10,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::doctor::{CheckId, Finding, Remedy, Report, Status, run::run, selection};
 use crate::error::ExitStatus;
+use crate::fleet::send::Sent;
 use crate::images::{self, pull::pull_and_record};
 use crate::paths::Paths;
 use crate::registry;
@@ -36,6 +37,10 @@ pub struct DoctorArgs {
     /// Run only this check and those it needs (repeatable)
     #[arg(long = "check", value_name = "NAME", value_enum)]
     checks: Vec<CheckId>,
+
+    /// Then upload this machine's report to the team's bucket, when [fleet] report = true
+    #[arg(long)]
+    report: bool,
 
     /// How long each check may take [default: doctor.timeout, 5s]
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -99,6 +104,7 @@ impl DoctorArgs {
             } else {
                 print_report(ctx, &before);
             }
+            self.send_report(ctx, &before, timeout).await;
             return Ok(exit_status(&before));
         }
 
@@ -106,7 +112,7 @@ impl DoctorArgs {
             print_report(ctx, &before);
         }
         let Ok(loaded_config) = &loaded else {
-            return self.finish_fix(ctx, &before, Vec::new(), &before);
+            return self.finish_fix(ctx, &before, Vec::new(), &before, timeout).await;
         };
         let config = &loaded_config.config;
         let remedies = before.remedies();
@@ -114,11 +120,11 @@ impl DoctorArgs {
             if !self.json {
                 ctx.printer.line("\nNothing here that devbox can fix by itself; the hints above say what to do.");
             }
-            return self.finish_fix(ctx, &before, Vec::new(), &before);
+            return self.finish_fix(ctx, &before, Vec::new(), &before, timeout).await;
         }
         let commands: Vec<&str> = remedies.iter().map(|r| r.command()).collect();
         if !(self.yes || confirm(&ctx.printer, &format!("Run {}?", commands.join(", then ")), true)?) {
-            return self.finish_fix(ctx, &before, Vec::new(), &before);
+            return self.finish_fix(ctx, &before, Vec::new(), &before, timeout).await;
         }
 
         // A fix can uncover what its failure hid (a registry that comes back shows stale images),
@@ -143,20 +149,45 @@ impl DoctorArgs {
             ctx.printer.line(format!("\nAfter the fixes (before: {}):", before.summary()));
             print_report(ctx, &after);
         }
-        self.finish_fix(ctx, &before, applied, &after)
+        self.finish_fix(ctx, &before, applied, &after, timeout).await
     }
 
-    fn finish_fix(
+    async fn finish_fix(
         &self,
         ctx: &Context,
         before: &Report,
         fixes: Vec<Applied>,
         after: &Report,
+        timeout: Duration,
     ) -> anyhow::Result<ExitStatus> {
         if self.json {
             ctx.printer.json(&FixJson { before: Json::of(before), fixes, after: Json::of(after) })?;
         }
+        self.send_report(ctx, after, timeout).await;
         Ok(exit_status(after))
+    }
+
+    /// `--report`: uploads `report` to the fleet's bucket. Whatever happens there, doctor's own
+    /// outcome stands: a failed upload is printed (on stderr, so `--json` stays one document),
+    /// never turned into doctor's exit code.
+    async fn send_report(&self, ctx: &Context, report: &Report, timeout: Duration) {
+        if !self.report {
+            return;
+        }
+        let sent = match ctx.config() {
+            Ok(loaded) => crate::fleet::send::send(&ctx.env, &loaded.config, report, timeout).await,
+            Err(err) => Err(err.context("the fleet report was not sent")),
+        };
+        let p = &ctx.printer;
+        match sent {
+            Ok(Sent::Off) => p.problem("devbox: no fleet report sent: [fleet] report = false in devbox.toml"),
+            Ok(Sent::Uploaded { url, bytes }) if !self.json => {
+                p.line("");
+                p.mark(Mark::Ok, format!("fleet report sent to {url} ({bytes} bytes)"));
+            }
+            Ok(Sent::Uploaded { .. }) => {}
+            Err(err) => p.problem(format!("devbox: {err:#}")),
+        }
     }
 }
 

@@ -100,6 +100,7 @@ impl InitArgs {
         let (text, failed) = summary(&results, run.args.dry_run);
         ctx.printer.line("");
         ctx.printer.mark(if failed { Mark::Fail } else { Mark::Ok }, text);
+        ctx.printer.hint(crate::fleet::reporting_sentence(&run.config));
         if interrupted {
             return Err(Error::Interrupted.into());
         }

@@ -6,6 +6,7 @@ mod clock;
 mod completions;
 mod config;
 mod doctor;
+mod fleet;
 mod init;
 mod pull;
 mod registry;
@@ -88,6 +89,8 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Remove what init set up: schedules, the registry container, devbox's state
     Uninstall(uninstall::UninstallArgs),
+    /// For the platform team: every machine's doctor report from the team's bucket, summed up
+    Fleet(fleet::FleetArgs),
 }
 
 /// What every command may use: the environment, the printer, and (on demand) the config and engine.
@@ -167,6 +170,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {
         Command::Config(args) => args.run(&ctx),
         Command::Completions(args) => args.run(),
         Command::Uninstall(args) => args.run(&ctx).await,
+        Command::Fleet(args) => args.run(&ctx).await,
     };
     if let Some(job) = &cli.global.scheduled_job {
         record_scheduled_run(&ctx, job, started_at, &result);

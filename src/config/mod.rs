@@ -25,6 +25,7 @@ pub struct Config {
     pub cleanup: CleanupConfig,
     pub clock: ClockConfig,
     pub doctor: DoctorConfig,
+    pub fleet: FleetConfig,
     pub security: SecurityConfig,
     pub update: UpdateConfig,
 }
@@ -120,6 +121,20 @@ pub struct ClockConfig {
 pub struct DoctorConfig {
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+/// `[fleet]`: this machine's doctor reports, sent to the team's bucket (`doctor --report`), and
+/// what `devbox fleet` reads back.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    pub report: bool,
+    #[serde(deserialize_with = "values::empty_as_none", serialize_with = "values::none_as_empty")]
+    pub bucket: Option<BucketName>,
+    pub prefix: String,
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -235,6 +250,19 @@ impl Config {
         {
             return invalid("update.s3_bucket", reason);
         }
+        let fleet = &self.fleet;
+        if fleet.prefix.is_empty() || !fleet.prefix.ends_with('/') || fleet.prefix.starts_with('/') {
+            return invalid(
+                "fleet.prefix",
+                format!("{:?} must be a key prefix ending in '/', e.g. \"devbox/fleet/\"", fleet.prefix),
+            );
+        }
+        if fleet.stale_after.is_zero() {
+            return invalid("fleet.stale_after", "must be more than 0s, e.g. \"3d\"".into());
+        }
+        if fleet.name.chars().count() > 64 || fleet.name.chars().any(char::is_control) {
+            return invalid("fleet.name", "must be at most 64 characters, with no control characters".into());
+        }
         if self.images.concurrency == 0 {
             return invalid("images.concurrency", "must be at least 1".into());
         }
@@ -293,6 +321,19 @@ mod tests {
         config.update.github = "acme/devbox".into();
         config.update.s3_bucket = "Not_A_Bucket".into();
         assert_eq!(config.validate().expect_err("must fail").key, "update.s3_bucket");
+    }
+
+    #[test]
+    fn fleet_reporting_is_off_by_default_and_its_prefix_is_checked() {
+        let mut config = defaults();
+        assert!(!config.fleet.report);
+        assert_eq!(config.fleet.prefix, "devbox/fleet/");
+        assert_eq!(config.fleet.stale_after, Duration::from_secs(3 * 24 * 3600));
+        config.fleet.prefix = "devbox/fleet".into();
+        assert_eq!(config.validate().expect_err("must fail").key, "fleet.prefix");
+        config.fleet.prefix = "devbox/fleet/".into();
+        config.fleet.name = "a\u{1b}[31m".into();
+        assert_eq!(config.validate().expect_err("must fail").key, "fleet.name");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub use tool::run_tool;
 pub use when::{CronSpec, Field, Timing, next_run};
 
 /// Every job devbox may install, by name. `remove` takes out all of them.
-pub const ALL_JOBS: [&str; 4] = ["cleanup", "refresh", "clock", "renew"];
+pub const ALL_JOBS: [&str; 5] = ["cleanup", "refresh", "clock", "renew", "report"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -117,6 +117,12 @@ pub fn wanted_jobs(
                      run `devbox schedule install` again after `devbox registry up`"
             .to_string()),
     };
+    // The fleet report: daily, when the team config turns it on.
+    let report = if config.fleet.report {
+        Ok(Period::Daily)
+    } else {
+        Err("fleet reporting is off ([fleet] report = false)".to_string())
+    };
     let candidates = [
         (
             "cleanup",
@@ -145,6 +151,13 @@ pub fn wanted_jobs(
             &["registry", "renew", "--quiet"][..],
             renew,
             when::CLEANUP_ANCHOR,
+        ),
+        (
+            "report",
+            "devbox doctor --report: send this machine's doctor report to the team's bucket",
+            &["doctor", "--report", "--quiet"][..],
+            report,
+            when::REPORT_ANCHOR,
         ),
     ];
     let mut jobs = Vec::new();

@@ -9,9 +9,12 @@ fn defaults() -> Config {
         .config
 }
 
-/// All four jobs, as a VM engine with a registry on short-lived credentials gets them.
+/// All five jobs, as a VM engine with a registry on short-lived credentials and fleet reporting
+/// on gets them.
 fn all_jobs() -> Vec<Job> {
-    let (jobs, skipped) = wanted_jobs(&defaults(), Some(true), Some(true));
+    let mut config = defaults();
+    config.fleet.report = true;
+    let (jobs, skipped) = wanted_jobs(&config, Some(true), Some(true));
     assert!(skipped.is_empty(), "{skipped:?}");
     jobs
 }
@@ -27,7 +30,9 @@ fn env(exe: &str) -> JobEnv {
 #[test]
 fn jobs_follow_the_config() {
     let jobs = all_jobs();
-    assert_eq!(jobs.iter().map(|j| j.name).collect::<Vec<_>>(), ["cleanup", "refresh", "clock", "renew"]);
+    assert_eq!(jobs.iter().map(|j| j.name).collect::<Vec<_>>(), ["cleanup", "refresh", "clock", "renew", "report"]);
+    assert_eq!(jobs[4].args, ["doctor", "--report", "--quiet"]);
+    assert_eq!(jobs[4].timing, Timing::Calendar { weekday: None, hour: Some(12), minute: 47 });
     assert_eq!(jobs[3].timing, Timing::Every(Duration::from_secs(600)));
     assert_eq!(jobs[3].args, ["registry", "renew", "--quiet"]);
     assert_eq!(jobs[0].timing, Timing::Calendar { weekday: None, hour: Some(12), minute: 17 });
@@ -42,6 +47,7 @@ fn jobs_follow_the_config() {
     assert!(skipped.iter().any(|s| s.name == "renew" && s.reason.contains("do not expire")));
     assert!(skipped.iter().any(|s| s.name == "clock" && s.reason.contains("natively")));
     assert!(skipped.iter().any(|s| s.name == "cleanup" && s.reason.contains("off")));
+    assert!(skipped.iter().any(|s| s.name == "report" && s.reason.contains("[fleet] report = false")));
 }
 
 #[test]

@@ -19,6 +19,8 @@ pub struct Anchor {
 
 pub const CLEANUP_ANCHOR: Anchor = Anchor { weekday: 1, hour: 12, minute: 17 };
 pub const REFRESH_ANCHOR: Anchor = Anchor { weekday: 1, hour: 9, minute: 47 };
+/// After the cleanup, so the day's report shows its effect.
+pub const REPORT_ANCHOR: Anchor = Anchor { weekday: 1, hour: 12, minute: 47 };
 
 const WEEKDAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 

@@ -1,0 +1,292 @@
+//! `devbox fleet [--check NAME] [--json] [--html FILE]`, `devbox fleet machines|prune`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::aws::{Aws, ObjectError};
+use crate::cli::Context;
+use crate::config::Config;
+use crate::doctor::CheckId;
+use crate::error::ExitStatus;
+use crate::fleet::read::{self, Judged};
+use crate::fleet::send::fleet_s3;
+use crate::fleet::view::{self, Failing, MachineLine, Prunable, SortBy, Summary};
+use crate::fleet::{CheckStatus, html, machines_prefix};
+use crate::ui::{Mark, Printer};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    command: Option<FleetCommand>,
+
+    /// Only the machines failing this check, each with its summary and fix
+    #[arg(long, value_name = "NAME", value_enum)]
+    check: Option<CheckId>,
+
+    /// Print JSON
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Also write the summary as one self-contained HTML page to FILE
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// One line per machine: name, age of its last report, devbox version, runtime, failing checks
+    Machines {
+        /// The order of the lines
+        #[arg(long, value_enum, default_value = "name")]
+        sort: SortBy,
+    },
+    /// Remove the reports of machines not heard from for longer than --older-than (retired ones)
+    Prune {
+        /// e.g. "90d"
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Duration,
+        /// List what would be removed, and remove nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+impl FleetArgs {
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
+        let config = ctx.config()?.config;
+        let fleet = Fleet::read(&config).await?;
+        let now = jiff::Timestamp::now();
+        let stale_after = config.fleet.stale_after;
+        let p = &ctx.printer;
+        match self.command {
+            Some(FleetCommand::Machines { sort }) => {
+                let lines = view::machine_lines(&fleet.judged, now, stale_after, sort);
+                if self.json { p.json(&lines)? } else { print_machines(p, &lines) }
+            }
+            Some(FleetCommand::Prune { older_than, dry_run }) => {
+                return prune(p, &fleet, view::prunable(&fleet.judged, now, older_than), dry_run, self.json).await;
+            }
+            None => {
+                let summary = view::summary(&fleet.judged, now, stale_after);
+                if let Some(file) = &self.html {
+                    let page = html::render(&summary, &fleet.source, now)?;
+                    std::fs::write(file, page)
+                        .map_err(|e| anyhow::anyhow!("cannot write the fleet page to {}: {e}", file.display()))?;
+                }
+                match self.check {
+                    Some(check) => {
+                        let found = view::failing(&fleet.judged, check.name(), now, stale_after);
+                        if self.json {
+                            p.json(&CheckJson { check: check.name(), machines: &found })?;
+                        } else {
+                            print_failing(p, check.name(), &found);
+                        }
+                    }
+                    None if self.json => p.json(&summary)?,
+                    None => print_summary(p, &summary, &fleet.source),
+                }
+                if let Some(file) = &self.html {
+                    p.line(format!("\nWrote the fleet page to {}", file.display()));
+                }
+            }
+        }
+        Ok(ExitStatus::Success)
+    }
+}
+
+/// Every report under the prefix, judged, and where they came from.
+struct Fleet {
+    aws: Aws,
+    judged: Vec<Judged>,
+    /// "bucket/prefix/machines/", for people.
+    source: String,
+}
+
+impl Fleet {
+    async fn read(config: &Config) -> anyhow::Result<Fleet> {
+        let s3 = fleet_s3(config)?;
+        let aws = Aws::connect(&s3).await?;
+        let prefix = &config.fleet.prefix;
+        let judged = read::fetch_all(&aws, prefix).await.map_err(|err| read_error(&aws, prefix, &s3.profile, err))?;
+        let source = format!("{}/{}", aws.bucket(), machines_prefix(prefix));
+        Ok(Fleet { aws, judged, source })
+    }
+}
+
+/// A refused read names the two actions the platform team's policy needs.
+fn read_error(aws: &Aws, prefix: &str, profile: &str, err: ObjectError) -> anyhow::Error {
+    match err {
+        ObjectError::Denied { .. } => anyhow::anyhow!(
+            "cannot read the fleet reports: {err}. Reading them needs s3:ListBucket on {} (for the prefix {prefix}) and s3:GetObject on {}* for this AWS identity (profile {profile:?}); docs/onboarding.md has the policy",
+            aws.resource(""),
+            aws.resource(prefix),
+        ),
+        other => anyhow::anyhow!("cannot read the fleet reports: {other}"),
+    }
+}
+
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    check: &'a str,
+    machines: &'a [Failing],
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn print_summary(p: &Printer, s: &Summary, source: &str) {
+    p.line(format!(
+        "{} reported to s3://{source}: {} in the last 24 h, {} (no report for more than {})",
+        plural(s.machines, "machine", "machines"),
+        s.reported_24h,
+        s.stale,
+        s.stale_after
+    ));
+    if s.machines > 0 {
+        p.line(format!(
+            "\n{:<20}{:>6}{:>6}{:>6}{:>7}{:>9}{:>8}",
+            "check", "pass", "warn", "fail", "stale", "unknown", "pass%"
+        ));
+        for c in &s.checks {
+            p.line(format!(
+                "{:<20}{:>6}{:>6}{:>6}{:>7}{:>9}{:>7.0}%",
+                c.check, c.pass, c.warn, c.fail, c.stale, c.unknown, c.pass_percent
+            ));
+        }
+    }
+    if !s.currency.is_empty() {
+        p.line(format!("\n{:<28}{:>9}{:>7}{:>12}  current digest", "base image", "current", "older", "not pulled"));
+        for i in &s.currency {
+            let digest = i.current.as_deref().map_or("unknown", crate::images::short);
+            p.line(format!("{:<28}{:>9}{:>7}{:>12}  {digest}", i.image, i.on_current, i.on_older, i.not_pulled));
+            if !i.behind.is_empty() {
+                p.hint(format!("  behind: {}", i.behind.join(", ")));
+            }
+        }
+    }
+    if !s.versions.is_empty() {
+        let versions: Vec<String> = s.versions.iter().map(|v| format!("{} ({})", v.version, v.machines)).collect();
+        p.line(format!("\ndevbox versions: {}", versions.join(", ")));
+    }
+    if !s.stale_machines.is_empty() {
+        let names: Vec<String> = s.stale_machines.iter().map(|m| format!("{} ({} ago)", m.name, m.age)).collect();
+        p.mark(Mark::Warn, format!("stale: {}", names.join(", ")));
+    }
+    print_skipped(p, s);
+}
+
+/// Reports that were not read, and those shown escaped: counted and named, never fatal.
+fn print_skipped(p: &Printer, s: &Summary) {
+    if !s.rejected.is_empty() {
+        p.mark(Mark::Warn, format!("{} skipped:", plural(s.rejected.len(), "report", "reports")));
+        for r in &s.rejected {
+            p.hint(format!("  {} {}", r.key, r.reason));
+        }
+    }
+    if !s.escaped.is_empty() {
+        p.mark(
+            Mark::Warn,
+            format!(
+                "{} held markup or control characters, shown escaped: {}",
+                plural(s.escaped.len(), "report", "reports"),
+                s.escaped.join(", ")
+            ),
+        );
+    }
+}
+
+fn print_failing(p: &Printer, check: &str, found: &[Failing]) {
+    let fails = found.iter().filter(|f| f.status == CheckStatus::Fail).count();
+    if found.is_empty() {
+        p.mark(Mark::Ok, format!("{check}: no machine fails or warns"));
+        return;
+    }
+    p.line(format!("{check}: {} fail, {} warn", fails, found.len() - fails));
+    for f in found {
+        let mark = if f.status == CheckStatus::Fail { Mark::Fail } else { Mark::Warn };
+        let stale = if f.stale { ", stale" } else { "" };
+        // Under --quiet a failure still prints; its fix goes with it.
+        p.mark(mark, format!("{} ({} ago{stale}): {}", f.name, f.age, f.summary));
+        if let Some(hint) = &f.hint {
+            p.hint(format!("  {hint}"));
+        }
+        if let Some(fix) = &f.fix {
+            p.hint(format!("  fix: {fix}"));
+        }
+    }
+}
+
+fn print_machines(p: &Printer, lines: &[MachineLine]) {
+    if lines.is_empty() {
+        p.line("no machine has reported yet");
+        return;
+    }
+    p.line(format!("{:<24}{:>12}  {:<10}{:<18}failing", "machine", "last report", "devbox", "runtime"));
+    for l in lines {
+        let failing = if l.failing.is_empty() { "-".to_string() } else { l.failing.join(", ") };
+        let stale = if l.stale { " (stale)" } else { "" };
+        p.line(format!(
+            "{:<24}{:>12}  {:<10}{:<18}{failing}{stale}",
+            l.name,
+            format!("{} ago", l.age),
+            l.devbox_version,
+            l.runtime
+        ));
+    }
+}
+
+#[derive(Serialize)]
+struct PruneJson<'a> {
+    dry_run: bool,
+    reports: &'a [Prunable],
+    removed: usize,
+    errors: Vec<String>,
+}
+
+async fn prune(
+    p: &Printer,
+    fleet: &Fleet,
+    old: Vec<Prunable>,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<ExitStatus> {
+    let mut errors = Vec::new();
+    if !dry_run {
+        for item in &old {
+            if let Err(err) = fleet.aws.delete_object(&item.key).await {
+                errors.push(err.to_string());
+            }
+        }
+    }
+    let removed = if dry_run { 0 } else { old.len() - errors.len() };
+    if json {
+        p.json(&PruneJson { dry_run, reports: &old, removed, errors: errors.clone() })?;
+    } else {
+        let verb = if dry_run { "would remove" } else { "removing" };
+        p.line(format!("{verb} {}", plural(old.len(), "report", "reports")));
+        for item in &old {
+            p.line(format!(
+                "  {} ({}, last heard from {} ago)",
+                item.key,
+                item.name.as_deref().unwrap_or("unreadable"),
+                item.age
+            ));
+        }
+        for err in &errors {
+            p.mark(Mark::Fail, err);
+        }
+    }
+    if !errors.is_empty() {
+        anyhow::bail!(
+            "{} of {} reports could not be removed; removing needs s3:DeleteObject on the prefix",
+            errors.len(),
+            old.len()
+        );
+    }
+    Ok(ExitStatus::Success)
+}

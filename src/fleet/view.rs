@@ -1,0 +1,502 @@
+//! What `devbox fleet` shows, decided from the judged reports, the time and the stale threshold.
+//! Pure: the commands print these values, as text, JSON or HTML.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::CheckStatus;
+use super::read::{Judged, Machine, Rejected};
+use crate::doctor::CheckId;
+
+/// How many days the timeline shows, today included.
+pub const TIMELINE_DAYS: i64 = 14;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub machines: usize,
+    pub reported_24h: usize,
+    pub stale: usize,
+    pub stale_after: String,
+    pub checks: Vec<CheckCounts>,
+    pub currency: Vec<ImageCurrency>,
+    pub versions: Vec<VersionCount>,
+    pub stale_machines: Vec<MachineLine>,
+    /// Machines whose reports held markup or control characters: shown escaped.
+    pub escaped: Vec<String>,
+    pub rejected: Vec<Rejected>,
+    pub timeline: Vec<DayCount>,
+}
+
+/// One check across the fleet. A stale machine's result counts as stale, whatever it was; a
+/// skipped check or one the report lacks counts as unknown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckCounts {
+    pub check: String,
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub stale: usize,
+    pub unknown: usize,
+    /// The share of machines that pass, in percent.
+    pub pass_percent: f64,
+}
+
+/// One base image across the fleet: the bucket's current digest (what the most recent report's
+/// registry served), and how many engines have it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageCurrency {
+    pub image: String,
+    pub current: Option<String>,
+    pub on_current: usize,
+    pub on_older: usize,
+    pub not_pulled: usize,
+    /// The machines on an older digest.
+    pub behind: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionCount {
+    pub version: String,
+    pub machines: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayCount {
+    pub day: String,
+    /// Machines whose last report is from that day.
+    pub reports: usize,
+}
+
+/// One machine, as `fleet machines` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MachineLine {
+    pub name: String,
+    pub machine_id: String,
+    pub last_report: Timestamp,
+    pub age: String,
+    #[serde(skip)]
+    pub age_seconds: i64,
+    pub devbox_version: String,
+    pub runtime: String,
+    pub failing: Vec<String>,
+    pub warnings: Vec<String>,
+    pub stale: bool,
+}
+
+/// A machine whose check fails (or warns), with what doctor told it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failing {
+    pub name: String,
+    pub machine_id: String,
+    pub status: CheckStatus,
+    pub summary: String,
+    pub hint: Option<String>,
+    pub fix: Option<String>,
+    pub age: String,
+    pub stale: bool,
+}
+
+/// A report `prune` removes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prunable {
+    pub key: String,
+    pub name: Option<String>,
+    pub age: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    /// By name
+    Name,
+    /// Oldest report first
+    Age,
+    /// Oldest devbox first
+    Version,
+    /// By engine runtime
+    Runtime,
+    /// Most failing checks first
+    Failing,
+}
+
+fn machines(judged: &[Judged]) -> impl Iterator<Item = &Machine> {
+    judged.iter().filter_map(|j| match j {
+        Judged::Machine(m) => Some(m.as_ref()),
+        Judged::Rejected(_) => None,
+    })
+}
+
+fn age_of(seen: Timestamp, now: Timestamp) -> SignedDuration {
+    now.duration_since(seen).max(SignedDuration::ZERO)
+}
+
+fn is_stale(m: &Machine, now: Timestamp, stale_after: Duration) -> bool {
+    age_of(m.seen, now).unsigned_abs() > stale_after
+}
+
+/// "3d 4h", "5h 12m", "7m", "40s".
+pub fn format_age(age: SignedDuration) -> String {
+    let s = age.as_secs().max(0);
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+/// Check names in doctor's order, then any other a report names, alphabetically.
+fn check_names<'a>(machines: impl Iterator<Item = &'a Machine>) -> Vec<String> {
+    let mut names: Vec<String> = CheckId::ALL.iter().map(|id| id.name().to_string()).collect();
+    let mut others: Vec<String> =
+        machines.flat_map(|m| m.report.checks.iter().map(|c| c.id.clone())).filter(|id| !names.contains(id)).collect();
+    others.sort();
+    others.dedup();
+    names.extend(others);
+    names
+}
+
+pub fn summary(judged: &[Judged], now: Timestamp, stale_after: Duration) -> Summary {
+    let all: Vec<&Machine> = machines(judged).collect();
+    let stale = |m: &Machine| is_stale(m, now, stale_after);
+    let checks = check_names(all.iter().copied())
+        .into_iter()
+        .map(|check| {
+            let mut counts = CheckCounts { check, pass: 0, warn: 0, fail: 0, stale: 0, unknown: 0, pass_percent: 0.0 };
+            for m in &all {
+                let status = m.report.checks.iter().find(|c| c.id == counts.check).map(|c| c.status);
+                match (stale(m), status) {
+                    (true, _) => counts.stale += 1,
+                    (false, Some(CheckStatus::Ok)) => counts.pass += 1,
+                    (false, Some(CheckStatus::Warn)) => counts.warn += 1,
+                    (false, Some(CheckStatus::Fail)) => counts.fail += 1,
+                    (false, Some(CheckStatus::Skipped) | None) => counts.unknown += 1,
+                }
+            }
+            if !all.is_empty() {
+                counts.pass_percent = (1000.0 * counts.pass as f64 / all.len() as f64).round() / 10.0;
+            }
+            counts
+        })
+        .collect();
+    let mut versions: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in &all {
+        *versions.entry(m.report.devbox_version.as_str()).or_default() += 1;
+    }
+    let mut versions: Vec<VersionCount> =
+        versions.into_iter().map(|(v, n)| VersionCount { version: v.to_string(), machines: n }).collect();
+    versions.sort_by_key(|v| std::cmp::Reverse(version_key(&v.version)));
+    let mut stale_machines: Vec<MachineLine> =
+        all.iter().filter(|m| stale(m)).map(|m| line(m, now, stale_after)).collect();
+    stale_machines.sort_by_key(|l| std::cmp::Reverse(l.age_seconds));
+    Summary {
+        machines: all.len(),
+        reported_24h: all.iter().filter(|m| age_of(m.seen, now) <= SignedDuration::from_hours(24)).count(),
+        stale: all.iter().filter(|m| stale(m)).count(),
+        stale_after: humantime::format_duration(stale_after).to_string(),
+        checks,
+        currency: currency(&all),
+        versions,
+        stale_machines,
+        escaped: all.iter().filter(|m| m.escaped).map(|m| m.report.name.clone()).collect(),
+        rejected: judged
+            .iter()
+            .filter_map(|j| match j {
+                Judged::Rejected(r) => Some(r.clone()),
+                Judged::Machine(_) => None,
+            })
+            .collect(),
+        timeline: timeline(&all, now),
+    }
+}
+
+/// For each base image: the current digest is what the registry served the machine that reported
+/// last; each machine's engine has it, has an older one, or has none.
+/// One image as the reports name it: the newest registry digest seen (and when), and each
+/// machine with its engine's digest.
+type Sightings<'a> = (Option<(Timestamp, &'a str)>, Vec<(&'a Machine, Option<&'a str>)>);
+
+fn currency(all: &[&Machine]) -> Vec<ImageCurrency> {
+    let mut by_image: BTreeMap<&str, Sightings> = BTreeMap::new();
+    for m in all {
+        for image in &m.report.images {
+            let entry = by_image.entry(image.name.as_str()).or_default();
+            if let Some(digest) = &image.registry
+                && entry.0.is_none_or(|(at, _)| m.report.ran_at > at)
+            {
+                entry.0 = Some((m.report.ran_at, digest.as_str()));
+            }
+            entry.1.push((m, image.local.as_deref()));
+        }
+    }
+    by_image
+        .into_iter()
+        .map(|(image, (current, locals))| {
+            let current = current.map(|(_, d)| d);
+            let mut row = ImageCurrency {
+                image: image.to_string(),
+                current: current.map(String::from),
+                on_current: 0,
+                on_older: 0,
+                not_pulled: 0,
+                behind: Vec::new(),
+            };
+            for (m, local) in locals {
+                match local {
+                    None => row.not_pulled += 1,
+                    Some(local) if Some(local) == current => row.on_current += 1,
+                    Some(_) => {
+                        row.on_older += 1;
+                        row.behind.push(m.report.name.clone());
+                    }
+                }
+            }
+            row.behind.sort();
+            row
+        })
+        .collect()
+}
+
+fn timeline(all: &[&Machine], now: Timestamp) -> Vec<DayCount> {
+    let today = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    (0..TIMELINE_DAYS)
+        .rev()
+        .filter_map(|back| today.checked_sub(jiff::Span::new().days(back)).ok())
+        .map(|day| DayCount {
+            day: day.to_string(),
+            reports: all.iter().filter(|m| m.seen.to_zoned_datetime(jiff::tz::TimeZone::UTC).date() == day).count(),
+        })
+        .collect()
+}
+
+/// "0.10.2" sorts after "0.9.1"; anything unparsable sorts first.
+fn version_key(version: &str) -> Vec<u64> {
+    version.split(['.', '-', '+']).map_while(|part| part.parse().ok()).collect()
+}
+
+fn line(m: &Machine, now: Timestamp, stale_after: Duration) -> MachineLine {
+    let with = |status| m.report.checks.iter().filter(|c| c.status == status).map(|c| c.id.clone()).collect();
+    let age = age_of(m.seen, now);
+    MachineLine {
+        name: m.report.name.clone(),
+        machine_id: m.report.machine_id.clone(),
+        last_report: m.seen,
+        age: format_age(age),
+        age_seconds: age.as_secs(),
+        devbox_version: m.report.devbox_version.clone(),
+        runtime: m.report.engine.as_ref().map_or_else(|| "no engine".to_string(), |e| e.runtime.clone()),
+        failing: with(CheckStatus::Fail),
+        warnings: with(CheckStatus::Warn),
+        stale: is_stale(m, now, stale_after),
+    }
+}
+
+/// Every machine, one line each, sorted as asked (then by name).
+pub fn machine_lines(judged: &[Judged], now: Timestamp, stale_after: Duration, sort: SortBy) -> Vec<MachineLine> {
+    let mut lines: Vec<MachineLine> = machines(judged).map(|m| line(m, now, stale_after)).collect();
+    lines.sort_by(|a, b| a.name.cmp(&b.name).then(a.machine_id.cmp(&b.machine_id)));
+    match sort {
+        SortBy::Name => {}
+        SortBy::Age => lines.sort_by_key(|l| std::cmp::Reverse(l.age_seconds)),
+        SortBy::Version => lines.sort_by_key(|l| version_key(&l.devbox_version)),
+        SortBy::Runtime => lines.sort_by(|a, b| a.runtime.cmp(&b.runtime)),
+        SortBy::Failing => lines.sort_by_key(|l| std::cmp::Reverse((l.failing.len(), l.warnings.len()))),
+    }
+    lines
+}
+
+/// The machines whose `check` fails, then those where it warns, each by name.
+pub fn failing(judged: &[Judged], check: &str, now: Timestamp, stale_after: Duration) -> Vec<Failing> {
+    let mut found: Vec<Failing> = machines(judged)
+        .filter_map(|m| {
+            let result = m.report.checks.iter().find(|c| c.id == check)?;
+            matches!(result.status, CheckStatus::Fail | CheckStatus::Warn).then(|| Failing {
+                name: m.report.name.clone(),
+                machine_id: m.report.machine_id.clone(),
+                status: result.status,
+                summary: result.summary.clone(),
+                hint: result.hint.clone(),
+                fix: result.fix.clone(),
+                age: format_age(age_of(m.seen, now)),
+                stale: is_stale(m, now, stale_after),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| (a.status != CheckStatus::Fail, &a.name).cmp(&(b.status != CheckStatus::Fail, &b.name)));
+    found
+}
+
+/// The reports last heard from more than `older_than` ago, oldest first. An object that is not a
+/// report goes by when it was written.
+pub fn prunable(judged: &[Judged], now: Timestamp, older_than: Duration) -> Vec<Prunable> {
+    let mut old: Vec<(Timestamp, Prunable)> = judged
+        .iter()
+        .filter_map(|j| {
+            let (key, name, seen) = match j {
+                Judged::Machine(m) => (&m.key, Some(m.report.name.clone()), m.seen),
+                Judged::Rejected(r) => (&r.key, None, r.last_modified?),
+            };
+            let age = age_of(seen, now);
+            (age.unsigned_abs() > older_than).then(|| (seen, Prunable { key: key.clone(), name, age: format_age(age) }))
+        })
+        .collect();
+    old.sort_by_key(|(seen, p)| (*seen, p.key.clone()));
+    old.into_iter().map(|(_, p)| p).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::{CheckResult, Clocks, EngineSummary, ImageDigests, MachineReport, SCHEMA};
+
+    fn now() -> Timestamp {
+        "2026-11-28T12:00:00Z".parse().expect("time")
+    }
+
+    fn machine(name: &str, hours_ago: i64, checks: &[(&str, CheckStatus)], image: Option<(&str, &str)>) -> Judged {
+        let ran_at = now() - SignedDuration::from_hours(hours_ago);
+        Judged::Machine(Box::new(Machine {
+            key: format!("devbox/fleet/machines/{name}.json"),
+            seen: ran_at,
+            escaped: false,
+            report: MachineReport {
+                schema: SCHEMA,
+                machine_id: format!("id-{name}"),
+                name: name.into(),
+                devbox_version: if name == "old" { "0.9.0".into() } else { "0.10.0".into() },
+                os: "linux x86_64".into(),
+                engine: Some(EngineSummary {
+                    version: "27".into(),
+                    os: "Debian".into(),
+                    runtime: "colima".into(),
+                    vm: true,
+                }),
+                ran_at,
+                checks: checks
+                    .iter()
+                    .map(|(id, status)| CheckResult {
+                        id: id.to_string(),
+                        status: *status,
+                        summary: format!("{id} of {name}"),
+                        hint: None,
+                        fix: (*status == CheckStatus::Fail).then(|| format!("devbox fix-{id}")),
+                        details: BTreeMap::new(),
+                    })
+                    .collect(),
+                images: image
+                    .map(|(local, registry)| ImageDigests {
+                        name: "base/go:1".into(),
+                        local: (!local.is_empty()).then(|| local.into()),
+                        registry: (!registry.is_empty()).then(|| registry.into()),
+                    })
+                    .into_iter()
+                    .collect(),
+                clocks: Clocks::default(),
+                disk: None,
+            },
+        }))
+    }
+
+    fn fleet() -> Vec<Judged> {
+        use CheckStatus::*;
+        vec![
+            machine("alpha", 1, &[("clock", Ok), ("engine", Ok)], Some(("sha256:new", "sha256:new"))),
+            machine("bravo", 2, &[("clock", Fail), ("engine", Ok)], Some(("sha256:old", "sha256:new"))),
+            machine("charlie", 30, &[("clock", Warn), ("engine", Skipped)], Some(("", "sha256:older"))),
+            machine("old", 24 * 10, &[("clock", Fail), ("engine", Ok)], Some(("sha256:ancient", ""))),
+            Judged::Rejected(Rejected {
+                key: "devbox/fleet/machines/bad.json".into(),
+                reason: "is not JSON".into(),
+                last_modified: None,
+            }),
+        ]
+    }
+
+    const THREE_DAYS: Duration = Duration::from_secs(3 * 86_400);
+
+    #[test]
+    fn the_summary_counts_machines_checks_versions_and_rejects() {
+        let s = summary(&fleet(), now(), THREE_DAYS);
+        assert_eq!((s.machines, s.reported_24h, s.stale), (4, 2, 1));
+        let clock = s.checks.iter().find(|c| c.check == "clock").expect("clock");
+        assert_eq!((clock.pass, clock.warn, clock.fail, clock.stale, clock.unknown), (1, 1, 1, 1, 0));
+        assert_eq!(clock.pass_percent, 25.0);
+        let engine = s.checks.iter().find(|c| c.check == "engine").expect("engine");
+        assert_eq!((engine.pass, engine.unknown, engine.stale), (2, 1, 1));
+        let config = s.checks.iter().find(|c| c.check == "config").expect("every known check is listed");
+        assert_eq!(config.unknown, 3);
+        assert_eq!(
+            s.versions,
+            vec![
+                VersionCount { version: "0.10.0".into(), machines: 3 },
+                VersionCount { version: "0.9.0".into(), machines: 1 }
+            ]
+        );
+        assert_eq!(s.stale_machines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), vec!["old"]);
+        assert_eq!(s.rejected.len(), 1);
+        assert_eq!(s.timeline.len(), TIMELINE_DAYS as usize);
+        assert_eq!(s.timeline.last().map(|d| d.reports), Some(2), "{:?}", s.timeline);
+    }
+
+    #[test]
+    fn currency_follows_the_most_recent_registry_digest() {
+        let s = summary(&fleet(), now(), THREE_DAYS);
+        assert_eq!(
+            s.currency,
+            vec![ImageCurrency {
+                image: "base/go:1".into(),
+                current: Some("sha256:new".into()),
+                on_current: 1,
+                on_older: 2,
+                not_pulled: 1,
+                behind: vec!["bravo".into(), "old".into()],
+            }]
+        );
+    }
+
+    #[test]
+    fn failing_lists_failures_first_with_their_fixes() {
+        let found = failing(&fleet(), "clock", now(), THREE_DAYS);
+        let names: Vec<(&str, CheckStatus)> = found.iter().map(|f| (f.name.as_str(), f.status)).collect();
+        assert_eq!(
+            names,
+            vec![("bravo", CheckStatus::Fail), ("old", CheckStatus::Fail), ("charlie", CheckStatus::Warn)]
+        );
+        assert_eq!(found[0].fix.as_deref(), Some("devbox fix-clock"));
+        assert!(found[1].stale);
+        assert!(failing(&fleet(), "nonesuch", now(), THREE_DAYS).is_empty());
+    }
+
+    #[test]
+    fn machines_sort_as_asked() {
+        let names = |sort| -> Vec<String> {
+            machine_lines(&fleet(), now(), THREE_DAYS, sort).into_iter().map(|l| l.name).collect()
+        };
+        assert_eq!(names(SortBy::Name), ["alpha", "bravo", "charlie", "old"]);
+        assert_eq!(names(SortBy::Age), ["old", "charlie", "bravo", "alpha"]);
+        assert_eq!(names(SortBy::Version)[0], "old");
+        assert_eq!(names(SortBy::Failing)[..2], ["bravo", "old"]);
+        let line = &machine_lines(&fleet(), now(), THREE_DAYS, SortBy::Name)[1];
+        assert_eq!((line.age.as_str(), line.failing.clone(), line.stale), ("2h 0m", vec!["clock".to_string()], false));
+    }
+
+    #[test]
+    fn prune_takes_only_what_is_older_than_asked() {
+        let old = prunable(&fleet(), now(), Duration::from_secs(90 * 86_400));
+        assert!(old.is_empty());
+        let old = prunable(&fleet(), now(), Duration::from_secs(86_400));
+        assert_eq!(old.iter().map(|p| p.name.clone().unwrap_or_default()).collect::<Vec<_>>(), ["old", "charlie"]);
+        assert_eq!(old[0].age, "10d 0h");
+    }
+
+    #[test]
+    fn ages_read_like_people_say_them() {
+        assert_eq!(format_age(SignedDuration::from_secs(40)), "40s");
+        assert_eq!(format_age(SignedDuration::from_secs(7 * 60 + 5)), "7m");
+        assert_eq!(format_age(SignedDuration::from_secs(5 * 3600 + 12 * 60)), "5h 12m");
+        assert_eq!(format_age(SignedDuration::from_secs(3 * 86_400 + 4 * 3600)), "3d 4h");
+    }
+}
