@@ -10,6 +10,7 @@ mod cli;
 mod clock;
 mod credentials;
 mod doctor;
+mod fleet;
 mod garage_bed;
 mod init;
 mod install;

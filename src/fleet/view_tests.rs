@@ -1,0 +1,149 @@
+//! The fleet view's decisions, on a small fleet.
+
+use super::*;
+use crate::fleet::{CheckResult, Clocks, EngineSummary, ImageDigests, MachineReport, SCHEMA};
+
+fn now() -> Timestamp {
+    "2026-11-28T12:00:00Z".parse().expect("time")
+}
+
+fn machine(name: &str, hours_ago: i64, checks: &[(&str, CheckStatus)], image: Option<(&str, &str)>) -> Judged {
+    let ran_at = now() - SignedDuration::from_hours(hours_ago);
+    Judged::Machine(Box::new(Machine {
+        key: format!("devbox/fleet/machines/{name}.json"),
+        seen: ran_at,
+        escaped: false,
+        report: MachineReport {
+            schema: SCHEMA,
+            machine_id: format!("id-{name}"),
+            name: name.into(),
+            devbox_version: if name == "old" { "0.9.0".into() } else { "0.10.0".into() },
+            os: "linux x86_64".into(),
+            engine: Some(EngineSummary {
+                version: "27".into(),
+                os: "Debian".into(),
+                runtime: "colima".into(),
+                vm: true,
+            }),
+            ran_at,
+            checks: checks
+                .iter()
+                .map(|(id, status)| CheckResult {
+                    id: id.to_string(),
+                    status: *status,
+                    summary: format!("{id} of {name}"),
+                    hint: None,
+                    fix: (*status == CheckStatus::Fail).then(|| format!("devbox fix-{id}")),
+                    details: BTreeMap::new(),
+                })
+                .collect(),
+            images: image
+                .map(|(local, registry)| ImageDigests {
+                    name: "base/go:1".into(),
+                    local: (!local.is_empty()).then(|| local.into()),
+                    registry: (!registry.is_empty()).then(|| registry.into()),
+                })
+                .into_iter()
+                .collect(),
+            clocks: Clocks::default(),
+            disk: None,
+        },
+    }))
+}
+
+fn fleet() -> Vec<Judged> {
+    use CheckStatus::*;
+    vec![
+        machine("alpha", 1, &[("clock", Ok), ("engine", Ok)], Some(("sha256:new", "sha256:new"))),
+        machine("bravo", 2, &[("clock", Fail), ("engine", Ok)], Some(("sha256:old", "sha256:new"))),
+        machine("charlie", 30, &[("clock", Warn), ("engine", Skipped)], Some(("", "sha256:older"))),
+        machine("old", 24 * 10, &[("clock", Fail), ("engine", Ok)], Some(("sha256:ancient", ""))),
+        Judged::Rejected(Rejected {
+            key: "devbox/fleet/machines/bad.json".into(),
+            reason: "is not JSON".into(),
+            last_modified: None,
+        }),
+    ]
+}
+
+const THREE_DAYS: Duration = Duration::from_secs(3 * 86_400);
+
+#[test]
+fn the_summary_counts_machines_checks_versions_and_rejects() {
+    let s = summary(&fleet(), now(), THREE_DAYS);
+    assert_eq!((s.machines, s.reported_24h, s.stale), (4, 2, 1));
+    let clock = s.checks.iter().find(|c| c.check == "clock").expect("clock");
+    assert_eq!((clock.pass, clock.warn, clock.fail, clock.stale, clock.unknown), (1, 1, 1, 1, 0));
+    assert_eq!(clock.pass_percent, 25.0);
+    let engine = s.checks.iter().find(|c| c.check == "engine").expect("engine");
+    assert_eq!((engine.pass, engine.unknown, engine.stale), (2, 1, 1));
+    let config = s.checks.iter().find(|c| c.check == "config").expect("every known check is listed");
+    assert_eq!(config.unknown, 3);
+    assert_eq!(
+        s.versions,
+        vec![
+            VersionCount { version: "0.10.0".into(), machines: 3 },
+            VersionCount { version: "0.9.0".into(), machines: 1 }
+        ]
+    );
+    assert_eq!(s.stale_machines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), vec!["old"]);
+    assert_eq!(s.rejected.len(), 1);
+    assert_eq!(s.timeline.len(), TIMELINE_DAYS as usize);
+    assert_eq!(s.timeline.last().map(|d| d.reports), Some(2), "{:?}", s.timeline);
+}
+
+#[test]
+fn currency_follows_the_most_recent_registry_digest() {
+    let s = summary(&fleet(), now(), THREE_DAYS);
+    assert_eq!(
+        s.currency,
+        vec![ImageCurrency {
+            image: "base/go:1".into(),
+            current: Some("sha256:new".into()),
+            on_current: 1,
+            on_older: 2,
+            not_pulled: 1,
+            behind: vec!["bravo".into(), "old".into()],
+        }]
+    );
+}
+
+#[test]
+fn failing_lists_failures_first_with_their_fixes() {
+    let found = failing(&fleet(), "clock", now(), THREE_DAYS);
+    let names: Vec<(&str, CheckStatus)> = found.iter().map(|f| (f.name.as_str(), f.status)).collect();
+    assert_eq!(names, vec![("bravo", CheckStatus::Fail), ("old", CheckStatus::Fail), ("charlie", CheckStatus::Warn)]);
+    assert_eq!(found[0].fix.as_deref(), Some("devbox fix-clock"));
+    assert!(found[1].stale);
+    assert!(failing(&fleet(), "nonesuch", now(), THREE_DAYS).is_empty());
+}
+
+#[test]
+fn machines_sort_as_asked() {
+    let names = |sort| -> Vec<String> {
+        machine_lines(&fleet(), now(), THREE_DAYS, sort).into_iter().map(|l| l.name).collect()
+    };
+    assert_eq!(names(SortBy::Name), ["alpha", "bravo", "charlie", "old"]);
+    assert_eq!(names(SortBy::Age), ["old", "charlie", "bravo", "alpha"]);
+    assert_eq!(names(SortBy::Version)[0], "old");
+    assert_eq!(names(SortBy::Failing)[..2], ["bravo", "old"]);
+    let line = &machine_lines(&fleet(), now(), THREE_DAYS, SortBy::Name)[1];
+    assert_eq!((line.age.as_str(), line.failing.clone(), line.stale), ("2h 0m", vec!["clock".to_string()], false));
+}
+
+#[test]
+fn prune_takes_only_what_is_older_than_asked() {
+    let old = prunable(&fleet(), now(), Duration::from_secs(90 * 86_400));
+    assert!(old.is_empty());
+    let old = prunable(&fleet(), now(), Duration::from_secs(86_400));
+    assert_eq!(old.iter().map(|p| p.name.clone().unwrap_or_default()).collect::<Vec<_>>(), ["old", "charlie"]);
+    assert_eq!(old[0].age, "10d 0h");
+}
+
+#[test]
+fn ages_read_like_people_say_them() {
+    assert_eq!(format_age(SignedDuration::from_secs(40)), "40s");
+    assert_eq!(format_age(SignedDuration::from_secs(7 * 60 + 5)), "7m");
+    assert_eq!(format_age(SignedDuration::from_secs(5 * 3600 + 12 * 60)), "5h 12m");
+    assert_eq!(format_age(SignedDuration::from_secs(3 * 86_400 + 4 * 3600)), "3d 4h");
+}
