@@ -1,6 +1,7 @@
 //! `devbox fleet [--check NAME] [--json] [--html FILE]`, `devbox fleet machines|prune`
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -100,7 +101,7 @@ impl FleetArgs {
 
 /// Every report under the prefix, judged, and where they came from.
 struct Fleet {
-    aws: Aws,
+    aws: Arc<Aws>,
     judged: Vec<Judged>,
     /// "bucket/prefix/machines/", for people.
     source: String,
@@ -109,7 +110,7 @@ struct Fleet {
 impl Fleet {
     async fn read(config: &Config) -> anyhow::Result<Fleet> {
         let s3 = fleet_s3(config)?;
-        let aws = Aws::connect(&s3).await?;
+        let aws = Arc::new(Aws::connect(&s3).await?);
         let prefix = &config.fleet.prefix;
         let judged = read::fetch_all(&aws, prefix).await.map_err(|err| read_error(&aws, prefix, &s3.profile, err))?;
         let source = format!("{}/{}", aws.bucket(), machines_prefix(prefix));

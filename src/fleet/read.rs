@@ -11,7 +11,9 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{CheckStatus, MAX_REPORT_BYTES, MachineReport, SCHEMA, machines_prefix};
-use crate::aws::{Aws, ObjectError};
+use std::sync::Arc;
+
+use crate::aws::{Aws, ObjectError, ObjectInfo};
 
 /// How many reports are fetched at once.
 pub const CONCURRENCY: usize = 64;
@@ -46,28 +48,43 @@ pub enum Judged {
 
 /// Lists the reports and fetches them all. A listing or fetch that S3 refuses (a policy without
 /// s3:ListBucket or s3:GetObject) is the error; anything wrong with one report is that report's
-/// `Rejected`.
-pub async fn fetch_all(aws: &Aws, prefix: &str) -> Result<Vec<Judged>, ObjectError> {
+/// `Rejected`. Each fetch runs as a task of its own, so fetching and judging spread over the
+/// runtime's threads rather than queueing on the one that polls this function.
+pub async fn fetch_all(aws: &Arc<Aws>, prefix: &str) -> Result<Vec<Judged>, ObjectError> {
     let objects = aws.list_objects(&machines_prefix(prefix)).await?;
     let fetched: Vec<Result<Judged, ObjectError>> = futures_util::stream::iter(objects)
-        .map(|object| async move {
-            let rejected = |reason: String| {
-                Judged::Rejected(Rejected { key: object.key.clone(), reason, last_modified: object.last_modified })
-            };
-            if object.size > MAX_REPORT_BYTES {
-                return Ok(rejected(over_limit(object.size)));
-            }
-            match aws.get_object(&object.key, MAX_REPORT_BYTES).await {
-                Ok(body) => Ok(judge(&object.key, object.last_modified, &body)),
-                Err(err @ ObjectError::Denied { .. }) => Err(err),
-                Err(ObjectError::TooLarge { size, .. }) => Ok(rejected(over_limit(size))),
-                Err(other) => Ok(rejected(format!("could not be read: {other}"))),
+        .map(|object| {
+            let (key, last_modified) = (object.key.clone(), object.last_modified);
+            let task = tokio::spawn(fetch_one(Arc::clone(aws), object));
+            async move {
+                task.await.unwrap_or_else(|crashed| {
+                    Ok(Judged::Rejected(Rejected {
+                        key,
+                        reason: format!("could not be read: {crashed}"),
+                        last_modified,
+                    }))
+                })
             }
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
     fetched.into_iter().collect()
+}
+
+async fn fetch_one(aws: Arc<Aws>, object: ObjectInfo) -> Result<Judged, ObjectError> {
+    let rejected = |reason: String| {
+        Judged::Rejected(Rejected { key: object.key.clone(), reason, last_modified: object.last_modified })
+    };
+    if object.size > MAX_REPORT_BYTES {
+        return Ok(rejected(over_limit(object.size)));
+    }
+    match aws.get_object(&object.key, MAX_REPORT_BYTES).await {
+        Ok(body) => Ok(judge(&object.key, object.last_modified, &body)),
+        Err(err @ ObjectError::Denied { .. }) => Err(err),
+        Err(ObjectError::TooLarge { size, .. }) => Ok(rejected(over_limit(size))),
+        Err(other) => Ok(rejected(format!("could not be read: {other}"))),
+    }
 }
 
 fn over_limit(size: u64) -> String {
