@@ -142,7 +142,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 fn print_summary(p: &Printer, s: &Summary, source: &str) {
     p.line(format!(
-        "{} reported to s3://{source}: {} in the last 24 h, {} (no report for more than {})",
+        "{} reported to s3://{source}: {} in the last 24 h, {} stale (no report for more than {})",
         plural(s.machines, "machine", "machines"),
         s.reported_24h,
         s.stale,
