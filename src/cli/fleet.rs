@@ -90,7 +90,7 @@ impl FleetArgs {
                     None if self.json => p.json(&summary)?,
                     None => print_summary(p, &summary, &fleet.source),
                 }
-                if let Some(file) = &self.html {
+                if let Some(file) = self.html.as_ref().filter(|_| !self.json) {
                     p.line(format!("\nWrote the fleet page to {}", file.display()));
                 }
             }
