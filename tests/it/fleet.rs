@@ -5,7 +5,7 @@
 //! headless Chromium with no report value run as markup.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -260,17 +260,6 @@ fn three_laptops_are_counted_their_failures_named_and_the_one_behind_shown() {
     assert!(machines[0]["failing"].as_array().is_some_and(|f| f.contains(&json!("registry-container"))));
 }
 
-/// A plain sequential list-and-get loop over a prefix (botocore, one client); prints the count.
-const SEQUENTIAL: &str = "import sys, botocore.session
-s3 = botocore.session.get_session().create_client('s3', endpoint_url=sys.argv[1], region_name='us-east-1')
-n = 0
-for page in s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2], Prefix=sys.argv[3]):
-    for o in page.get('Contents', []):
-        s3.get_object(Bucket=sys.argv[2], Key=o['Key'])['Body'].read()
-        n += 1
-print(n)
-";
-
 /// How many days ago synthetic report `i` ran, and its clock check's status.
 const DAYS_AGO: [i64; 10] = [0, 0, 0, 1, 2, 5, 10, 20, 40, 100];
 
@@ -329,7 +318,7 @@ fn reports(bed: &GarageBed, n: usize) {
     aws_s3(bed, &["cp", "--recursive", "--quiet", dir.to_str().expect("utf-8"), &format!("s3://{bucket}/{PREFIX}")]);
 }
 
-/// A thousand reports: the summary is right, and read faster than one by one; the hostile ones are counted and named,
+/// A thousand reports: the summary is right, read concurrently and bounded; the hostile ones are counted and named,
 /// and stop nothing; `prune` takes the retired machines only, after a dry run that takes nothing.
 #[test]
 fn a_thousand_reports_and_hostile_ones_are_summed_up_right_and_fast() {
@@ -350,34 +339,24 @@ fn a_thousand_reports_and_hostile_ones_are_summed_up_right_and_fast() {
     )
     .expect("credentials");
 
-    let mut best = Duration::MAX;
-    let mut summary = Value::Null;
-    for _ in 0..3 {
-        let started = Instant::now();
-        summary = fleet_json(&bed, &["fleet", "--json"]);
-        best = best.min(started.elapsed());
-    }
-    // The same reports read one after another, by the SDK the aws CLI uses: what devbox beats by
-    // reading concurrently. (The 2 s goal is bench/fleet.sh's, on a release build.)
+    // Read concurrently and bounded: while it runs, devbox holds many connections to the S3
+    // server at once, and never more than its bound (64 fetches, and the listing's).
+    let mut child = bed.devbox_std(&["fleet", "--json"]).stdout(Stdio::null()).spawn().expect("run devbox fleet");
     let started = Instant::now();
-    let sequential = Command::new("python3")
-        .args(["-c", SEQUENTIAL, ENDPOINT, &bed.bed.bucket, PREFIX])
-        .env("AWS_ACCESS_KEY_ID", id)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("run python3");
-    let sequential_took = started.elapsed();
-    assert!(sequential.status.success(), "{}", output_text(&sequential));
-    assert_eq!(String::from_utf8_lossy(&sequential.stdout).trim(), "1006");
-    println!(
-        "devbox fleet over 1,006 reports: best of 3 {best:?}; a sequential list-and-get loop: {sequential_took:?}"
-    );
-    assert!(
-        best < sequential_took,
-        "devbox fleet ({best:?}) was no faster than reading one by one ({sequential_took:?})"
-    );
-    assert!(best < Duration::from_secs(20), "devbox fleet over 1,006 reports took {best:?}");
+    let mine = format!("pid={},", child.id());
+    let mut most = 0;
+    while child.try_wait().expect("wait").is_none() {
+        let ss =
+            Command::new("ss").args(["-Htnp", "state", "established", "dport", "=", ":3900"]).output().expect("run ss");
+        most = most.max(String::from_utf8_lossy(&ss.stdout).lines().filter(|l| l.contains(&mine)).count());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = started.elapsed();
+    println!("devbox fleet over 1,006 reports (debug build): {took:?}, at most {most} connections at once");
+    assert!((16..=66).contains(&most), "{most} connections at once: not concurrent, or not bounded");
+    // A debug build on a shared machine: the 2 s goal is bench/fleet.sh's, on a release build.
+    assert!(took < Duration::from_secs(30), "devbox fleet over 1,006 reports took {took:?}");
+    let summary = fleet_json(&bed, &["fleet", "--json"]);
 
     let fresh = |i: &usize| DAYS_AGO[i % 10] < 3;
     assert_eq!(summary["machines"], 1002, "1,000 and the two escaped ones");
