@@ -4,7 +4,8 @@
 #   scripts/release.sh package [--target T] [--binary FILE] [--version V] [--out DIR]
 #       builds devbox for T with `cargo build --release --locked --target T` (or takes FILE, a
 #       binary already built for T), packs it as DIR/v<V>/devbox-<V>-<T>.tar.gz, rewrites
-#       DIR/v<V>/SHA256SUMS, and sets DIR/latest to V unless a newer release is already there
+#       DIR/v<V>/SHA256SUMS, and sets DIR/latest to V (with DIR/install.sh beside it) unless
+#       V is a pre-release or a newer release is already there
 #   scripts/release.sh sums [--version V] [--out DIR]
 #       rewrites DIR/v<V>/SHA256SUMS over the archives there (after merging per-target builds)
 #
@@ -13,6 +14,7 @@
 #
 # The layout (docs/onboarding.md says how to publish it to GitHub releases or an S3 bucket):
 #   DIR/latest                                       the newest version, e.g. 0.2.0
+#   DIR/install.sh                                   the newest release's install.sh
 #   DIR/v<version>/devbox-<version>-<target>.tar.gz  holds the devbox binary at its root
 #   DIR/v<version>/SHA256SUMS                        "<sha256>  <archive>" for each archive
 #
@@ -90,7 +92,8 @@ newer_or_same() {
   [ "$(printf '%s\n%s\n' "$1" "$2" | sort -t . -k1,1n -k2,2n -k3,3n | tail -n 1)" = "$1" ]
 }
 
-# Sets DIR/latest to V, unless V is a pre-release or DIR/latest names a newer version.
+# Sets DIR/latest to V and copies install.sh beside it, unless V is a pre-release or DIR/latest
+# names a newer version.
 update_latest() {
   case "$version" in
     *-* | *+*) say "left $out/latest as it is: $version is a pre-release"; return ;;
@@ -102,8 +105,10 @@ update_latest() {
       return
     fi
   fi
+  # The newest release's install.sh, at the feed's root: `curl -fsSL <feed>/install.sh | sh`.
+  cp "$root/install.sh" "$out/install.sh.tmp" && mv -f "$out/install.sh.tmp" "$out/install.sh"
   printf '%s\n' "$version" >"$out/latest.tmp" && mv -f "$out/latest.tmp" "$out/latest"
-  say "wrote $out/latest ($version)"
+  say "wrote $out/latest ($version) and $out/install.sh"
 }
 
 # Builds devbox for $target and sets $binary to it.
