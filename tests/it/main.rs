@@ -17,6 +17,7 @@ mod private_engine;
 mod pull;
 mod registry;
 mod registry_lines;
+mod release;
 mod release_feed;
 mod schedule;
 mod self_update;
