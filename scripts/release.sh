@@ -9,7 +9,7 @@
 #   scripts/release.sh sums [--version V] [--out DIR]
 #       rewrites DIR/v<V>/SHA256SUMS over the archives there (after merging per-target builds)
 #
-# Defaults: T is this machine's target (as install.sh names it), V is Cargo.toml's version,
+# Defaults: T is this machine's target (rustc's host), V is Cargo.toml's version,
 # DIR is ./dist. Bad input exits 2 and writes nothing.
 #
 # The layout (docs/onboarding.md says how to publish it to GitHub releases or an S3 bucket):
@@ -43,19 +43,9 @@ usage() {
   say "Defaults: T is this machine's target, V is Cargo.toml's version, DIR is ./dist."
 }
 
-# This machine's target, named as install.sh names it.
+# This machine's target, as rustc names it (empty without rustc).
 host_target() {
-  case "$(uname -s)" in
-    Linux) os=unknown-linux-gnu ;;
-    Darwin) os=apple-darwin ;;
-    *) os=unknown ;;
-  esac
-  case "$(uname -m)" in
-    x86_64 | amd64) arch=x86_64 ;;
-    aarch64 | arm64) arch=aarch64 ;;
-    *) arch=$(uname -m) ;;
-  esac
-  say "$arch-$os"
+  rustc -vV 2>/dev/null | sed -n 's/^host: //p'
 }
 
 # The version in Cargo.toml's [package] table.
@@ -129,10 +119,12 @@ package() {
   { [ -f "$binary" ] && [ -x "$binary" ]; } || die "$binary is not an executable file"
   # A binary for this machine must say the version it is released as: self-update checks that
   # before it swaps a binary in, so a mismatch here would be a release nobody can update to.
-  if [ "$target" = "$(host_target)" ]; then
+  if [ "$target" = "$host" ]; then
     said=$("$binary" --version 2>/dev/null) || die "$binary --version failed; is it a devbox for $target?"
     [ "$said" = "devbox $version" ] \
       || die "$binary says \"$said\", not \"devbox $version\"; package it as the version it says (--version ${said#devbox }), or build the v$version tree"
+  else
+    say "not running $binary to check its version: it is for $target, this machine is ${host:-unknown}"
   fi
 
   dir="$out/v$version"
@@ -157,7 +149,8 @@ case "$command" in
   *) usage_error "unknown command \"$command\"" ;;
 esac
 
-target=$(host_target)
+host=$(host_target)
+target=$host
 binary=""
 version=""
 out="dist"
@@ -186,8 +179,11 @@ case "$version" in
   [0-9]*.[0-9]*.[0-9]*) ;;
   *) usage_error "\"$version\" is not a version such as 0.2.0" ;;
 esac
+[ -n "$target" ] || [ "$command" = sums ] \
+  || usage_error "cannot tell this machine's target (rustc -vV did not say); pass --target"
 case "$target" in
-  *[!0-9A-Za-z._-]* | "" | -*) usage_error "\"$target\" is not a target such as x86_64-unknown-linux-gnu" ;;
+  "") ;;
+  *[!0-9A-Za-z._-]* | -*) usage_error "\"$target\" is not a target such as x86_64-unknown-linux-gnu" ;;
 esac
 if [ -n "$binary" ]; then
   [ -f "$binary" ] || usage_error "--binary $binary: no such file"

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::release_feed::{ReleaseFeed, fake_devbox, sha256_hex, this_target};
+use crate::release_feed::{ReleaseFeed, assert_posix_sh, fake_devbox, sha256_hex, this_target};
 use crate::testbed::{output_text, write_executable};
 
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
@@ -33,16 +33,16 @@ fn release_sh_in(dir: &Path, args: &[&str]) -> Output {
     Command::new("dash").arg(script()).args(args).current_dir(dir).output().expect("run scripts/release.sh")
 }
 
-/// `release.sh package` of `binary` as `version` for this machine, into the feed.
+/// `release.sh package` of `binary` as `version` into the feed, for its default target: this
+/// machine's, which must be the name install.sh and self-update look for.
 fn package(feed: &ReleaseFeed, binary: &Path, version: &str) {
+    let binary = binary.to_string_lossy();
     let out = release_sh(&[
         "package",
         "--binary",
-        &binary.to_string_lossy(),
+        &binary,
         "--version",
         version,
-        "--target",
-        &this_target(),
         "--out",
         &feed.root.path().to_string_lossy(),
     ]);
@@ -182,7 +182,8 @@ fn release_sh_lists_every_target_in_sums_and_never_moves_latest_back() {
     };
     let latest = || std::fs::read_to_string(out_dir.path().join("latest")).expect("latest");
 
-    run("0.3.0", "riscv64gc-unknown-linux-gnu");
+    let said = run("0.3.0", "riscv64gc-unknown-linux-gnu");
+    assert!(said.contains("to check its version: it is for riscv64gc-unknown-linux-gnu"), "{said}");
     run("0.3.0", "aarch64-apple-darwin");
     let sums = std::fs::read_to_string(out_dir.path().join("v0.3.0/SHA256SUMS")).expect("sums");
     let names: Vec<&str> = sums.lines().filter_map(|l| l.split_once("  ").map(|(_, name)| name)).collect();
@@ -241,12 +242,7 @@ fn release_sh_refuses_bad_input_and_writes_nothing() {
 
 #[test]
 fn release_sh_is_shellcheck_clean_as_posix_sh() {
-    let out = Command::new("shellcheck")
-        .args(["-s", "sh"])
-        .arg(script())
-        .output()
-        .expect("run shellcheck (tests/testbed/up.sh installs it)");
-    assert!(out.status.success(), "shellcheck:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert_posix_sh(&script());
     let help = release_sh(&["--help"]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("usage: scripts/release.sh package"));
