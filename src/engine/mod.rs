@@ -3,6 +3,7 @@
 
 mod connect;
 mod endpoint;
+mod hardening;
 mod listing;
 mod model;
 mod oneshot;
@@ -26,7 +27,9 @@ use crate::ui::{Progress, TransferState};
 pub use listing::{ContainerEntry, ImageEntry, RemoveError};
 #[cfg(test)]
 pub use model::info_from_json;
-pub use model::{ContainerInfo, ContainerSpec, EngineInfo, ImageInfo, OneShotOutcome, OneShotSpec};
+pub use model::{
+    ContainerInfo, ContainerSpec, EngineInfo, Hardening, HealthCheck, ImageInfo, OneShotOutcome, OneShotSpec,
+};
 
 /// How long devbox waits for the engine to answer one ordinary request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -121,9 +124,11 @@ impl Engine {
             return Ok(None);
         };
         let config = inspect.config.unwrap_or_default();
-        let published = inspect
-            .host_config
-            .and_then(|h| h.port_bindings)
+        let host_config = inspect.host_config.unwrap_or_default();
+        let hardening = hardening::read(&host_config, config.healthcheck.as_ref());
+        let health = hardening::status(inspect.state.as_ref());
+        let published = host_config
+            .port_bindings
             .unwrap_or_default()
             .into_values()
             .flatten()
@@ -138,6 +143,8 @@ impl Engine {
             labels: config.labels.unwrap_or_default(),
             published,
             env: config.env.unwrap_or_default(),
+            hardening,
+            health,
         }))
     }
 
@@ -159,12 +166,15 @@ impl Engine {
             }),
             ..Default::default()
         };
+        let host_config = hardening::apply(&spec.hardening, host_config);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(spec.labels.clone()),
             exposed_ports: port_key.map(|key| vec![key]),
             cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+            volumes: (!spec.anonymous_volumes.is_empty()).then(|| spec.anonymous_volumes.clone()),
+            healthcheck: hardening::health_config(&spec.hardening),
             host_config: Some(host_config),
             ..Default::default()
         };

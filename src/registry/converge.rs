@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::api::RegistryApi;
 use super::cause::{self, StorageCause};
 use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide, line, verify};
-use crate::aws::{Aws, AwsCredentials};
+use crate::aws::{Aws, AwsCredentials, ContainerCredentials};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
@@ -180,10 +180,15 @@ async fn replace(
     if let Some(s3) = s3 {
         s3.check_bucket().await?;
     }
+    // The container's own credentials: a session minted now when the host's key is long-lived.
+    let credentials = match s3 {
+        Some(s3) => Some(s3.container_credentials(config.s3.session, config.s3.session_duration).await?),
+        None => None,
+    };
     if existing {
         engine.remove_container(&config.container).await?;
     }
-    create_and_start(engine, config, desired, s3.map(Aws::credentials)).await
+    create_and_start(engine, config, desired, credentials.as_ref().map(ContainerCredentials::credentials)).await
 }
 
 /// Why a registry could not be made ready: the error for people, and what the registry said (for

@@ -19,6 +19,7 @@ mod registry;
 mod registry_lines;
 mod release_feed;
 mod schedule;
+mod security;
 mod self_update;
 mod testbed;
 mod vm;
