@@ -207,6 +207,32 @@ impl Engine {
         .await
     }
 
+    /// Puts one file `name` into the directory `dir` of a container (created or running), which
+    /// must exist: unpacked there rather than at `/`, it may be a volume on a read-only root,
+    /// where the engine refuses anything unpacked at `/`.
+    pub async fn copy_file_into_dir(
+        &self,
+        container: &str,
+        dir: &str,
+        name: &str,
+        contents: &[u8],
+    ) -> anyhow::Result<()> {
+        let mut archive = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        archive.append_data(&mut header, name, contents)?;
+        let tarball = archive.into_inner()?;
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.call(
+            &format!("copying {dir}/{name} into container {container}"),
+            self.docker.upload_to_container(container, Some(options), bollard::body_full(tarball.into())),
+        )
+        .await
+    }
+
     /// Starts a container. A published port that something else holds becomes `Error::PortBusy`.
     pub async fn start_container(&self, name: &str, published_port: Option<u16>) -> anyhow::Result<()> {
         let what = format!("starting container {name}");

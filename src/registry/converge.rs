@@ -293,7 +293,10 @@ async fn create_and_start(
     let spec = container_spec(config, desired, credentials);
     engine.create_container(&spec).await?;
     let started = async {
-        engine.copy_file_into(&config.container, line::CONFIG_PATH, desired.config_yaml.as_bytes()).await?;
+        // Into the config's own volume: the root filesystem is read-only.
+        let name = line::CONFIG_PATH.rsplit('/').next().unwrap_or(line::CONFIG_PATH);
+        let dir = super::hardening::CONFIG_DIR;
+        engine.copy_file_into_dir(&config.container, dir, name, desired.config_yaml.as_bytes()).await?;
         engine.start_container(&config.container, Some(config.port)).await
     }
     .await;
