@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
@@ -185,28 +184,6 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Puts one file into a container (created or running) before it starts. Missing directories
-    /// on the way are made, so the path need not exist in the image.
-    pub async fn copy_file_into(&self, container: &str, path: &str, contents: &[u8]) -> anyhow::Result<()> {
-        let relative =
-            path.strip_prefix('/').filter(|p| !p.is_empty()).context("the path in the container is absolute")?;
-        let mut archive = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_cksum();
-        // Unpacked at `/`: the engine makes any parent directory the image lacks.
-        archive.append_data(&mut header, relative, contents)?;
-        let tarball = archive.into_inner()?;
-        let options = UploadToContainerOptionsBuilder::default().path("/").build();
-        self.call(
-            &format!("copying {path} into container {container}"),
-            self.docker.upload_to_container(container, Some(options), bollard::body_full(tarball.into())),
-        )
-        .await
-    }
-
     /// Puts one file `name` into the directory `dir` of a container (created or running), which
     /// must exist: unpacked there rather than at `/`, it may be a volume on a read-only root,
     /// where the engine refuses anything unpacked at `/`.
@@ -227,7 +204,7 @@ impl Engine {
         let tarball = archive.into_inner()?;
         let options = UploadToContainerOptionsBuilder::default().path(dir).build();
         self.call(
-            &format!("copying {dir}/{name} into container {container}"),
+            &format!("copying {}/{name} into container {container}", dir.trim_end_matches('/')),
             self.docker.upload_to_container(container, Some(options), bollard::body_full(tarball.into())),
         )
         .await
