@@ -310,15 +310,28 @@ async fn create_and_start(
 /// Why the registry cannot read its storage, from what it said (`said`: its error answer), or else
 /// from its recent log lines: once its storage health check has failed, it answers 503 with no
 /// detail, and only the log lines written before that name S3's reason.
+///
+/// The registry logs a failed request after it has answered it, so the line that names S3's reason
+/// may not be in the logs yet when the answer arrives (more so on a busy machine, where the
+/// container's CPU shares count): the logs are read again once, a moment later.
 pub async fn storage_cause(engine: &Engine, container: &str, said: &str) -> Option<StorageCause> {
     if let Some(cause) = cause::diagnose(said) {
         return Some(cause);
     }
     use futures_util::StreamExt;
-    let lines: Vec<String> =
-        engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
-    lines.iter().rev().find_map(|line| cause::diagnose(line))
+    for wait in [Duration::ZERO, LOG_LAG] {
+        tokio::time::sleep(wait).await;
+        let lines: Vec<String> =
+            engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
+        if let Some(cause) = lines.iter().rev().find_map(|line| cause::diagnose(line)) {
+            return Some(cause);
+        }
+    }
+    None
 }
+
+/// How long a log line may lag behind the answer it belongs to.
+const LOG_LAG: Duration = Duration::from_millis(500);
 
 /// Whether a failed request to the registry got an answer from it (an HTTP status), rather than
 /// no connection: only an answer can carry S3's reason, and "connection refused" from the local
