@@ -104,15 +104,16 @@ pub enum ContainerCredentials {
     Minted(AwsCredentials),
     /// The host's credentials as they are: already temporary, or `registry.s3.session = "off"`.
     AsResolved(AwsCredentials),
-    /// The host's long-lived key, because the endpoint has no STS (`session = "auto"`): why, for people.
-    LongLived { credentials: AwsCredentials, reason: String },
+    /// The host's long-lived key, because the endpoint has no STS (`session = "auto"`).
+    LongLived(AwsCredentials),
 }
 
 impl ContainerCredentials {
     pub fn credentials(&self) -> &AwsCredentials {
         match self {
-            ContainerCredentials::Minted(c) | ContainerCredentials::AsResolved(c) => c,
-            ContainerCredentials::LongLived { credentials, .. } => credentials,
+            ContainerCredentials::Minted(c)
+            | ContainerCredentials::AsResolved(c)
+            | ContainerCredentials::LongLived(c) => c,
         }
     }
 }
@@ -250,7 +251,7 @@ impl Aws {
         let asked = self.sts.get_session_token().duration_seconds(seconds).send().await;
         let answered_without_session = |reason: String| {
             if mode == SessionMode::Auto && !self.on_aws {
-                Ok(ContainerCredentials::LongLived { credentials: host.clone(), reason })
+                Ok(ContainerCredentials::LongLived(host.clone()))
             } else {
                 Err(Error::NoSessionCredentials {
                     endpoint: self.endpoint.clone(),
