@@ -12,7 +12,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{ProvideCredentials, Region};
 use aws_sdk_s3::error::SdkError;
 
-use crate::config::S3Config;
+use crate::config::{S3Config, SessionMode};
 use crate::error::{self, Error};
 
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(15);
@@ -27,6 +27,10 @@ pub struct AwsCredentials {
     pub expiry: Option<jiff::Timestamp>,
     /// When devbox resolved them: with `expiry`, their lifetime.
     pub resolved_at: jiff::Timestamp,
+    /// A keyed hash of the key these credentials are judged by when their expiry cannot judge
+    /// them: their own key when they have no expiry, or the long-lived key that minted this
+    /// session. `None` for sessions from SSO, assume-role or `credential_process`. Never the key.
+    pub source_key: Option<String>,
 }
 
 impl fmt::Debug for AwsCredentials {
@@ -57,12 +61,59 @@ impl AwsCredentials {
 #[cfg(test)]
 impl AwsCredentials {
     pub fn for_tests(access_key_id: &str, expiry: Option<jiff::Timestamp>, resolved_at: jiff::Timestamp) -> Self {
+        let secret_access_key = format!("secret-of-{access_key_id}");
         AwsCredentials {
+            source_key: expiry.is_none().then(|| key_hash(access_key_id, &secret_access_key)),
             access_key_id: access_key_id.to_string(),
-            secret_access_key: format!("secret-of-{access_key_id}"),
+            secret_access_key,
             session_token: None,
             expiry,
             resolved_at,
+        }
+    }
+
+    /// A session minted from `minter`, as `session_credentials` makes one.
+    pub fn minted_for_tests(minter: &AwsCredentials, expiry: jiff::Timestamp, resolved_at: jiff::Timestamp) -> Self {
+        AwsCredentials {
+            access_key_id: "ASIAMINTED".into(),
+            secret_access_key: "minted-secret".into(),
+            session_token: Some("minted-token".into()),
+            expiry: Some(expiry),
+            resolved_at,
+            source_key: minter.source_key.clone(),
+        }
+    }
+}
+
+/// A keyed hash that tells two keys apart without revealing either: the secret is part of what is
+/// hashed, so the hash cannot be checked against a guessed key ID without the secret too.
+fn key_hash(access_key_id: &str, secret_access_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in ["devbox-credentials-key", access_key_id, secret_access_key] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// What the registry container was given, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContainerCredentials {
+    /// A session minted by STS GetSessionToken from the host's long-lived key.
+    Minted(AwsCredentials),
+    /// The host's credentials as they are: already temporary, or `registry.s3.session = "off"`.
+    AsResolved(AwsCredentials),
+    /// The host's long-lived key, because the endpoint has no STS (`session = "auto"`).
+    LongLived(AwsCredentials),
+}
+
+impl ContainerCredentials {
+    pub fn credentials(&self) -> &AwsCredentials {
+        match self {
+            ContainerCredentials::Minted(c)
+            | ContainerCredentials::AsResolved(c)
+            | ContainerCredentials::LongLived(c) => c,
         }
     }
 }
@@ -85,6 +136,8 @@ pub struct Aws {
     credentials: AwsCredentials,
     bucket: String,
     endpoint: String,
+    /// No `registry.s3.endpoint`: AWS itself, which always has STS.
+    on_aws: bool,
 }
 
 /// Who the credentials belong to.
@@ -133,6 +186,15 @@ impl Aws {
             session_token: resolved.session_token().map(String::from),
             expiry: resolved.expiry().and_then(|t| jiff::Timestamp::try_from(t).ok()),
             resolved_at: jiff::Timestamp::now(),
+            source_key: None,
+        };
+        // Credentials without an expiry can only be judged by which key they are.
+        let credentials = AwsCredentials {
+            source_key: credentials
+                .expiry
+                .is_none()
+                .then(|| key_hash(&credentials.access_key_id, &credentials.secret_access_key)),
+            ..credentials
         };
         // Handed to a registry, these would be refused by S3 from its first request on.
         if let Some(expiry) = credentials.expiry
@@ -159,11 +221,78 @@ impl Aws {
             credentials,
             bucket,
             endpoint,
+            on_aws: s3.endpoint.is_empty(),
         })
     }
 
     pub fn credentials(&self) -> &AwsCredentials {
         &self.credentials
+    }
+
+    /// The credentials the registry container gets. A long-lived key (no expiry, no session token)
+    /// stays on the host: STS GetSessionToken mints a session of `duration` from it, which carries
+    /// the key's hash so that rotating the key is still seen. Credentials that are already
+    /// temporary are handed over as they are.
+    ///
+    /// Under `auto`, an S3-compatible endpoint that answers but gives no session (it has no STS:
+    /// MinIO, Garage, Ceph) gets the key itself; AWS always has STS, so there a refusal is an
+    /// error. Under `required` it is an error everywhere. An STS that gives no answer is an error
+    /// in every mode: nothing is handed over that the user did not choose.
+    pub async fn container_credentials(
+        &self,
+        mode: SessionMode,
+        duration: Duration,
+    ) -> Result<ContainerCredentials, Error> {
+        let host = &self.credentials;
+        if mode == SessionMode::Off || host.expiry.is_some() || host.session_token.is_some() {
+            return Ok(ContainerCredentials::AsResolved(host.clone()));
+        }
+        let seconds = i32::try_from(duration.as_secs()).unwrap_or(i32::MAX);
+        let asked = self.sts.get_session_token().duration_seconds(seconds).send().await;
+        let answered_without_session = |reason: String| {
+            if mode == SessionMode::Auto && !self.on_aws {
+                Ok(ContainerCredentials::LongLived(host.clone()))
+            } else {
+                Err(Error::NoSessionCredentials {
+                    endpoint: self.endpoint.clone(),
+                    required: mode == SessionMode::Required,
+                    reason,
+                })
+            }
+        };
+        let out = match asked {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(service)) => {
+                let status = service.raw().status().as_u16();
+                let code = aws_sdk_sts::error::ProvideErrorMetadata::code(service.err()).unwrap_or("no error code");
+                return answered_without_session(format!("STS GetSessionToken answered HTTP {status} ({code})"));
+            }
+            Err(err @ SdkError::ResponseError(_)) => {
+                return answered_without_session(format!(
+                    "its answer to STS GetSessionToken is not an STS answer ({})",
+                    error::chain(&err)
+                ));
+            }
+            Err(err) => {
+                return Err(Error::SessionCredentialsUnanswered {
+                    endpoint: self.endpoint.clone(),
+                    reason: error::chain(&err),
+                });
+            }
+        };
+        let Some(session) = out.credentials() else {
+            return answered_without_session("STS GetSessionToken answered without credentials".into());
+        };
+        let expiry =
+            std::time::SystemTime::try_from(*session.expiration()).ok().and_then(|t| jiff::Timestamp::try_from(t).ok());
+        Ok(ContainerCredentials::Minted(AwsCredentials {
+            access_key_id: session.access_key_id().to_string(),
+            secret_access_key: session.secret_access_key().to_string(),
+            session_token: Some(session.session_token().to_string()),
+            expiry,
+            resolved_at: jiff::Timestamp::now(),
+            source_key: host.source_key.clone(),
+        }))
     }
 
     /// Proves the bucket exists and these credentials may use it (HeadBucket). Returns the latency.

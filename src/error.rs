@@ -107,6 +107,16 @@ pub enum Error {
     #[error("the AWS credentials of profile {profile:?} had already expired when devbox got them (at {expiry})")]
     AwsCredentialsExpired { profile: String, expiry: String },
 
+    /// `registry.s3.session` asks for session credentials that the endpoint does not give.
+    #[error(
+        "registry.s3.session = \"{}\", but {endpoint} gives no session credentials: {reason}",
+        if *required { "required" } else { "auto" }
+    )]
+    NoSessionCredentials { endpoint: String, required: bool, reason: String },
+
+    #[error("cannot get session credentials for the registry from STS at {endpoint}: {reason}")]
+    SessionCredentialsUnanswered { endpoint: String, reason: String },
+
     /// The registry answers, but S3 refuses its reads, for a reason devbox named.
     #[error("the registry {container} cannot read its storage: {cause}")]
     RegistryStorage { container: String, cause: String, fix: String },
@@ -200,6 +210,7 @@ impl Error {
             Error::Config(_)
             | Error::Usage(_)
             | Error::UnknownRegistryImage { .. }
+            | Error::NoSessionCredentials { required: true, .. }
             | Error::NoBaseImages
             | Error::ClockNotVm { .. }
             | Error::ClockForced { .. }
@@ -254,6 +265,18 @@ impl Error {
             Error::AwsCredentialsExpired { profile, .. } => format!(
                 "Their source hands out credentials that are already past their Expiration: check that machine's clock and what it prints (`aws configure export-credentials --profile {profile}`). Nothing was changed."
             ),
+            Error::NoSessionCredentials { required: true, .. } => "An S3-compatible store without STS \
+                 (MinIO, Garage, Ceph) cannot give them: set registry.s3.session = \"auto\" to hand the registry the \
+                 long-lived key there (doctor then warns), or give the profile temporary credentials (SSO, \
+                 assume-role). The registry was left as it was."
+                .into(),
+            Error::NoSessionCredentials { .. } => "AWS refused to make a session from this key: check the key \
+                 (`aws sts get-session-token --profile PROFILE`), or set registry.s3.session = \"off\" to hand the \
+                 registry the key itself. The registry was left as it was."
+                .into(),
+            Error::SessionCredentialsUnanswered { .. } => "Check registry.s3.endpoint and your network or VPN, then \
+                 run the command again. The registry was left as it was."
+                .into(),
             Error::RegistryStorage { fix, .. } => fix.clone(),
             Error::RegistryNotReady { container, .. } => {
                 format!("See what the registry said: `devbox registry logs --no-follow` (container {container}).")

@@ -3,6 +3,7 @@
 
 mod connect;
 mod endpoint;
+mod hardening;
 mod listing;
 mod model;
 mod oneshot;
@@ -11,7 +12,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
@@ -26,7 +26,9 @@ use crate::ui::{Progress, TransferState};
 pub use listing::{ContainerEntry, ImageEntry, RemoveError};
 #[cfg(test)]
 pub use model::info_from_json;
-pub use model::{ContainerInfo, ContainerSpec, EngineInfo, ImageInfo, OneShotOutcome, OneShotSpec};
+pub use model::{
+    ContainerInfo, ContainerSpec, EngineInfo, Hardening, HealthCheck, ImageInfo, OneShotOutcome, OneShotSpec,
+};
 
 /// How long devbox waits for the engine to answer one ordinary request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -121,9 +123,11 @@ impl Engine {
             return Ok(None);
         };
         let config = inspect.config.unwrap_or_default();
-        let published = inspect
-            .host_config
-            .and_then(|h| h.port_bindings)
+        let host_config = inspect.host_config.unwrap_or_default();
+        let hardening = hardening::read(&host_config, config.healthcheck.as_ref());
+        let health = hardening::status(inspect.state.as_ref());
+        let published = host_config
+            .port_bindings
             .unwrap_or_default()
             .into_values()
             .flatten()
@@ -138,6 +142,8 @@ impl Engine {
             labels: config.labels.unwrap_or_default(),
             published,
             env: config.env.unwrap_or_default(),
+            hardening,
+            health,
         }))
     }
 
@@ -159,12 +165,15 @@ impl Engine {
             }),
             ..Default::default()
         };
+        let host_config = hardening::apply(&spec.hardening, host_config);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(spec.labels.clone()),
             exposed_ports: port_key.map(|key| vec![key]),
             cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+            volumes: (!spec.anonymous_volumes.is_empty()).then(|| spec.anonymous_volumes.clone()),
+            healthcheck: hardening::health_config(&spec.hardening),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -175,23 +184,27 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Puts one file into a container (created or running) before it starts. Missing directories
-    /// on the way are made, so the path need not exist in the image.
-    pub async fn copy_file_into(&self, container: &str, path: &str, contents: &[u8]) -> anyhow::Result<()> {
-        let relative =
-            path.strip_prefix('/').filter(|p| !p.is_empty()).context("the path in the container is absolute")?;
+    /// Puts one file `name` into the directory `dir` of a container (created or running), which
+    /// must exist: unpacked there rather than at `/`, it may be a volume on a read-only root,
+    /// where the engine refuses anything unpacked at `/`.
+    pub async fn copy_file_into_dir(
+        &self,
+        container: &str,
+        dir: &str,
+        name: &str,
+        contents: &[u8],
+    ) -> anyhow::Result<()> {
         let mut archive = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_size(contents.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_cksum();
-        // Unpacked at `/`: the engine makes any parent directory the image lacks.
-        archive.append_data(&mut header, relative, contents)?;
+        archive.append_data(&mut header, name, contents)?;
         let tarball = archive.into_inner()?;
-        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
         self.call(
-            &format!("copying {path} into container {container}"),
+            &format!("copying {}/{name} into container {container}", dir.trim_end_matches('/')),
             self.docker.upload_to_container(container, Some(options), bollard::body_full(tarball.into())),
         )
         .await

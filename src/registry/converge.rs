@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::api::RegistryApi;
 use super::cause::{self, StorageCause};
 use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide, line, verify};
-use crate::aws::{Aws, AwsCredentials};
+use crate::aws::{Aws, AwsCredentials, ContainerCredentials};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
@@ -180,10 +180,15 @@ async fn replace(
     if let Some(s3) = s3 {
         s3.check_bucket().await?;
     }
+    // The container's own credentials: a session minted now when the host's key is long-lived.
+    let credentials = match s3 {
+        Some(s3) => Some(s3.container_credentials(config.s3.session, config.s3.session_duration).await?),
+        None => None,
+    };
     if existing {
         engine.remove_container(&config.container).await?;
     }
-    create_and_start(engine, config, desired, s3.map(Aws::credentials)).await
+    create_and_start(engine, config, desired, credentials.as_ref().map(ContainerCredentials::credentials)).await
 }
 
 /// Why a registry could not be made ready: the error for people, and what the registry said (for
@@ -288,7 +293,10 @@ async fn create_and_start(
     let spec = container_spec(config, desired, credentials);
     engine.create_container(&spec).await?;
     let started = async {
-        engine.copy_file_into(&config.container, line::CONFIG_PATH, desired.config_yaml.as_bytes()).await?;
+        // Into the config's own volume: the root filesystem is read-only.
+        let name = line::CONFIG_PATH.rsplit('/').next().unwrap_or(line::CONFIG_PATH);
+        let dir = super::hardening::CONFIG_DIR;
+        engine.copy_file_into_dir(&config.container, dir, name, desired.config_yaml.as_bytes()).await?;
         engine.start_container(&config.container, Some(config.port)).await
     }
     .await;
@@ -302,15 +310,28 @@ async fn create_and_start(
 /// Why the registry cannot read its storage, from what it said (`said`: its error answer), or else
 /// from its recent log lines: once its storage health check has failed, it answers 503 with no
 /// detail, and only the log lines written before that name S3's reason.
+///
+/// The registry logs a failed request after it has answered it, so the line that names S3's reason
+/// may not be in the logs yet when the answer arrives (more so on a busy machine, where the
+/// container's CPU shares count): the logs are read again once, a moment later.
 pub async fn storage_cause(engine: &Engine, container: &str, said: &str) -> Option<StorageCause> {
     if let Some(cause) = cause::diagnose(said) {
         return Some(cause);
     }
     use futures_util::StreamExt;
-    let lines: Vec<String> =
-        engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
-    lines.iter().rev().find_map(|line| cause::diagnose(line))
+    for wait in [Duration::ZERO, LOG_LAG] {
+        tokio::time::sleep(wait).await;
+        let lines: Vec<String> =
+            engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
+        if let Some(cause) = lines.iter().rev().find_map(|line| cause::diagnose(line)) {
+            return Some(cause);
+        }
+    }
+    None
 }
+
+/// How long a log line may lag behind the answer it belongs to.
+const LOG_LAG: Duration = Duration::from_millis(500);
 
 /// Whether a failed request to the registry got an answer from it (an HTTP status), rather than
 /// no connection: only an answer can carry S3's reason, and "connection refused" from the local

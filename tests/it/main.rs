@@ -20,6 +20,7 @@ mod registry_lines;
 mod release;
 mod release_feed;
 mod schedule;
+mod security;
 mod self_update;
 mod testbed;
 mod vm;

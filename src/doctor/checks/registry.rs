@@ -5,9 +5,9 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::{EngineFacts, Probe};
-use crate::config::RegistryConfig;
+use crate::config::{ByteSize, RegistryConfig, SessionMode};
 use crate::doctor::{CheckId, Finding, Remedy, Status};
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::{ContainerInfo, Engine, Hardening};
 use crate::registry;
 use crate::registry::api::RegistryApi;
 use crate::registry::cause::StorageCause;
@@ -30,6 +30,10 @@ pub struct ContainerFound {
     pub desired_hash: Option<String>,
     /// When it was looked at: the container's credentials are judged against it.
     pub now: jiff::Timestamp,
+    /// How the current devbox.toml confines the container.
+    pub hardening: Hardening,
+    /// `registry.s3.session`, named when the registry holds a long-lived key.
+    pub session: SessionMode,
 }
 
 /// The registry container, in the terms the judge needs.
@@ -45,6 +49,11 @@ pub struct ContainerSeen {
     pub id: String,
     /// Its own AWS credentials, as devbox recorded them when it made the container.
     pub lease: Lease,
+    /// Whether those credentials are a long-lived key (no session token).
+    pub long_lived_key: bool,
+    pub hardening: Hardening,
+    /// Its health check's verdict, when it has one.
+    pub health: Option<String>,
 }
 
 impl ContainerSeen {
@@ -59,6 +68,9 @@ impl ContainerSeen {
             image: container.image.clone(),
             id: container.id.clone(),
             lease: registry::lease_of(container),
+            long_lived_key: registry::holds_long_lived_key(container),
+            hardening: container.hardening.clone(),
+            health: container.health.clone(),
         }
     }
 
@@ -80,6 +92,8 @@ pub async fn measure_container(engine: &Engine, registry: &RegistryConfig) -> Co
         container,
         desired_hash: registry::desired(engine, registry).await.ok().flatten().map(|desired| desired.hash),
         now: jiff::Timestamp::now(),
+        hardening: registry::hardening(registry),
+        session: registry.s3.session,
     }
 }
 
@@ -150,12 +164,71 @@ pub fn judge_container(found: &ContainerFound) -> Finding {
             .detail("credentials", format!("expire in {}, renewed from {renew_at}", human_until(found.now, expiry))),
         LeaseVerdict::LongLived => finding,
     };
+    let (finding, missing) = hardening_details(finding, container, &found.hardening);
+    let finding = finding.detail("long_lived_key", if container.long_lived_key { "yes" } else { "no" });
     match &found.desired_hash {
-        Some(desired) if container.config_hash.as_ref() != Some(desired) => Finding { status: Status::Warn, ..finding }
-            .hint("It was made from an older devbox.toml; recreate it to apply the current one.")
-            .remedy(Remedy::RegistryUp),
-        _ => finding,
+        Some(desired) if container.config_hash.as_ref() != Some(desired) => {
+            return Finding { status: Status::Warn, ..finding }
+                .hint("It was made from an older devbox.toml; recreate it to apply the current one.")
+                .remedy(Remedy::RegistryUp);
+        }
+        _ => {}
     }
+    if !missing.is_empty() {
+        return Finding { status: Status::Warn, ..finding }
+            .hint(format!(
+                "It runs without {} (CIS Docker Benchmark, section 5); recreate it hardened.",
+                missing.join(", ")
+            ))
+            .remedy(Remedy::RegistryUp);
+    }
+    if container.health.as_deref() == Some("unhealthy") {
+        return Finding { status: Status::Warn, ..finding }.hint(format!(
+            "Its health check fails: `docker inspect --format '{{{{json .State.Health}}}}' {name}` shows what it said."
+        ));
+    }
+    if container.long_lived_key {
+        let why = match found.session {
+            SessionMode::Off => "registry.s3.session = \"off\" hands it the key itself. Set it to \"auto\" \
+                 (session credentials from STS) and run `devbox registry up`."
+                .to_string(),
+            SessionMode::Auto | SessionMode::Required => "Its S3 endpoint gives no STS session credentials, so \
+                 registry.s3.session = \"auto\" handed it the key itself. Use temporary credentials (SSO, \
+                 assume-role) for the profile, or an endpoint with STS; registry.s3.session = \"required\" \
+                 refuses instead."
+                .to_string(),
+        };
+        return Finding { status: Status::Warn, ..finding }.hint(format!(
+            "The registry holds a long-lived AWS key, which anything that can read the engine's API (docker inspect) \
+             can read. {why}"
+        ));
+    }
+    finding
+}
+
+/// Each hardening setting as a detail, present (with its value) or "missing"; and the missing ones.
+fn hardening_details(
+    mut finding: Finding,
+    container: &ContainerSeen,
+    wanted: &Hardening,
+) -> (Finding, Vec<&'static str>) {
+    let held = &container.hardening;
+    let mut missing = Vec::new();
+    for (setting, present) in registry::hardening::compare(held, wanted) {
+        let value = match setting {
+            _ if !present => {
+                missing.push(setting);
+                "missing".to_string()
+            }
+            "memory" => held.memory.map(|m| ByteSize(m).to_string()).unwrap_or_default(),
+            "cpu_shares" => held.cpu_shares.map(|v| v.to_string()).unwrap_or_default(),
+            "pids_limit" => held.pids_limit.map(|v| v.to_string()).unwrap_or_default(),
+            "health_check" => container.health.clone().unwrap_or_else(|| "present".into()),
+            _ => "yes".to_string(),
+        };
+        finding = finding.detail(setting, value);
+    }
+    (finding, missing)
 }
 
 /// When another process holds the port, that is the problem to name.
@@ -250,7 +323,17 @@ mod tests {
             port_held: false,
             desired_hash: Some("abc".into()),
             now: jiff::Timestamp::from_second(1_800_000_000).expect("a timestamp"),
+            hardening: hardened(),
+            session: SessionMode::Auto,
         }
+    }
+
+    fn hardened() -> Hardening {
+        let mut config = crate::config::parse_str(crate::config::DEFAULTS, std::path::Path::new("defaults"))
+            .expect("embedded defaults parse")
+            .registry;
+        config.pids_limit = 256;
+        registry::hardening(&config)
     }
 
     fn running() -> ContainerSeen {
@@ -264,6 +347,9 @@ mod tests {
             image: "registry:2.8".into(),
             id: "0123456789abcdef".into(),
             lease: Lease::default(),
+            long_lived_key: false,
+            hardening: hardened(),
+            health: Some("healthy".into()),
         }
     }
 
@@ -338,6 +424,35 @@ mod tests {
             judge_container(&found(Some(local))).summary,
             "devbox-registry running on 127.0.0.1:5000, filesystem"
         );
+    }
+
+    #[test]
+    fn each_hardening_setting_is_reported_and_a_missing_one_is_a_warning() {
+        let ok = judge_container(&found(Some(running())));
+        assert_eq!(ok.status, Status::Ok, "{ok:?}");
+        for key in ["read_only_rootfs", "no_new_privileges", "cap_drop_all"] {
+            assert_eq!(ok.details.get(key).map(String::as_str), Some("yes"), "{key}");
+        }
+        assert_eq!(ok.details.get("pids_limit").map(String::as_str), Some("256"));
+        assert_eq!(ok.details.get("health_check").map(String::as_str), Some("healthy"));
+        assert_eq!(ok.details.get("long_lived_key").map(String::as_str), Some("no"));
+
+        let soft = judge_container(&found(Some(ContainerSeen { hardening: Hardening::default(), ..running() })));
+        assert_eq!((soft.status, soft.remedy), (Status::Warn, Some(Remedy::RegistryUp)), "{soft:?}");
+        assert_eq!(soft.details.get("read_only_rootfs").map(String::as_str), Some("missing"));
+        assert!(soft.hint.unwrap_or_default().contains("read_only_rootfs, no_new_privileges"));
+    }
+
+    #[test]
+    fn a_long_lived_key_in_the_registry_is_a_warning_that_names_the_setting() {
+        let holding = ContainerSeen { long_lived_key: true, ..running() };
+        let auto = judge_container(&found(Some(holding.clone())));
+        assert_eq!(auto.status, Status::Warn);
+        assert_eq!(auto.details.get("long_lived_key").map(String::as_str), Some("yes"));
+        let hint = auto.hint.unwrap_or_default();
+        assert!(hint.contains("long-lived AWS key") && hint.contains("registry.s3.session"), "{hint}");
+        let off = judge_container(&ContainerFound { session: SessionMode::Off, ..found(Some(holding)) });
+        assert!(off.hint.unwrap_or_default().contains("registry.s3.session = \"off\""));
     }
 
     #[test]
