@@ -18,7 +18,7 @@ use crate::aws::AwsCredentials;
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, ContainerSpec};
 pub use converge::{
-    Converged, answered, connect_s3, converge, desired, pending, remove, storage_cause, storage_error, wait_ready,
+    Converged, connect_s3, converge, desired, pending, remove, storage_cause, storage_error, wait_ready,
 };
 use lease::{Lease, LeaseVerdict};
 use line::{Layout, Line};
