@@ -1,7 +1,10 @@
 //! The errors users are expected to meet. Each says what happened and where (`Display`), what to do
 //! next (`hint`), and which exit code it means. Everything else travels as `anyhow` context.
 //!
-//! This is the crate's vocabulary, so it depends on nothing else in the crate.
+//! This is the crate's vocabulary, so it depends on nothing else in the crate. Each outside system's
+//! home says what happened to its requests in its own enum (`engine::EngineError`,
+//! `registry::api::ApiError`, `http::NoAnswer`, `aws::ObjectError`); `cli::hint_of` finds the hint
+//! of either kind in an error's chain.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -14,6 +14,8 @@ use crate::error::Error;
 use crate::ui::Progress;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the registry's logs are given to show the cause of an error it has just answered.
+const LOG_GRACE: Duration = Duration::from_secs(2);
 
 /// What `converge` did, and the registry it left.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,10 +334,19 @@ pub async fn storage_cause(engine: &Engine, container: &str, answer: Option<&Api
     if let Some(cause) = answer.and_then(ApiError::storage_cause) {
         return Some(cause.clone());
     }
-    use futures_util::StreamExt;
-    let lines: Vec<String> =
-        engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
-    lines.iter().rev().find_map(|line| cause::diagnose(line))
+    // The registry logs a request's error after it has answered it, and the engine's log pipeline
+    // adds its own delay: a line that is not there yet may be a moment later.
+    let deadline = std::time::Instant::now() + LOG_GRACE;
+    loop {
+        use futures_util::StreamExt;
+        let lines: Vec<String> =
+            engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
+        let cause = lines.iter().rev().find_map(|line| cause::diagnose(line));
+        if cause.is_some() || std::time::Instant::now() >= deadline {
+            return cause;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The error for a registry that cannot read its storage, with the command that fixes `cause`;
