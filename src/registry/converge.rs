@@ -362,3 +362,33 @@ async fn last_log_lines(engine: &Engine, container: &str) -> String {
         engine.logs(container, "5", false).filter_map(|line| async move { line.ok() }).collect().await;
     if lines.is_empty() { String::new() } else { format!("; its last log lines:\n{}", lines.concat().trim_end()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_error_says_the_cause_and_its_one_remedy_then_what_follows() {
+        let error = storage_error(
+            "devbox-registry",
+            &StorageCause::Credentials { code: "ExpiredToken".into() },
+            "Then pull again.",
+        );
+        assert!(error.to_string().contains("S3 refused the registry's AWS credentials (ExpiredToken)"), "{error}");
+        assert_eq!(
+            error.hint().as_deref(),
+            Some("Renew the registry's credentials: `devbox registry up`. Then pull again.")
+        );
+        let error = storage_error("devbox-registry", &StorageCause::NoSuchBucket, "");
+        assert_eq!(error.hint(), Some(StorageCause::NoSuchBucket.remedy().hint()));
+    }
+
+    #[test]
+    fn not_ready_keeps_the_registrys_last_answer() {
+        let answer = ApiError::NotARegistry { url: "http://127.0.0.1:5000/v2/".into(), status: 503 };
+        let timed_out = NotReady::TimedOut { answer: answer.clone(), seconds: 30 };
+        assert_eq!(timed_out.answer(), Some(&answer));
+        assert!(timed_out.to_string().ends_with("but not as a Docker registry (waited 30s)"), "{timed_out}");
+        assert_eq!(NotReady::Stopped { state: "exited".into() }.answer(), None);
+    }
+}
