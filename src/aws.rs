@@ -10,12 +10,14 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{ProvideCredentials, Region};
-use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::config::{S3Config, SessionMode};
 use crate::error::{self, Error};
 
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one S3 operation may take, retries included.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Credentials for the registry's S3 driver. `Debug` never shows the secret parts.
 #[derive(Clone, PartialEq)]
@@ -123,10 +125,42 @@ impl ContainerCredentials {
 /// is the source refusing (an expired SSO login, a `credential_process` that failed), which logging
 /// in again fixes.
 fn refused(profile: &str, reason: &str) -> Error {
-    if reason.contains("could not parse response") || reason.contains("could not decode output") {
+    if is_unreadable_output(reason) {
         return Error::AwsCredentialsUnreadable { profile: profile.to_string() };
     }
     Error::AwsCredentials { profile: profile.to_string(), reason: reason.to_string() }
+}
+
+/// Whether aws-config's error says a `credential_process` printed something that is not
+/// credentials. aws-config reports that only in words (a `ProviderError` holding a sentence, the
+/// same kind as a process that failed), so they are read here, once, into
+/// `Error::AwsCredentialsUnreadable`; its wording is in aws-config's `credential_process.rs`.
+fn is_unreadable_output(reason: &str) -> bool {
+    const UNREADABLE: [&str; 2] = ["could not parse response", "could not decode output"];
+    UNREADABLE.iter().any(|words| reason.contains(words))
+}
+
+/// Why one object of a bucket could not be read. Its `Display` is one line for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    #[error("no object {key} in bucket {bucket} at {endpoint} (HTTP 404)")]
+    NotFound { bucket: String, key: String, endpoint: String },
+    #[error("access denied to s3://{bucket}/{key} for these credentials (HTTP 403)")]
+    Denied { bucket: String, key: String },
+    /// S3 answered with another status, and the code it gave, when it gave one.
+    #[error("HTTP {status} from {endpoint}{}", code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Status { endpoint: String, status: u16, code: Option<String> },
+    #[error("{endpoint} did not answer within {seconds}s")]
+    TimedOut { endpoint: String, seconds: u64 },
+    /// The request failed on the way (DNS, connection, TLS), with its causes.
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("s3://{bucket}/{key} is {size} bytes, over the limit of {limit}")]
+    TooLarge { bucket: String, key: String, size: i64, limit: usize },
+    #[error("s3://{bucket}/{key} is not text")]
+    NotText { bucket: String, key: String },
+    #[error("cannot sign a URL for s3://{bucket}/{key}: {reason}")]
+    Unsigned { bucket: String, key: String, reason: String },
 }
 
 /// AWS as the registry's bucket needs it: resolved credentials, and S3 and STS clients.
@@ -156,7 +190,7 @@ impl Aws {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))
-                    .operation_timeout(Duration::from_secs(10))
+                    .operation_timeout(OPERATION_TIMEOUT)
                     .build(),
             )
             .retry_config(RetryConfig::standard().with_max_attempts(2));
@@ -321,43 +355,40 @@ impl Aws {
     }
 
     /// The object `key` of the bucket, as text (a release feed's `latest`).
-    pub async fn get_text(&self, key: &str) -> Result<String, String> {
-        let at = || format!("s3://{}/{key}", self.bucket);
-        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
-            match e.raw_response().map(|r| r.status().as_u16()) {
-                Some(404) => format!("{} does not exist", at()),
-                Some(403) => format!("{}: access denied for these credentials", at()),
-                _ => format!("{}: {}", at(), error::chain(&e)),
-            }
-        })?;
-        let bytes = out.body.collect().await.map_err(|e| format!("{}: {e}", at()))?.into_bytes();
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{} is not text", at()))
+    pub async fn get_text(&self, key: &str) -> Result<String, ObjectError> {
+        let bytes = self.get_bytes(key, usize::MAX).await?;
+        String::from_utf8(bytes).map_err(|_| ObjectError::NotText { bucket: self.bucket.clone(), key: key.to_string() })
     }
 
-    /// The object `key` of the bucket (a team's devbox.toml), refused above `max_bytes`. Errors
-    /// are one line for people.
-    pub async fn get_bytes(&self, key: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
-        let (bucket, endpoint) = (&self.bucket, &self.endpoint);
-        let out = self.client.get_object().bucket(bucket).key(key).send().await.map_err(|err| match &err {
-            SdkError::ServiceError(service) => match service.raw().status().as_u16() {
-                404 => format!("no object {key} in bucket {bucket} at {endpoint} (HTTP 404)"),
-                403 => format!("access denied to s3://{bucket}/{key} for these credentials (HTTP 403)"),
-                status => format!("HTTP {status} from {endpoint}"),
-            },
-            SdkError::TimeoutError(_) => format!("{endpoint} did not answer within 10s"),
-            _ => error::chain(&err),
-        })?;
-        if out.content_length().is_some_and(|len| len > max_bytes as i64) {
-            return Err(format!("it is {} bytes; a devbox.toml is a few kilobytes", out.content_length().unwrap_or(0)));
+    /// The object `key` of the bucket (a team's devbox.toml), refused above `max_bytes`.
+    pub async fn get_bytes(&self, key: &str, max_bytes: usize) -> Result<Vec<u8>, ObjectError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| self.object_error(key, err))?;
+        if let Some(size) = out.content_length().filter(|len| *len > max_bytes as i64) {
+            return Err(ObjectError::TooLarge {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                size,
+                limit: max_bytes,
+            });
         }
-        let body = out.body.collect().await.map_err(|e| error::chain(&e))?;
+        let body = out.body.collect().await.map_err(|e| ObjectError::Unreachable(error::chain(&e)))?;
         Ok(body.into_bytes().to_vec())
     }
 
     /// A URL that lets a plain HTTP client GET the object `key` for `valid_for`, signed with these
     /// credentials (so self_update can download a release from a private bucket).
-    pub async fn presigned_get(&self, key: &str, valid_for: Duration) -> Result<String, String> {
-        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for).map_err(|e| e.to_string())?;
+    pub async fn presigned_get(&self, key: &str, valid_for: Duration) -> Result<String, ObjectError> {
+        let unsigned =
+            |reason: String| ObjectError::Unsigned { bucket: self.bucket.clone(), key: key.to_string(), reason };
+        let config =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for).map_err(|e| unsigned(e.to_string()))?;
         let request = self
             .client
             .get_object()
@@ -365,8 +396,25 @@ impl Aws {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| format!("cannot sign a URL for s3://{}/{key}: {}", self.bucket, error::chain(&e)))?;
+            .map_err(|e| unsigned(error::chain(&e)))?;
         Ok(request.uri().to_string())
+    }
+
+    fn object_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        key: &str,
+        err: SdkError<E>,
+    ) -> ObjectError {
+        let (bucket, key, endpoint) = (self.bucket.clone(), key.to_string(), self.endpoint.clone());
+        match &err {
+            SdkError::ServiceError(service) => match service.raw().status().as_u16() {
+                404 => ObjectError::NotFound { bucket, key, endpoint },
+                403 => ObjectError::Denied { bucket, key },
+                status => ObjectError::Status { endpoint, status, code: service.err().code().map(String::from) },
+            },
+            SdkError::TimeoutError(_) => ObjectError::TimedOut { endpoint, seconds: OPERATION_TIMEOUT.as_secs() },
+            _ => ObjectError::Unreachable(error::chain(&err)),
+        }
     }
 
     /// A repository and one of its tags, as the registry's storage under `root` holds them, read
@@ -428,7 +476,7 @@ impl Aws {
             reason: reason.to_string(),
         };
         match &err {
-            SdkError::TimeoutError(_) => unreachable("no answer within 10s".into()),
+            SdkError::TimeoutError(_) => unreachable(format!("no answer within {}s", OPERATION_TIMEOUT.as_secs())),
             SdkError::DispatchFailure(_) => unreachable(error::chain(&err)),
             SdkError::ServiceError(service) => match service.raw().status().as_u16() {
                 404 => bucket("the bucket does not exist"),
@@ -438,5 +486,35 @@ impl Aws {
             },
             _ => unreachable(error::chain(&err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_that_is_not_credentials_is_named_without_being_quoted() {
+        // aws-config's own wordings, from its credential_process.rs.
+        for said in [
+            "Error retrieving credentials from external process, could not parse response: missing field",
+            "Error retrieving credentials from external process: could not decode output as UTF-8: invalid utf-8",
+        ] {
+            assert!(matches!(refused("devbox", said), Error::AwsCredentialsUnreadable { .. }), "{said}");
+        }
+        let failed = "Error retrieving credentials: external process exited with code exit status: 1. Stderr: no";
+        assert!(matches!(refused("devbox", failed), Error::AwsCredentials { .. }));
+    }
+
+    #[test]
+    fn an_object_error_names_what_s3_said() {
+        let status = ObjectError::Status {
+            endpoint: "http://127.0.0.1:3900".into(),
+            status: 400,
+            code: Some("InvalidRequest".into()),
+        };
+        assert_eq!(status.to_string(), "HTTP 400 from http://127.0.0.1:3900 (InvalidRequest)");
+        let denied = ObjectError::Denied { bucket: "b".into(), key: "k".into() };
+        assert_eq!(denied.to_string(), "access denied to s3://b/k for these credentials (HTTP 403)");
     }
 }

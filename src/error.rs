@@ -1,7 +1,10 @@
 //! The errors users are expected to meet. Each says what happened and where (`Display`), what to do
 //! next (`hint`), and which exit code it means. Everything else travels as `anyhow` context.
 //!
-//! This is the crate's vocabulary, so it depends on nothing else in the crate.
+//! This is the crate's vocabulary, so it depends on nothing else in the crate. Each outside system's
+//! home says what happened to its requests in its own enum (`engine::EngineError`,
+//! `registry::api::ApiError`, `http::NoAnswer`, `aws::ObjectError`); `cli::hint_of` finds the hint
+//! of either kind in an error's chain.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -72,9 +75,6 @@ pub enum Error {
 
     #[error("Docker engine not reachable (tried: {})", tried.iter().map(|a| format!("{} → {}", a.place, a.outcome)).collect::<Vec<_>>().join("; "))]
     EngineUnreachable { tried: Vec<Attempt> },
-
-    #[error("the Docker engine at {endpoint} did not answer {what} within {seconds}s")]
-    EngineTimeout { endpoint: String, what: String, seconds: u64 },
 
     #[error("port {port} on 127.0.0.1 is already in use, so the registry cannot listen there")]
     PortBusy { port: u16 },
@@ -234,9 +234,6 @@ impl Error {
             Error::Usage(_) => "Run `devbox --help` for the commands and flags.".into(),
             Error::EngineUnreachable { .. } => {
                 "Start Docker (Docker Desktop, colima start, `sudo systemctl start docker`, …), or point DOCKER_HOST at a running engine.".into()
-            }
-            Error::EngineTimeout { .. } => {
-                "The engine is running but not answering. Restart Docker, then run `devbox doctor`.".into()
             }
             Error::PortBusy { port } => format!(
                 "Stop whatever listens there (`lsof -iTCP:{port} -sTCP:LISTEN`), or set registry.port in devbox.toml to a free port. On macOS, port 5000 is often the AirPlay Receiver."

@@ -19,7 +19,7 @@ use crate::aws::AwsCredentials;
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, ContainerSpec, Hardening};
 pub use converge::{
-    Converged, answered, connect_s3, converge, desired, pending, remove, storage_cause, storage_error, wait_ready,
+    Converged, connect_s3, converge, desired, pending, remove, storage_cause, storage_error, wait_ready,
 };
 pub use hardening::{hardening, holds_long_lived_key};
 use lease::{Lease, LeaseVerdict};

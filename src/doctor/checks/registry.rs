@@ -9,8 +9,8 @@ use crate::config::{ByteSize, RegistryConfig, SessionMode};
 use crate::doctor::{CheckId, Finding, Remedy, Status};
 use crate::engine::{ContainerInfo, Engine, Hardening};
 use crate::registry;
-use crate::registry::api::RegistryApi;
-use crate::registry::cause::StorageCause;
+use crate::registry::api::{ApiError, RegistryApi};
+use crate::registry::cause::FixCommand;
 use crate::registry::lease::{Lease, LeaseVerdict, human_until};
 
 pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
@@ -257,10 +257,11 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
     // base images' manifests are such reads, and are read anyway (the base-images check compares
     // them): they start with the ping. With no base image configured, the catalog is read.
     let (pinged, digests) = tokio::join!(api.ping(), probe.digests());
-    if let Err(reason) = pinged {
-        return explained(probe, &reason, Finding::fail(id, reason.clone())).await.unwrap_or_else(|| {
-            Finding::fail(id, reason).hint("See what the registry says: devbox registry logs --no-follow")
-        });
+    if let Err(answer) = pinged {
+        let finding = Finding::fail(id, answer.to_string());
+        return explained(probe, Some(&answer), finding.clone())
+            .await
+            .unwrap_or_else(|| finding.hint("See what the registry says: devbox registry logs --no-follow"));
     }
     // Its behaviour, not devbox's labels, shows that it runs devbox's config.
     let proofs = match registry::verify::prove_connecting(&api, &probe.config.registry).await {
@@ -270,9 +271,9 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
                 .hint("Recreate it. If that does not help, registry.image names an image that does not read the config devbox names as its command.")
                 .fix("devbox registry down && devbox registry up");
         }
-        registry::verify::Verdict::Unproven(reason) => {
+        registry::verify::Verdict::Unproven { reason, answer } => {
             let finding = Finding::fail(id, format!("{url}/v2/ answers, but {reason}"));
-            return explained(probe, &reason, finding.clone())
+            return explained(probe, answer.as_ref(), finding.clone())
                 .await
                 .unwrap_or_else(|| finding.hint("See what the registry says: devbox registry logs --no-follow"));
         }
@@ -281,33 +282,36 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
         Finding::fail(id, format!("{url}/v2/ answers, but the registry cannot read its storage: {reason}"))
     };
     let generic = "Check the bucket and credentials (`devbox doctor --check aws-credentials`) and `devbox registry logs --no-follow`.";
-    let failed = match digests {
+    // The base images' reads are HEAD requests: their answers have no body to name S3's reason, so
+    // only the registry's logs can.
+    let (failed, answer) = match digests {
         Ok(digests) if !digests.is_empty() => {
             return Finding::ok(
                 id,
                 format!("{url}/v2/ answers; read {} manifests from storage{proofs}", digests.len()),
             );
         }
-        Err(failed) => failed.summary,
+        Err(failed) => (failed.summary, None),
         Ok(_) => match api.read_through(None).await {
             Ok(what) => return Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
-            Err(reason) => reason,
+            Err(answer) => (answer.to_string(), Some(answer)),
         },
     };
-    explained(probe, &failed, unreadable(&failed)).await.unwrap_or_else(|| unreadable(&failed).hint(generic))
+    explained(probe, answer.as_ref(), unreadable(&failed)).await.unwrap_or_else(|| unreadable(&failed).hint(generic))
 }
 
 /// `finding` with the root cause the registry gives for a failed storage read, and its fix; `None`
-/// when neither its answer nor its logs name one.
-async fn explained(probe: &Probe<'_>, said: &str, finding: Finding) -> Option<Finding> {
+/// when neither its error answer nor its logs name one.
+async fn explained(probe: &Probe<'_>, answer: Option<&ApiError>, finding: Finding) -> Option<Finding> {
     let facts = probe.engine().await?;
-    let cause = registry::storage_cause(&facts.engine, &probe.config.registry.container, said).await?;
+    let cause = registry::storage_cause(&facts.engine, &probe.config.registry.container, answer).await?;
     let summary = format!("{}: {}", finding.summary, cause.explain());
-    let finding = Finding { summary, ..finding }.hint(cause.hint());
-    Some(match cause {
-        StorageCause::Credentials { .. } => finding.remedy(Remedy::RegistryUp),
-        StorageCause::Clock { .. } => finding.remedy(Remedy::ClockSync),
-        StorageCause::NoSuchBucket | StorageCause::Unreachable { .. } => finding,
+    let remedy = cause.remedy();
+    let finding = Finding { summary, ..finding }.hint(remedy.hint());
+    Some(match remedy.command {
+        Some(FixCommand::RegistryUp) => finding.remedy(Remedy::RegistryUp),
+        Some(FixCommand::ClockSync) => finding.remedy(Remedy::ClockSync),
+        None => finding,
     })
 }
 
