@@ -10,12 +10,14 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{ProvideCredentials, Region};
-use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-use crate::config::S3Config;
+use crate::config::{S3Config, SessionMode};
 use crate::error::{self, Error};
 
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one S3 operation may take, retries included.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Credentials for the registry's S3 driver. `Debug` never shows the secret parts.
 #[derive(Clone, PartialEq)]
@@ -27,6 +29,10 @@ pub struct AwsCredentials {
     pub expiry: Option<jiff::Timestamp>,
     /// When devbox resolved them: with `expiry`, their lifetime.
     pub resolved_at: jiff::Timestamp,
+    /// A keyed hash of the key these credentials are judged by when their expiry cannot judge
+    /// them: their own key when they have no expiry, or the long-lived key that minted this
+    /// session. `None` for sessions from SSO, assume-role or `credential_process`. Never the key.
+    pub source_key: Option<String>,
 }
 
 impl fmt::Debug for AwsCredentials {
@@ -57,12 +63,59 @@ impl AwsCredentials {
 #[cfg(test)]
 impl AwsCredentials {
     pub fn for_tests(access_key_id: &str, expiry: Option<jiff::Timestamp>, resolved_at: jiff::Timestamp) -> Self {
+        let secret_access_key = format!("secret-of-{access_key_id}");
         AwsCredentials {
+            source_key: expiry.is_none().then(|| key_hash(access_key_id, &secret_access_key)),
             access_key_id: access_key_id.to_string(),
-            secret_access_key: format!("secret-of-{access_key_id}"),
+            secret_access_key,
             session_token: None,
             expiry,
             resolved_at,
+        }
+    }
+
+    /// A session minted from `minter`, as `session_credentials` makes one.
+    pub fn minted_for_tests(minter: &AwsCredentials, expiry: jiff::Timestamp, resolved_at: jiff::Timestamp) -> Self {
+        AwsCredentials {
+            access_key_id: "ASIAMINTED".into(),
+            secret_access_key: "minted-secret".into(),
+            session_token: Some("minted-token".into()),
+            expiry: Some(expiry),
+            resolved_at,
+            source_key: minter.source_key.clone(),
+        }
+    }
+}
+
+/// A keyed hash that tells two keys apart without revealing either: the secret is part of what is
+/// hashed, so the hash cannot be checked against a guessed key ID without the secret too.
+fn key_hash(access_key_id: &str, secret_access_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in ["devbox-credentials-key", access_key_id, secret_access_key] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// What the registry container was given, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContainerCredentials {
+    /// A session minted by STS GetSessionToken from the host's long-lived key.
+    Minted(AwsCredentials),
+    /// The host's credentials as they are: already temporary, or `registry.s3.session = "off"`.
+    AsResolved(AwsCredentials),
+    /// The host's long-lived key, because the endpoint has no STS (`session = "auto"`).
+    LongLived(AwsCredentials),
+}
+
+impl ContainerCredentials {
+    pub fn credentials(&self) -> &AwsCredentials {
+        match self {
+            ContainerCredentials::Minted(c)
+            | ContainerCredentials::AsResolved(c)
+            | ContainerCredentials::LongLived(c) => c,
         }
     }
 }
@@ -72,10 +125,42 @@ impl AwsCredentials {
 /// is the source refusing (an expired SSO login, a `credential_process` that failed), which logging
 /// in again fixes.
 fn refused(profile: &str, reason: &str) -> Error {
-    if reason.contains("could not parse response") || reason.contains("could not decode output") {
+    if is_unreadable_output(reason) {
         return Error::AwsCredentialsUnreadable { profile: profile.to_string() };
     }
     Error::AwsCredentials { profile: profile.to_string(), reason: reason.to_string() }
+}
+
+/// Whether aws-config's error says a `credential_process` printed something that is not
+/// credentials. aws-config reports that only in words (a `ProviderError` holding a sentence, the
+/// same kind as a process that failed), so they are read here, once, into
+/// `Error::AwsCredentialsUnreadable`; its wording is in aws-config's `credential_process.rs`.
+fn is_unreadable_output(reason: &str) -> bool {
+    const UNREADABLE: [&str; 2] = ["could not parse response", "could not decode output"];
+    UNREADABLE.iter().any(|words| reason.contains(words))
+}
+
+/// Why one object of a bucket could not be read. Its `Display` is one line for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    #[error("no object {key} in bucket {bucket} at {endpoint} (HTTP 404)")]
+    NotFound { bucket: String, key: String, endpoint: String },
+    #[error("access denied to s3://{bucket}/{key} for these credentials (HTTP 403)")]
+    Denied { bucket: String, key: String },
+    /// S3 answered with another status, and the code it gave, when it gave one.
+    #[error("HTTP {status} from {endpoint}{}", code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Status { endpoint: String, status: u16, code: Option<String> },
+    #[error("{endpoint} did not answer within {seconds}s")]
+    TimedOut { endpoint: String, seconds: u64 },
+    /// The request failed on the way (DNS, connection, TLS), with its causes.
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("s3://{bucket}/{key} is {size} bytes, over the limit of {limit}")]
+    TooLarge { bucket: String, key: String, size: i64, limit: usize },
+    #[error("s3://{bucket}/{key} is not text")]
+    NotText { bucket: String, key: String },
+    #[error("cannot sign a URL for s3://{bucket}/{key}: {reason}")]
+    Unsigned { bucket: String, key: String, reason: String },
 }
 
 /// AWS as the registry's bucket needs it: resolved credentials, and S3 and STS clients.
@@ -85,6 +170,8 @@ pub struct Aws {
     credentials: AwsCredentials,
     bucket: String,
     endpoint: String,
+    /// No `registry.s3.endpoint`: AWS itself, which always has STS.
+    on_aws: bool,
 }
 
 /// Who the credentials belong to.
@@ -103,7 +190,7 @@ impl Aws {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))
-                    .operation_timeout(Duration::from_secs(10))
+                    .operation_timeout(OPERATION_TIMEOUT)
                     .build(),
             )
             .retry_config(RetryConfig::standard().with_max_attempts(2));
@@ -133,6 +220,15 @@ impl Aws {
             session_token: resolved.session_token().map(String::from),
             expiry: resolved.expiry().and_then(|t| jiff::Timestamp::try_from(t).ok()),
             resolved_at: jiff::Timestamp::now(),
+            source_key: None,
+        };
+        // Credentials without an expiry can only be judged by which key they are.
+        let credentials = AwsCredentials {
+            source_key: credentials
+                .expiry
+                .is_none()
+                .then(|| key_hash(&credentials.access_key_id, &credentials.secret_access_key)),
+            ..credentials
         };
         // Handed to a registry, these would be refused by S3 from its first request on.
         if let Some(expiry) = credentials.expiry
@@ -159,11 +255,78 @@ impl Aws {
             credentials,
             bucket,
             endpoint,
+            on_aws: s3.endpoint.is_empty(),
         })
     }
 
     pub fn credentials(&self) -> &AwsCredentials {
         &self.credentials
+    }
+
+    /// The credentials the registry container gets. A long-lived key (no expiry, no session token)
+    /// stays on the host: STS GetSessionToken mints a session of `duration` from it, which carries
+    /// the key's hash so that rotating the key is still seen. Credentials that are already
+    /// temporary are handed over as they are.
+    ///
+    /// Under `auto`, an S3-compatible endpoint that answers but gives no session (it has no STS:
+    /// MinIO, Garage, Ceph) gets the key itself; AWS always has STS, so there a refusal is an
+    /// error. Under `required` it is an error everywhere. An STS that gives no answer is an error
+    /// in every mode: nothing is handed over that the user did not choose.
+    pub async fn container_credentials(
+        &self,
+        mode: SessionMode,
+        duration: Duration,
+    ) -> Result<ContainerCredentials, Error> {
+        let host = &self.credentials;
+        if mode == SessionMode::Off || host.expiry.is_some() || host.session_token.is_some() {
+            return Ok(ContainerCredentials::AsResolved(host.clone()));
+        }
+        let seconds = i32::try_from(duration.as_secs()).unwrap_or(i32::MAX);
+        let asked = self.sts.get_session_token().duration_seconds(seconds).send().await;
+        let answered_without_session = |reason: String| {
+            if mode == SessionMode::Auto && !self.on_aws {
+                Ok(ContainerCredentials::LongLived(host.clone()))
+            } else {
+                Err(Error::NoSessionCredentials {
+                    endpoint: self.endpoint.clone(),
+                    required: mode == SessionMode::Required,
+                    reason,
+                })
+            }
+        };
+        let out = match asked {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(service)) => {
+                let status = service.raw().status().as_u16();
+                let code = aws_sdk_sts::error::ProvideErrorMetadata::code(service.err()).unwrap_or("no error code");
+                return answered_without_session(format!("STS GetSessionToken answered HTTP {status} ({code})"));
+            }
+            Err(err @ SdkError::ResponseError(_)) => {
+                return answered_without_session(format!(
+                    "its answer to STS GetSessionToken is not an STS answer ({})",
+                    error::chain(&err)
+                ));
+            }
+            Err(err) => {
+                return Err(Error::SessionCredentialsUnanswered {
+                    endpoint: self.endpoint.clone(),
+                    reason: error::chain(&err),
+                });
+            }
+        };
+        let Some(session) = out.credentials() else {
+            return answered_without_session("STS GetSessionToken answered without credentials".into());
+        };
+        let expiry =
+            std::time::SystemTime::try_from(*session.expiration()).ok().and_then(|t| jiff::Timestamp::try_from(t).ok());
+        Ok(ContainerCredentials::Minted(AwsCredentials {
+            access_key_id: session.access_key_id().to_string(),
+            secret_access_key: session.secret_access_key().to_string(),
+            session_token: Some(session.session_token().to_string()),
+            expiry,
+            resolved_at: jiff::Timestamp::now(),
+            source_key: host.source_key.clone(),
+        }))
     }
 
     /// Proves the bucket exists and these credentials may use it (HeadBucket). Returns the latency.
@@ -192,43 +355,40 @@ impl Aws {
     }
 
     /// The object `key` of the bucket, as text (a release feed's `latest`).
-    pub async fn get_text(&self, key: &str) -> Result<String, String> {
-        let at = || format!("s3://{}/{key}", self.bucket);
-        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
-            match e.raw_response().map(|r| r.status().as_u16()) {
-                Some(404) => format!("{} does not exist", at()),
-                Some(403) => format!("{}: access denied for these credentials", at()),
-                _ => format!("{}: {}", at(), error::chain(&e)),
-            }
-        })?;
-        let bytes = out.body.collect().await.map_err(|e| format!("{}: {e}", at()))?.into_bytes();
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{} is not text", at()))
+    pub async fn get_text(&self, key: &str) -> Result<String, ObjectError> {
+        let bytes = self.get_bytes(key, usize::MAX).await?;
+        String::from_utf8(bytes).map_err(|_| ObjectError::NotText { bucket: self.bucket.clone(), key: key.to_string() })
     }
 
-    /// The object `key` of the bucket (a team's devbox.toml), refused above `max_bytes`. Errors
-    /// are one line for people.
-    pub async fn get_bytes(&self, key: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
-        let (bucket, endpoint) = (&self.bucket, &self.endpoint);
-        let out = self.client.get_object().bucket(bucket).key(key).send().await.map_err(|err| match &err {
-            SdkError::ServiceError(service) => match service.raw().status().as_u16() {
-                404 => format!("no object {key} in bucket {bucket} at {endpoint} (HTTP 404)"),
-                403 => format!("access denied to s3://{bucket}/{key} for these credentials (HTTP 403)"),
-                status => format!("HTTP {status} from {endpoint}"),
-            },
-            SdkError::TimeoutError(_) => format!("{endpoint} did not answer within 10s"),
-            _ => error::chain(&err),
-        })?;
-        if out.content_length().is_some_and(|len| len > max_bytes as i64) {
-            return Err(format!("it is {} bytes; a devbox.toml is a few kilobytes", out.content_length().unwrap_or(0)));
+    /// The object `key` of the bucket (a team's devbox.toml), refused above `max_bytes`.
+    pub async fn get_bytes(&self, key: &str, max_bytes: usize) -> Result<Vec<u8>, ObjectError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| self.object_error(key, err))?;
+        if let Some(size) = out.content_length().filter(|len| *len > max_bytes as i64) {
+            return Err(ObjectError::TooLarge {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                size,
+                limit: max_bytes,
+            });
         }
-        let body = out.body.collect().await.map_err(|e| error::chain(&e))?;
+        let body = out.body.collect().await.map_err(|e| ObjectError::Unreachable(error::chain(&e)))?;
         Ok(body.into_bytes().to_vec())
     }
 
     /// A URL that lets a plain HTTP client GET the object `key` for `valid_for`, signed with these
     /// credentials (so self_update can download a release from a private bucket).
-    pub async fn presigned_get(&self, key: &str, valid_for: Duration) -> Result<String, String> {
-        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for).map_err(|e| e.to_string())?;
+    pub async fn presigned_get(&self, key: &str, valid_for: Duration) -> Result<String, ObjectError> {
+        let unsigned =
+            |reason: String| ObjectError::Unsigned { bucket: self.bucket.clone(), key: key.to_string(), reason };
+        let config =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for).map_err(|e| unsigned(e.to_string()))?;
         let request = self
             .client
             .get_object()
@@ -236,8 +396,25 @@ impl Aws {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| format!("cannot sign a URL for s3://{}/{key}: {}", self.bucket, error::chain(&e)))?;
+            .map_err(|e| unsigned(error::chain(&e)))?;
         Ok(request.uri().to_string())
+    }
+
+    fn object_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        key: &str,
+        err: SdkError<E>,
+    ) -> ObjectError {
+        let (bucket, key, endpoint) = (self.bucket.clone(), key.to_string(), self.endpoint.clone());
+        match &err {
+            SdkError::ServiceError(service) => match service.raw().status().as_u16() {
+                404 => ObjectError::NotFound { bucket, key, endpoint },
+                403 => ObjectError::Denied { bucket, key },
+                status => ObjectError::Status { endpoint, status, code: service.err().code().map(String::from) },
+            },
+            SdkError::TimeoutError(_) => ObjectError::TimedOut { endpoint, seconds: OPERATION_TIMEOUT.as_secs() },
+            _ => ObjectError::Unreachable(error::chain(&err)),
+        }
     }
 
     /// A repository and one of its tags, as the registry's storage under `root` holds them, read
@@ -299,7 +476,7 @@ impl Aws {
             reason: reason.to_string(),
         };
         match &err {
-            SdkError::TimeoutError(_) => unreachable("no answer within 10s".into()),
+            SdkError::TimeoutError(_) => unreachable(format!("no answer within {}s", OPERATION_TIMEOUT.as_secs())),
             SdkError::DispatchFailure(_) => unreachable(error::chain(&err)),
             SdkError::ServiceError(service) => match service.raw().status().as_u16() {
                 404 => bucket("the bucket does not exist"),
@@ -318,7 +495,7 @@ impl Aws {
 
 /// One S3 object request that failed, by what happened.
 #[derive(Debug, thiserror::Error)]
-pub enum ObjectError {
+pub enum ActionError {
     #[error("S3 refused {action} on {resource} for these credentials (HTTP 403)")]
     Denied { action: &'static str, resource: String },
     #[error("no object {resource} (HTTP 404)")]
@@ -360,28 +537,28 @@ impl Aws {
         }
     }
 
-    fn object_error<E: std::error::Error + 'static>(
+    fn action_error<E: std::error::Error + 'static>(
         &self,
         action: &'static str,
         key: &str,
         err: SdkError<E>,
-    ) -> ObjectError {
+    ) -> ActionError {
         let resource = self.resource(key);
         match &err {
-            SdkError::TimeoutError(_) => ObjectError::Timeout { action, resource, endpoint: self.endpoint.clone() },
+            SdkError::TimeoutError(_) => ActionError::Timeout { action, resource, endpoint: self.endpoint.clone() },
             SdkError::ServiceError(service) => match service.raw().status().as_u16() {
-                403 => ObjectError::Denied { action, resource },
-                404 => ObjectError::NotFound { resource },
+                403 => ActionError::Denied { action, resource },
+                404 => ActionError::NotFound { resource },
                 status => {
-                    ObjectError::Failed { action, resource, reason: format!("HTTP {status} from {}", self.endpoint) }
+                    ActionError::Failed { action, resource, reason: format!("HTTP {status} from {}", self.endpoint) }
                 }
             },
-            _ => ObjectError::Failed { action, resource, reason: error::chain(&err) },
+            _ => ActionError::Failed { action, resource, reason: error::chain(&err) },
         }
     }
 
     /// Writes `body` as the object `key` (s3:PutObject).
-    pub async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), ObjectError> {
+    pub async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), ActionError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -390,12 +567,12 @@ impl Aws {
             .body(body.into())
             .send()
             .await
-            .map_err(|e| self.object_error("s3:PutObject", key, e))?;
+            .map_err(|e| self.action_error("s3:PutObject", key, e))?;
         Ok(())
     }
 
     /// Every object whose key starts with `prefix`, a page of 1,000 at a time (s3:ListBucket).
-    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ObjectError> {
+    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ActionError> {
         let mut objects = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -407,7 +584,7 @@ impl Aws {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| self.object_error("s3:ListBucket", "", e))?;
+                .map_err(|e| self.action_error("s3:ListBucket", "", e))?;
             objects.extend(page.contents().iter().filter_map(|o| {
                 Some(ObjectInfo {
                     key: o.key()?.to_string(),
@@ -426,7 +603,7 @@ impl Aws {
     }
 
     /// The object `key`, refused above `max_bytes` without reading past it (s3:GetObject).
-    pub async fn get_object(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, ObjectError> {
+    pub async fn get_object(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, ActionError> {
         let out = self
             .client
             .get_object()
@@ -434,14 +611,14 @@ impl Aws {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.object_error("s3:GetObject", key, e))?;
-        let too_large = |size: u64| ObjectError::TooLarge { resource: self.resource(key), size, limit: max_bytes };
+            .map_err(|e| self.action_error("s3:GetObject", key, e))?;
+        let too_large = |size: u64| ActionError::TooLarge { resource: self.resource(key), size, limit: max_bytes };
         if let Some(size) = out.content_length().map(|l| l.max(0) as u64).filter(|s| *s > max_bytes) {
             return Err(too_large(size));
         }
         let mut body = out.body;
         let mut bytes = Vec::new();
-        while let Some(chunk) = body.try_next().await.map_err(|e| ObjectError::Failed {
+        while let Some(chunk) = body.try_next().await.map_err(|e| ActionError::Failed {
             action: "s3:GetObject",
             resource: self.resource(key),
             reason: error::chain(&e),
@@ -455,14 +632,44 @@ impl Aws {
     }
 
     /// Removes the object `key` (s3:DeleteObject).
-    pub async fn delete_object(&self, key: &str) -> Result<(), ObjectError> {
+    pub async fn delete_object(&self, key: &str) -> Result<(), ActionError> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
-            .map_err(|e| self.object_error("s3:DeleteObject", key, e))?;
+            .map_err(|e| self.action_error("s3:DeleteObject", key, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_that_is_not_credentials_is_named_without_being_quoted() {
+        // aws-config's own wordings, from its credential_process.rs.
+        for said in [
+            "Error retrieving credentials from external process, could not parse response: missing field",
+            "Error retrieving credentials from external process: could not decode output as UTF-8: invalid utf-8",
+        ] {
+            assert!(matches!(refused("devbox", said), Error::AwsCredentialsUnreadable { .. }), "{said}");
+        }
+        let failed = "Error retrieving credentials: external process exited with code exit status: 1. Stderr: no";
+        assert!(matches!(refused("devbox", failed), Error::AwsCredentials { .. }));
+    }
+
+    #[test]
+    fn an_object_error_names_what_s3_said() {
+        let status = ObjectError::Status {
+            endpoint: "http://127.0.0.1:3900".into(),
+            status: 400,
+            code: Some("InvalidRequest".into()),
+        };
+        assert_eq!(status.to_string(), "HTTP 400 from http://127.0.0.1:3900 (InvalidRequest)");
+        let denied = ObjectError::Denied { bucket: "b".into(), key: "k".into() };
+        assert_eq!(denied.to_string(), "access denied to s3://b/k for these credentials (HTTP 403)");
     }
 }

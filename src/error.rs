@@ -1,7 +1,10 @@
 //! The errors users are expected to meet. Each says what happened and where (`Display`), what to do
 //! next (`hint`), and which exit code it means. Everything else travels as `anyhow` context.
 //!
-//! This is the crate's vocabulary, so it depends on nothing else in the crate.
+//! This is the crate's vocabulary, so it depends on nothing else in the crate. Each outside system's
+//! home says what happened to its requests in its own enum (`engine::EngineError`,
+//! `registry::api::ApiError`, `http::NoAnswer`, `aws::ObjectError`); `cli::hint_of` finds the hint
+//! of either kind in an error's chain.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -73,9 +76,6 @@ pub enum Error {
     #[error("Docker engine not reachable (tried: {})", tried.iter().map(|a| format!("{} → {}", a.place, a.outcome)).collect::<Vec<_>>().join("; "))]
     EngineUnreachable { tried: Vec<Attempt> },
 
-    #[error("the Docker engine at {endpoint} did not answer {what} within {seconds}s")]
-    EngineTimeout { endpoint: String, what: String, seconds: u64 },
-
     #[error("port {port} on 127.0.0.1 is already in use, so the registry cannot listen there")]
     PortBusy { port: u16 },
 
@@ -106,6 +106,16 @@ pub enum Error {
 
     #[error("the AWS credentials of profile {profile:?} had already expired when devbox got them (at {expiry})")]
     AwsCredentialsExpired { profile: String, expiry: String },
+
+    /// `registry.s3.session` asks for session credentials that the endpoint does not give.
+    #[error(
+        "registry.s3.session = \"{}\", but {endpoint} gives no session credentials: {reason}",
+        if *required { "required" } else { "auto" }
+    )]
+    NoSessionCredentials { endpoint: String, required: bool, reason: String },
+
+    #[error("cannot get session credentials for the registry from STS at {endpoint}: {reason}")]
+    SessionCredentialsUnanswered { endpoint: String, reason: String },
 
     /// The registry answers, but S3 refuses its reads, for a reason devbox named.
     #[error("the registry {container} cannot read its storage: {cause}")]
@@ -200,6 +210,7 @@ impl Error {
             Error::Config(_)
             | Error::Usage(_)
             | Error::UnknownRegistryImage { .. }
+            | Error::NoSessionCredentials { required: true, .. }
             | Error::NoBaseImages
             | Error::ClockNotVm { .. }
             | Error::ClockForced { .. }
@@ -223,9 +234,6 @@ impl Error {
             Error::Usage(_) => "Run `devbox --help` for the commands and flags.".into(),
             Error::EngineUnreachable { .. } => {
                 "Start Docker (Docker Desktop, colima start, `sudo systemctl start docker`, …), or point DOCKER_HOST at a running engine.".into()
-            }
-            Error::EngineTimeout { .. } => {
-                "The engine is running but not answering. Restart Docker, then run `devbox doctor`.".into()
             }
             Error::PortBusy { port } => format!(
                 "Stop whatever listens there (`lsof -iTCP:{port} -sTCP:LISTEN`), or set registry.port in devbox.toml to a free port. On macOS, port 5000 is often the AirPlay Receiver."
@@ -254,6 +262,18 @@ impl Error {
             Error::AwsCredentialsExpired { profile, .. } => format!(
                 "Their source hands out credentials that are already past their Expiration: check that machine's clock and what it prints (`aws configure export-credentials --profile {profile}`). Nothing was changed."
             ),
+            Error::NoSessionCredentials { required: true, .. } => "An S3-compatible store without STS \
+                 (MinIO, Garage, Ceph) cannot give them: set registry.s3.session = \"auto\" to hand the registry the \
+                 long-lived key there (doctor then warns), or give the profile temporary credentials (SSO, \
+                 assume-role). The registry was left as it was."
+                .into(),
+            Error::NoSessionCredentials { .. } => "AWS refused to make a session from this key: check the key \
+                 (`aws sts get-session-token --profile PROFILE`), or set registry.s3.session = \"off\" to hand the \
+                 registry the key itself. The registry was left as it was."
+                .into(),
+            Error::SessionCredentialsUnanswered { .. } => "Check registry.s3.endpoint and your network or VPN, then \
+                 run the command again. The registry was left as it was."
+                .into(),
             Error::RegistryStorage { fix, .. } => fix.clone(),
             Error::RegistryNotReady { container, .. } => {
                 format!("See what the registry said: `devbox registry logs --no-follow` (container {container}).")

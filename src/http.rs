@@ -81,16 +81,36 @@ pub fn is_loopback(url: &str) -> bool {
     host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Why a request got no answer. Made once from reqwest's error, here; callers match on it, and its
+/// `Display` is the wording people read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoAnswer {
+    #[error("no answer within {seconds}s")]
+    TimedOut { seconds: u64 },
+    #[error("cannot connect (connection refused, or no route)")]
+    Refused,
+    /// Anything else (a reset connection, a malformed answer), with its causes.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl NoAnswer {
+    /// What `err` says happened to a request allowed `timeout`.
+    pub fn of(err: &reqwest::Error, timeout: Duration) -> NoAnswer {
+        if err.is_timeout() {
+            NoAnswer::TimedOut { seconds: timeout.as_secs() }
+        } else if err.is_connect() {
+            NoAnswer::Refused
+        } else {
+            NoAnswer::Failed(crate::error::chain(err))
+        }
+    }
+}
+
 /// A reqwest error as people read it: a timeout or a refused connection in plain words, anything
 /// else with its causes.
 pub fn describe(err: &reqwest::Error, timeout: Duration) -> String {
-    if err.is_timeout() {
-        format!("no answer within {}s", timeout.as_secs())
-    } else if err.is_connect() {
-        "cannot connect (connection refused, or no route)".to_string()
-    } else {
-        crate::error::chain(err)
-    }
+    NoAnswer::of(err, timeout).to_string()
 }
 
 #[cfg(test)]

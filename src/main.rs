@@ -31,7 +31,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::error::{Error, ExitStatus};
+use crate::error::ExitStatus;
 
 // `main` prints the one error that stops everything before `ui` exists (no runtime).
 #[allow(clippy::print_stderr)]
@@ -48,8 +48,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli, env)) {
         Ok(status) => status.into(),
         Err(err) => {
-            let known = err.chain().find_map(|cause| cause.downcast_ref::<Error>());
-            ui::print_error(&err, known.and_then(Error::hint));
+            ui::print_error(&err, cli::hint_of(&err));
             error::exit_status_of(&err).into()
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::aws::{Aws, ObjectError};
+use crate::aws::{ActionError, Aws};
 use crate::cli::Context;
 use crate::config::Config;
 use crate::doctor::CheckId;
@@ -119,9 +119,9 @@ impl Fleet {
 }
 
 /// A refused read names the two actions the platform team's policy needs.
-fn read_error(aws: &Aws, prefix: &str, profile: &str, err: ObjectError) -> anyhow::Error {
+fn read_error(aws: &Aws, prefix: &str, profile: &str, err: ActionError) -> anyhow::Error {
     match err {
-        ObjectError::Denied { .. } => anyhow::anyhow!(
+        ActionError::Denied { .. } => anyhow::anyhow!(
             "cannot read the fleet reports: {err}. Reading them needs s3:ListBucket on {} (for the prefix {prefix}) and s3:GetObject on {}* for this AWS identity (profile {profile:?}); docs/onboarding.md has the policy",
             aws.resource(""),
             aws.resource(prefix),

@@ -86,8 +86,7 @@ impl InitArgs {
                         if exit_status_of(&err) == ExitStatus::Usage {
                             status = ExitStatus::Usage;
                         }
-                        let known = err.chain().find_map(|cause| cause.downcast_ref::<Error>());
-                        Outcome::Failed { message: format!("{err:#}"), hint: known.and_then(Error::hint) }
+                        Outcome::Failed { message: format!("{err:#}"), hint: super::hint_of(&err) }
                     }
                 }
             };

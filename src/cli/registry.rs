@@ -122,7 +122,7 @@ async fn status(ctx: &Context, config: &Config, json: bool) -> anyhow::Result<Ex
     let engine = ctx.engine().await?;
     let existing = engine.container(&registry.container).await?;
     let health = match &existing {
-        Some(c) if c.is_running() => RegistryApi::new(&registry.local_url())?.ping().await,
+        Some(c) if c.is_running() => RegistryApi::new(&registry.local_url())?.ping().await.map_err(|e| e.to_string()),
         Some(c) => Err(format!("the container is {}", c.state)),
         None => Err("the container does not exist".to_string()),
     };

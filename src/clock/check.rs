@@ -109,6 +109,6 @@ pub async fn registry_access(engine: &Engine, config: &RegistryConfig) -> anyhow
     }
     Ok(match RegistryApi::new(&config.local_url())?.read_through(None).await {
         Ok(_) => RegistryAccess::Ok,
-        Err(why) => RegistryAccess::Refused(why),
+        Err(why) => RegistryAccess::Refused(why.to_string()),
     })
 }

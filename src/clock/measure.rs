@@ -135,6 +135,8 @@ mod tests {
             endpoint: endpoint.into(),
             path_style: false,
             profile: "devbox".into(),
+            session: crate::config::SessionMode::Auto,
+            session_duration: std::time::Duration::from_secs(12 * 3600),
         }
     }
 

@@ -39,6 +39,12 @@ pub struct RegistryConfig {
     pub port: u16,
     pub storage: StorageChoice,
     pub readonly: bool,
+    /// The container's memory limit (CIS Docker Benchmark 5.11).
+    pub memory: ByteSize,
+    /// Its relative CPU weight; the engine's default is 1024 (CIS 5.12).
+    pub cpu_shares: u32,
+    /// The most processes and threads it may run (CIS 5.29).
+    pub pids_limit: u32,
     pub s3: S3Config,
 }
 
@@ -84,7 +90,37 @@ pub struct S3Config {
     pub endpoint: String,
     pub path_style: bool,
     pub profile: String,
+    /// Whether the registry gets STS session credentials instead of a long-lived key.
+    pub session: SessionMode,
+    /// How long those session credentials last (STS GetSessionToken's duration).
+    #[serde(with = "humantime_serde")]
+    pub session_duration: Duration,
 }
+
+/// What the registry container gets when the host's AWS key is long-lived (it has no expiry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    /// Session credentials from STS where the endpoint answers STS; the key itself where it does not.
+    Auto,
+    /// Session credentials from STS, or nothing: an endpoint without STS is an error.
+    Required,
+    /// The long-lived key itself.
+    Off,
+}
+
+impl std::fmt::Display for SessionMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionMode::Auto => "auto",
+            SessionMode::Required => "required",
+            SessionMode::Off => "off",
+        })
+    }
+}
+
+/// The shortest and longest session STS GetSessionToken gives an IAM user.
+pub const SESSION_DURATION_RANGE: (Duration, Duration) = (Duration::from_secs(15 * 60), Duration::from_secs(36 * 3600));
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +258,35 @@ impl Config {
                 format!("{:?} must be an absolute path, e.g. \"/registry\"", r.s3.root_directory),
             );
         }
+        let (shortest, longest) = SESSION_DURATION_RANGE;
+        if !(shortest..=longest).contains(&r.s3.session_duration) {
+            return invalid(
+                "registry.s3.session_duration",
+                format!(
+                    "{} is outside what STS gives: between 15m and 36h, e.g. \"12h\"",
+                    humantime::format_duration(r.s3.session_duration)
+                ),
+            );
+        }
+        // The engine's own minimums: below them it refuses to create the container.
+        if r.memory.0 < 6 * 1024 * 1024 {
+            return invalid(
+                "registry.memory",
+                format!("{} is below the engine's minimum of 6MiB, e.g. \"512MiB\"", r.memory),
+            );
+        }
+        if r.cpu_shares < 2 {
+            return invalid(
+                "registry.cpu_shares",
+                "must be at least 2 (the engine's default weight is 1024), e.g. 512".into(),
+            );
+        }
+        if r.pids_limit < 16 {
+            return invalid(
+                "registry.pids_limit",
+                "must be at least 16: the registry runs a few dozen threads, e.g. 256".into(),
+            );
+        }
         let alias = &self.images.alias;
         if !alias.is_empty() && !alias.contains("{name}") {
             return invalid(
@@ -334,6 +399,28 @@ mod tests {
         config.fleet.prefix = "devbox/fleet/".into();
         config.fleet.name = "a\u{1b}[31m".into();
         assert_eq!(config.validate().expect_err("must fail").key, "fleet.name");
+    }
+
+    #[test]
+    fn session_and_limits_are_checked() {
+        let config = defaults();
+        assert_eq!(config.registry.s3.session, SessionMode::Auto);
+        assert_eq!(config.registry.s3.session_duration, Duration::from_secs(12 * 3600));
+        for (duration, ok) in [(14 * 60, false), (15 * 60, true), (36 * 3600, true), (36 * 3600 + 1, false)] {
+            let mut config = defaults();
+            config.registry.s3.session_duration = Duration::from_secs(duration);
+            let key = config.validate().err().map(|e| e.key);
+            assert_eq!(key, (!ok).then_some("registry.s3.session_duration"), "{duration}s");
+        }
+        let mut config = defaults();
+        config.registry.memory = ByteSize(1024);
+        assert_eq!(config.validate().expect_err("must fail").key, "registry.memory");
+        let mut config = defaults();
+        config.registry.cpu_shares = 1;
+        assert_eq!(config.validate().expect_err("must fail").key, "registry.cpu_shares");
+        let mut config = defaults();
+        config.registry.pids_limit = 0;
+        assert_eq!(config.validate().expect_err("must fail").key, "registry.pids_limit");
     }
 
     #[test]

@@ -23,20 +23,36 @@ impl Engine {
                 Ok(docker) => {
                     return Ok(Engine { docker, endpoint: candidate.host, timeout: DEFAULT_TIMEOUT });
                 }
-                Err(outcome) => tried.push(Attempt { place, outcome }),
+                Err(why) => tried.push(Attempt { place, outcome: why.to_string() }),
             }
         }
         Err(Error::EngineUnreachable { tried })
     }
 }
 
-async fn try_connect(host: &str) -> Result<Docker, String> {
+/// Why one candidate endpoint gave no engine.
+#[derive(Debug, thiserror::Error)]
+enum NoEngine {
+    #[error("no socket there")]
+    NoSocket,
+    #[error(
+        "unsupported scheme: devbox speaks unix://, tcp:// and npipe:// (for ssh://, forward the socket and use unix://)"
+    )]
+    UnsupportedScheme,
+    #[error("no answer within {seconds}s")]
+    TimedOut { seconds: u64 },
+    /// bollard refused the address, or the engine refused the version request: in their words.
+    #[error("{0}")]
+    Refused(String),
+}
+
+async fn try_connect(host: &str) -> Result<Docker, NoEngine> {
     // bollard's own limit is the longest devbox allows one request (a container start); each call
     // is bounded by devbox's own timeout for its kind (`Engine::call_raw_for`).
     let timeout = super::START_TIMEOUT.as_secs() + 10;
     let docker = if let Some(path) = host.strip_prefix("unix://") {
         if !std::path::Path::new(path).exists() {
-            return Err("no socket there".into());
+            return Err(NoEngine::NoSocket);
         }
         Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
     } else if host.starts_with("tcp://") || host.starts_with("http://") {
@@ -44,14 +60,14 @@ async fn try_connect(host: &str) -> Result<Docker, String> {
     } else if host.starts_with("npipe://") {
         Docker::connect_with_host(host)
     } else {
-        return Err("unsupported scheme: devbox speaks unix://, tcp:// and npipe:// (for ssh://, forward the socket and use unix://)".into());
+        return Err(NoEngine::UnsupportedScheme);
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| NoEngine::Refused(e.to_string()))?;
     // One request proves the engine answers and settles the API version: older engines (Debian's
     // 20.10 speaks API 1.41) refuse bollard's newer default.
     match tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version()).await {
-        Err(_) => Err(format!("no answer within {}s", PING_TIMEOUT.as_secs())),
-        Ok(Err(e)) => Err(engine_message(&e)),
+        Err(_) => Err(NoEngine::TimedOut { seconds: PING_TIMEOUT.as_secs() }),
+        Ok(Err(e)) => Err(NoEngine::Refused(engine_message(&e))),
         Ok(Ok(docker)) => Ok(docker),
     }
 }

@@ -11,7 +11,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use jiff::Timestamp;
 
-use super::{Engine, engine_message};
+use super::{Engine, EngineError, engine_message};
 
 /// How many inspections run at once while listing.
 const INSPECT_CONCURRENCY: usize = 16;
@@ -69,7 +69,7 @@ pub struct Pruned {
 
 impl Engine {
     /// Every container, with finish and start times and sizes for those that are not running.
-    pub async fn list_containers(&self) -> anyhow::Result<Vec<ContainerEntry>> {
+    pub async fn list_containers(&self) -> Result<Vec<ContainerEntry>, EngineError> {
         let options = ListContainersOptionsBuilder::default().all(true).build();
         let listing = self.call("listing containers", self.docker.list_containers(Some(options))).await?;
         let entries = futures_util::stream::iter(listing)
@@ -99,14 +99,14 @@ impl Engine {
                     let Some(inspect) =
                         self.call_optional(&what, self.docker.inspect_container(&entry.id, Some(options))).await?
                     else {
-                        return anyhow::Ok(None);
+                        return Ok::<_, EngineError>(None);
                     };
                     let state = inspect.state.unwrap_or_default();
                     entry.started_at = state.started_at.as_deref().and_then(engine_time);
                     entry.finished_at = state.finished_at.as_deref().and_then(engine_time);
                     entry.size_rw = inspect.size_rw.map(|s| s.max(0) as u64);
                 }
-                anyhow::Ok(Some(entry))
+                Ok::<_, EngineError>(Some(entry))
             })
             .buffer_unordered(INSPECT_CONCURRENCY)
             .collect::<Vec<_>>()
@@ -120,7 +120,7 @@ impl Engine {
     }
 
     /// Every top-level image.
-    pub async fn list_images(&self) -> anyhow::Result<Vec<ImageEntry>> {
+    pub async fn list_images(&self) -> Result<Vec<ImageEntry>, EngineError> {
         let options = ListImagesOptionsBuilder::default().all(false).build();
         let listing = self.call("listing images", self.docker.list_images(Some(options))).await?;
         let real = |refs: Vec<String>| refs.into_iter().filter(|r| !r.starts_with("<none>")).collect::<Vec<_>>();

@@ -3,6 +3,8 @@
 
 mod connect;
 mod endpoint;
+mod error;
+mod hardening;
 mod listing;
 mod model;
 mod oneshot;
@@ -11,7 +13,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
@@ -20,13 +21,15 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
-use crate::error::Error;
 use crate::ui::{Progress, TransferState};
 
+pub use error::EngineError;
 pub use listing::{ContainerEntry, ImageEntry, RemoveError};
 #[cfg(test)]
 pub use model::info_from_json;
-pub use model::{ContainerInfo, ContainerSpec, EngineInfo, ImageInfo, OneShotOutcome, OneShotSpec};
+pub use model::{
+    ContainerInfo, ContainerSpec, EngineInfo, Hardening, HealthCheck, ImageInfo, OneShotOutcome, OneShotSpec,
+};
 
 /// How long devbox waits for the engine to answer one ordinary request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -53,7 +56,7 @@ impl Engine {
         &self,
         what: &str,
         request: impl Future<Output = Result<T, bollard::errors::Error>>,
-    ) -> anyhow::Result<Result<T, bollard::errors::Error>> {
+    ) -> Result<Result<T, bollard::errors::Error>, EngineError> {
         self.call_raw_for(self.timeout, what, request).await
     }
 
@@ -63,31 +66,25 @@ impl Engine {
         timeout: Duration,
         what: &str,
         request: impl Future<Output = Result<T, bollard::errors::Error>>,
-    ) -> anyhow::Result<Result<T, bollard::errors::Error>> {
-        tokio::time::timeout(timeout, request).await.map_err(|_| {
-            Error::EngineTimeout { endpoint: self.endpoint.clone(), what: what.to_string(), seconds: timeout.as_secs() }
-                .into()
-        })
+    ) -> Result<Result<T, bollard::errors::Error>, EngineError> {
+        tokio::time::timeout(timeout, request).await.map_err(|_| self.timed_out(what, timeout))
+    }
+
+    fn timed_out(&self, what: &str, timeout: Duration) -> EngineError {
+        EngineError::TimedOut { endpoint: self.endpoint.clone(), what: what.to_string(), seconds: timeout.as_secs() }
     }
 
     /// Any engine future (a stream's next item, say) under the engine timeout.
-    async fn within<T>(&self, what: &str, future: impl Future<Output = T>) -> anyhow::Result<T> {
-        tokio::time::timeout(self.timeout, future).await.map_err(|_| {
-            Error::EngineTimeout {
-                endpoint: self.endpoint.clone(),
-                what: what.to_string(),
-                seconds: self.timeout.as_secs(),
-            }
-            .into()
-        })
+    async fn within<T>(&self, what: &str, future: impl Future<Output = T>) -> Result<T, EngineError> {
+        tokio::time::timeout(self.timeout, future).await.map_err(|_| self.timed_out(what, self.timeout))
     }
 
     async fn call<T>(
         &self,
         what: &str,
         request: impl Future<Output = Result<T, bollard::errors::Error>>,
-    ) -> anyhow::Result<T> {
-        self.call_raw(what, request).await?.map_err(|e| failed(what, &e))
+    ) -> Result<T, EngineError> {
+        self.call_raw(what, request).await?.map_err(|e| EngineError::of(what, &e))
     }
 
     /// Like `call`, but "not found" is `None` rather than an error.
@@ -95,35 +92,37 @@ impl Engine {
         &self,
         what: &str,
         request: impl Future<Output = Result<T, bollard::errors::Error>>,
-    ) -> anyhow::Result<Option<T>> {
+    ) -> Result<Option<T>, EngineError> {
         match self.call_raw(what, request).await? {
             Ok(value) => Ok(Some(value)),
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
-            Err(e) => Err(failed(what, &e)),
+            Err(e) => Err(EngineError::of(what, &e)),
         }
     }
 
     /// A ping: the cheapest request, for timing the way to the engine.
-    pub async fn ping(&self) -> anyhow::Result<()> {
+    pub async fn ping(&self) -> Result<(), EngineError> {
         self.call("pinging the engine", self.docker.ping()).await.map(|_| ())
     }
 
     /// The engine's info: version, operating system, clock. `api_version` is what devbox speaks.
-    pub async fn info(&self) -> anyhow::Result<EngineInfo> {
+    pub async fn info(&self) -> Result<EngineInfo, EngineError> {
         let info = self.call("reading the engine's info", self.docker.info()).await?;
         Ok(model::engine_info(info, self.docker.client_version().to_string()))
     }
 
     /// The container called `name`, if there is one.
-    pub async fn container(&self, name: &str) -> anyhow::Result<Option<ContainerInfo>> {
+    pub async fn container(&self, name: &str) -> Result<Option<ContainerInfo>, EngineError> {
         let what = format!("inspecting container {name}");
         let Some(inspect) = self.call_optional(&what, self.docker.inspect_container(name, None)).await? else {
             return Ok(None);
         };
         let config = inspect.config.unwrap_or_default();
-        let published = inspect
-            .host_config
-            .and_then(|h| h.port_bindings)
+        let host_config = inspect.host_config.unwrap_or_default();
+        let hardening = hardening::read(&host_config, config.healthcheck.as_ref());
+        let health = hardening::status(inspect.state.as_ref());
+        let published = host_config
+            .port_bindings
             .unwrap_or_default()
             .into_values()
             .flatten()
@@ -138,11 +137,13 @@ impl Engine {
             labels: config.labels.unwrap_or_default(),
             published,
             env: config.env.unwrap_or_default(),
+            hardening,
+            health,
         }))
     }
 
     /// Creates (but does not start) a container. Returns its ID.
-    pub async fn create_container(&self, spec: &ContainerSpec) -> anyhow::Result<String> {
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
         let port_key = spec.publish.as_ref().map(|(_, _, inner)| format!("{inner}/tcp"));
         let host_config = HostConfig {
             port_bindings: spec.publish.as_ref().map(|(ip, host_port, _)| {
@@ -159,12 +160,15 @@ impl Engine {
             }),
             ..Default::default()
         };
+        let host_config = hardening::apply(&spec.hardening, host_config);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(spec.labels.clone()),
             exposed_ports: port_key.map(|key| vec![key]),
             cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+            volumes: (!spec.anonymous_volumes.is_empty()).then(|| spec.anonymous_volumes.clone()),
+            healthcheck: hardening::health_config(&spec.hardening),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -175,55 +179,59 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Puts one file into a container (created or running) before it starts. Missing directories
-    /// on the way are made, so the path need not exist in the image.
-    pub async fn copy_file_into(&self, container: &str, path: &str, contents: &[u8]) -> anyhow::Result<()> {
-        let relative =
-            path.strip_prefix('/').filter(|p| !p.is_empty()).context("the path in the container is absolute")?;
+    /// Puts one file `name` into the directory `dir` of a container (created or running), which
+    /// must exist: unpacked there rather than at `/`, it may be a volume on a read-only root,
+    /// where the engine refuses anything unpacked at `/`.
+    pub async fn copy_file_into_dir(
+        &self,
+        container: &str,
+        dir: &str,
+        name: &str,
+        contents: &[u8],
+    ) -> Result<(), EngineError> {
         let mut archive = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_size(contents.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_cksum();
-        // Unpacked at `/`: the engine makes any parent directory the image lacks.
-        archive.append_data(&mut header, relative, contents)?;
-        let tarball = archive.into_inner()?;
-        let options = UploadToContainerOptionsBuilder::default().path("/").build();
-        self.call(
-            &format!("copying {path} into container {container}"),
-            self.docker.upload_to_container(container, Some(options), bollard::body_full(tarball.into())),
-        )
-        .await
+        let what = format!("copying {}/{name} into container {container}", dir.trim_end_matches('/'));
+        archive.append_data(&mut header, name, contents).map_err(|e| EngineError::failed(&what, e))?;
+        let tarball = archive.into_inner().map_err(|e| EngineError::failed(&what, e))?;
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.call(&what, self.docker.upload_to_container(container, Some(options), bollard::body_full(tarball.into())))
+            .await
     }
 
-    /// Starts a container. A published port that something else holds becomes `Error::PortBusy`.
-    pub async fn start_container(&self, name: &str, published_port: Option<u16>) -> anyhow::Result<()> {
+    /// Starts a container. A published port that something else holds becomes `PortInUse`.
+    pub async fn start_container(&self, name: &str, published_port: Option<u16>) -> Result<(), EngineError> {
         let what = format!("starting container {name}");
         match self.call_raw_for(START_TIMEOUT, &what, self.docker.start_container(name, None)).await? {
             Ok(()) => Ok(()),
-            Err(e) => match published_port {
-                Some(port) if is_port_conflict(&engine_message(&e)) => Err(Error::PortBusy { port }.into()),
-                _ => Err(failed(&what, &e)),
+            Err(e) => match (published_port, EngineError::of(&what, &e)) {
+                (Some(port), EngineError::Refused { message, .. }) if is_port_conflict(&message) => {
+                    Err(EngineError::PortInUse { port })
+                }
+                (_, refused) => Err(refused),
             },
         }
     }
 
     /// Removes a container and its anonymous volumes; named volumes stay. Returns whether it existed.
-    pub async fn remove_container(&self, name: &str) -> anyhow::Result<bool> {
+    pub async fn remove_container(&self, name: &str) -> Result<bool, EngineError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         let what = format!("removing container {name}");
         Ok(self.call_optional(&what, self.docker.remove_container(name, Some(options))).await?.is_some())
     }
 
     /// Whether a named volume exists.
-    pub async fn has_volume(&self, name: &str) -> anyhow::Result<bool> {
+    pub async fn has_volume(&self, name: &str) -> Result<bool, EngineError> {
         let what = format!("inspecting volume {name}");
         Ok(self.call_optional(&what, self.docker.inspect_volume(name)).await?.is_some())
     }
 
     /// Removes a named volume (`uninstall --purge`). Returns whether it existed.
-    pub async fn remove_volume(&self, name: &str) -> anyhow::Result<bool> {
+    pub async fn remove_volume(&self, name: &str) -> Result<bool, EngineError> {
         let what = format!("removing volume {name}");
         Ok(self
             .call_optional(
@@ -234,12 +242,12 @@ impl Engine {
             .is_some())
     }
 
-    pub async fn has_image(&self, image: &str) -> anyhow::Result<bool> {
+    pub async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
         Ok(self.image(image).await?.is_some())
     }
 
     /// An image's ID and repo digests, or `None` when the engine does not have it.
-    pub async fn image(&self, reference: &str) -> anyhow::Result<Option<ImageInfo>> {
+    pub async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         let what = format!("inspecting image {reference}");
         let Some(inspect) = self.call_optional(&what, self.docker.inspect_image(reference)).await? else {
             return Ok(None);
@@ -254,7 +262,7 @@ impl Engine {
     }
 
     /// Tags `source` (a reference or ID) as `target` (`repo:tag`), moving the tag if it exists.
-    pub async fn tag_image(&self, source: &str, target: &str) -> anyhow::Result<()> {
+    pub async fn tag_image(&self, source: &str, target: &str) -> Result<(), EngineError> {
         let (repo, tag) = split_tag(target);
         let options = TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
         self.call(&format!("tagging {source} as {target}"), self.docker.tag_image(source, Some(options))).await
@@ -263,20 +271,20 @@ impl Engine {
     /// Pulls an image, reporting bytes across its layers to `progress` as `item` (the caller starts
     /// and finishes the item). The stream has no overall timeout, since a large image takes what
     /// it takes, but a stall of the engine timeout between two messages ends it.
-    pub async fn pull_image(&self, image: &str, item: &str, progress: &dyn Progress) -> Result<(), String> {
+    pub async fn pull_image(&self, image: &str, item: &str, progress: &dyn Progress) -> Result<(), EngineError> {
         let (repo, tag) = split_tag(image);
         let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
         let mut stream = self.docker.create_image(Some(options), None, None);
         let mut layers: HashMap<String, (u64, u64, TransferState)> = HashMap::new();
         loop {
             let info = match tokio::time::timeout(self.timeout, stream.next()).await {
-                Err(_) => return Err(format!("no progress from the engine for {}s", self.timeout.as_secs())),
+                Err(_) => return Err(EngineError::Stalled { seconds: self.timeout.as_secs() }),
                 Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => return Err(engine_message(&e)),
+                Ok(Some(Err(e))) => return Err(EngineError::of(&format!("pulling {image}"), &e)),
                 Ok(Some(Ok(info))) => info,
             };
             if let Some(message) = info.error_detail.and_then(|d| d.message) {
-                return Err(message);
+                return Err(EngineError::PullRefused { message });
             }
             track_layer(&mut layers, info.id, info.status.as_deref(), info.progress_detail);
             let (done, total) = layers.values().fold((0, 0), |(d, t), (ld, lt, _)| (d + ld, t + lt));
@@ -292,25 +300,28 @@ impl Engine {
     }
 
     /// Restarts a container (10 s to stop gracefully).
-    pub async fn restart_container(&self, name: &str) -> anyhow::Result<()> {
+    pub async fn restart_container(&self, name: &str) -> Result<(), EngineError> {
         let options = RestartContainerOptionsBuilder::default().t(10).build();
         let what = format!("restarting container {name}");
         // Stopping (up to 10 s) and starting again: a start's limit, plus the stop.
         let restart = self.docker.restart_container(name, Some(options));
-        self.call_raw_for(START_TIMEOUT + Duration::from_secs(10), &what, restart).await?.map_err(|e| failed(&what, &e))
+        self.call_raw_for(START_TIMEOUT + Duration::from_secs(10), &what, restart)
+            .await?
+            .map_err(|e| EngineError::of(&what, &e))
     }
 
     /// The container's log lines (stdout and stderr), the last `tail`, then new ones if `follow`.
-    pub fn logs(&self, name: &str, tail: &str, follow: bool) -> impl Stream<Item = anyhow::Result<String>> + use<> {
+    pub fn logs(
+        &self,
+        name: &str,
+        tail: &str,
+        follow: bool,
+    ) -> impl Stream<Item = Result<String, EngineError>> + use<> {
         let options = LogsOptions { follow, stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() };
-        self.docker
-            .logs(name, Some(options))
-            .map(|item| item.map(|line| line.to_string()).map_err(|e| failed("reading the container's logs", &e)))
+        self.docker.logs(name, Some(options)).map(|item| {
+            item.map(|line| line.to_string()).map_err(|e| EngineError::of("reading the container's logs", &e))
+        })
     }
-}
-
-fn failed(what: &str, err: &bollard::errors::Error) -> anyhow::Error {
-    anyhow::anyhow!(engine_message(err)).context(format!("{what} failed"))
 }
 
 /// The engine's own words, without bollard's wrapping.
@@ -321,6 +332,9 @@ fn engine_message(err: &bollard::errors::Error) -> String {
     }
 }
 
+/// Whether the engine's refusal to start a container is a port clash. The engine says so only in
+/// words (a 500 like any other failure), so they are read here, once, into `PortInUse`: dockerd's
+/// own wording, and the kernel's through rootless or VM port forwarders.
 fn is_port_conflict(message: &str) -> bool {
     message.contains("port is already allocated") || message.contains("address already in use")
 }

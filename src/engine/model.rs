@@ -60,6 +60,43 @@ pub struct ContainerSpec {
     pub restart_unless_stopped: bool,
     /// Replaces the image's `Cmd` when not empty.
     pub cmd: Vec<String>,
+    /// Anonymous volumes (mount points): removed with the container, writable on a read-only root.
+    pub anonymous_volumes: Vec<String>,
+    pub hardening: Hardening,
+}
+
+/// How a container is confined: the CIS Docker Benchmark's container-runtime settings (5.x) that
+/// the engine leaves off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hardening {
+    /// 5.13
+    pub read_only_rootfs: bool,
+    /// Writable tmpfs mounts on a read-only root: path, and its mount options.
+    pub tmpfs: Vec<(String, String)>,
+    /// 5.26
+    pub no_new_privileges: bool,
+    /// 5.4: all capabilities dropped.
+    pub cap_drop_all: bool,
+    /// 5.11, in bytes.
+    pub memory: Option<u64>,
+    /// 5.12
+    pub cpu_shares: Option<u64>,
+    /// 5.29
+    pub pids_limit: Option<u64>,
+    /// 5.27
+    pub health_check: Option<HealthCheck>,
+}
+
+/// A container's health check: a command the engine runs inside it every `interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// As the engine takes it: `["CMD-SHELL", "…"]` or `["CMD", …]`.
+    pub test: Vec<String>,
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub retries: u32,
+    /// How long after start a failure does not count yet.
+    pub start_period: std::time::Duration,
 }
 
 /// A short-lived container that runs one command and is removed (e.g. the clock helper).
@@ -99,6 +136,9 @@ pub struct ContainerInfo {
     /// "host address:host port" for each published port.
     pub published: Vec<String>,
     pub(super) env: Vec<String>,
+    pub hardening: Hardening,
+    /// Its health check's verdict ("starting", "healthy", "unhealthy"); `None` without one.
+    pub health: Option<String>,
 }
 
 impl ContainerInfo {
@@ -127,6 +167,8 @@ impl ContainerInfo {
             labels,
             published: vec![],
             env,
+            hardening: Hardening::default(),
+            health: None,
         }
     }
 }
@@ -184,6 +226,8 @@ mod tests {
             labels: HashMap::new(),
             published: vec![],
             env: vec!["AWS_SECRET_ACCESS_KEY=hunter2".into()],
+            hardening: Hardening::default(),
+            health: None,
         };
         assert!(!format!("{info:?}").contains("hunter2"));
         assert_eq!(info.env_value("AWS_SECRET_ACCESS_KEY"), Some("hunter2"));

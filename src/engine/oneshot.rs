@@ -8,12 +8,12 @@ use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOp
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{Engine, OneShotOutcome, OneShotSpec, START_TIMEOUT, engine_message, failed};
+use super::{Engine, EngineError, OneShotOutcome, OneShotSpec, START_TIMEOUT};
 
 impl Engine {
     /// Creates, starts and waits for a one-shot container, reads its output, and removes it
     /// whatever happened. Never pulls: an absent image is `NotStarted`.
-    pub async fn run_once(&self, spec: &OneShotSpec) -> anyhow::Result<OneShotOutcome> {
+    pub async fn run_once(&self, spec: &OneShotSpec) -> Result<OneShotOutcome, EngineError> {
         self.removed_after(spec, self.run_once_inner(spec)).await
     }
 
@@ -27,7 +27,7 @@ impl Engine {
         hello: &str,
         ready: &str,
         answer: F,
-    ) -> anyhow::Result<OneShotOutcome>
+    ) -> Result<OneShotOutcome, EngineError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = String>,
@@ -38,8 +38,8 @@ impl Engine {
     async fn removed_after(
         &self,
         spec: &OneShotSpec,
-        run: impl Future<Output = anyhow::Result<OneShotOutcome>>,
-    ) -> anyhow::Result<OneShotOutcome> {
+        run: impl Future<Output = Result<OneShotOutcome, EngineError>>,
+    ) -> Result<OneShotOutcome, EngineError> {
         let outcome = run.await;
         // Removed on every path, so a failed helper leaves nothing behind.
         let removed = self.remove_container(&spec.name).await;
@@ -48,8 +48,9 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Creates and starts it; `Err(reason)` when the engine refused either.
-    async fn create_and_start(&self, spec: &OneShotSpec, before_start: bool) -> anyhow::Result<Result<(), String>> {
+    /// Creates and starts it (only creates it, when `before_start`). A timeout is an error; the
+    /// engine's refusal is `NotStarted`, with the engine's words.
+    async fn create_and_start(&self, spec: &OneShotSpec, before_start: bool) -> Result<Started, EngineError> {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(spec.entrypoint.clone()),
@@ -71,34 +72,37 @@ impl Engine {
         let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
         let what = format!("creating container {}", spec.name);
         if let Err(e) = self.call_raw(&what, self.docker.create_container(Some(options), body)).await? {
-            return Ok(Err(engine_message(&e)));
+            return Ok(Started::Refused(not_started(e)));
         }
         if before_start {
-            return Ok(Ok(()));
+            return Ok(Started::Yes);
         }
         self.start_created(spec).await
     }
 
-    async fn start_created(&self, spec: &OneShotSpec) -> anyhow::Result<Result<(), String>> {
+    async fn start_created(&self, spec: &OneShotSpec) -> Result<Started, EngineError> {
         let what = format!("starting container {}", spec.name);
         let start = self.docker.start_container(&spec.name, None);
-        Ok(self.call_raw_for(START_TIMEOUT, &what, start).await?.map_err(|e| engine_message(&e)))
+        Ok(match self.call_raw_for(START_TIMEOUT, &what, start).await? {
+            Ok(()) => Started::Yes,
+            Err(e) => Started::Refused(not_started(e)),
+        })
     }
 
-    async fn exit_code(&self, name: &str) -> anyhow::Result<i64> {
+    async fn exit_code(&self, name: &str) -> Result<i64, EngineError> {
         let mut wait = std::pin::pin!(self.docker.wait_container(name, None));
         let what = format!("waiting for container {name}");
         match self.within(&what, wait.next()).await? {
             Some(Ok(response)) => Ok(response.status_code),
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(failed(&what, &e)),
-            None => anyhow::bail!("{what} failed: the engine ended the wait without an exit code"),
+            Some(Err(e)) => Err(EngineError::of(&what, &e)),
+            None => Err(EngineError::failed(&what, "the engine ended the wait without an exit code")),
         }
     }
 
-    async fn run_once_inner(&self, spec: &OneShotSpec) -> anyhow::Result<OneShotOutcome> {
-        if let Err(reason) = self.create_and_start(spec, false).await? {
-            return Ok(OneShotOutcome::NotStarted { reason });
+    async fn run_once_inner(&self, spec: &OneShotSpec) -> Result<OneShotOutcome, EngineError> {
+        if let Started::Refused(outcome) = self.create_and_start(spec, false).await? {
+            return Ok(outcome);
         }
         let code = self.exit_code(&spec.name).await?;
         let mut output = String::new();
@@ -115,13 +119,13 @@ impl Engine {
         hello: &str,
         ready: &str,
         answer: F,
-    ) -> anyhow::Result<OneShotOutcome>
+    ) -> Result<OneShotOutcome, EngineError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = String>,
     {
-        if let Err(reason) = self.create_and_start(spec, true).await? {
-            return Ok(OneShotOutcome::NotStarted { reason });
+        if let Started::Refused(outcome) = self.create_and_start(spec, true).await? {
+            return Ok(outcome);
         }
         // Attached before it starts, so nothing it prints is missed.
         let options =
@@ -129,18 +133,19 @@ impl Engine {
         let what = format!("attaching to container {}", spec.name);
         let attached = self.call(&what, self.docker.attach_container(&spec.name, Some(options))).await?;
         let (mut output, mut input) = (attached.output, attached.input);
-        if let Err(reason) = self.start_created(spec).await? {
-            return Ok(OneShotOutcome::NotStarted { reason });
+        if let Started::Refused(outcome) = self.start_created(spec).await? {
+            return Ok(outcome);
         }
         let writing = format!("writing to container {}", spec.name);
-        self.within(&writing, input.write_all(hello.as_bytes())).await??;
-        self.within(&writing, input.flush()).await??;
+        let io = |e: std::io::Error| EngineError::failed(&writing, e);
+        self.within(&writing, input.write_all(hello.as_bytes())).await?.map_err(io)?;
+        self.within(&writing, input.flush()).await?.map_err(io)?;
         let mut said = String::new();
         let reading = format!("waiting for container {} to say {ready:?}", spec.name);
         while !said.lines().any(|line| line.trim() == ready) {
             match self.within(&reading, output.next()).await? {
                 Some(Ok(chunk)) => said.push_str(&chunk.to_string()),
-                Some(Err(e)) => return Err(failed(&reading, &e)),
+                Some(Err(e)) => return Err(EngineError::of(&reading, &e)),
                 // It ended before it was ready: its exit code and output say why.
                 None => {
                     let code = self.exit_code(&spec.name).await?;
@@ -149,11 +154,11 @@ impl Engine {
             }
         }
         let text = answer().await;
-        self.within(&writing, input.write_all(text.as_bytes())).await??;
-        self.within(&writing, input.flush()).await??;
-        self.within(&writing, input.shutdown()).await??;
+        self.within(&writing, input.write_all(text.as_bytes())).await?.map_err(io)?;
+        self.within(&writing, input.flush()).await?.map_err(io)?;
+        self.within(&writing, input.shutdown()).await?.map_err(io)?;
         while let Some(chunk) = self.within(&reading, output.next()).await? {
-            said.push_str(&chunk.map_err(|e| failed(&reading, &e))?.to_string());
+            said.push_str(&chunk.map_err(|e| EngineError::of(&reading, &e))?.to_string());
         }
         let code = self.exit_code(&spec.name).await?;
         let output = said.lines().filter(|line| line.trim() != ready).collect::<Vec<_>>().join("\n");
@@ -162,7 +167,7 @@ impl Engine {
 
     /// Runs `cmd` inside the running container `name` (as its own user) and returns its exit code
     /// and output; `None` when there is no such running container.
-    pub async fn exec(&self, name: &str, cmd: &[&str]) -> anyhow::Result<Option<(i64, String)>> {
+    pub async fn exec(&self, name: &str, cmd: &[&str]) -> Result<Option<(i64, String)>, EngineError> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
         let what = format!("running {} in container {name}", cmd.join(" "));
         let options = CreateExecOptions {
@@ -175,17 +180,30 @@ impl Engine {
             Ok(created) => created,
             // 404: no such container; 409: it is not running.
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => return Ok(None),
-            Err(e) => return Err(failed(&what, &e)),
+            Err(e) => return Err(EngineError::of(&what, &e)),
         };
         let mut output = String::new();
         if let StartExecResults::Attached { output: mut stream, .. } =
             self.call(&what, self.docker.start_exec(&created.id, None)).await?
         {
             while let Some(chunk) = self.within(&what, stream.next()).await? {
-                output.push_str(&chunk.map_err(|e| failed(&what, &e))?.to_string());
+                output.push_str(&chunk.map_err(|e| EngineError::of(&what, &e))?.to_string());
             }
         }
         let inspected = self.call(&what, self.docker.inspect_exec(&created.id)).await?;
         Ok(Some((inspected.exit_code.unwrap_or(-1), output.trim().to_string())))
     }
+}
+
+/// Whether the engine created and started a one-shot container, or refused: then the outcome says
+/// so in the engine's words.
+enum Started {
+    Yes,
+    Refused(OneShotOutcome),
+}
+
+/// The engine refused to create or start the container, or the request broke on the way: either
+/// way, what was asked never ran.
+fn not_started(err: bollard::errors::Error) -> OneShotOutcome {
+    OneShotOutcome::NotStarted { reason: super::engine_message(&err) }
 }

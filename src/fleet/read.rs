@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{CheckStatus, MAX_REPORT_BYTES, MachineReport, SCHEMA, machines_prefix};
 use std::sync::Arc;
 
-use crate::aws::{Aws, ObjectError, ObjectInfo};
+use crate::aws::{ActionError, Aws, ObjectInfo};
 
 /// How many reports are fetched at once.
 pub const CONCURRENCY: usize = 64;
@@ -50,9 +50,9 @@ pub enum Judged {
 /// s3:ListBucket or s3:GetObject) is the error; anything wrong with one report is that report's
 /// `Rejected`. Each fetch runs as a task of its own, so fetching and judging spread over the
 /// runtime's threads rather than queueing on the one that polls this function.
-pub async fn fetch_all(aws: &Arc<Aws>, prefix: &str) -> Result<Vec<Judged>, ObjectError> {
+pub async fn fetch_all(aws: &Arc<Aws>, prefix: &str) -> Result<Vec<Judged>, ActionError> {
     let objects = aws.list_objects(&machines_prefix(prefix)).await?;
-    let fetched: Vec<Result<Judged, ObjectError>> = futures_util::stream::iter(objects)
+    let fetched: Vec<Result<Judged, ActionError>> = futures_util::stream::iter(objects)
         .map(|object| {
             let (key, last_modified) = (object.key.clone(), object.last_modified);
             let task = tokio::spawn(fetch_one(Arc::clone(aws), object));
@@ -72,7 +72,7 @@ pub async fn fetch_all(aws: &Arc<Aws>, prefix: &str) -> Result<Vec<Judged>, Obje
     fetched.into_iter().collect()
 }
 
-async fn fetch_one(aws: Arc<Aws>, object: ObjectInfo) -> Result<Judged, ObjectError> {
+async fn fetch_one(aws: Arc<Aws>, object: ObjectInfo) -> Result<Judged, ActionError> {
     let rejected = |reason: String| {
         Judged::Rejected(Rejected { key: object.key.clone(), reason, last_modified: object.last_modified })
     };
@@ -81,8 +81,8 @@ async fn fetch_one(aws: Arc<Aws>, object: ObjectInfo) -> Result<Judged, ObjectEr
     }
     match aws.get_object(&object.key, MAX_REPORT_BYTES).await {
         Ok(body) => Ok(judge(&object.key, object.last_modified, &body)),
-        Err(err @ ObjectError::Denied { .. }) => Err(err),
-        Err(ObjectError::TooLarge { size, .. }) => Ok(rejected(over_limit(size))),
+        Err(err @ ActionError::Denied { .. }) => Err(err),
+        Err(ActionError::TooLarge { size, .. }) => Ok(rejected(over_limit(size))),
         Err(other) => Ok(rejected(format!("could not be read: {other}"))),
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::build::{self, Facts, Identity};
 use super::{Clocks, Disk, EngineSummary, ImageDigests, report_key};
-use crate::aws::{Aws, ObjectError};
+use crate::aws::{ActionError, Aws};
 use crate::config::{Config, S3Config};
 use crate::doctor::Report;
 use crate::doctor::checks::Probe;
@@ -65,9 +65,9 @@ pub async fn send(env: &Environment, config: &Config, doctor: &Report, timeout: 
 }
 
 /// A denied upload names the action and the resource a policy must allow, and whose identity.
-fn upload_error(aws: &Aws, prefix: &str, s3: &S3Config, err: ObjectError) -> anyhow::Error {
+fn upload_error(aws: &Aws, prefix: &str, s3: &S3Config, err: ActionError) -> anyhow::Error {
     match err {
-        ObjectError::Denied { .. } => anyhow::anyhow!(
+        ActionError::Denied { .. } => anyhow::anyhow!(
             "the fleet report was not sent: {err}. Allow s3:PutObject on {}* for this machine's AWS identity (profile {:?}); docs/onboarding.md has the policy",
             aws.resource(prefix),
             s3.profile

@@ -6,7 +6,9 @@ pub mod pull;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::engine::EngineError;
 use crate::error::Error;
+use crate::registry::api::ApiError;
 
 /// One base image, under each of its names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,8 +105,43 @@ pub enum Outcome {
         digest: String,
     },
     Failed {
-        reason: String,
+        #[serde(serialize_with = "as_text")]
+        reason: PullError,
     },
+}
+
+/// Why one image could not be pulled. Its `Display` is what `pull` prints and `--json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PullError {
+    /// The registry's answer to the digest check.
+    #[error(transparent)]
+    Registry(#[from] ApiError),
+    /// The registry has no such tag.
+    #[error("not in the registry: {0}")]
+    NotInRegistry(String),
+    /// The engine refused or did not answer.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The engine reported a good pull, but the image is not there.
+    #[error("the engine reported success, but {0} is not there")]
+    Missing(String),
+    /// The image to alias is gone from the engine.
+    #[error("{0} is not on this engine")]
+    NotOnEngine(String),
+}
+
+impl PullError {
+    /// The registry's error answer, when the registry (rather than the engine) failed.
+    pub fn registry_answer(&self) -> Option<&ApiError> {
+        match self {
+            PullError::Registry(answer) => Some(answer),
+            _ => None,
+        }
+    }
+}
+
+fn as_text<S: serde::Serializer>(reason: &PullError, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(reason)
 }
 
 impl Outcome {

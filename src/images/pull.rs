@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::{BaseImage, Outcome};
+use super::{BaseImage, Outcome, PullError};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::registry::api::{Manifest, RegistryApi};
+use crate::registry::api::{ApiError, Manifest, RegistryApi};
 use crate::registry::{self, Renewal};
 use crate::state::{PullRecord, PullRecords};
 use crate::ui::Progress;
@@ -93,9 +93,9 @@ pub async fn pull_and_record(
         Renewal::Renewed(up) => Some(up),
         Renewal::NotNeeded(_) | Renewal::Fresh { .. } => None,
     };
-    if let Err(reason) = api.ping().await {
-        let storage = if registry::answered(&reason) { storage_failure(engine, config, &reason).await } else { None };
-        return Err(storage.unwrap_or(Error::RegistryDown { url: url.clone(), reason }).into());
+    if let Err(answer) = api.ping().await {
+        let storage = if answer.answered() { storage_failure(engine, config, &answer).await } else { None };
+        return Err(storage.unwrap_or(Error::RegistryDown { url: url.clone(), reason: answer.to_string() }).into());
     }
 
     let started = Instant::now();
@@ -106,11 +106,11 @@ pub async fn pull_and_record(
     record(state_dir, &results)?;
     // A read the registry could not answer from its storage has one cause for every image: name it.
     let server_error = results.iter().find_map(|r| match &r.outcome {
-        Outcome::Failed { reason } if reason.contains("answered HTTP 5") => Some(reason.clone()),
+        Outcome::Failed { reason } => reason.registry_answer().filter(|answer| answer.is_server_error()),
         _ => None,
     });
-    if let Some(reason) = server_error
-        && let Some(error) = storage_failure(engine, config, &reason).await
+    if let Some(answer) = server_error
+        && let Some(error) = storage_failure(engine, config, answer).await
     {
         return Err(error.into());
     }
@@ -118,9 +118,9 @@ pub async fn pull_and_record(
 }
 
 /// The error for a registry that cannot read its storage, when its answer or its logs say why.
-async fn storage_failure(engine: &Engine, config: &Config, said: &str) -> Option<Error> {
+async fn storage_failure(engine: &Engine, config: &Config, answer: &ApiError) -> Option<Error> {
     let container = &config.registry.container;
-    let cause = registry::storage_cause(engine, container, said).await?;
+    let cause = registry::storage_cause(engine, container, Some(answer)).await?;
     Some(registry::storage_error(container, &cause, "Then pull again."))
 }
 
@@ -175,7 +175,7 @@ pub async fn pull_all(
             let started = Instant::now();
             let outcome = pull_one(engine, api, image, progress).await;
             match &outcome {
-                Outcome::Failed { reason } => progress.finish(&image.name, Err(reason)),
+                Outcome::Failed { reason } => progress.finish(&image.name, Err(&reason.to_string())),
                 done => progress.finish(&image.name, Ok(&done.describe())),
             }
             (index, PullResult { image: image.clone(), outcome, duration: started.elapsed() })
@@ -199,12 +199,12 @@ async fn try_pull(
     api: &RegistryApi,
     image: &BaseImage,
     progress: &dyn Progress,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, PullError> {
     let remote = match api.manifest(&image.repo, &image.tag).await? {
-        Manifest::NotFound => return Err(format!("not in the registry: {}", image.name)),
+        Manifest::NotFound => return Err(PullError::NotInRegistry(image.name.clone())),
         Manifest::Found(digest) => digest,
     };
-    let before = engine.image(&image.local).await.map_err(|e| format!("{e:#}"))?;
+    let before = engine.image(&image.local).await?;
     let old_digest = before.as_ref().and_then(|i| i.digest_in(image.local_repo())).map(String::from);
     if old_digest.as_deref() == Some(remote.as_str()) {
         ensure_alias(engine, image).await?;
@@ -215,13 +215,13 @@ async fn try_pull(
     let pulled = engine.pull_image(&image.local, &image.name, progress).await;
     // bollard can report a spurious end-of-stream error after a complete pull; the engine's own
     // view of the image decides whether the pull failed.
-    let after = engine.image(&image.local).await.map_err(|e| format!("{e:#}"))?;
+    let after = engine.image(&image.local).await?;
     let new_digest = after.as_ref().and_then(|i| i.digest_in(image.local_repo())).map(String::from);
     let new_digest = match (pulled, new_digest) {
         (Ok(()), Some(digest)) => digest,
         (Err(_), Some(digest)) if digest == remote => digest,
-        (Err(reason), _) => return Err(reason),
-        (Ok(()), None) => return Err(format!("the engine reported success, but {} is not there", image.local)),
+        (Err(reason), _) => return Err(reason.into()),
+        (Ok(()), None) => return Err(PullError::Missing(image.local.clone())),
     };
     ensure_alias(engine, image).await?;
     if Some(&new_digest) == old_digest.as_ref() {
@@ -231,13 +231,13 @@ async fn try_pull(
 }
 
 /// Points the production alias at the local image, touching nothing when it already does.
-async fn ensure_alias(engine: &Engine, image: &BaseImage) -> Result<(), String> {
+async fn ensure_alias(engine: &Engine, image: &BaseImage) -> Result<(), PullError> {
     let Some(alias) = &image.alias else { return Ok(()) };
-    let local = engine.image(&image.local).await.map_err(|e| format!("{e:#}"))?;
-    let current = engine.image(alias).await.map_err(|e| format!("{e:#}"))?;
+    let local = engine.image(&image.local).await?;
+    let current = engine.image(alias).await?;
     match (local, current) {
         (Some(local), Some(current)) if local.id == current.id => Ok(()),
-        (Some(_), _) => engine.tag_image(&image.local, alias).await.map_err(|e| format!("tagging {alias}: {e:#}")),
-        (None, _) => Err(format!("{} is not on this engine", image.local)),
+        (Some(_), _) => Ok(engine.tag_image(&image.local, alias).await?),
+        (None, _) => Err(PullError::NotOnEngine(image.local.clone())),
     }
 }

@@ -137,7 +137,7 @@ pub async fn fetch(source: &TeamSource, s3: &S3Config) -> anyhow::Result<String>
             let aws = Aws::connect(&settings)
                 .await
                 .with_context(|| format!("cannot fetch the team config from {}", source.display()))?;
-            aws.get_bytes(key, MAX_BYTES).await.map_err(failed)?
+            aws.get_bytes(key, MAX_BYTES).await.map_err(|e| failed(e.to_string()))?
         }
     };
     if bytes.len() > MAX_BYTES {

@@ -3,10 +3,75 @@
 
 use std::time::Duration;
 
+use super::cause::{self, StorageCause};
 use crate::http;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+
+/// What went wrong with one request to the registry. Decisions match on it; its `Display` is what
+/// people read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No HTTP answer at all: refused, timed out, cut off.
+    #[error("{0}")]
+    NoAnswer(#[from] http::NoAnswer),
+    /// Something answered on the registry's port, but without the registry's API header. A
+    /// registry whose storage health check failed answers so too (503), before its API is reached.
+    #[error("{url} answered HTTP {}, but not as a Docker registry", status_line(*status))]
+    NotARegistry { url: String, status: u16 },
+    /// The registry answered with an error status. `storage` is S3's reason, when the body names
+    /// one; `body` is the start of the body.
+    #[error("{url} answered HTTP {}{}{}", status_line(*status), code_note(storage.as_ref()), body_note(body))]
+    Status { url: String, status: u16, body: String, storage: Option<StorageCause> },
+    /// A manifest found, but without its digest.
+    #[error("{url} answered without a Docker-Content-Digest header")]
+    NoDigest { url: String },
+}
+
+impl ApiError {
+    /// Whether something answered with an error status, rather than not at all: only an answer
+    /// can carry S3's reason, and "connection refused" from the local registry is not S3's.
+    pub fn answered(&self) -> bool {
+        matches!(self, ApiError::NotARegistry { .. } | ApiError::Status { .. })
+    }
+
+    /// Whether the registry answered 5xx: it could not serve the request, for a reason of its own
+    /// (its storage, usually), not the request's.
+    pub fn is_server_error(&self) -> bool {
+        matches!(self, ApiError::NotARegistry { status: 500..=599, .. } | ApiError::Status { status: 500..=599, .. })
+    }
+
+    /// S3's reason, when the answer's body names one.
+    pub fn storage_cause(&self) -> Option<&StorageCause> {
+        match self {
+            ApiError::Status { storage, .. } => storage.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The error for an answer with `status` and `body`: the body's start, and S3's reason read
+    /// from it once, here.
+    fn status(url: String, status: u16, body: &str) -> ApiError {
+        let storage = cause::diagnose(body);
+        ApiError::Status { url, status, body: body.trim().chars().take(300).collect(), storage }
+    }
+}
+
+/// `503 Service Unavailable`, or the bare number for a status without a name.
+fn status_line(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string())
+}
+
+/// ` (RequestTimeTooSkewed)`: S3's code, named plainly, since a drifting clock or a stale key is
+/// the usual reason S3 refuses the registry.
+fn code_note(storage: Option<&StorageCause>) -> String {
+    storage.and_then(StorageCause::code).map(|code| format!(" ({code})")).unwrap_or_default()
+}
+
+fn body_note(body: &str) -> String {
+    if body.is_empty() { String::new() } else { format!(": {body}") }
+}
 
 pub struct RegistryApi {
     base: String,
@@ -21,15 +86,15 @@ impl RegistryApi {
     }
 
     /// `GET /v2/`: `Ok` when a distribution registry answers 200 there.
-    pub async fn ping(&self) -> Result<(), String> {
+    pub async fn ping(&self) -> Result<(), ApiError> {
         let url = format!("{}/v2/", self.base);
-        let response = self.http.get(&url).send().await.map_err(|e| describe(&e))?;
-        let status = response.status();
+        let response = self.http.get(&url).send().await.map_err(no_answer)?;
+        let status = response.status().as_u16();
         let is_registry = response.headers().contains_key(API_VERSION_HEADER);
-        match (status.as_u16(), is_registry) {
+        match (status, is_registry) {
             (200, true) => Ok(()),
-            (_, false) => Err(format!("{url} answered HTTP {status}, but not as a Docker registry")),
-            (_, true) => Err(format!("{url} answered HTTP {status}")),
+            (_, false) => Err(ApiError::NotARegistry { url, status }),
+            (_, true) => Err(ApiError::status(url, status, &response.text().await.unwrap_or_default())),
         }
     }
 }
@@ -51,35 +116,27 @@ const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.list.
 impl RegistryApi {
     /// A read that the registry must answer from its storage: the tags of `repo`, or the catalog.
     /// Returns what was read; an error when storage did not answer (S3 down, bad credentials).
-    pub async fn read_through(&self, repo: Option<&str>) -> Result<String, String> {
+    pub async fn read_through(&self, repo: Option<&str>) -> Result<String, ApiError> {
         let (url, what) = match repo {
             Some(repo) => {
                 (format!("{}/v2/{repo}/tags/list", self.base), format!("read the tags of {repo} from storage"))
             }
             None => (format!("{}/v2/_catalog?n=1", self.base), "read the catalog from storage".to_string()),
         };
-        let response = self.http.get(&url).send().await.map_err(|e| describe(&e))?;
+        let response = self.http.get(&url).send().await.map_err(no_answer)?;
         let status = response.status().as_u16();
         match (status, repo) {
             (200, _) => Ok(what),
             // "name unknown" comes from storage too: the bucket answered that it has no such repository.
             (404, Some(repo)) => Ok(format!("storage answered that {repo} has no tags yet")),
-            _ => {
-                let body = response.text().await.unwrap_or_default();
-                // A drifting clock is the usual reason S3 refuses the registry: say so plainly.
-                let skew = if body.contains("RequestTimeTooSkewed") { " (RequestTimeTooSkewed)" } else { "" };
-                Err(format!(
-                    "{url} answered HTTP {status}{skew}: {}",
-                    body.trim().chars().take(300).collect::<String>()
-                ))
-            }
+            _ => Err(ApiError::status(url, status, &response.text().await.unwrap_or_default())),
         }
     }
 
     /// `HEAD /v2/<name>/manifests/<tag>`: the digest the registry serves for `name:tag`.
-    pub async fn manifest(&self, name: &str, tag: &str) -> Result<Manifest, String> {
+    pub async fn manifest(&self, name: &str, tag: &str) -> Result<Manifest, ApiError> {
         let url = format!("{}/v2/{name}/manifests/{tag}", self.base);
-        let response = self.http.head(&url).header("Accept", MANIFEST_TYPES).send().await.map_err(|e| describe(&e))?;
+        let response = self.http.head(&url).header("Accept", MANIFEST_TYPES).send().await.map_err(no_answer)?;
         match response.status().as_u16() {
             404 => Ok(Manifest::NotFound),
             200 => response
@@ -87,14 +144,15 @@ impl RegistryApi {
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok())
                 .map(|d| Manifest::Found(d.to_string()))
-                .ok_or_else(|| format!("{url} answered without a Docker-Content-Digest header")),
-            status => Err(format!("{url} answered HTTP {status}")),
+                .ok_or(ApiError::NoDigest { url }),
+            // A HEAD answer has no body to read S3's reason from.
+            status => Err(ApiError::status(url, status, "")),
         }
     }
 }
 
-fn describe(err: &reqwest::Error) -> String {
-    http::describe(err, REQUEST_TIMEOUT)
+fn no_answer(err: reqwest::Error) -> ApiError {
+    ApiError::NoAnswer(http::NoAnswer::of(&err, REQUEST_TIMEOUT))
 }
 
 /// How the registry answered the start of a blob upload.
@@ -104,35 +162,68 @@ pub enum UploadStart {
     Refused,
     /// 202: it took the upload; `location` is where to cancel it.
     Accepted { location: Option<String> },
-    /// Anything else, with the status and the start of the body.
-    Other(String),
+    /// Anything else: the status and the start of the body.
+    Other(ApiError),
 }
 
 impl RegistryApi {
     /// `POST /v2/<repo>/blobs/uploads/`: the first step of every push, and nothing more. A
     /// writable registry answers 202 and has recorded an upload that `cancel_upload` removes.
-    pub async fn start_upload(&self, repo: &str) -> Result<UploadStart, String> {
+    pub async fn start_upload(&self, repo: &str) -> Result<UploadStart, ApiError> {
         let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
-        let response = self.http.post(&url).send().await.map_err(|e| describe(&e))?;
+        let response = self.http.post(&url).send().await.map_err(no_answer)?;
         Ok(match response.status().as_u16() {
             405 => UploadStart::Refused,
             202 => UploadStart::Accepted {
                 location: response.headers().get("location").and_then(|v| v.to_str().ok()).map(String::from),
             },
-            status => {
-                let body = response.text().await.unwrap_or_default();
-                UploadStart::Other(format!("HTTP {status}: {}", body.trim().chars().take(200).collect::<String>()))
-            }
+            status => UploadStart::Other(ApiError::status(url, status, &response.text().await.unwrap_or_default())),
         })
     }
 
     /// `DELETE <location>`: cancels an upload that `start_upload` began.
-    pub async fn cancel_upload(&self, location: &str) -> Result<(), String> {
+    pub async fn cancel_upload(&self, location: &str) -> Result<(), ApiError> {
         let url = if location.starts_with('/') { format!("{}{location}", self.base) } else { location.to_string() };
-        let response = self.http.delete(&url).send().await.map_err(|e| describe(&e))?;
+        let response = self.http.delete(&url).send().await.map_err(no_answer)?;
         match response.status().as_u16() {
             200..=299 => Ok(()),
-            status => Err(format!("{url} answered HTTP {status}")),
+            status => Err(ApiError::status(url, status, &response.text().await.unwrap_or_default())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_answer_names_s3s_reason_once_and_reads_as_one_line() {
+        let body =
+            r#"{"errors":[{"code":"UNKNOWN","detail":"s3aws: RequestTimeTooSkewed: the difference is too large"}]}"#;
+        let err = ApiError::status("http://127.0.0.1:5000/v2/_catalog?n=1".into(), 500, body);
+        assert_eq!(err.storage_cause(), Some(&StorageCause::Clock { code: "RequestTimeTooSkewed".into() }));
+        assert!(err.answered() && err.is_server_error());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "http://127.0.0.1:5000/v2/_catalog?n=1 answered HTTP 500 Internal Server Error (RequestTimeTooSkewed): {body}"
+            )
+        );
+    }
+
+    #[test]
+    fn what_counts_as_an_answer() {
+        let url = || "http://127.0.0.1:5000/v2/".to_string();
+        assert!(!ApiError::NoAnswer(http::NoAnswer::Refused).answered());
+        assert!(!ApiError::NoDigest { url: url() }.answered());
+        let unhealthy = ApiError::NotARegistry { url: url(), status: 503 };
+        assert!(unhealthy.answered() && unhealthy.is_server_error());
+        assert_eq!(
+            unhealthy.to_string(),
+            "http://127.0.0.1:5000/v2/ answered HTTP 503 Service Unavailable, but not as a Docker registry"
+        );
+        let missing = ApiError::status(url(), 404, "");
+        assert!(missing.answered() && !missing.is_server_error());
+        assert_eq!(missing.to_string(), "http://127.0.0.1:5000/v2/ answered HTTP 404 Not Found");
     }
 }

@@ -36,17 +36,68 @@ impl StorageCause {
         }
     }
 
-    /// What to do when there is no command for it.
-    pub fn hint(&self) -> &'static str {
-        match self {
-            StorageCause::Credentials { .. } => "Renew the registry's credentials.",
-            StorageCause::Clock { .. } => "Set the Docker VM's clock from this host.",
+    /// The one fix for this cause: what to do, and the devbox command that does it, when there is one.
+    pub fn remedy(&self) -> StorageRemedy {
+        let (what, command) = match self {
+            StorageCause::Credentials { .. } => ("Renew the registry's credentials", Some(FixCommand::RegistryUp)),
+            StorageCause::Clock { .. } => ("Set the Docker VM's clock from this host", Some(FixCommand::ClockSync)),
             StorageCause::NoSuchBucket => {
-                "Check registry.s3.bucket and registry.s3.region in devbox.toml (devbox config show)."
+                ("Check registry.s3.bucket and registry.s3.region in devbox.toml (devbox config show)", None)
             }
-            StorageCause::Unreachable { .. } => {
-                "Check registry.s3.endpoint and your network; the registry reaches S3 from inside the Docker engine."
-            }
+            StorageCause::Unreachable { .. } => (
+                "Check registry.s3.endpoint and your network; the registry reaches S3 from inside the Docker engine",
+                None,
+            ),
+        };
+        StorageRemedy { what, command }
+    }
+
+    /// The code that names it in a message (`RequestTimeTooSkewed`); `None` for an unreachable S3,
+    /// whose reason (`connection refused`) would read as the registry's own.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            StorageCause::Credentials { code } | StorageCause::Clock { code } => Some(code),
+            StorageCause::NoSuchBucket => Some("NoSuchBucket"),
+            StorageCause::Unreachable { .. } => None,
+        }
+    }
+}
+
+/// The devbox commands that fix a storage cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixCommand {
+    RegistryUp,
+    ClockSync,
+}
+
+impl FixCommand {
+    pub fn command(self) -> &'static str {
+        match self {
+            FixCommand::RegistryUp => "devbox registry up",
+            FixCommand::ClockSync => "devbox clock sync",
+        }
+    }
+}
+
+/// What fixes a storage cause: in words (`what`, without a final stop), and the command that does
+/// it, when devbox has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageRemedy {
+    pub what: &'static str,
+    pub command: Option<FixCommand>,
+}
+
+impl StorageRemedy {
+    /// The words alone, as a sentence: a doctor finding shows the command apart.
+    pub fn hint(&self) -> String {
+        format!("{}.", self.what)
+    }
+
+    /// The words with the command: "Renew the registry's credentials: `devbox registry up`."
+    pub fn sentence(&self) -> String {
+        match self.command {
+            Some(command) => format!("{}: `{}`.", self.what, command.command()),
+            None => self.hint(),
         }
     }
 }
@@ -79,7 +130,9 @@ const UNREACHABLE: &[&str] = &[
 ];
 
 /// Names the cause in `text` (a registry's error body, or its log lines); `None` when it says
-/// nothing devbox recognises.
+/// nothing devbox recognises. The registry relays S3's error only as text, so this is the one place
+/// that reads it: `api.rs` calls it on an error answer's body, `converge.rs` on the log lines, and
+/// everything after matches on the `StorageCause`.
 pub fn diagnose(text: &str) -> Option<StorageCause> {
     let lower = text.to_ascii_lowercase();
     let find = |needles: &[&str]| needles.iter().find(|n| lower.contains(&n.to_ascii_lowercase())).map(|n| code_of(n));
@@ -172,8 +225,15 @@ mod tests {
     }
 
     #[test]
-    fn each_cause_has_a_hint() {
-        assert!(StorageCause::NoSuchBucket.hint().contains("registry.s3.bucket"));
-        assert!(StorageCause::Clock { code: "x".into() }.hint().contains("clock"));
+    fn each_cause_has_one_remedy() {
+        let bucket = StorageCause::NoSuchBucket.remedy();
+        assert!(bucket.hint().contains("registry.s3.bucket") && bucket.command.is_none());
+        assert_eq!(bucket.sentence(), bucket.hint());
+        let clock = StorageCause::Clock { code: "x".into() }.remedy();
+        assert_eq!(clock.command, Some(FixCommand::ClockSync));
+        assert_eq!(clock.sentence(), "Set the Docker VM's clock from this host: `devbox clock sync`.");
+        let credentials = StorageCause::Credentials { code: "x".into() }.remedy();
+        assert_eq!(credentials.hint(), "Renew the registry's credentials.");
+        assert_eq!(credentials.command, Some(FixCommand::RegistryUp));
     }
 }

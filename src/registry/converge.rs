@@ -4,16 +4,18 @@
 
 use std::time::Duration;
 
-use super::api::RegistryApi;
+use super::api::{ApiError, RegistryApi};
 use super::cause::{self, StorageCause};
 use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide, line, verify};
-use crate::aws::{Aws, AwsCredentials};
+use crate::aws::{Aws, AwsCredentials, ContainerCredentials};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
 use crate::ui::Progress;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the registry's logs are given to show the cause of an error it has just answered.
+const LOG_GRACE: Duration = Duration::from_secs(2);
 
 /// What `converge` did, and the registry it left.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +110,7 @@ pub async fn remove(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<
         Some(existing) if existing.label(LABEL_MANAGED) != Some("true") => {
             Err(Error::ForeignContainer { container: config.container.clone() }.into())
         }
-        Some(_) => engine.remove_container(&config.container).await,
+        Some(_) => Ok(engine.remove_container(&config.container).await?),
     }
 }
 
@@ -148,7 +150,7 @@ async fn up(
     };
     if outcome == UpOutcome::Unchanged
         && s3.is_some()
-        && let Some(cause) = storage_cause(engine, &config.container, &failure.said).await
+        && let Some(cause) = storage_cause(engine, &config.container, failure.answer.as_ref()).await
     {
         match cause {
             StorageCause::Credentials { code } => {
@@ -180,17 +182,22 @@ async fn replace(
     if let Some(s3) = s3 {
         s3.check_bucket().await?;
     }
+    // The container's own credentials: a session minted now when the host's key is long-lived.
+    let credentials = match s3 {
+        Some(s3) => Some(s3.container_credentials(config.s3.session, config.s3.session_duration).await?),
+        None => None,
+    };
     if existing {
         engine.remove_container(&config.container).await?;
     }
-    create_and_start(engine, config, desired, s3.map(Aws::credentials)).await
+    create_and_start(engine, config, desired, credentials.as_ref().map(ContainerCredentials::credentials)).await
 }
 
-/// Why a registry could not be made ready: the error for people, and what the registry said (for
-/// `storage_cause`).
+/// Why a registry could not be made ready: the error for people, and the registry's error answer,
+/// when there was one (for `storage_cause`).
 struct Unsettled {
     error: Error,
-    said: String,
+    answer: Option<ApiError>,
 }
 
 /// Waits until the registry answers, then proves it behaves as configured. What this run made and
@@ -209,28 +216,29 @@ async fn settle(
         reason,
     };
     if *outcome == UpOutcome::Unchanged
-        && let Err(said) = api.ping().await
-        && answered(&said)
-        && storage_cause(engine, &config.container, &said).await.is_some()
+        && let Err(answer) = api.ping().await
+        && answer.answered()
+        && storage_cause(engine, &config.container, Some(&answer)).await.is_some()
     {
-        return Err(Unsettled { error: not_ready(said.clone()), said });
+        return Err(Unsettled { error: not_ready(answer.to_string()), answer: Some(answer) });
     }
-    if let Err(reason) = wait_ready(engine, api, &config.container).await {
+    if let Err(not) = wait_ready(engine, api, &config.container).await {
+        let answer = not.answer().cloned();
         if *outcome != UpOutcome::Unchanged {
             // Keep the logs for the error, then leave no broken container behind.
             let logs = last_log_lines(engine, &config.container).await;
             let _ = engine.remove_container(&config.container).await;
-            return Err(Unsettled { error: not_ready(format!("{reason}{logs}")), said: reason });
+            return Err(Unsettled { error: not_ready(format!("{not}{logs}")), answer });
         }
-        return Err(Unsettled { error: not_ready(reason.clone()), said: reason });
+        return Err(Unsettled { error: not_ready(not.to_string()), answer });
     }
     // Answering is not enough: it must behave as devbox's config says.
-    let (error, said) = match verify::prove(api, config, s3).await {
+    let (error, answer) = match verify::prove(api, config, s3).await {
         verify::Verdict::Proven(_) => return Ok(()),
         verify::Verdict::Ignored(cause) => (
             Error::RegistryIgnoredConfig {
                 container: config.container.clone(),
-                cause: cause.clone(),
+                cause,
                 fix: format!(
                     "The image {} does not serve the config devbox names as its command ({}). Use an official \
                      registry image (registry:3.0.0 or registry:2.8.3) or one laid out like it.",
@@ -238,29 +246,50 @@ async fn settle(
                     line::CONFIG_PATH
                 ),
             },
-            cause,
+            None,
         ),
-        verify::Verdict::Unproven(reason) => (not_ready(format!("it answers, but {reason}")), reason),
+        verify::Verdict::Unproven { reason, answer } => (not_ready(format!("it answers, but {reason}")), answer),
     };
     if matches!(outcome, UpOutcome::Created | UpOutcome::Recreated { .. }) {
         // What this run made and cannot vouch for goes again.
         let _ = engine.remove_container(&config.container).await;
     }
-    Err(Unsettled { error, said })
+    Err(Unsettled { error, answer })
+}
+
+/// Why a registry did not become ready.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// It kept giving this answer until the deadline.
+    #[error("{answer} (waited {seconds}s)")]
+    TimedOut { answer: ApiError, seconds: u64 },
+    /// Its container stopped, in this state.
+    #[error("the container stopped ({state})")]
+    Stopped { state: String },
+}
+
+impl NotReady {
+    /// The registry's last answer, when it gave one.
+    pub fn answer(&self) -> Option<&ApiError> {
+        match self {
+            NotReady::TimedOut { answer, .. } => Some(answer),
+            NotReady::Stopped { .. } => None,
+        }
+    }
 }
 
 /// Waits until the registry answers, and stops waiting as soon as its container has stopped.
-pub async fn wait_ready(engine: &Engine, api: &RegistryApi, container: &str) -> Result<(), String> {
+pub async fn wait_ready(engine: &Engine, api: &RegistryApi, container: &str) -> Result<(), NotReady> {
     let deadline = std::time::Instant::now() + READY_TIMEOUT;
     loop {
-        let Err(reason) = api.ping().await else { return Ok(()) };
+        let Err(answer) = api.ping().await else { return Ok(()) };
         if std::time::Instant::now() >= deadline {
-            return Err(format!("{reason} (waited {}s)", READY_TIMEOUT.as_secs()));
+            return Err(NotReady::TimedOut { answer, seconds: READY_TIMEOUT.as_secs() });
         }
         if let Ok(Some(info)) = engine.container(container).await
             && !info.is_running()
         {
-            return Err(format!("the container stopped ({})", info.state));
+            return Err(NotReady::Stopped { state: info.state });
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
@@ -275,8 +304,12 @@ async fn ensure_image(engine: &Engine, config: &RegistryConfig, progress: &dyn P
     }
     progress.start(&config.image);
     let pulled = engine.pull_image(&config.image, &config.image, progress).await;
-    progress.finish(&config.image, pulled.as_ref().map(|()| "pulled").map_err(String::as_str));
-    pulled.map_err(|reason| Error::ImagePull { image: config.image.clone(), reason }.into())
+    let reason = pulled.err().map(|e| e.to_string());
+    progress.finish(&config.image, reason.as_deref().map_or(Ok("pulled"), Err));
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(Error::ImagePull { image: config.image.clone(), reason }.into()),
+    }
 }
 
 async fn create_and_start(
@@ -288,7 +321,10 @@ async fn create_and_start(
     let spec = container_spec(config, desired, credentials);
     engine.create_container(&spec).await?;
     let started = async {
-        engine.copy_file_into(&config.container, line::CONFIG_PATH, desired.config_yaml.as_bytes()).await?;
+        // Into the config's own volume: the root filesystem is read-only.
+        let name = line::CONFIG_PATH.rsplit('/').next().unwrap_or(line::CONFIG_PATH);
+        let dir = super::hardening::CONFIG_DIR;
+        engine.copy_file_into_dir(&config.container, dir, name, desired.config_yaml.as_bytes()).await?;
         engine.start_container(&config.container, Some(config.port)).await
     }
     .await;
@@ -296,37 +332,35 @@ async fn create_and_start(
         // A container that never ran is no use to anyone: take it away before reporting.
         let _ = engine.remove_container(&config.container).await;
     }
-    started
+    Ok(started?)
 }
 
-/// Why the registry cannot read its storage, from what it said (`said`: its error answer), or else
-/// from its recent log lines: once its storage health check has failed, it answers 503 with no
-/// detail, and only the log lines written before that name S3's reason.
-pub async fn storage_cause(engine: &Engine, container: &str, said: &str) -> Option<StorageCause> {
-    if let Some(cause) = cause::diagnose(said) {
-        return Some(cause);
+/// Why the registry cannot read its storage, from its error answer (S3's reason, when the body
+/// named one), or else from its recent log lines: once its storage health check has failed, it
+/// answers 503 with no detail, and only the log lines written before that name S3's reason.
+pub async fn storage_cause(engine: &Engine, container: &str, answer: Option<&ApiError>) -> Option<StorageCause> {
+    if let Some(cause) = answer.and_then(ApiError::storage_cause) {
+        return Some(cause.clone());
     }
-    use futures_util::StreamExt;
-    let lines: Vec<String> =
-        engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
-    lines.iter().rev().find_map(|line| cause::diagnose(line))
-}
-
-/// Whether a failed request to the registry got an answer from it (an HTTP status), rather than
-/// no connection: only an answer can carry S3's reason, and "connection refused" from the local
-/// registry is not S3's.
-pub fn answered(said: &str) -> bool {
-    said.contains("answered HTTP")
+    // The registry logs a request's error after it has answered it, and the engine's log pipeline
+    // adds its own delay: a line that is not there yet may be a moment later.
+    let deadline = std::time::Instant::now() + LOG_GRACE;
+    loop {
+        use futures_util::StreamExt;
+        let lines: Vec<String> =
+            engine.logs(container, "200", false).filter_map(|line| async move { line.ok() }).collect().await;
+        let cause = lines.iter().rev().find_map(|line| cause::diagnose(line));
+        if cause.is_some() || std::time::Instant::now() >= deadline {
+            return cause;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The error for a registry that cannot read its storage, with the command that fixes `cause`;
 /// `then` is what follows it ("Then pull again.").
 pub fn storage_error(container: &str, cause: &StorageCause, then: &str) -> Error {
-    let fix = match cause {
-        StorageCause::Credentials { .. } => format!("Renew the registry's credentials: `devbox registry up`. {then}"),
-        StorageCause::Clock { .. } => format!("Set the Docker VM's clock from this host: `devbox clock sync`. {then}"),
-        StorageCause::NoSuchBucket | StorageCause::Unreachable { .. } => format!("{} {then}", cause.hint()),
-    };
+    let fix = format!("{} {then}", cause.remedy().sentence());
     Error::RegistryStorage { container: container.to_string(), cause: cause.explain(), fix: fix.trim_end().to_string() }
 }
 
@@ -335,4 +369,34 @@ async fn last_log_lines(engine: &Engine, container: &str) -> String {
     let lines: Vec<String> =
         engine.logs(container, "5", false).filter_map(|line| async move { line.ok() }).collect().await;
     if lines.is_empty() { String::new() } else { format!("; its last log lines:\n{}", lines.concat().trim_end()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_error_says_the_cause_and_its_one_remedy_then_what_follows() {
+        let error = storage_error(
+            "devbox-registry",
+            &StorageCause::Credentials { code: "ExpiredToken".into() },
+            "Then pull again.",
+        );
+        assert!(error.to_string().contains("S3 refused the registry's AWS credentials (ExpiredToken)"), "{error}");
+        assert_eq!(
+            error.hint().as_deref(),
+            Some("Renew the registry's credentials: `devbox registry up`. Then pull again.")
+        );
+        let error = storage_error("devbox-registry", &StorageCause::NoSuchBucket, "");
+        assert_eq!(error.hint(), Some(StorageCause::NoSuchBucket.remedy().hint()));
+    }
+
+    #[test]
+    fn not_ready_keeps_the_registrys_last_answer() {
+        let answer = ApiError::NotARegistry { url: "http://127.0.0.1:5000/v2/".into(), status: 503 };
+        let timed_out = NotReady::TimedOut { answer: answer.clone(), seconds: 30 };
+        assert_eq!(timed_out.answer(), Some(&answer));
+        assert!(timed_out.to_string().ends_with("but not as a Docker registry (waited 30s)"), "{timed_out}");
+        assert_eq!(NotReady::Stopped { state: "exited".into() }.answer(), None);
+    }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cause;
 mod converge;
+pub mod hardening;
 pub mod lease;
 pub mod line;
 mod renew;
@@ -16,10 +17,11 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::AwsCredentials;
 use crate::config::{RegistryConfig, Storage};
-use crate::engine::{ContainerInfo, ContainerSpec};
+use crate::engine::{ContainerInfo, ContainerSpec, Hardening};
 pub use converge::{
-    Converged, answered, connect_s3, converge, desired, pending, remove, storage_cause, storage_error, wait_ready,
+    Converged, connect_s3, converge, desired, pending, remove, storage_cause, storage_error, wait_ready,
 };
+pub use hardening::{hardening, holds_long_lived_key};
 use lease::{Lease, LeaseVerdict};
 use line::{Layout, Line};
 pub use renew::{Renewal, credentials_expire, renew};
@@ -32,6 +34,9 @@ pub const LABEL_READONLY: &str = "devbox.readonly";
 pub const LABEL_CREDENTIALS_EXPIRY: &str = "devbox.credentials-expiry";
 /// When devbox resolved the container's credentials: with the expiry, their lifetime.
 pub const LABEL_CREDENTIALS_ISSUED: &str = "devbox.credentials-issued";
+/// A keyed hash of the long-lived key behind the container's credentials (the key itself, or the
+/// one that minted its session), so that a rotated key is seen without the engine holding it.
+pub const LABEL_CREDENTIALS_KEY: &str = "devbox.credentials-key";
 
 const TEMPLATE: &str = include_str!("../../templates/registry.yml");
 const DATA_IN_CONTAINER: &str = "/var/lib/registry";
@@ -44,6 +49,8 @@ pub struct Desired {
     pub hash: String,
     pub storage: Storage,
     pub readonly: bool,
+    /// How the container is confined.
+    pub hardening: Hardening,
 }
 
 impl Desired {
@@ -51,8 +58,9 @@ impl Desired {
         let storage = config.storage();
         let readonly = effective_readonly(config);
         let config_yaml = render_config(config, layout.line)?;
-        let hash = config_hash(config, &layout, &config_yaml);
-        Ok(Desired { layout, config_yaml, hash, storage, readonly })
+        let hardening = hardening(config);
+        let hash = config_hash(config, &layout, &config_yaml, &hardening);
+        Ok(Desired { layout, config_yaml, hash, storage, readonly, hardening })
     }
 }
 
@@ -119,12 +127,20 @@ pub fn container_endpoint(endpoint: &str) -> String {
 }
 
 /// A hash of everything that shapes the container, secrets excluded: same hash, same container.
-/// The line is part of it: the same tag moved to another line's image is another container.
-fn config_hash(config: &RegistryConfig, layout: &Layout, config_yaml: &str) -> String {
+/// The line is part of it: the same tag moved to another line's image is another container. So
+/// are its hardening, and on S3 what its credentials are to be: a registry made before either was
+/// set is made again once.
+fn config_hash(config: &RegistryConfig, layout: &Layout, config_yaml: &str, hardening: &Hardening) -> String {
     let mut hasher = Sha256::new();
     let line = layout.line.to_string();
     let cmd = layout.cmd.join("\0");
-    for part in [config.image.as_str(), &config.port.to_string(), &config.volume(), &line, &cmd, config_yaml] {
+    let hardening = format!("{hardening:?}");
+    let session = match config.storage() {
+        Storage::S3 => format!("{} {:?}", config.s3.session, config.s3.session_duration),
+        Storage::Filesystem => String::new(),
+    };
+    let parts = [config.image.as_str(), &config.port.to_string(), &config.volume(), &line, &cmd, config_yaml];
+    for part in parts.into_iter().chain([hardening.as_str(), &session]) {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
@@ -145,9 +161,10 @@ pub enum Action {
 
 /// Decides what `up` does. Pure: the tests drive it with every combination.
 ///
-/// Short-lived credentials differ on every resolution, so they are judged by the lease devbox
-/// recorded on the container: still good past the refresh window, the container stays. Long-lived
-/// keys are compared, so a rotated key still recreates it.
+/// `credentials` are the host's. Short-lived ones differ on every resolution, so they are judged by
+/// the lease devbox recorded on the container: still good past the refresh window, the container
+/// stays. That holds for a session devbox minted from a long-lived key too. The long-lived key
+/// behind the container is compared by its hash, so a rotated key still recreates it.
 pub fn decide(
     existing: Option<&ContainerInfo>,
     desired: &Desired,
@@ -162,13 +179,13 @@ pub fn decide(
         return Action::Recreate("the configuration changed");
     }
     if let Some(credentials) = credentials {
-        let changed = credentials.container_env().iter().any(|(key, value)| existing.env_value(key) != Some(value));
+        let changed = credentials.source_key.as_deref() != existing.label(LABEL_CREDENTIALS_KEY);
         match lease_of(existing).verdict(now) {
             LeaseVerdict::Expired { .. } => return Action::Recreate("its AWS credentials expired"),
             LeaseVerdict::Renew { .. } => return Action::Recreate("its AWS credentials are about to expire"),
-            // Fresh short-lived credentials are kept while they last, unless the host moved to
-            // long-lived keys: those are what the user wants from now on.
-            LeaseVerdict::Fresh { .. } if changed && credentials.expiry.is_none() => {
+            // Fresh session credentials are kept while they last, unless the host's key is another
+            // one than the key behind them (rotated, or the host moved to a long-lived key).
+            LeaseVerdict::Fresh { .. } if changed && credentials.source_key.is_some() => {
                 return Action::Recreate("the AWS credentials changed");
             }
             LeaseVerdict::Fresh { .. } => {}
@@ -200,6 +217,9 @@ fn container_spec(config: &RegistryConfig, desired: &Desired, credentials: Optio
         labels.insert(LABEL_CREDENTIALS_EXPIRY.to_string(), expiry.to_string());
         labels.insert(LABEL_CREDENTIALS_ISSUED.to_string(), credentials.resolved_at.to_string());
     }
+    if let Some(key) = credentials.and_then(|c| c.source_key.as_ref()) {
+        labels.insert(LABEL_CREDENTIALS_KEY.to_string(), key.clone());
+    }
     ContainerSpec {
         name: config.container.clone(),
         image: config.image.clone(),
@@ -215,6 +235,8 @@ fn container_spec(config: &RegistryConfig, desired: &Desired, credentials: Optio
         extra_hosts: vec!["host.docker.internal:host-gateway".to_string()],
         restart_unless_stopped: true,
         cmd: desired.layout.cmd.clone(),
+        anonymous_volumes: vec![hardening::CONFIG_DIR.to_string()],
+        hardening: desired.hardening.clone(),
     }
 }
 
@@ -231,7 +253,7 @@ pub enum UpOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BucketName, PullPolicy, S3Config, StorageChoice};
+    use crate::config::{BucketName, ByteSize, PullPolicy, S3Config, SessionMode, StorageChoice};
 
     fn registry_config(bucket: Option<&str>, endpoint: &str) -> RegistryConfig {
         RegistryConfig {
@@ -241,6 +263,9 @@ mod tests {
             port: 5000,
             storage: StorageChoice::Auto,
             readonly: true,
+            memory: ByteSize(512 << 20),
+            cpu_shares: 512,
+            pids_limit: 256,
             s3: S3Config {
                 bucket: bucket.map(|b| BucketName::try_from(b.to_string()).expect("valid bucket")),
                 region: "us-east-1".into(),
@@ -248,6 +273,8 @@ mod tests {
                 endpoint: endpoint.into(),
                 path_style: !endpoint.is_empty(),
                 profile: "devbox".into(),
+                session: SessionMode::Auto,
+                session_duration: std::time::Duration::from_secs(12 * 3600),
             },
         }
     }
@@ -391,6 +418,50 @@ mod tests {
         assert_eq!(
             decide(Some(&existing), &desired, Some(&rotated), now()),
             Action::Recreate("the AWS credentials changed")
+        );
+    }
+
+    #[test]
+    fn a_session_minted_from_a_long_lived_key_follows_its_lease_and_its_key() {
+        let desired = Desired::from_config(&registry_config(Some("bucket"), ""), layout(Line::V3)).expect("desired");
+        let key = AwsCredentials::for_tests("AKIAKEY", None, minutes(-1));
+        let existing = made_with(&desired, &AwsCredentials::minted_for_tests(&key, minutes(12 * 60 - 1), minutes(-1)));
+        // The engine holds the session, never the key, and only the key's hash in a label.
+        assert_eq!(existing.env_value("AWS_ACCESS_KEY_ID"), Some("ASIAMINTED"));
+        assert_eq!(existing.label(LABEL_CREDENTIALS_KEY), key.source_key.as_deref());
+        assert!(!format!("{:?}", existing.labels).contains("AKIAKEY"));
+        // The same key on the host: the session is kept until its window, then renewed.
+        let same = AwsCredentials::for_tests("AKIAKEY", None, now());
+        assert_eq!(decide(Some(&existing), &desired, Some(&same), now()), Action::Nothing);
+        assert_eq!(
+            decide(Some(&existing), &desired, Some(&same), minutes(12 * 60 - 10)),
+            Action::Recreate("its AWS credentials are about to expire")
+        );
+        // A rotated key: made again at once.
+        let rotated = AwsCredentials::for_tests("AKIAROTATED", None, now());
+        assert_eq!(
+            decide(Some(&existing), &desired, Some(&rotated), now()),
+            Action::Recreate("the AWS credentials changed")
+        );
+    }
+
+    #[test]
+    fn hardening_and_the_session_setting_are_part_of_the_hash() {
+        let config = registry_config(Some("bucket"), "");
+        let base = Desired::from_config(&config, layout(Line::V3)).expect("desired").hash;
+        let mut tighter = registry_config(Some("bucket"), "");
+        tighter.pids_limit = 128;
+        let mut off = registry_config(Some("bucket"), "");
+        off.s3.session = SessionMode::Off;
+        for changed in [tighter, off] {
+            assert_ne!(Desired::from_config(&changed, layout(Line::V3)).expect("desired").hash, base);
+        }
+        // Filesystem storage holds no credentials: the session setting does not touch it.
+        let mut fs_off = registry_config(None, "");
+        fs_off.s3.session = SessionMode::Off;
+        assert_eq!(
+            Desired::from_config(&fs_off, layout(Line::V2)).expect("desired").hash,
+            Desired::from_config(&registry_config(None, ""), layout(Line::V2)).expect("desired").hash
         );
     }
 

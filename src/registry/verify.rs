@@ -5,7 +5,7 @@
 
 use crate::aws::Aws;
 use crate::config::{RegistryConfig, Storage};
-use crate::registry::api::{Manifest, RegistryApi, UploadStart};
+use crate::registry::api::{ApiError, Manifest, RegistryApi, UploadStart};
 use crate::registry::effective_readonly;
 
 /// A repository name no one pushes to: the write probe starts an upload there and nothing more.
@@ -18,8 +18,9 @@ pub enum Verdict {
     Proven(Vec<String>),
     /// It answers, but not as devbox's config says: the cause.
     Ignored(String),
-    /// A proof could not be carried out (storage unreadable, an unexpected answer): why.
-    Unproven(String),
+    /// A proof could not be carried out (storage unreadable, an unexpected answer): why, and the
+    /// registry's error answer when it gave one.
+    Unproven { reason: String, answer: Option<ApiError> },
 }
 
 /// Runs the proofs that the config calls for against the registry at `api`:
@@ -34,7 +35,7 @@ pub async fn prove(api: &RegistryApi, config: &RegistryConfig, s3: Option<&Aws>)
             Ok(UploadStart::Accepted { location }) => {
                 // Leave nothing behind: the probe's upload goes at once.
                 let cancelled = match location {
-                    Some(location) => api.cancel_upload(&location).await,
+                    Some(location) => api.cancel_upload(&location).await.map_err(|why| why.to_string()),
                     None => Err("it gave no Location to cancel".to_string()),
                 };
                 let note = cancelled.err().map(|why| format!(" (cancelling the probe's upload failed: {why})"));
@@ -45,11 +46,19 @@ pub async fn prove(api: &RegistryApi, config: &RegistryConfig, s3: Option<&Aws>)
                 ));
             }
             Ok(UploadStart::Other(answer)) => {
-                return Verdict::Unproven(format!(
-                    "the write probe (an upload to {PROBE_REPO}) got {answer}, not the 405 of a read-only registry"
-                ));
+                return Verdict::Unproven {
+                    reason: format!(
+                        "the write probe (an upload to {PROBE_REPO}) got {answer}, not the 405 of a read-only registry"
+                    ),
+                    answer: Some(answer),
+                };
             }
-            Err(reason) => return Verdict::Unproven(format!("the write probe got no answer: {reason}")),
+            Err(answer) => {
+                return Verdict::Unproven {
+                    reason: format!("the write probe got no answer: {answer}"),
+                    answer: Some(answer),
+                };
+            }
         }
     }
     if config.storage() == Storage::S3
@@ -67,12 +76,18 @@ pub async fn prove(api: &RegistryApi, config: &RegistryConfig, s3: Option<&Aws>)
                          it does not exist"
                     ));
                 }
-                Err(reason) => {
-                    return Verdict::Unproven(format!("it cannot read {repo}:{tag}, which {place} holds: {reason}"));
+                Err(answer) => {
+                    return Verdict::Unproven {
+                        reason: format!("it cannot read {repo}:{tag}, which {place} holds: {answer}"),
+                        answer: Some(answer),
+                    };
                 }
             },
             Err(err) => {
-                return Verdict::Unproven(format!("listing {place} to find an image to read back failed: {err}"));
+                return Verdict::Unproven {
+                    reason: format!("listing {place} to find an image to read back failed: {err}"),
+                    answer: None,
+                };
             }
         }
     }

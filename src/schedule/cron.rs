@@ -86,7 +86,8 @@ impl Cron {
         if out.success {
             return Ok(out.stdout);
         }
-        // "no crontab for alice" is an empty crontab, not a failure.
+        // "no crontab for alice" is an empty crontab, not a failure. crontab says so only in words,
+        // with the exit code of a real failure, so they are read here, where crontab is run.
         if out.stderr.contains("no crontab for") {
             return Ok(String::new());
         }

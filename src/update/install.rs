@@ -25,7 +25,7 @@ pub async fn latest_version(feed: &Feed, config: &Config, timeout: Duration) -> 
     let failed = |reason: String| Error::ReleaseFeed { feed: feed.to_string(), reason };
     let text = match feed {
         Feed::Http { base } => http_text(&format!("{base}/latest"), timeout).await.map_err(failed)?,
-        Feed::S3 { bucket } => s3(config, bucket).await?.get_text("latest").await.map_err(failed)?,
+        Feed::S3 { bucket } => s3(config, bucket).await?.get_text("latest").await.map_err(|e| failed(e.to_string()))?,
         Feed::GitHub { owner, name } => {
             let (owner, name) = (owner.clone(), name.clone());
             tokio::task::spawn_blocking(move || github_latest(&owner, &name, timeout))
@@ -88,8 +88,9 @@ pub async fn install(feed: &Feed, config: &Config, version: &str, exe: &Path) ->
         }
         Feed::S3 { bucket } => {
             let aws = s3(config, bucket).await?;
-            let archive_url = aws.presigned_get(&Feed::key(version, &archive), PRESIGN_FOR).await.map_err(&failed)?;
-            let sums_url = aws.presigned_get(&Feed::key(version, SUMS_FILE), PRESIGN_FOR).await.map_err(&failed)?;
+            let unsigned = |e: crate::aws::ObjectError| failed(e.to_string());
+            let archive_url = aws.presigned_get(&Feed::key(version, &archive), PRESIGN_FOR).await.map_err(unsigned)?;
+            let sums_url = aws.presigned_get(&Feed::key(version, SUMS_FILE), PRESIGN_FOR).await.map_err(unsigned)?;
             Some(one_release(
                 version,
                 &archive,

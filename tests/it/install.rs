@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::release_feed::{ReleaseFeed, Sums, fake_devbox, this_target};
+use crate::release_feed::{ReleaseFeed, Sums, assert_posix_sh, fake_devbox, this_target};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh")
@@ -190,14 +190,7 @@ fn install_sh_devbox_version_pins_a_release() {
 
 #[test]
 fn install_sh_is_shellcheck_clean_as_posix_sh() {
-    let out = Command::new("shellcheck")
-        .args(["-s", "sh"])
-        .arg(script())
-        .output()
-        .expect("run shellcheck (tests/testbed/up.sh installs it)");
-    assert!(out.status.success(), "shellcheck:\n{}", String::from_utf8_lossy(&out.stdout));
-    let parsed = Command::new("dash").arg("-n").arg(script()).status().expect("run dash");
-    assert!(parsed.success());
+    assert_posix_sh(&script());
     // An unknown option is a usage error, and changes nothing.
     let out = Command::new("dash").arg(script()).arg("--bogus").output().expect("run");
     assert_eq!(out.status.code(), Some(2));

@@ -55,8 +55,21 @@ fn without_a_bucket_the_registry_uses_a_named_volume_that_down_keeps() {
         bed.port
     ));
     bed.test(&["registry", "up"]).stdout_has(format!("volume {}-data, writable", bed.name)).run();
-    let mounts = docker(&["inspect", "--format", "{{range .Mounts}}{{.Name}}:{{.Destination}}{{end}}", &bed.name]);
-    assert_eq!(mounts, format!("{}-data:/var/lib/registry", bed.name));
+    // The data volume, and the config's own anonymous volume (the root filesystem is read-only).
+    let mounts =
+        docker(&["inspect", "--format", "{{range .Mounts}}{{.Type}} {{.Name}}:{{.Destination}}\n{{end}}", &bed.name]);
+    let mut mounts: Vec<&str> = mounts.lines().map(|m| m.split(':').next_back().unwrap_or(m)).collect();
+    mounts.sort();
+    assert_eq!(mounts, ["/etc/devbox", "/var/lib/registry"]);
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "--format",
+            "{{range .Mounts}}{{if eq .Destination \"/var/lib/registry\"}}{{.Name}}{{end}}{{end}}",
+            &bed.name
+        ]),
+        format!("{}-data", bed.name)
+    );
 
     bed.test(&["registry", "down"]).stdout_has(format!("removed; volume {}-data kept", bed.name)).run();
     assert!(bed.container_identity().is_none());
@@ -75,7 +88,9 @@ fn status_reports_state_health_storage_and_json() {
         .stdout_has("running, healthy")
         .stdout_has(format!("127.0.0.1:{}", bed.port))
         .stdout_has("read-only    yes")
-        .stdout_has("long-lived (no expiry)")
+        // The host's key is long-lived; the registry's are a session from STS.
+        .stdout_has("credentials  expire at")
+        .stdout_lacks("long-lived")
         .run();
 
     let out = bed.devbox(&["registry", "status", "--json"]).assert().success().get_output().stdout.clone();

@@ -2,7 +2,7 @@
 //! `devbox self-update`. Its layout is the real one: `latest`, `v<version>/<archive>`,
 //! `v<version>/SHA256SUMS`. Nothing here reaches beyond loopback.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
@@ -28,6 +28,18 @@ pub fn this_target() -> String {
 pub fn fake_devbox(version: &str) -> Vec<u8> {
     format!("#!/bin/sh\ncase \"$1\" in\n  --version) echo \"devbox {version}\" ;;\n  *) echo \"fake devbox {version}: $*\" ;;\nesac\n")
         .into_bytes()
+}
+
+/// That `script` (install.sh, scripts/release.sh) is POSIX sh: shellcheck is clean, dash parses it.
+pub fn assert_posix_sh(script: &Path) {
+    let out = Command::new("shellcheck")
+        .args(["-s", "sh"])
+        .arg(script)
+        .output()
+        .expect("run shellcheck (tests/testbed/up.sh installs it)");
+    assert!(out.status.success(), "shellcheck {}:\n{}", script.display(), String::from_utf8_lossy(&out.stdout));
+    let parsed = Command::new("dash").arg("-n").arg(script).status().expect("run dash");
+    assert!(parsed.success(), "dash -n {} failed", script.display());
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

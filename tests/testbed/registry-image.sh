@@ -22,6 +22,10 @@
 set -eu
 # Bump when what goes into the images changes (2: df, for the disk check on a VM engine).
 recipe=2
+# wget, which the registry's health check runs (the official images have busybox's): a label of
+# its own rather than a recipe bump, so that checkouts from before it, sharing this engine, still
+# accept these images and do not rebuild them without it.
+health=1
 tag=${1:-devbox-testbed/registry:2.8}
 case "$tag" in
   *:3) default_layout=3 ;;
@@ -35,7 +39,8 @@ case "$layout" in
     exit 2
     ;;
 esac
-if [ "$(docker image inspect --format '{{index .Config.Labels "devbox-testbed.recipe"}}' "$tag" 2>/dev/null)" = "$recipe" ]; then
+labels=$(docker image inspect --format '{{index .Config.Labels "devbox-testbed.recipe"}} {{index .Config.Labels "devbox-testbed.health"}}' "$tag" 2>/dev/null || true)
+if [ "$labels" = "$recipe $health" ]; then
   exit 0
 fi
 bin=/usr/bin/docker-registry
@@ -43,16 +48,22 @@ if [ ! -x "$bin" ]; then
   echo "error: $bin not found. Install Debian's registry: apt-get install -y docker-registry" >&2
   exit 1
 fi
+if ! wget=$(command -v wget); then
+  echo "error: wget not found (the registry's health check runs it). Install it: apt-get install -y wget" >&2
+  exit 1
+fi
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/var/lib/registry" "$root/tmp"
 cp "$bin" "$root/bin/registry"
 # `date` and `sh` are there for the clock fix's helper container, and `df` for the disk check on a
-# VM engine, as in the official (busybox) image; `sh` also runs the v3 layout's entrypoint.
+# VM engine, as in the official (busybox) image; `sh` also runs the v3 layout's entrypoint, and
+# `wget` the registry's health check.
 cp /bin/date "$root/bin/date"
 cp /bin/df "$root/bin/df"
 cp /bin/dash "$root/bin/sh"
-for lib in $(ldd "$bin" /bin/date /bin/df /bin/dash | awk '/=>/ { print $3 } /^\t\/lib/ { print $1 }' | sort -u); do
+cp "$wget" "$root/bin/wget"
+for lib in $(ldd "$bin" /bin/date /bin/df /bin/dash "$wget" | awk '/=>/ { print $3 } /^\t\/lib/ { print $1 }' | sort -u); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
@@ -83,6 +94,7 @@ health:
 YAML
   tar -C "$root" -cf - . | docker import \
     --change "LABEL devbox-testbed.recipe=$recipe" \
+    --change "LABEL devbox-testbed.health=$health" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENTRYPOINT ["/bin/registry", "serve"]' \
     --change 'CMD ["/etc/docker/registry/config.yml"]' \
@@ -139,6 +151,7 @@ SH
   chmod 755 "$root/entrypoint.sh"
   tar -C "$root" -cf - . | docker import \
     --change "LABEL devbox-testbed.recipe=$recipe" \
+    --change "LABEL devbox-testbed.health=$health" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV OTEL_TRACES_EXPORTER=none' \
     --change 'ENTRYPOINT ["/entrypoint.sh"]' \

@@ -25,7 +25,7 @@ pub async fn registry_digests(config: &Config) -> Digests {
     images
         .into_iter()
         .zip(digests)
-        .map(|(image, digest)| digest.map(|d| (image, d)).map_err(|reason| Finding::fail(id, reason)))
+        .map(|(image, digest)| digest.map(|d| (image, d)).map_err(|reason| Finding::fail(id, reason.to_string())))
         .collect()
 }
 

@@ -5,12 +5,12 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::{EngineFacts, Probe};
-use crate::config::RegistryConfig;
+use crate::config::{ByteSize, RegistryConfig, SessionMode};
 use crate::doctor::{CheckId, Finding, Remedy, Status};
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::{ContainerInfo, Engine, Hardening};
 use crate::registry;
-use crate::registry::api::RegistryApi;
-use crate::registry::cause::StorageCause;
+use crate::registry::api::{ApiError, RegistryApi};
+use crate::registry::cause::FixCommand;
 use crate::registry::lease::{Lease, LeaseVerdict, human_until};
 
 pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
@@ -30,6 +30,10 @@ pub struct ContainerFound {
     pub desired_hash: Option<String>,
     /// When it was looked at: the container's credentials are judged against it.
     pub now: jiff::Timestamp,
+    /// How the current devbox.toml confines the container.
+    pub hardening: Hardening,
+    /// `registry.s3.session`, named when the registry holds a long-lived key.
+    pub session: SessionMode,
 }
 
 /// The registry container, in the terms the judge needs.
@@ -45,6 +49,11 @@ pub struct ContainerSeen {
     pub id: String,
     /// Its own AWS credentials, as devbox recorded them when it made the container.
     pub lease: Lease,
+    /// Whether those credentials are a long-lived key (no session token).
+    pub long_lived_key: bool,
+    pub hardening: Hardening,
+    /// Its health check's verdict, when it has one.
+    pub health: Option<String>,
 }
 
 impl ContainerSeen {
@@ -59,6 +68,9 @@ impl ContainerSeen {
             image: container.image.clone(),
             id: container.id.clone(),
             lease: registry::lease_of(container),
+            long_lived_key: registry::holds_long_lived_key(container),
+            hardening: container.hardening.clone(),
+            health: container.health.clone(),
         }
     }
 
@@ -80,6 +92,8 @@ pub async fn measure_container(engine: &Engine, registry: &RegistryConfig) -> Co
         container,
         desired_hash: registry::desired(engine, registry).await.ok().flatten().map(|desired| desired.hash),
         now: jiff::Timestamp::now(),
+        hardening: registry::hardening(registry),
+        session: registry.s3.session,
     }
 }
 
@@ -150,12 +164,71 @@ pub fn judge_container(found: &ContainerFound) -> Finding {
             .detail("credentials", format!("expire in {}, renewed from {renew_at}", human_until(found.now, expiry))),
         LeaseVerdict::LongLived => finding,
     };
+    let (finding, missing) = hardening_details(finding, container, &found.hardening);
+    let finding = finding.detail("long_lived_key", if container.long_lived_key { "yes" } else { "no" });
     match &found.desired_hash {
-        Some(desired) if container.config_hash.as_ref() != Some(desired) => Finding { status: Status::Warn, ..finding }
-            .hint("It was made from an older devbox.toml; recreate it to apply the current one.")
-            .remedy(Remedy::RegistryUp),
-        _ => finding,
+        Some(desired) if container.config_hash.as_ref() != Some(desired) => {
+            return Finding { status: Status::Warn, ..finding }
+                .hint("It was made from an older devbox.toml; recreate it to apply the current one.")
+                .remedy(Remedy::RegistryUp);
+        }
+        _ => {}
     }
+    if !missing.is_empty() {
+        return Finding { status: Status::Warn, ..finding }
+            .hint(format!(
+                "It runs without {} (CIS Docker Benchmark, section 5); recreate it hardened.",
+                missing.join(", ")
+            ))
+            .remedy(Remedy::RegistryUp);
+    }
+    if container.health.as_deref() == Some("unhealthy") {
+        return Finding { status: Status::Warn, ..finding }.hint(format!(
+            "Its health check fails: `docker inspect --format '{{{{json .State.Health}}}}' {name}` shows what it said."
+        ));
+    }
+    if container.long_lived_key {
+        let why = match found.session {
+            SessionMode::Off => "registry.s3.session = \"off\" hands it the key itself. Set it to \"auto\" \
+                 (session credentials from STS) and run `devbox registry up`."
+                .to_string(),
+            SessionMode::Auto | SessionMode::Required => "Its S3 endpoint gives no STS session credentials, so \
+                 registry.s3.session = \"auto\" handed it the key itself. Use temporary credentials (SSO, \
+                 assume-role) for the profile, or an endpoint with STS; registry.s3.session = \"required\" \
+                 refuses instead."
+                .to_string(),
+        };
+        return Finding { status: Status::Warn, ..finding }.hint(format!(
+            "The registry holds a long-lived AWS key, which anything that can read the engine's API (docker inspect) \
+             can read. {why}"
+        ));
+    }
+    finding
+}
+
+/// Each hardening setting as a detail, present (with its value) or "missing"; and the missing ones.
+fn hardening_details(
+    mut finding: Finding,
+    container: &ContainerSeen,
+    wanted: &Hardening,
+) -> (Finding, Vec<&'static str>) {
+    let held = &container.hardening;
+    let mut missing = Vec::new();
+    for (setting, present) in registry::hardening::compare(held, wanted) {
+        let value = match setting {
+            _ if !present => {
+                missing.push(setting);
+                "missing".to_string()
+            }
+            "memory" => held.memory.map(|m| ByteSize(m).to_string()).unwrap_or_default(),
+            "cpu_shares" => held.cpu_shares.map(|v| v.to_string()).unwrap_or_default(),
+            "pids_limit" => held.pids_limit.map(|v| v.to_string()).unwrap_or_default(),
+            "health_check" => container.health.clone().unwrap_or_else(|| "present".into()),
+            _ => "yes".to_string(),
+        };
+        finding = finding.detail(setting, value);
+    }
+    (finding, missing)
 }
 
 /// When another process holds the port, that is the problem to name.
@@ -184,10 +257,11 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
     // base images' manifests are such reads, and are read anyway (the base-images check compares
     // them): they start with the ping. With no base image configured, the catalog is read.
     let (pinged, digests) = tokio::join!(api.ping(), probe.digests());
-    if let Err(reason) = pinged {
-        return explained(probe, &reason, Finding::fail(id, reason.clone())).await.unwrap_or_else(|| {
-            Finding::fail(id, reason).hint("See what the registry says: devbox registry logs --no-follow")
-        });
+    if let Err(answer) = pinged {
+        let finding = Finding::fail(id, answer.to_string());
+        return explained(probe, Some(&answer), finding.clone())
+            .await
+            .unwrap_or_else(|| finding.hint("See what the registry says: devbox registry logs --no-follow"));
     }
     // Its behaviour, not devbox's labels, shows that it runs devbox's config.
     let proofs = match registry::verify::prove_connecting(&api, &probe.config.registry).await {
@@ -197,9 +271,9 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
                 .hint("Recreate it. If that does not help, registry.image names an image that does not read the config devbox names as its command.")
                 .fix("devbox registry down && devbox registry up");
         }
-        registry::verify::Verdict::Unproven(reason) => {
+        registry::verify::Verdict::Unproven { reason, answer } => {
             let finding = Finding::fail(id, format!("{url}/v2/ answers, but {reason}"));
-            return explained(probe, &reason, finding.clone())
+            return explained(probe, answer.as_ref(), finding.clone())
                 .await
                 .unwrap_or_else(|| finding.hint("See what the registry says: devbox registry logs --no-follow"));
         }
@@ -208,33 +282,36 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
         Finding::fail(id, format!("{url}/v2/ answers, but the registry cannot read its storage: {reason}"))
     };
     let generic = "Check the bucket and credentials (`devbox doctor --check aws-credentials`) and `devbox registry logs --no-follow`.";
-    let failed = match digests {
+    // The base images' reads are HEAD requests: their answers have no body to name S3's reason, so
+    // only the registry's logs can.
+    let (failed, answer) = match digests {
         Ok(digests) if !digests.is_empty() => {
             return Finding::ok(
                 id,
                 format!("{url}/v2/ answers; read {} manifests from storage{proofs}", digests.len()),
             );
         }
-        Err(failed) => failed.summary,
+        Err(failed) => (failed.summary, None),
         Ok(_) => match api.read_through(None).await {
             Ok(what) => return Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
-            Err(reason) => reason,
+            Err(answer) => (answer.to_string(), Some(answer)),
         },
     };
-    explained(probe, &failed, unreadable(&failed)).await.unwrap_or_else(|| unreadable(&failed).hint(generic))
+    explained(probe, answer.as_ref(), unreadable(&failed)).await.unwrap_or_else(|| unreadable(&failed).hint(generic))
 }
 
 /// `finding` with the root cause the registry gives for a failed storage read, and its fix; `None`
-/// when neither its answer nor its logs name one.
-async fn explained(probe: &Probe<'_>, said: &str, finding: Finding) -> Option<Finding> {
+/// when neither its error answer nor its logs name one.
+async fn explained(probe: &Probe<'_>, answer: Option<&ApiError>, finding: Finding) -> Option<Finding> {
     let facts = probe.engine().await?;
-    let cause = registry::storage_cause(&facts.engine, &probe.config.registry.container, said).await?;
+    let cause = registry::storage_cause(&facts.engine, &probe.config.registry.container, answer).await?;
     let summary = format!("{}: {}", finding.summary, cause.explain());
-    let finding = Finding { summary, ..finding }.hint(cause.hint());
-    Some(match cause {
-        StorageCause::Credentials { .. } => finding.remedy(Remedy::RegistryUp),
-        StorageCause::Clock { .. } => finding.remedy(Remedy::ClockSync),
-        StorageCause::NoSuchBucket | StorageCause::Unreachable { .. } => finding,
+    let remedy = cause.remedy();
+    let finding = Finding { summary, ..finding }.hint(remedy.hint());
+    Some(match remedy.command {
+        Some(FixCommand::RegistryUp) => finding.remedy(Remedy::RegistryUp),
+        Some(FixCommand::ClockSync) => finding.remedy(Remedy::ClockSync),
+        None => finding,
     })
 }
 
@@ -250,7 +327,17 @@ mod tests {
             port_held: false,
             desired_hash: Some("abc".into()),
             now: jiff::Timestamp::from_second(1_800_000_000).expect("a timestamp"),
+            hardening: hardened(),
+            session: SessionMode::Auto,
         }
+    }
+
+    fn hardened() -> Hardening {
+        let mut config = crate::config::parse_str(crate::config::DEFAULTS, std::path::Path::new("defaults"))
+            .expect("embedded defaults parse")
+            .registry;
+        config.pids_limit = 256;
+        registry::hardening(&config)
     }
 
     fn running() -> ContainerSeen {
@@ -264,6 +351,9 @@ mod tests {
             image: "registry:2.8".into(),
             id: "0123456789abcdef".into(),
             lease: Lease::default(),
+            long_lived_key: false,
+            hardening: hardened(),
+            health: Some("healthy".into()),
         }
     }
 
@@ -338,6 +428,35 @@ mod tests {
             judge_container(&found(Some(local))).summary,
             "devbox-registry running on 127.0.0.1:5000, filesystem"
         );
+    }
+
+    #[test]
+    fn each_hardening_setting_is_reported_and_a_missing_one_is_a_warning() {
+        let ok = judge_container(&found(Some(running())));
+        assert_eq!(ok.status, Status::Ok, "{ok:?}");
+        for key in ["read_only_rootfs", "no_new_privileges", "cap_drop_all"] {
+            assert_eq!(ok.details.get(key).map(String::as_str), Some("yes"), "{key}");
+        }
+        assert_eq!(ok.details.get("pids_limit").map(String::as_str), Some("256"));
+        assert_eq!(ok.details.get("health_check").map(String::as_str), Some("healthy"));
+        assert_eq!(ok.details.get("long_lived_key").map(String::as_str), Some("no"));
+
+        let soft = judge_container(&found(Some(ContainerSeen { hardening: Hardening::default(), ..running() })));
+        assert_eq!((soft.status, soft.remedy), (Status::Warn, Some(Remedy::RegistryUp)), "{soft:?}");
+        assert_eq!(soft.details.get("read_only_rootfs").map(String::as_str), Some("missing"));
+        assert!(soft.hint.unwrap_or_default().contains("read_only_rootfs, no_new_privileges"));
+    }
+
+    #[test]
+    fn a_long_lived_key_in_the_registry_is_a_warning_that_names_the_setting() {
+        let holding = ContainerSeen { long_lived_key: true, ..running() };
+        let auto = judge_container(&found(Some(holding.clone())));
+        assert_eq!(auto.status, Status::Warn);
+        assert_eq!(auto.details.get("long_lived_key").map(String::as_str), Some("yes"));
+        let hint = auto.hint.unwrap_or_default();
+        assert!(hint.contains("long-lived AWS key") && hint.contains("registry.s3.session"), "{hint}");
+        let off = judge_container(&ContainerFound { session: SessionMode::Off, ..found(Some(holding)) });
+        assert!(off.hint.unwrap_or_default().contains("registry.s3.session = \"off\""));
     }
 
     #[test]
