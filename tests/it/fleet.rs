@@ -469,9 +469,6 @@ fn the_html_page_renders_in_chromium_and_runs_no_report_value() {
 
     let shot = dir.path().join("fleet.png");
     chromium(&[&format!("--screenshot={}", shot.display())]);
-    let kept = std::env::temp_dir().join("devbox-fleet-screenshot.png");
-    let _ = std::fs::copy(&shot, &kept);
-    println!("screenshot: {}", kept.display());
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("a screenshot")));
     let mut reader = decoder.read_info().expect("a PNG");
     let mut pixels = vec![0; reader.output_buffer_size()];
