@@ -9,6 +9,7 @@ mod cleanup;
 mod cli;
 mod clock;
 mod credentials;
+mod docs;
 mod doctor;
 mod garage_bed;
 mod init;
