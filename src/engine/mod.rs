@@ -272,11 +272,11 @@ impl Engine {
             let info = match tokio::time::timeout(self.timeout, stream.next()).await {
                 Err(_) => return Err(format!("no progress from the engine for {}s", self.timeout.as_secs())),
                 Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => return Err(engine_message(&e)),
+                Ok(Some(Err(e))) => return Err(plain_http_hint(engine_message(&e), repo)),
                 Ok(Some(Ok(info))) => info,
             };
             if let Some(message) = info.error_detail.and_then(|d| d.message) {
-                return Err(message);
+                return Err(plain_http_hint(message, repo));
             }
             track_layer(&mut layers, info.id, info.status.as_deref(), info.progress_detail);
             let (done, total) = layers.values().fold((0, 0), |(d, t), (ld, lt, _)| (d + ld, t + lt));
@@ -321,6 +321,21 @@ fn engine_message(err: &bollard::errors::Error) -> String {
     }
 }
 
+/// podman (containers/image) pulls over HTTPS unless registries.conf marks the registry insecure;
+/// dockerd trusts 127.0.0.0/8 by itself. The engine says so only in words: this is where they are
+/// read, once, and turned into what to do.
+fn plain_http_hint(message: String, repo: &str) -> String {
+    if !message.contains("server gave HTTP response to HTTPS client") {
+        return message;
+    }
+    let registry = repo.split('/').next().unwrap_or(repo);
+    format!(
+        "{message} (podman pulls over HTTPS unless registries.conf marks the registry insecure; on podman machine: \
+         podman machine ssh \"printf '[[registry]]\\nlocation = \\\"{registry}\\\"\\ninsecure = true\\n' | \
+         sudo tee /etc/containers/registries.conf.d/devbox.conf\", then podman machine stop && podman machine start)"
+    )
+}
+
 fn is_port_conflict(message: &str) -> bool {
     message.contains("port is already allocated") || message.contains("address already in use")
 }
@@ -355,6 +370,14 @@ fn track_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podman_refusing_plain_http_is_told_what_to_do() {
+        let hint = plain_http_hint("http: server gave HTTP response to HTTPS client".into(), "127.0.0.1:5000/base/go");
+        assert!(hint.contains(r#"location = \"127.0.0.1:5000\""#), "{hint}");
+        assert!(hint.contains("podman machine ssh"), "{hint}");
+        assert_eq!(plain_http_hint("manifest unknown".into(), "127.0.0.1:5000/x"), "manifest unknown");
+    }
 
     #[test]
     fn split_tag_minds_registry_ports() {

@@ -27,9 +27,9 @@ pub fn podman_docker(args: &[&str]) -> Output {
     Command::new("docker").arg("-H").arg(format!("unix://{RUN}/podman.sock")).args(args).output().expect("run docker")
 }
 
-/// `podman` itself in the VM, as the rootless user (pods have no Docker API).
+/// `podman` itself in the VM, as the rootless user logs in to run it (pods have no Docker API).
 pub fn podman_in_vm(args: &str) -> Output {
-    podman_sh(&["ssh", &format!("runuser -u core -- env XDG_RUNTIME_DIR=/run/user/1000 podman {args}")])
+    Command::new("ssh").args(ssh_args("core")).arg(format!("podman {args}")).output().expect("ssh")
 }
 
 /// The ssh options that reach the VM as `user`, with the image's key and known host.

@@ -127,7 +127,14 @@ cat >"$root/etc/containers/containers.conf.d/devbox-testbed.conf" <<'CONF'
 host_containers_internal_ip = "192.168.5.2"
 CONF
 
-mkdir -p "$tmp/ssh"
+# The laptop's registry speaks plain HTTP on loopback: dockerd trusts 127.0.0.0/8 so by default,
+# podman only where registries.conf says so (what devbox's pull error tells a podman user to add).
+mkdir -p "$root/etc/containers/registries.conf.d"
+cat >"$root/etc/containers/registries.conf.d/devbox.conf" <<'CONF'
+[[registry]]
+location = "127.0.0.1"
+insecure = true
+CONF
 ssh-keygen -q -t ed25519 -N '' -C devbox-testbed-podman-vm -f "$tmp/id_ed25519"
 for home in root home/core; do
   mkdir -p "$root/$home/.ssh"
@@ -151,7 +158,7 @@ chroot "$root" systemctl mask getty@.service dpkg-db-backup.timer modprobe@dm_mo
   modprobe@efi_pstore.service modprobe@loop.service modprobe@drm.service >/dev/null 2>&1
 cp -L "$root/vmlinuz" "$tmp/vmlinuz"
 cp -L "$root/initrd.img" "$tmp/initrd.img"
-chroot "$root" podman --version >"$tmp/podman-version" 2>&1 || true
+chroot "$root" dpkg-query -W -f 'podman ${Version}' podman >"$tmp/podman-version"
 chroot "$root" apt-get clean
 rm -rf "$root/var/lib/apt/lists/"* "$root/usr/share/doc/"* "$root/usr/share/man/"*
 
