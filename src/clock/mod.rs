@@ -107,9 +107,13 @@ pub fn offset_from_early_read(
     received: Timestamp,
     ping: std::time::Duration,
 ) -> SignedDuration {
+    remote.duration_since(sent + one_way(sent, received, ping))
+}
+
+/// Half a plain request's round trip (`ping`), never more than half of this one's.
+fn one_way(sent: Timestamp, received: Timestamp, ping: std::time::Duration) -> SignedDuration {
     let round_trip = received.duration_since(sent);
-    let one_way = SignedDuration::try_from(ping).unwrap_or(round_trip).min(round_trip) / 2;
-    remote.duration_since(sent + one_way)
+    SignedDuration::try_from(ping).unwrap_or(round_trip).min(round_trip) / 2
 }
 
 /// A remote clock read as the answer left, after the rest was gathered (podman's `SystemTime`: it
@@ -121,9 +125,7 @@ pub fn offset_from_late_read(
     received: Timestamp,
     ping: std::time::Duration,
 ) -> SignedDuration {
-    let round_trip = received.duration_since(sent);
-    let one_way = SignedDuration::try_from(ping).unwrap_or(round_trip).min(round_trip) / 2;
-    remote.duration_since(received - one_way)
+    remote.duration_since(received - one_way(sent, received, ping))
 }
 
 /// The same for an HTTP `Date` header, which truncates to the second: the server's clock was
