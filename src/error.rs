@@ -227,7 +227,7 @@ impl Error {
             ),
             Error::Usage(_) => "Run `devbox --help` for the commands and flags.".into(),
             Error::EngineUnreachable { .. } => {
-                "Start Docker (Docker Desktop, colima start, `sudo systemctl start docker`, …), or point DOCKER_HOST at a running engine.".into()
+                "Start Docker (Docker Desktop, colima start, `podman machine start`, `sudo systemctl start docker`, …), or point DOCKER_HOST at a running engine.".into()
             }
             Error::EngineTimeout { .. } => {
                 "The engine is running but not answering. Restart Docker, then run `devbox doctor`.".into()
