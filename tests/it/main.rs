@@ -14,6 +14,8 @@ mod doctor;
 mod garage_bed;
 mod init;
 mod install;
+mod podman;
+mod podman_bed;
 mod private_engine;
 mod pull;
 mod registry;
