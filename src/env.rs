@@ -40,6 +40,13 @@ impl Environment {
         self.var("NO_COLOR").is_some()
     }
 
+    /// Whether `program` is an executable file on `PATH`.
+    pub fn finds_program(&self, program: &str) -> bool {
+        let Some(path) = self.var("PATH") else { return false };
+        std::env::split_paths(path)
+            .any(|dir| ["", ".exe"].iter().any(|ext| dir.join(format!("{program}{ext}")).is_file()))
+    }
+
     #[cfg(test)]
     pub fn with(mut self, name: &str, value: &str) -> Self {
         self.vars.insert(name.to_string(), value.to_string());

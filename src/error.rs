@@ -3,7 +3,7 @@
 //!
 //! This is the crate's vocabulary, so it depends on nothing else in the crate. Each outside system's
 //! home says what happened to its requests in its own enum (`engine::EngineError`,
-//! `registry::api::ApiError`, `http::NoAnswer`, `aws::ObjectError`); `cli::hint_of` finds the hint
+//! `registry::api::ApiError`, `http::NoAnswer`, `aws::ObjectError`); `error::hint_of` finds the hint
 //! of either kind in an error's chain.
 
 use std::fmt;
@@ -163,6 +163,11 @@ pub enum Error {
     ClockFix { how: String, reason: String },
 
     #[error(
+        "{runtime}'s engine runs rootless, so a container cannot set its VM's clock (a rootless container's SYS_TIME is its own user namespace's, not the VM's)"
+    )]
+    ClockRootless { runtime: String, cli: Option<String> },
+
+    #[error(
         "the engine's classification was forced ({detected}): devbox sets only the clock of an engine it has classified as a VM itself"
     )]
     ClockForced { var: String, detected: String },
@@ -233,7 +238,7 @@ impl Error {
             ),
             Error::Usage(_) => "Run `devbox --help` for the commands and flags.".into(),
             Error::EngineUnreachable { .. } => {
-                "Start Docker (Docker Desktop, colima start, `sudo systemctl start docker`, …), or point DOCKER_HOST at a running engine.".into()
+                "Start Docker (Docker Desktop, colima start, `podman machine start`, `sudo systemctl start docker`, …), or point DOCKER_HOST at a running engine.".into()
             }
             Error::PortBusy { port } => format!(
                 "Stop whatever listens there (`lsof -iTCP:{port} -sTCP:LISTEN`), or set registry.port in devbox.toml to a free port. On macOS, port 5000 is often the AirPlay Receiver."
@@ -303,6 +308,12 @@ impl Error {
             Error::ClockHelperImage { image } => format!(
                 "Run `devbox registry up` (it brings the registry image), or `docker pull {image}` yourself. Nothing was changed."
             ),
+            Error::ClockRootless { cli: Some(cli), .. } => format!(
+                "Put the runtime's CLI on PATH: devbox then sets the clock through `{cli}` (a root shell in the VM). By hand: \
+                 `podman machine ssh \"sudo chronyc -m 'burst 4/4' makestep\"`, or `podman machine ssh \"sudo date -u -s @$(date -u +%s)\"`."
+            ),
+            Error::ClockRootless { cli: None, .. } => "Set the clock from a root shell inside the VM (`sudo date -u -s @<seconds>`), \
+                 or restart the VM.".into(),
             Error::ClockFix { .. } => "The registry was left as it was, and nothing else was changed. \
                  Restart the Docker VM (Docker Desktop: Restart; `colima restart`; `podman machine stop && podman machine start`; \
                  WSL2: `wsl --shutdown`) to reset its clock."
@@ -359,6 +370,18 @@ pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
 /// An error with its causes on one line, joined by ": ". The one formatter of error chains.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     causes(err).join(": ")
+}
+
+/// What to do next about `err`: the hint of the first expected error in its chain, whether it is
+/// devbox's own (`Error`) or an outside system's that has one (`EngineError`).
+pub fn hint_of(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|cause| {
+        if let Some(known) = cause.downcast_ref::<crate::error::Error>() {
+            Some(known.hint())
+        } else {
+            cause.downcast_ref::<crate::engine::EngineError>().map(crate::engine::EngineError::hint)
+        }
+    })?
 }
 
 #[cfg(test)]

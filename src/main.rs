@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli, env)) {
         Ok(status) => status.into(),
         Err(err) => {
-            ui::print_error(&err, cli::hint_of(&err));
+            ui::print_error(&err, error::hint_of(&err));
             error::exit_status_of(&err).into()
         }
     }

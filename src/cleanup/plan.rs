@@ -65,6 +65,8 @@ pub enum Reason {
     DevboxOwn,
     /// It carries one of `cleanup.keep_labels`.
     KeepLabel { label: String },
+    /// A podman pod's infra container: it goes with its pod (`podman pod rm`), never alone.
+    PodInfra,
     /// A container that stopped (or was created) within the grace period.
     StoppedWithinGrace {
         age_seconds: u64,
@@ -93,6 +95,7 @@ impl std::fmt::Display for Reason {
             Reason::NotStopped { state } => write!(f, "{state} (only stopped containers are removed)"),
             Reason::DevboxOwn => f.write_str("devbox's own container"),
             Reason::KeepLabel { label } => write!(f, "keep label {label}"),
+            Reason::PodInfra => f.write_str("a podman pod's infra container (it goes with its pod)"),
             Reason::StoppedWithinGrace { age_seconds, grace } => write!(
                 f,
                 "stopped {}, within the {} grace period",
@@ -190,6 +193,14 @@ fn has_keep_label<'a>(labels: &HashMap<String, String>, keep: &'a [KeepLabel]) -
     keep.iter().find(|k| labels.get(&k.key).is_some_and(|v| k.value.as_ref().is_none_or(|want| want == v)))
 }
 
+/// A podman pod's infra container, as podman's Docker-compatible API lists it (it says nothing of
+/// pods there): named `<pod ID's first 12 hex digits>-infra`, or made from podman's own pause image.
+fn is_pod_infra(c: &ContainerEntry) -> bool {
+    let named =
+        c.name.strip_suffix("-infra").is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    named || c.image.starts_with("localhost/podman-pause:")
+}
+
 fn keep_label_text(label: &KeepLabel) -> String {
     String::from(label.clone())
 }
@@ -234,6 +245,8 @@ pub fn plan(
             Some(Reason::DevboxOwn)
         } else if let Some(label) = has_keep_label(&c.labels, &policy.keep_labels) {
             Some(Reason::KeepLabel { label: keep_label_text(label) })
+        } else if is_pod_infra(c) {
+            Some(Reason::PodInfra)
         } else {
             let stopped = c.finished_at.unwrap_or(c.created);
             (stopped > cutoff)

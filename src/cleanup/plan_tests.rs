@@ -338,3 +338,20 @@ fn reasons_read_as_words_and_serialize_as_kinds_with_their_data() {
     let within = Reason::StoppedWithinGrace { age_seconds: 5, grace: Duration::from_secs(86_400) };
     assert_eq!(serde_json::to_value(Kept { reason: within, ..kept }).expect("json")["reason"]["grace"], "1day");
 }
+
+#[test]
+fn a_podman_pods_infra_container_stays_with_its_pod() {
+    // As podman's Docker-compatible API lists them: created, never started, no word of the pod.
+    let mut by_image = container("web-infra", "created", "sha256:p", None);
+    by_image.image = "localhost/podman-pause:5.4.2-1766335321".into();
+    let containers = [
+        container("9a8fec429d48-infra", "created", "sha256:p", None),
+        by_image,
+        container("pod-member", "exited", "sha256:a", Some(48 * HOUR)),
+        container("not-hex!!!!!-infra", "exited", "sha256:a", Some(48 * HOUR)),
+    ];
+    let plan = plan(&containers, &[], &policy(), clocks(), &Pulls::new());
+    assert_eq!(ids(&plan.containers), ["id-pod-member", "id-not-hex!!!!!-infra"]);
+    assert_eq!(kept_reason(&plan, "9a8fec429d48-infra"), Some(Reason::PodInfra));
+    assert_eq!(kept_reason(&plan, "web-infra"), Some(Reason::PodInfra));
+}

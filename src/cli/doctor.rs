@@ -22,7 +22,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Print JSON (schema in the README)
+    /// Print JSON (schema in docs/doctor.md)
     #[arg(long)]
     json: bool,
 

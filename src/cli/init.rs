@@ -1,31 +1,18 @@
 //! `devbox init [--from SRC] [--yes] [--dry-run] [--skip STEP]…`
 //!
-//! Provisions this machine step by step (the plan is `crate::init`), each step the same domain
-//! action as its own command: `registry::converge` (`registry up`), `images::pull` (`pull`),
-//! `clock::sync` (`clock sync --if-skewed`), `schedule::install` (`schedule install`), and the
-//! doctor's checks; `crate::init::steps` says how each result reads. The questions it asks are in
-//! `init/ask.rs`. Everything that could refuse the run (a team config that does not parse, an
-//! engine that does not answer, a busy port with no one to ask) is found before anything is written.
+//! Parses the flags, hands them to the run (`crate::init::run`: fetching and validating a team
+//! config, the answers, the steps), and prints one line per step and the summary. The questions
+//! are asked on a terminal by `init/ask.rs`.
 
 mod ask;
 
-use std::path::{Path, PathBuf};
-
 use clap::Args;
 
-use crate::aws::Aws;
-use crate::cli::{Context, report};
-use crate::config::{self, Config, ConfigSource, LoadedConfig, Storage};
-use crate::engine::Engine;
-use crate::error::{Error, ExitStatus, exit_status_of};
-use crate::images::pull::pull_and_record;
-use crate::init::answers::{self, Question};
-use crate::init::team::{self, TeamSource};
-use crate::init::{ALL_STEPS, Outcome, Step, blocker, steps, summary};
-use crate::paths::{Paths, write_if_changed};
-use crate::registry;
-use crate::schedule;
-use crate::ui::{Mark, Printer, progress_for};
+use crate::cli::Context;
+use crate::error::{Error, ExitStatus};
+use crate::init::run::{Options, Run};
+use crate::init::{Outcome, Step, summary};
+use crate::ui::{Mark, Printer};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -64,50 +51,29 @@ pub struct InitArgs {
 
 impl InitArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
-        let mut run = Run::prepare(ctx, self).await?;
-        let mut results: Vec<(Step, Outcome)> = Vec::new();
-        let mut status = ExitStatus::Success;
-        let mut interrupted = false;
-        for step in ALL_STEPS {
-            let outcome = if run.args.skip.contains(&step) {
-                Outcome::Skipped("--skip".into())
-            } else if let Some(root) = blocker(step, &results) {
-                Outcome::Blocked(root)
-            } else {
-                let result = tokio::select! {
-                    result = run.step(step) => result,
-                    _ = tokio::signal::ctrl_c() => Err(Error::Interrupted.into()),
-                };
-                match result {
-                    Ok(outcome) => outcome,
-                    Err(err) => {
-                        interrupted =
-                            err.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Interrupted)));
-                        if exit_status_of(&err) == ExitStatus::Usage {
-                            status = ExitStatus::Usage;
-                        }
-                        Outcome::Failed { message: format!("{err:#}"), hint: super::hint_of(&err) }
-                    }
-                }
-            };
-            print_step(&ctx.printer, step, &outcome);
-            results.push((step, outcome));
-            if interrupted {
-                break;
-            }
-        }
-        let (text, failed) = summary(&results, run.args.dry_run);
+        let front = ask::Terminal::new(ctx, self.yes);
+        let dry_run = self.dry_run;
+        let options = Options {
+            from: self.from,
+            dry_run,
+            skip: self.skip,
+            bucket: self.bucket,
+            region: self.region,
+            profile: self.profile,
+            port: self.port,
+        };
+        let mut run = Run::prepare(&ctx.env, ctx.config_source()?, options, &front).await?;
+        let ran = run.run(|step, outcome| print_step(&ctx.printer, step, outcome)).await;
+        let (text, failed) = summary(&ran.results, dry_run);
         ctx.printer.line("");
         ctx.printer.mark(if failed { Mark::Fail } else { Mark::Ok }, text);
-        ctx.printer.hint(crate::fleet::reporting_sentence(&run.config));
-        if interrupted {
+        if let Ok(loaded) = ctx.config() {
+            ctx.printer.hint(crate::fleet::reporting_sentence(&loaded.config));
+        }
+        if ran.interrupted {
             return Err(Error::Interrupted.into());
         }
-        Ok(match (failed, status) {
-            (false, _) => ExitStatus::Success,
-            (true, ExitStatus::Usage) => ExitStatus::Usage,
-            (true, _) => ExitStatus::Failure,
-        })
+        Ok(ran.status(failed))
     }
 }
 
@@ -127,299 +93,4 @@ fn print_step(p: &Printer, step: Step, outcome: &Outcome) {
         Outcome::Skipped(why) => p.mark(Mark::Skip, format!("{name}skipped ({why})")),
         Outcome::Blocked(root) => p.mark(Mark::Skip, format!("{name}not run: {} failed", root.name())),
     }
-}
-
-/// One `init` run: the config it converges to, and what the steps learnt on the way.
-struct Run<'a> {
-    ctx: &'a Context,
-    args: InitArgs,
-    /// Where the user's config lives (or will).
-    path: PathBuf,
-    source: ConfigSource,
-    /// The user's file as it stands, if any.
-    current: Option<String>,
-    /// The file to build on: the team's (with its source line) or the current one.
-    base: Option<String>,
-    team: Option<String>,
-    answers: Vec<(Question, toml::Value)>,
-    config: Config,
-    engine: Option<Engine>,
-    aws: Option<Aws>,
-}
-
-impl<'a> Run<'a> {
-    /// Reads the current config, fetches and validates the team's, and asks for what is missing
-    /// about S3. Nothing is written here; any error leaves the machine as it was.
-    async fn prepare(ctx: &'a Context, args: InitArgs) -> anyhow::Result<Run<'a>> {
-        let source = ctx.config_source()?;
-        let path = source.path().to_path_buf();
-        let current = match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(err) => {
-                return Err(crate::error::ConfigError::Read { source_desc: path.display().to_string(), err }.into());
-            }
-        };
-        let current_config = match &current {
-            Some(text) => config::parse_str(text, &path),
-            None => config::parse_str(config::DEFAULTS, Path::new("<built-in defaults>")),
-        };
-        let (base, team) = match &args.from {
-            Some(from) => {
-                let source = match TeamSource::parse(from).map_err(Error::Usage)? {
-                    TeamSource::Path(p) => TeamSource::Path(std::fs::canonicalize(&p).unwrap_or(p)),
-                    other => other,
-                };
-                // S3 is reached with the S3 settings in force now (endpoint, region, profile).
-                let s3 = match &current_config {
-                    Ok(c) => c.registry.s3.clone(),
-                    Err(_) => parse(None, &path)?.registry.s3,
-                };
-                let text = team::fetch(&source, &s3).await?;
-                let shown = source.display();
-                // Validated before anything is written: errors name the source, line and key.
-                config::parse_str(&text, Path::new(&shown)).map_err(Error::from)?;
-                (Some(team::with_header(&shown, &text)), Some(shown))
-            }
-            None => {
-                if let Err(err) = current_config {
-                    return Err(Error::from(err).into());
-                }
-                (current.clone(), None)
-            }
-        };
-        let config = parse(base.as_deref(), &path)?;
-        let mut run =
-            Run { ctx, args, path, source, current, base, team, answers: Vec::new(), config, engine: None, aws: None };
-        run.ask_about_s3()?;
-        Ok(run)
-    }
-
-    fn answer(&mut self, question: Question, value: toml::Value) -> anyhow::Result<()> {
-        self.answers.retain(|(q, _)| *q != question);
-        self.answers.push((question, value));
-        self.config = parse(self.text()?.as_deref(), &self.path)?;
-        Ok(())
-    }
-
-    /// The user's file as it will be: the base with the answers set.
-    fn text(&self) -> anyhow::Result<Option<String>> {
-        answers::apply(self.base.as_deref(), &self.answers)
-    }
-
-    async fn engine(&mut self) -> anyhow::Result<&Engine> {
-        if self.engine.is_none() {
-            self.engine = Some(self.ctx.engine().await?);
-        }
-        self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))
-    }
-
-    async fn aws(&mut self) -> anyhow::Result<Option<&Aws>> {
-        if self.config.registry.storage() == Storage::Filesystem {
-            return Ok(None);
-        }
-        if self.aws.is_none() {
-            self.aws = Some(Aws::connect(&self.config.registry.s3).await?);
-        }
-        Ok(self.aws.as_ref())
-    }
-
-    fn loaded(&self) -> LoadedConfig {
-        let source = match &self.source {
-            ConfigSource::Defaults { would_be } if self.path.exists() => {
-                ConfigSource::UserFile { path: would_be.clone() }
-            }
-            other => other.clone(),
-        };
-        LoadedConfig { config: self.config.clone(), source }
-    }
-
-    async fn step(&mut self, step: Step) -> anyhow::Result<Outcome> {
-        match step {
-            Step::Preflight => self.preflight().await,
-            Step::Config => self.write_config(),
-            Step::Registry => self.registry().await,
-            Step::Pull => self.pull().await,
-            Step::Clock => self.clock().await,
-            Step::Schedules => self.schedules().await,
-            Step::Doctor => self.doctor().await,
-        }
-    }
-
-    /// The engine answers, the registry's port is free or devbox's own, and S3 answers when
-    /// configured. A busy port is asked about here, on a terminal.
-    async fn preflight(&mut self) -> anyhow::Result<Outcome> {
-        let container = self.config.registry.container.clone();
-        let engine = self.engine().await?;
-        let info = engine.info().await?;
-        let endpoint = engine.endpoint().to_string();
-        let existing = engine.container(&container).await?;
-        let port = self.config.registry.port;
-        let ours = existing.as_ref().is_some_and(|c| {
-            c.label(registry::LABEL_MANAGED) == Some("true")
-                && c.published.iter().any(|p| p.ends_with(&format!(":{port}")))
-        });
-        let port_note = if ours {
-            format!("port {port} is the registry's own")
-        } else if port_free(port) {
-            format!("port {port} is free")
-        } else {
-            self.choose_port(port)?
-        };
-        let storage = match self.aws().await? {
-            Some(aws) => {
-                let latency = aws.check_bucket().await?;
-                let bucket = self.config.registry.s3.bucket.as_ref().map(|b| b.to_string()).unwrap_or_default();
-                format!("s3://{bucket} answers ({} ms)", latency.as_millis())
-            }
-            None => "no S3 bucket: filesystem storage".into(),
-        };
-        Ok(Outcome::Checked(format!("Docker {} at {endpoint}; {port_note}; {storage}", info.server_version)))
-    }
-
-    fn write_config(&mut self) -> anyhow::Result<Outcome> {
-        let text = self.text()?;
-        let from = self.team.as_ref().map(|t| format!(" (team config from {t})")).unwrap_or_default();
-        let path = self.path.display().to_string();
-        let Some(text) = text else {
-            let storage = match self.config.registry.storage() {
-                Storage::Filesystem => {
-                    "filesystem storage, as no registry.s3.bucket is set (--bucket sets one; a laptop without AWS \
-                     can still try devbox)"
-                }
-                Storage::S3 => "S3 storage",
-            };
-            return Ok(Outcome::Same(format!("built-in defaults ({path} not needed): {storage}")));
-        };
-        if self.current.as_deref() == Some(text.as_str()) {
-            return Ok(Outcome::Same(format!("{path} is in place{from}")));
-        }
-        if let Some(old) = &self.current {
-            let diff = team::diff(old, &text, &format!("{path} (now)"), &format!("{path} (new)"));
-            for line in diff.lines() {
-                self.ctx.printer.hint(format!("{:10}{line}", ""));
-            }
-        }
-        if self.args.dry_run {
-            return Ok(Outcome::WouldChange(format!("would write {path}{from}")));
-        }
-        let backup = match &self.current {
-            Some(old) => {
-                let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
-                let backup = self.path.with_file_name(format!("devbox.toml.{stamp}.bak"));
-                write_if_changed(&backup, old.as_bytes())?;
-                format!("; the old one is kept as {}", backup.display())
-            }
-            None => String::new(),
-        };
-        write_if_changed(&self.path, text.as_bytes())?;
-        self.current = Some(text);
-        Ok(Outcome::Changed(format!("wrote {path}{from}{backup}")))
-    }
-
-    async fn registry(&mut self) -> anyhow::Result<Outcome> {
-        let config = self.config.registry.clone();
-        if self.args.dry_run {
-            let credentials = self.aws().await?.map(|a| a.credentials().clone());
-            let action = registry::pending(self.engine().await?, &config, credentials.as_ref()).await?;
-            return steps::registry_preview(&config.container, &config.image, action);
-        }
-        self.aws().await?;
-        self.engine().await?;
-        let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
-        let progress = progress_for(&self.ctx.quiet().printer);
-        let up = registry::converge(engine, &config, self.aws.as_ref(), progress.as_ref()).await?;
-        Ok(steps::registry(&up))
-    }
-
-    async fn pull(&mut self) -> anyhow::Result<Outcome> {
-        let base = &self.config.images.base;
-        if base.is_empty() {
-            return Ok(Outcome::Same("no base images to pull (images.base is empty)".into()));
-        }
-        if self.args.dry_run {
-            return Ok(Outcome::WouldChange(format!(
-                "would pull the base images that are not current: {}",
-                base.join(", ")
-            )));
-        }
-        let images = crate::images::to_pull(&self.config, &[])?;
-        self.engine().await?;
-        let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
-        let paths = Paths::resolve(&self.ctx.env)?;
-        let progress = progress_for(&self.ctx.quiet().printer);
-        let pulled = pull_and_record(engine, &self.config, &images, paths.state_dir(), progress.as_ref()).await?;
-        Ok(steps::pull(&pulled))
-    }
-
-    async fn clock(&mut self) -> anyhow::Result<Outcome> {
-        let env = self.ctx.env.clone();
-        let classification = crate::clock::runtime::of_engine(self.engine().await?, &env).await?;
-        if !classification.vm {
-            return Ok(Outcome::Same(format!(
-                "{} shares this host's clock ({}): nothing to fix",
-                classification.runtime.label(),
-                classification.reason
-            )));
-        }
-        if self.args.dry_run {
-            return Ok(Outcome::WouldChange(format!(
-                "would set the {} VM's clock if it is more than clock.max_skew off (devbox clock sync --if-skewed)",
-                classification.runtime.label()
-            )));
-        }
-        let quiet = self.ctx.quiet();
-        let progress = report::ClockSync::new(&quiet.printer, &self.config);
-        let synced = crate::clock::sync::run(&env, &self.config, true, false, &progress).await?;
-        Ok(steps::clock(classification.runtime.label(), &synced))
-    }
-
-    async fn schedules(&mut self) -> anyhow::Result<Outcome> {
-        let paths = Paths::resolve(&self.ctx.env)?;
-        let Some(backend) = self.ctx.scheduler(None, &paths)? else {
-            let var = schedule::NO_SCHEDULER_VAR;
-            return Ok(Outcome::Same(format!("no scheduler here ({var}=none): no jobs to install")));
-        };
-        let kind = backend.kind();
-        let loaded = self.loaded();
-        // The clock job depends on the engine's kind; without an engine, it is left out and said so.
-        let _ = self.engine().await;
-        let engine = self.engine.as_ref();
-        if self.args.dry_run {
-            let (jobs, _) = schedule::planned_jobs(&self.ctx.env, &loaded, engine).await;
-            return Ok(steps::schedules_preview(kind, &schedule::not_installed(backend.as_ref(), &jobs)?));
-        }
-        let outcome = schedule::install(&self.ctx.env, &loaded, engine, backend.as_ref(), &paths).await?;
-        Ok(steps::schedules(kind, &outcome))
-    }
-
-    async fn doctor(&mut self) -> anyhow::Result<Outcome> {
-        if self.args.dry_run {
-            return Ok(Outcome::Skipped("a dry run: doctor checks the machine after the changes".into()));
-        }
-        let loaded = Ok(self.loaded());
-        let selected = crate::doctor::selection(&[]);
-        let report = crate::doctor::run::run(&self.ctx.env, &loaded, &selected, self.config.doctor.timeout).await;
-        if !report.failed() {
-            return Ok(Outcome::Checked(report.summary()));
-        }
-        let failed: Vec<&str> =
-            report.checks.iter().filter(|f| f.status == crate::doctor::Status::Fail).map(|f| f.id.name()).collect();
-        Ok(Outcome::Failed {
-            message: format!("{} (failed: {})", report.summary(), failed.join(", ")),
-            hint: Some("Run `devbox doctor` for each problem and its fix.".into()),
-        })
-    }
-}
-
-fn parse(text: Option<&str>, path: &Path) -> anyhow::Result<Config> {
-    Ok(match text {
-        Some(text) => config::parse_str(text, path).map_err(Error::from)?,
-        None => config::parse_str(config::DEFAULTS, Path::new("<built-in defaults>")).map_err(Error::from)?,
-    })
-}
-
-/// Whether nothing listens on 127.0.0.1:`port` (binding it is the one sure test).
-fn port_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }

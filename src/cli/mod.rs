@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ConfigSource, LoadedConfig};
-use crate::engine::{Engine, EngineError};
+use crate::engine::Engine;
 use crate::env::Environment;
 use crate::error::ExitStatus;
 use crate::paths::Paths;
@@ -153,18 +153,6 @@ impl Context {
         }
         Ok(backend)
     }
-}
-
-/// What to do next about `err`: the hint of the first expected error in its chain, whether it is
-/// devbox's own (`Error`) or an outside system's that has one (`EngineError`).
-pub fn hint_of(err: &anyhow::Error) -> Option<String> {
-    err.chain().find_map(|cause| {
-        if let Some(known) = cause.downcast_ref::<crate::error::Error>() {
-            Some(known.hint())
-        } else {
-            cause.downcast_ref::<crate::engine::EngineError>().map(EngineError::hint)
-        }
-    })?
 }
 
 pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitStatus> {

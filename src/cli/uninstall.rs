@@ -57,7 +57,7 @@ impl UninstallArgs {
             }
             Err(err) => {
                 ctx.printer.mark(Mark::Warn, format!("{err:#}; using the built-in defaults to find what to remove"));
-                let defaults = config::parse_str(config::DEFAULTS, std::path::Path::new("<built-in defaults>"))?;
+                let defaults = config::defaults()?;
                 (defaults, ctx.config_source()?.path().to_path_buf())
             }
         };

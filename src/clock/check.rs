@@ -13,8 +13,9 @@ use crate::engine::Engine;
 use crate::env::Environment;
 use crate::registry::{self, api::RegistryApi};
 
-/// How long finding the engine may take before its clock is reported as not read.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long finding the engine may take before its clock is reported as not read: a ping, then
+/// the version, which podman in a slow VM takes seconds to gather.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The three clocks, read at once, and what devbox learnt about the engine on the way.
 pub struct Measurement {

@@ -5,13 +5,20 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::{ClockName, Reading, http_date, offset_from, offset_from_early_read, offset_from_http_date};
+use super::{
+    ClockName, Reading, http_date, offset_from, offset_from_early_read, offset_from_http_date, offset_from_late_read,
+};
 use crate::config::S3Config;
 use crate::engine::{Engine, EngineInfo};
 use crate::http;
 
 /// How long one clock may take to answer. A clock that is slower than this is not worth reading.
 pub const CLOCK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long the engine's info may take: podman gathers it by running its helpers (conmon, the OCI
+/// runtime), which takes seconds in a slow VM. Its clock is read as it answers, so a slow answer
+/// is still a precise one (see `engine_clock`).
+pub const ENGINE_INFO_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The URL whose `Date` header gives S3's clock: the configured bucket on its endpoint, path-style
 /// (no bucket-name DNS or TLS surprises). `None` when no bucket is configured.
@@ -70,7 +77,8 @@ pub async fn s3_clock(http: &reqwest::Client, url: &str) -> Reading {
 /// The engine's clock, from `SystemTime` in its info, and the info itself (for classifying it).
 /// dockerd reads its clock as it starts answering `GET /info`, then spends most of the round trip
 /// gathering the rest (a few hundred ms in a slow VM): so a ping first measures how long a request
-/// takes to arrive (see `offset_from_early_read`).
+/// takes to arrive (see `offset_from_early_read`). podman reads it last, as the answer leaves
+/// (`offset_from_late_read`).
 pub async fn engine_clock(engine: &Engine) -> (Reading, Option<EngineInfo>) {
     let source = engine.endpoint().to_string();
     // The first ping opens the connection that the second and the info reuse.
@@ -84,9 +92,9 @@ pub async fn engine_clock(engine: &Engine) -> (Reading, Option<EngineInfo>) {
     }
     let sent = Timestamp::now();
     let started = Instant::now();
-    let info = match tokio::time::timeout(CLOCK_TIMEOUT, engine.info()).await {
+    let info = match tokio::time::timeout(ENGINE_INFO_TIMEOUT, engine.info()).await {
         Err(_) => {
-            let why = format!("no answer within {}s", CLOCK_TIMEOUT.as_secs());
+            let why = format!("no answer within {}s", ENGINE_INFO_TIMEOUT.as_secs());
             return (Reading::failed(ClockName::Engine, source, why), None);
         }
         Ok(Err(e)) => return (Reading::failed(ClockName::Engine, source, format!("{e:#}")), None),
@@ -100,6 +108,7 @@ pub async fn engine_clock(engine: &Engine) -> (Reading, Option<EngineInfo>) {
             source,
             time: Some(time),
             offset: Some(match ping {
+                Some(ping) if info.podman => offset_from_late_read(time, sent, received, ping),
                 Some(ping) => offset_from_early_read(time, sent, received, ping),
                 None => offset_from(time, sent, received),
             }),

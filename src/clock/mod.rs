@@ -107,9 +107,25 @@ pub fn offset_from_early_read(
     received: Timestamp,
     ping: std::time::Duration,
 ) -> SignedDuration {
+    remote.duration_since(sent + one_way(sent, received, ping))
+}
+
+/// Half a plain request's round trip (`ping`), never more than half of this one's.
+fn one_way(sent: Timestamp, received: Timestamp, ping: std::time::Duration) -> SignedDuration {
     let round_trip = received.duration_since(sent);
-    let one_way = SignedDuration::try_from(ping).unwrap_or(round_trip).min(round_trip) / 2;
-    remote.duration_since(sent + one_way)
+    SignedDuration::try_from(ping).unwrap_or(round_trip).min(round_trip) / 2
+}
+
+/// A remote clock read as the answer left, after the rest was gathered (podman's `SystemTime`: it
+/// runs its helpers first, seconds in a slow VM): about half a plain request's round trip before
+/// `received`.
+pub fn offset_from_late_read(
+    remote: Timestamp,
+    sent: Timestamp,
+    received: Timestamp,
+    ping: std::time::Duration,
+) -> SignedDuration {
+    remote.duration_since(received - one_way(sent, received, ping))
 }
 
 /// The same for an HTTP `Date` header, which truncates to the second: the server's clock was
@@ -304,6 +320,38 @@ mod tests {
         assert_eq!(offset_from_early_read(remote, sent, quick, ping), offset_from(remote, sent, quick));
         // A ping slower than the answer itself cannot put the reading after the answer.
         assert_eq!(offset_from_early_read(remote, sent, quick, Duration::from_secs(5)), SignedDuration::ZERO);
+    }
+
+    #[test]
+    fn podman_reads_its_clock_as_it_answers() {
+        // Measured on the testbed's podman VM: a 30 ms ping, an info that took 8.7 s to gather,
+        // its SystemTime 0.3 s before it arrived. On time by the late read; 4 s ahead by the midpoint.
+        let sent: Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
+        let received = sent + SignedDuration::from_millis(8_700);
+        let remote = received - SignedDuration::from_millis(15);
+        let ping = Duration::from_millis(30);
+        assert_eq!(offset_from_late_read(remote, sent, received, ping), SignedDuration::ZERO);
+        assert_eq!(offset_from(remote, sent, received), SignedDuration::from_millis(4_335));
+        let quick = sent + SignedDuration::from_millis(30);
+        assert_eq!(
+            offset_from_late_read(sent + SignedDuration::from_millis(15), sent, quick, ping),
+            SignedDuration::ZERO
+        );
+    }
+
+    #[test]
+    fn podman_is_told_from_dockerd_by_its_info() {
+        let podman = crate::engine::info_from_json(
+            r#"{"Plugins":{"Log":["k8s-file","none","passthrough","journald"]},
+               "DockerRootDir":"/home/core/.local/share/containers/storage",
+               "SecurityOptions":["name=seccomp,profile=default","name=rootless"]}"#,
+        );
+        assert!(podman.podman && podman.rootless);
+        let dockerd = crate::engine::info_from_json(
+            r#"{"Plugins":{"Log":["awslogs","json-file","journald"]},"DockerRootDir":"/var/lib/docker",
+               "SecurityOptions":["name=seccomp,profile=default"]}"#,
+        );
+        assert!(!dockerd.podman && !dockerd.rootless);
     }
 
     #[test]

@@ -88,11 +88,21 @@ pub struct Classification {
     /// The runtime's own name for this VM, where its CLI needs one: a colima profile, a lima
     /// instance.
     pub instance: Option<String>,
+    /// The engine runs rootless: its containers' `SYS_TIME` is their user namespace's, which cannot
+    /// set the VM's clock.
+    pub rootless: bool,
 }
 
 impl Classification {
     pub fn new(runtime: Runtime, reason: impl Into<String>) -> Self {
-        Classification { runtime, vm: runtime.is_vm(), reason: reason.into(), forced: false, instance: None }
+        Classification {
+            runtime,
+            vm: runtime.is_vm(),
+            reason: reason.into(),
+            forced: false,
+            instance: None,
+            rootless: false,
+        }
     }
 
     fn instance(mut self, name: &str) -> Self {
@@ -104,6 +114,10 @@ impl Classification {
 /// Classifies the engine from its info, the endpoint devbox reached it at, and this host's OS
 /// (`std::env::consts::OS`).
 pub fn classify(info: &EngineInfo, endpoint: &str, host_os: &str) -> Classification {
+    Classification { rootless: info.rootless, ..classify_runtime(info, endpoint, host_os) }
+}
+
+fn classify_runtime(info: &EngineInfo, endpoint: &str, host_os: &str) -> Classification {
     let os = info.operating_system.to_lowercase();
     let kernel = info.kernel_version.to_lowercase();
     let name = info.name.to_lowercase();
@@ -166,6 +180,7 @@ pub fn effective(detected: Classification, env: &Environment) -> Classification 
             reason: format!("{FORCE_VAR} says so (the engine itself looks like {})", detected.runtime.label()),
             forced: runtime != detected.runtime,
             instance: None,
+            rootless: detected.rootless,
         },
         None => detected,
     }

@@ -34,6 +34,18 @@ pub fn set_command(second: i64) -> String {
     format!("exec date -u -s @{second}\n")
 }
 
+/// What the runtime's CLI feeds its root shell in the VM: the time, as `set_command`; then, where
+/// chronyd runs (podman machine's Fedora CoreOS does), podman's maintainers' own workaround
+/// (containers/podman #22037), so that chronyd takes fresh samples at once rather than slewing for
+/// minutes on its stale estimate. The time comes first, and from the host: `makestep` right after
+/// a wake has no fresh sample to step by, and the host's clock is the one devbox measures against.
+pub fn set_command_in_vm(second: i64) -> String {
+    format!(
+        "date -u -s @{second} >&2 || exit\n\
+         if pgrep -x chronyd >/dev/null 2>&1; then chronyc -m 'burst 4/4' makestep; fi\nexit 0\n"
+    )
+}
+
 /// The host's next whole second after `now`, and how long until it.
 pub fn next_second(now: Timestamp) -> (i64, Duration) {
     let next = now.as_second() + 1;
@@ -43,9 +55,14 @@ pub fn next_second(now: Timestamp) -> (i64, Duration) {
 
 /// Waits for the host's next whole second and gives the command that sets it.
 async fn at_next_second() -> String {
+    set_command(wait_next_second().await)
+}
+
+/// Waits for the host's next whole second, and gives it.
+async fn wait_next_second() -> i64 {
     let (second, wait) = next_second(Timestamp::now());
     tokio::time::sleep(wait).await;
-    set_command(second)
+    second
 }
 
 /// How `sync` sets the VM's clock.
@@ -60,11 +77,13 @@ pub enum Method {
 impl Method {
     /// The command, as a user would type it, and what it is fed: what `--dry-run` shows.
     pub fn display(&self) -> String {
-        let command = match self {
-            Method::Cli(argv) => argv.join(" "),
-            Method::Helper(spec) => as_docker_run(spec),
-        };
-        format!("{command}, fed `date -u -s @<second>` on its input at the host's next whole second")
+        let fed = "fed `date -u -s @<second>` on its input at the host's next whole second";
+        match self {
+            Method::Cli(argv) => {
+                format!("{}, {fed} (then, where chronyd runs, `chronyc -m 'burst 4/4' makestep`)", argv.join(" "))
+            }
+            Method::Helper(spec) => format!("{}, {fed}", as_docker_run(spec)),
+        }
     }
 }
 
@@ -107,8 +126,7 @@ pub fn choose(
 
 /// Whether `program` is an executable file on `PATH`.
 pub fn on_path(env: &Environment, program: &str) -> bool {
-    let Some(path) = env.var("PATH") else { return false };
-    std::env::split_paths(path).any(|dir| ["", ".exe"].iter().any(|ext| dir.join(format!("{program}{ext}")).is_file()))
+    env.finds_program(program)
 }
 
 /// Runs the runtime's CLI and feeds its shell. Its failure is the user's error, with its own words.
@@ -152,7 +170,8 @@ async fn feed_cli(argv: &[String]) -> Result<String, String> {
         said.push(line);
     }
     if ready {
-        stdin.write_all(at_next_second().await.as_bytes()).await.map_err(broken)?;
+        let command = set_command_in_vm(wait_next_second().await);
+        stdin.write_all(command.as_bytes()).await.map_err(broken)?;
     }
     drop(stdin);
     while let Some(line) = lines.next_line().await.map_err(|e| format!("reading its output: {e}"))? {

@@ -98,6 +98,13 @@ pub async fn run(
     let image = &config.registry.image;
     let name = helper_name();
     let (method, note) = choose(classification, image, &name, |program: &str| on_path(env, program));
+    if matches!(method, Method::Helper(_)) && classification.rootless {
+        return Err(Error::ClockRootless {
+            runtime: classification.runtime.label().to_string(),
+            cli: cli_command(classification).map(|argv| argv.join(" ")),
+        }
+        .into());
+    }
     if let Some(note) = note {
         report.note(&note);
     }
@@ -280,7 +287,9 @@ mod tests {
     /// ready, and sets nothing here (`echo` stands in for `date`).
     #[tokio::test]
     async fn a_cli_shell_is_fed_once_ready() {
-        let argv = vec!["sh".to_string(), "-c".to_string(), "sed -u 's/^exec date/echo date/' | sh".to_string()];
+        // Never the host's clock: `date` and `chronyc` are echoed, not run.
+        let sed = "sed -u -e 's/^date /echo date /' -e 's/chronyc /echo chronyc /' | sh";
+        let argv = vec!["sh".to_string(), "-c".to_string(), sed.to_string()];
         let before = Timestamp::now().as_second();
         let out = run_cli(&argv).await.expect("sh runs");
         let second: i64 =

@@ -58,7 +58,7 @@ pub struct LoadedConfig {
 /// may be absent, and then the embedded defaults apply.
 pub fn load(source: ConfigSource) -> Result<LoadedConfig, ConfigError> {
     let config = match &source {
-        ConfigSource::Defaults { .. } => parse_str(DEFAULTS, Path::new("<built-in defaults>"))?,
+        ConfigSource::Defaults { .. } => defaults()?,
         ConfigSource::Flag { path } | ConfigSource::Env { path } | ConfigSource::UserFile { path } => {
             let text = std::fs::read_to_string(path)
                 .map_err(|err| ConfigError::Read { source_desc: source.to_string(), err })?;
@@ -66,6 +66,12 @@ pub fn load(source: ConfigSource) -> Result<LoadedConfig, ConfigError> {
         }
     };
     Ok(LoadedConfig { config, source })
+}
+
+/// The built-in defaults (`templates/devbox.toml`, embedded), as a config: what applies when there
+/// is no file. The one place they are parsed into a `Config`; a unit test holds that they do parse.
+pub fn defaults() -> Result<Config, ConfigError> {
+    parse_str(DEFAULTS, Path::new("<built-in defaults>"))
 }
 
 /// Parses `text` (the contents of `path`) over the embedded defaults, then validates it.

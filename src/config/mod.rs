@@ -11,11 +11,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use load::parse_str;
-pub use load::{ConfigSource, LoadedConfig, load};
+pub use load::{ConfigSource, LoadedConfig, defaults, load};
 pub use values::{BucketName, ByteSize, KeepLabel, Period};
 
 /// The defaults, embedded in the binary. A user's file is laid over them key by key.
-pub const DEFAULTS: &str = include_str!("../../templates/devbox.toml");
+const DEFAULTS: &str = include_str!("../../templates/devbox.toml");
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -346,7 +346,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> Config {
-        load::parse_str(DEFAULTS, std::path::Path::new("defaults")).expect("embedded defaults parse")
+        super::defaults().expect("embedded defaults parse")
     }
 
     #[test]

@@ -14,7 +14,10 @@ const PING_TIMEOUT: Duration = Duration::from_secs(3);
 impl Engine {
     /// Finds and connects to the engine, trying each place in turn. The error names every place tried.
     pub async fn connect(env: &Environment) -> Result<Engine, Error> {
-        let plan = endpoint::plan(env, std::env::consts::OS);
+        let mut plan = endpoint::plan(env, std::env::consts::OS);
+        if plan.discovering && env.finds_program("podman") {
+            endpoint::add_podman_inspected(&mut plan, podman_machine_sockets().await);
+        }
         let mut tried: Vec<Attempt> =
             plan.notes.into_iter().map(|(place, outcome)| Attempt { place, outcome }).collect();
         for candidate in plan.candidates {
@@ -41,6 +44,8 @@ enum NoEngine {
     UnsupportedScheme,
     #[error("no answer within {seconds}s")]
     TimedOut { seconds: u64 },
+    #[error("it answered a ping, but not its version within {seconds}s")]
+    VersionTimedOut { seconds: u64 },
     /// bollard refused the address, or the engine refused the version request: in their words.
     #[error("{0}")]
     Refused(String),
@@ -63,11 +68,41 @@ async fn try_connect(host: &str) -> Result<Docker, NoEngine> {
         return Err(NoEngine::UnsupportedScheme);
     }
     .map_err(|e| NoEngine::Refused(e.to_string()))?;
-    // One request proves the engine answers and settles the API version: older engines (Debian's
-    // 20.10 speaks API 1.41) refuse bollard's newer default.
-    match tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version()).await {
-        Err(_) => Err(NoEngine::TimedOut { seconds: PING_TIMEOUT.as_secs() }),
+    // A ping proves the engine answers, quickly; then its version settles the API version: older
+    // engines (Debian's 20.10 speaks API 1.41) refuse bollard's newer default. The version gets the
+    // ordinary request's time: podman gathers it by running its helpers (conmon, crun), which takes
+    // seconds in a slow VM where the ping takes milliseconds.
+    match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
+        Err(_) => return Err(NoEngine::TimedOut { seconds: PING_TIMEOUT.as_secs() }),
+        Ok(Err(e)) => return Err(NoEngine::Refused(engine_message(&e))),
+        Ok(Ok(_)) => {}
+    }
+    match tokio::time::timeout(DEFAULT_TIMEOUT, docker.negotiate_version()).await {
+        Err(_) => Err(NoEngine::VersionTimedOut { seconds: DEFAULT_TIMEOUT.as_secs() }),
         Ok(Err(e)) => Err(NoEngine::Refused(engine_message(&e))),
         Ok(Ok(docker)) => Ok(docker),
+    }
+}
+
+/// How long `podman machine inspect` may take.
+const PODMAN_INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The API sockets of podman's machines, as podman itself reports them.
+async fn podman_machine_sockets() -> Result<Vec<String>, String> {
+    let inspect = tokio::process::Command::new("podman")
+        .args(["machine", "inspect", "--format", "{{.ConnectionInfo.PodmanSocket.Path}}"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(PODMAN_INSPECT_TIMEOUT, inspect).await {
+        Err(_) => Err(format!("no answer within {}s", PODMAN_INSPECT_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(format!("it did not run: {e}")),
+        Ok(Ok(out)) if !out.status.success() => {
+            Err(format!("it failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        }
+        Ok(Ok(out)) => match endpoint::podman_inspect_paths(&String::from_utf8_lossy(&out.stdout)) {
+            paths if paths.is_empty() => Err("it names no machine (podman machine init)".into()),
+            paths => Ok(paths),
+        },
     }
 }

@@ -22,12 +22,15 @@ pub struct Plan {
     pub candidates: Vec<Candidate>,
     /// Places looked at that gave no candidate, for the error message (e.g. "DOCKER_HOST unset").
     pub notes: Vec<(String, String)>,
+    /// No explicit choice: the well-known sockets, to which `podman machine inspect` may add.
+    pub discovering: bool,
 }
 
 pub fn plan(env: &Environment, os: &str) -> Plan {
     let mut notes = Vec::new();
     if let Some(host) = env.var("DOCKER_HOST") {
-        return Plan { candidates: vec![Candidate { host: host.to_string(), origin: "DOCKER_HOST".into() }], notes };
+        let candidates = vec![Candidate { host: host.to_string(), origin: "DOCKER_HOST".into() }];
+        return Plan { candidates, notes, discovering: false };
     }
     notes.push(("DOCKER_HOST".into(), "unset".into()));
 
@@ -40,14 +43,14 @@ pub fn plan(env: &Environment, os: &str) -> Plan {
         Some(name) if name != "default" => {
             let origin = format!("context {name:?} ({context_origin})");
             return match docker_config.as_deref().map(|dir| context_host(dir, &name)) {
-                Some(Ok(host)) => Plan { candidates: vec![Candidate { host, origin }], notes },
+                Some(Ok(host)) => Plan { candidates: vec![Candidate { host, origin }], notes, discovering: false },
                 Some(Err(why)) => {
                     notes.push((origin, why));
-                    Plan { candidates: Vec::new(), notes }
+                    Plan { candidates: Vec::new(), notes, discovering: false }
                 }
                 None => {
                     notes.push((origin, "no docker config directory (HOME unset)".into()));
-                    Plan { candidates: Vec::new(), notes }
+                    Plan { candidates: Vec::new(), notes, discovering: false }
                 }
             };
         }
@@ -56,7 +59,37 @@ pub fn plan(env: &Environment, os: &str) -> Plan {
 
     let candidates =
         well_known(env, os).into_iter().map(|(host, origin)| Candidate { host, origin: origin.into() }).collect();
-    Plan { candidates, notes }
+    Plan { candidates, notes, discovering: true }
+}
+
+/// podman 5's own word on where its machine's API is (`podman machine inspect`, run by `connect`
+/// when `podman` is on PATH), added to a plan that is still discovering: after the sockets of the
+/// same name already listed, in place of podman's fixed guesses, and without duplicates.
+pub fn add_podman_inspected(plan: &mut Plan, inspected: Result<Vec<String>, String>) {
+    if !plan.discovering {
+        return;
+    }
+    match inspected {
+        Ok(paths) => {
+            let at =
+                plan.candidates.iter().position(|c| c.origin.starts_with("podman")).unwrap_or(plan.candidates.len());
+            let new: Vec<Candidate> = paths
+                .into_iter()
+                .map(|path| Candidate { host: format!("unix://{path}"), origin: PODMAN_INSPECT.into() })
+                .filter(|c| !plan.candidates.iter().any(|known| known.host == c.host))
+                .collect();
+            plan.candidates.splice(at..at, new);
+        }
+        Err(why) => plan.notes.push((PODMAN_INSPECT.into(), why)),
+    }
+}
+
+pub const PODMAN_INSPECT: &str = "podman machine inspect";
+
+/// The API sockets that `podman machine inspect --format '{{.ConnectionInfo.PodmanSocket.Path}}'`
+/// prints, one per machine and line.
+pub fn podman_inspect_paths(output: &str) -> Vec<String> {
+    output.lines().map(str::trim).filter(|l| l.starts_with('/')).map(String::from).collect()
 }
 
 fn current_context(docker_config: &Path) -> Option<String> {
@@ -97,8 +130,19 @@ fn well_known(env: &Environment, os: &str) -> Vec<(String, &'static str)> {
             (home.join(".colima/docker.sock"), "colima"),
             (home.join(".orbstack/run/docker.sock"), "OrbStack"),
             (home.join(".rd/docker.sock"), "Rancher Desktop"),
-            (home.join(".local/share/containers/podman/machine/podman.sock"), "podman machine"),
         ]);
+    }
+    // podman 5 serves its machine's API at <runtime dir>/podman/<machine>-api.sock: $TMPDIR on
+    // macOS, $XDG_RUNTIME_DIR on Linux. The default machine first, then any other machine's.
+    let podman_runtime = if os == "macos" { env.var("TMPDIR") } else { env.var("XDG_RUNTIME_DIR") };
+    if let Some(runtime) = podman_runtime {
+        let dir = Path::new(runtime).join("podman");
+        sockets.push((dir.join(format!("{PODMAN_DEFAULT_MACHINE}-api.sock")), "podman machine"));
+        sockets.extend(other_machine_sockets(&dir).into_iter().map(|path| (path, "podman machine")));
+    }
+    if let Some(home) = env.home() {
+        // podman 4's machine socket.
+        sockets.push((home.join(".local/share/containers/podman/machine/podman.sock"), "podman machine"));
     }
     if let Some(runtime) = env.var("XDG_RUNTIME_DIR") {
         sockets.push((Path::new(runtime).join("docker.sock"), "rootless Docker"));
@@ -106,6 +150,23 @@ fn well_known(env: &Environment, os: &str) -> Vec<(String, &'static str)> {
     }
     sockets.push((PathBuf::from("/run/podman/podman.sock"), "podman"));
     sockets.into_iter().map(|(path, origin)| (format!("unix://{}", path.display()), origin)).collect()
+}
+
+const PODMAN_DEFAULT_MACHINE: &str = "podman-machine-default";
+
+/// The API sockets of machines other than the default one in podman's runtime directory, sorted.
+fn other_machine_sockets(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with("-api.sock") && n != format!("{PODMAN_DEFAULT_MACHINE}-api.sock"))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 #[cfg(test)]
@@ -165,5 +226,50 @@ mod tests {
         assert!(hosts.contains(&"unix:///run/user/1000/podman/podman.sock".to_string()));
         let windows: Vec<String> = plan(&env, "windows").candidates.into_iter().map(|c| c.host).collect();
         assert_eq!(windows[0], "npipe:////./pipe/docker_engine");
+    }
+
+    #[test]
+    fn podman_5_machine_sockets_are_in_its_runtime_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = dir.path().to_str().expect("utf-8");
+        std::fs::create_dir_all(dir.path().join("podman")).expect("mkdir");
+        std::fs::write(dir.path().join("podman/work-api.sock"), "").expect("write");
+        std::fs::write(dir.path().join("podman/gvproxy.sock"), "").expect("write");
+        let env = Environment::default().with("HOME", "/home/dev").with("XDG_RUNTIME_DIR", runtime);
+        let hosts: Vec<String> = plan(&env, "linux").candidates.into_iter().map(|c| c.host).collect();
+        let default = format!("unix://{runtime}/podman/podman-machine-default-api.sock");
+        let work = format!("unix://{runtime}/podman/work-api.sock");
+        let position = |host: &str| hosts.iter().position(|h| h == host).unwrap_or_else(|| panic!("{host}: {hosts:?}"));
+        assert!(position(&default) < position(&work), "the default machine first: {hosts:?}");
+        assert!(position(&work) < position("unix:///home/dev/.local/share/containers/podman/machine/podman.sock"));
+        assert!(!hosts.iter().any(|h| h.contains("gvproxy")), "{hosts:?}");
+        // On macOS, podman's runtime dir is $TMPDIR.
+        let mac = Environment::default().with("HOME", "/Users/ann").with("TMPDIR", "/var/folders/x1/T");
+        let hosts: Vec<String> = plan(&mac, "macos").candidates.into_iter().map(|c| c.host).collect();
+        assert!(hosts.contains(&"unix:///var/folders/x1/T/podman/podman-machine-default-api.sock".to_string()));
+    }
+
+    #[test]
+    fn podman_machine_inspect_adds_its_sockets_to_discovery_only() {
+        let env = Environment::default().with("HOME", "/home/dev");
+        let mut found = plan(&env, "linux");
+        let listed = "/run/user/1000/podman/podman-machine-default-api.sock\n/tmp/other-api.sock\n";
+        add_podman_inspected(&mut found, Ok(podman_inspect_paths(listed)));
+        let inspected: Vec<&str> =
+            found.candidates.iter().filter(|c| c.origin == PODMAN_INSPECT).map(|c| c.host.as_str()).collect();
+        assert_eq!(
+            inspected,
+            ["unix:///run/user/1000/podman/podman-machine-default-api.sock", "unix:///tmp/other-api.sock"]
+        );
+        let first_podman = found.candidates.iter().position(|c| c.origin.starts_with("podman")).expect("podman");
+        assert_eq!(found.candidates[first_podman].origin, PODMAN_INSPECT, "podman's own word before the guesses");
+        // A failed inspect is a note for the error; an explicit choice is left alone.
+        let mut failed = plan(&env, "linux");
+        add_podman_inspected(&mut failed, Err("it failed: no machine".into()));
+        assert!(failed.notes.contains(&(PODMAN_INSPECT.to_string(), "it failed: no machine".to_string())));
+        let mut chosen = plan(&env.clone().with("DOCKER_HOST", "unix:///x.sock"), "linux");
+        add_podman_inspected(&mut chosen, Ok(vec!["/tmp/other-api.sock".into()]));
+        assert_eq!(chosen.candidates.len(), 1);
+        assert!(podman_inspect_paths("Error: no machine\n").is_empty());
     }
 }

@@ -280,10 +280,17 @@ impl Engine {
             let info = match tokio::time::timeout(self.timeout, stream.next()).await {
                 Err(_) => return Err(EngineError::Stalled { seconds: self.timeout.as_secs() }),
                 Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => return Err(EngineError::of(&format!("pulling {image}"), &e)),
+                Ok(Some(Err(e))) => {
+                    let refused = EngineError::of(&format!("pulling {image}"), &e);
+                    return Err(match plain_http_hint(&engine_message(&e), repo) {
+                        Some(message) => EngineError::PullRefused { message },
+                        None => refused,
+                    });
+                }
                 Ok(Some(Ok(info))) => info,
             };
             if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                let message = plain_http_hint(&message, repo).unwrap_or(message);
                 return Err(EngineError::PullRefused { message });
             }
             track_layer(&mut layers, info.id, info.status.as_deref(), info.progress_detail);
@@ -332,6 +339,21 @@ fn engine_message(err: &bollard::errors::Error) -> String {
     }
 }
 
+/// podman (containers/image) pulls over HTTPS unless registries.conf marks the registry insecure;
+/// dockerd trusts 127.0.0.0/8 by itself. The engine says so only in words: this is where they are
+/// read, once, and turned into what to do.
+fn plain_http_hint(message: &str, repo: &str) -> Option<String> {
+    if !message.contains("server gave HTTP response to HTTPS client") {
+        return None;
+    }
+    let registry = repo.split('/').next().unwrap_or(repo);
+    Some(format!(
+        "{message} (podman pulls over HTTPS unless registries.conf marks the registry insecure; on podman machine: \
+         podman machine ssh \"printf '[[registry]]\\nlocation = \\\"{registry}\\\"\\ninsecure = true\\n' | \
+         sudo tee /etc/containers/registries.conf.d/devbox.conf\", then podman machine stop && podman machine start)"
+    ))
+}
+
 /// Whether the engine's refusal to start a container is a port clash. The engine says so only in
 /// words (a 500 like any other failure), so they are read here, once, into `PortInUse`: dockerd's
 /// own wording, and the kernel's through rootless or VM port forwarders.
@@ -369,6 +391,15 @@ fn track_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podman_refusing_plain_http_is_told_what_to_do() {
+        let hint = plain_http_hint("http: server gave HTTP response to HTTPS client", "127.0.0.1:5000/base/go")
+            .expect("a plain-HTTP refusal gets a hint");
+        assert!(hint.contains(r#"location = \"127.0.0.1:5000\""#), "{hint}");
+        assert!(hint.contains("podman machine ssh"), "{hint}");
+        assert_eq!(plain_http_hint("manifest unknown", "127.0.0.1:5000/x"), None);
+    }
 
     #[test]
     fn split_tag_minds_registry_ports() {

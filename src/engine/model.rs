@@ -24,6 +24,12 @@ pub struct EngineInfo {
     pub name: String,
     pub docker_root_dir: String,
     pub labels: Vec<String>,
+    /// The engine runs as an unprivileged user (`name=rootless` among its security options:
+    /// rootless podman, podman machine's default, and rootless Docker).
+    pub rootless: bool,
+    /// podman's Docker-compatible API rather than dockerd: its storage is containers/storage and
+    /// its log drivers include `k8s-file`, which dockerd has neither of.
+    pub podman: bool,
 }
 
 /// An image as the engine has it.
@@ -190,7 +196,11 @@ impl fmt::Debug for ContainerInfo {
 /// devbox's view of the engine's `GET /info` answer.
 pub(super) fn engine_info(info: SystemInfo, api_version: String) -> EngineInfo {
     let system_time_raw = info.system_time.clone();
+    let log_drivers = info.plugins.as_ref().and_then(|p| p.log.clone()).unwrap_or_default();
+    let podman = log_drivers.iter().any(|d| d == "k8s-file")
+        || info.docker_root_dir.as_deref().is_some_and(|d| d.ends_with("/containers/storage"));
     EngineInfo {
+        podman,
         system_time: system_time_raw.as_deref().and_then(|t| t.parse().ok()),
         system_time_raw,
         server_version: info.server_version.unwrap_or_default(),
@@ -201,6 +211,7 @@ pub(super) fn engine_info(info: SystemInfo, api_version: String) -> EngineInfo {
         name: info.name.unwrap_or_default(),
         docker_root_dir: info.docker_root_dir.unwrap_or_default(),
         labels: info.labels.unwrap_or_default(),
+        rootless: info.security_options.unwrap_or_default().iter().any(|o| o == "name=rootless"),
     }
 }
 

@@ -1,8 +1,10 @@
 //! `devbox init`'s plan, in pure terms: the steps in order, what each needs, and how their outcomes
-//! add up. The runner (`cli/init.rs`) carries the steps out; this file decides which may run and
-//! what the summary says.
+//! add up. The run (`run.rs`) carries the steps out, asking through `ask.rs`; this file decides
+//! which may run and what the summary says.
 
 pub mod answers;
+pub mod ask;
+pub mod run;
 pub mod steps;
 pub mod team;
 

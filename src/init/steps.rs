@@ -1,4 +1,4 @@
-//! What each of `init`'s actions came to, as a step's outcome. Pure: the runner (`cli/init.rs`)
+//! What each of `init`'s actions came to, as a step's outcome. Pure: the run (`run.rs`)
 //! carries out the domain action (`registry::converge`, `images::pull`, `clock::sync`,
 //! `schedule::install`), then asks here how its line reads.
 

@@ -11,7 +11,9 @@
 #   - Garage, an S3 server that really expires keys (garage/up.sh: built once with `cargo install`,
 #     pinned, then reused; started and left running), for the short-lived credentials tests;
 #   - a Debian VM under QEMU with its own Docker engine, reached as colima's (vm/vm.sh; DEVBOX_TESTBED_VM=0
-#     skips it): QEMU, debootstrap to build its image, socat and ssh to reach it.
+#     skips it): QEMU, debootstrap to build its image, socat and ssh to reach it;
+#   - a second VM with Debian trixie's podman 5.4, rootless and rootful, reached as podman machine's
+#     (podman/vm.sh; DEVBOX_TESTBED_PODMAN=0 skips it).
 # Idempotent: what is already there is left as it is. Runs as root, or as a user with sudo.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -78,6 +80,12 @@ if [ "${DEVBOX_TESTBED_VM:-1}" != 0 ]; then
   $sudo sh tests/testbed/vm/build.sh >"$vm_log" 2>&1 &
   vm_build=$!
 fi
+podman_build=""
+podman_log=/tmp/devbox-testbed-podman-vm-build.log
+if [ "${DEVBOX_TESTBED_PODMAN:-1}" != 0 ]; then
+  $sudo sh tests/testbed/podman/build.sh >"$podman_log" 2>&1 &
+  podman_build=$!
+fi
 # As this user: its state (and the env file the tests read) is where common.sh says for this user.
 sh tests/testbed/garage/up.sh
 if [ -n "$vm_build" ]; then
@@ -88,5 +96,14 @@ if [ -n "$vm_build" ]; then
   fi
   grep -v '^/' "$vm_log" || true
   $sudo sh tests/testbed/vm/up.sh
+fi
+if [ -n "$podman_build" ]; then
+  if ! wait "$podman_build"; then
+    echo "testbed: building the podman VM image failed; its log ($podman_log):" >&2
+    tail -n 40 "$podman_log" >&2 || true
+    exit 1
+  fi
+  grep -v '^/' "$podman_log" || true
+  $sudo sh tests/testbed/podman/up.sh
 fi
 echo "testbed: Docker engine $(docker version --format '{{.Server.Version}}'), $(docker-registry --version 2>&1 | head -n 1), moto $(python3 -c 'import moto; print(moto.__version__)')"

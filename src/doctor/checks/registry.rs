@@ -333,9 +333,7 @@ mod tests {
     }
 
     fn hardened() -> Hardening {
-        let mut config = crate::config::parse_str(crate::config::DEFAULTS, std::path::Path::new("defaults"))
-            .expect("embedded defaults parse")
-            .registry;
+        let mut config = crate::config::defaults().expect("embedded defaults parse").registry;
         config.pids_limit = 256;
         registry::hardening(&config)
     }

@@ -45,18 +45,41 @@
 #      DEVBOX_VM_TIMEOUT    seconds for the engine to answer after QEMU starts (default 600)
 #      DEVBOX_VM_CPUS, DEVBOX_VM_MEM   (default 2, 2048 MiB)
 # Runs as root (like the rest of the testbed).
+#
+# DEVBOX_VM_KIND=podman (what ../podman/vm.sh sets) runs the second VM, podman's (image:
+# ../podman/build.sh), with its own defaults: RUN=/run/devbox-testbed/podman-vm, cache
+# /var/cache/devbox-testbed/podman-vm, ssh port 42023. Its engine is rootless podman's API, forwarded
+# to $RUN/podman.sock (the guest's /run/user/1000/podman/podman.sock), and rootful podman's to
+# $RUN/podman-root.sock (the guest's /run/podman/podman.sock); `vm.sh sock` prints the rootless one.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-run=${DEVBOX_VM_RUN:-/run/devbox-testbed/vm}
-cache=${DEVBOX_VM_CACHE:-/var/cache/devbox-testbed/vm}
+kind=${DEVBOX_VM_KIND:-docker}
+case $kind in
+  docker)
+    run=${DEVBOX_VM_RUN:-/run/devbox-testbed/vm}
+    cache=${DEVBOX_VM_CACHE:-/var/cache/devbox-testbed/vm}
+    ssh_port=${DEVBOX_VM_SSH_PORT:-42022}
+    build="$here/build.sh"
+    sock="$run/docker.sock"
+    forwards="$sock:/var/run/docker.sock"
+    ;;
+  podman)
+    run=${DEVBOX_VM_RUN:-/run/devbox-testbed/podman-vm}
+    cache=${DEVBOX_VM_CACHE:-/var/cache/devbox-testbed/podman-vm}
+    ssh_port=${DEVBOX_VM_SSH_PORT:-42023}
+    build="$here/../podman/build.sh"
+    sock="$run/podman.sock"
+    forwards="$sock:/run/user/1000/podman/podman.sock $run/podman-root.sock:/run/podman/podman.sock"
+    ;;
+  *) echo "vm: error: DEVBOX_VM_KIND is docker or podman, not $kind" >&2; exit 2 ;;
+esac
+export DEVBOX_VM_CACHE="$cache"
 s3_ports=${DEVBOX_VM_S3_PORTS:-3900 3910-3919}
-ssh_port=${DEVBOX_VM_SSH_PORT:-42022}
 accel_want=${DEVBOX_VM_ACCEL:-auto}
 kvm_probe=${DEVBOX_VM_KVM_PROBE:-30}
 timeout=${DEVBOX_VM_TIMEOUT:-600}
 cpus=${DEVBOX_VM_CPUS:-2}
 mem=${DEVBOX_VM_MEM:-2048}
-sock="$run/docker.sock"
 ctl="$run/ssh.ctl"
 host_addr=192.168.5.2
 
@@ -126,7 +149,7 @@ start_qemu() { # $1: kvm|tcg
   : >"$run/serial.log"
   # $opts is a list of options: split on purpose.
   # shellcheck disable=SC2086
-  qemu-system-x86_64 -name devbox-vm -machine q35 $opts -smp "$cpus" -m "$mem" \
+  qemu-system-x86_64 -name "devbox-$kind-vm" -machine q35 $opts -smp "$cpus" -m "$mem" \
     -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 mitigations=off apparmor=0" \
     -drive "file=$img/overlay.qcow2,if=virtio,format=qcow2" \
@@ -182,26 +205,34 @@ boot() {
   say "QEMU started ($accel); waiting for the guest's sshd and engine (up to ${timeout}s)"
 }
 
+# The local sockets of the forwards.
+forward_socks() { for f in $forwards; do printf '%s\n' "${f%%:*}"; done; }
+
 start_master() {
   img=$(image_dir)
-  rm -f "$sock" "$ctl"
+  # shellcheck disable=SC2046
+  rm -f $(forward_socks) "$ctl"
+  locals=""
+  for f in $forwards; do locals="$locals -L $f"; done
+  # $locals is a list of options: split on purpose.
+  # shellcheck disable=SC2086
   ssh -f -N -M -S "$ctl" -o ControlPersist=yes -i "$img/id_ed25519" -p "$ssh_port" \
     -o HostKeyAlias=devbox-vm -o UserKnownHostsFile="$img/known_hosts" -o StrictHostKeyChecking=yes \
     -o BatchMode=yes -o ConnectTimeout=10 -o LogLevel=ERROR -o ExitOnForwardFailure=yes \
     -o StreamLocalBindUnlink=yes -o StreamLocalBindMask=0111 \
-    -L "$sock:/var/run/docker.sock" root@127.0.0.1 9>&- 2>>"$run/ssh.log"
+    $locals root@127.0.0.1 9>&- 2>>"$run/ssh.log"
 }
 
 start_watcher() {
   if alive "$run/watch.pid"; then return 0; fi
   # In its own process group, so that `stop` ends it with its `docker events` and forwards.
-  setsid sh "$here/vm.sh" _watch >>"$run/watch.log" 2>&1 9>&- </dev/null &
+  setsid env DEVBOX_VM_KIND="$kind" DEVBOX_VM_RUN="$run" sh "$here/vm.sh" _watch >>"$run/watch.log" 2>&1 9>&- </dev/null &
   echo $! >"$run/watch.pid"
 }
 
 cmd_up() {
   t_all=$(now)
-  img=$(sh "$here/build.sh" | tail -n 1)
+  img=$(sh "$build" | tail -n 1)
   t_built=$(now)
   [ -f "$img/done" ] || die "no VM image (build.sh failed)"
   mkdir -p "$run"
@@ -274,7 +305,8 @@ cmd_stop() {
     kill_qemu
   fi
   ssh -S "$ctl" -O exit x >/dev/null 2>&1 || true
-  rm -f "$sock" "$ctl" "$run/qmp.sock" "$run/qemu.pid" "$run/image" "$run/fwd."*
+  # shellcheck disable=SC2046
+  rm -f $(forward_socks) "$ctl" "$run/qmp.sock" "$run/qemu.pid" "$run/image" "$run/fwd."*
   say "stopped"
 }
 
@@ -299,6 +331,7 @@ cmd_pause() {
 
 cmd_context() {
   home=${1:?usage: vm.sh context HOME}
+  if [ "$kind" = podman ]; then podman_context "$home"; return; fi
   # colima's layout: the socket at ~/.colima/default/docker.sock (here a link to the testbed's socket),
   # and a docker context "colima" made current in ~/.docker/config.json.
   mkdir -p "$home/.colima/default"
@@ -317,6 +350,24 @@ cmd_context() {
     sed -i '0,/{/s//{"currentContext":"colima",/' "$config"
   fi
   say "context colima -> $endpoint in $home/.docker"
+}
+
+# podman machine's layout on Linux, with HOME/.run standing for XDG_RUNTIME_DIR: the API socket at
+# $XDG_RUNTIME_DIR/podman/podman-machine-default-api.sock (a link to the testbed's), the rootful one
+# beside it (rootful.sock), and a docker context "podman-machine-default" on it, not made current (a test picks
+# DOCKER_CONTEXT, or leaves discovery to find the socket).
+podman_context() {
+  home=$1
+  mkdir -p "$home/.run/podman"
+  chmod 700 "$home/.run"
+  ln -sfn "$sock" "$home/.run/podman/podman-machine-default-api.sock"
+  ln -sfn "$run/podman-root.sock" "$home/.run/podman/rootful.sock"
+  endpoint="unix://$home/.run/podman/podman-machine-default-api.sock"
+  digest=$(printf podman-machine-default | sha256sum | cut -d' ' -f1)
+  mkdir -p "$home/.docker/contexts/meta/$digest"
+  printf '{"Name":"podman-machine-default","Metadata":{"Description":"podman machine"},"Endpoints":{"docker":{"Host":"%s","SkipTLSVerify":false}}}\n' \
+    "$endpoint" >"$home/.docker/contexts/meta/$digest/meta.json"
+  say "context podman-machine-default -> $endpoint in $home/.docker; XDG_RUNTIME_DIR=$home/.run"
 }
 
 cmd_load() {

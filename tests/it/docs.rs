@@ -1,0 +1,191 @@
+//! Docs that describe the code are checked here, or they drift: ARCHITECTURE.md names every file
+//! under `src/` (and every path it names exists), the README and CONTRIBUTING.md show the test
+//! command `.ci/run` runs, word for word, and the links between the docs lead somewhere.
+//! These read files only: no testbed needed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(relative: &str) -> String {
+    std::fs::read_to_string(root().join(relative)).unwrap_or_else(|e| panic!("read {relative}: {e}"))
+}
+
+/// Every file under `dir`, as paths relative to `base`, with `/` between parts.
+fn files_under(base: &Path, dir: &Path, out: &mut Vec<String>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            files_under(base, &path, out);
+        } else {
+            let relative = path.strip_prefix(base).expect("under base");
+            out.push(relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"));
+        }
+    }
+}
+
+/// The path-like words of a text (`clock/setter.rs`, `src/init/`, `tests/it/docs.rs`), with a
+/// leading `src/` taken off, so both spellings name the same file.
+fn path_words(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || "_./-*".contains(c)))
+        .map(|word| word.trim_end_matches('.'))
+        .filter(|word| word.contains('/') || word.ends_with(".rs"))
+        .map(|word| word.strip_prefix("src/").unwrap_or(word).to_string())
+        .collect()
+}
+
+#[test]
+fn architecture_names_every_file_under_src() {
+    let words = path_words(&read("ARCHITECTURE.md"));
+    let src = root().join("src");
+    let mut files = Vec::new();
+    files_under(&src, &src, &mut files);
+    files.sort();
+    // A file is named by its path under src/; insta's snapshots by their directory (`registry/snapshots/`).
+    let unnamed: Vec<&String> = files
+        .iter()
+        .filter(|file| {
+            let dir = file.rsplit_once('/').map(|(dir, _)| format!("{dir}/"));
+            let snapshot = dir.as_deref().is_some_and(|d| d.ends_with("snapshots/") && words.contains(d));
+            !words.contains(file.as_str()) && !snapshot
+        })
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "ARCHITECTURE.md does not name these files under src/ (name each by its path under src/, \
+         e.g. `clock/setter.rs`, where its behaviour lives):\n  {}",
+        unnamed.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("\n  ")
+    );
+}
+
+#[test]
+fn every_path_architecture_names_exists() {
+    let words = path_words(&read("ARCHITECTURE.md"));
+    let missing: Vec<&String> = words
+        .iter()
+        // Files and directories: `clock/setter.rs`, `templates/schedule/` (not `up/down/status`).
+        .filter(|word| word.ends_with(".rs") || word.ends_with('/'))
+        .filter(|word| word.starts_with(|c: char| c.is_ascii_alphanumeric()) && !word.contains('*'))
+        .filter(|word| {
+            // A path is under src/ unless it starts at the repository's root (tests/, templates/, …).
+            let top = ["tests/", "templates/", "bench/", "docs/", ".ci/"];
+            let path = if top.iter().any(|t| word.starts_with(t)) {
+                root().join(word.as_str())
+            } else {
+                root().join("src").join(word.as_str())
+            };
+            !path.exists()
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names paths that do not exist (renamed or removed? paths are under src/ \
+         unless they start with tests/, templates/, bench/, docs/ or .ci/):\n  {}",
+        missing.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("\n  ")
+    );
+}
+
+/// The command `.ci/run` runs after "== the README's test command": its one line of shell.
+fn ci_test_command() -> String {
+    let ci = read(".ci/run");
+    let lines: Vec<&str> = ci.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.contains("== the README's test command"))
+        .expect(".ci/run echoes \"== the README's test command\" before running it");
+    let commands: Vec<&str> =
+        lines[start + 1..].iter().map(|l| l.trim()).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    assert_eq!(commands.len(), 1, ".ci/run runs one command line after its heading, found: {commands:?}");
+    commands[0].to_string()
+}
+
+/// The lines of each fenced ```sh block in `text`.
+fn sh_blocks(text: &str) -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```sh") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), _) => block.push(line.to_string()),
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_readme_and_contributing_show_the_test_command_ci_runs_word_for_word() {
+    let command = ci_test_command();
+    assert!(command.starts_with("sh tests/testbed/up.sh && "), "the test command starts the testbed: {command}");
+    for doc in ["README.md", "CONTRIBUTING.md"] {
+        let blocks = sh_blocks(&read(doc));
+        assert!(
+            blocks.iter().any(|block| block.len() == 1 && block[0] == command),
+            "{doc} has no ```sh block holding exactly the test command .ci/run runs:\n  {command}\n\
+             Its sh blocks: {blocks:#?}"
+        );
+    }
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces as dashes.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(text: &str) -> BTreeSet<String> {
+    text.lines().filter_map(|l| l.strip_prefix('#')).map(|l| anchor(l.trim_start_matches('#'))).collect()
+}
+
+#[test]
+fn links_between_the_docs_lead_somewhere() {
+    let mut docs: Vec<String> = vec!["README.md".into(), "CONTRIBUTING.md".into(), "ARCHITECTURE.md".into()];
+    let mut under_docs = Vec::new();
+    files_under(root(), &root().join("docs"), &mut under_docs);
+    docs.extend(under_docs.into_iter().filter(|f| f.ends_with(".md")));
+    let mut broken = Vec::new();
+    for doc in &docs {
+        let text = read(doc);
+        let dir: PathBuf = Path::new(doc).parent().map(Path::to_path_buf).unwrap_or_default();
+        for (_, rest) in text.match_indices("](").map(|(i, _)| text.split_at(i + 2)) {
+            let Some(target) = rest.split(')').next() else { continue };
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
+            let file_text = if file.is_empty() {
+                Some(text.clone())
+            } else {
+                std::fs::read_to_string(root().join(&dir).join(file))
+                    .ok()
+                    .or_else(|| root().join(&dir).join(file).is_dir().then(String::new))
+            };
+            match file_text {
+                None => broken.push(format!("{doc}: ({target}): no such file")),
+                Some(linked) if !fragment.is_empty() && !anchors(&linked).contains(fragment) => {
+                    broken.push(format!("{doc}: ({target}): no heading with that anchor"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links that lead nowhere:\n  {}", broken.join("\n  "));
+}
+
+#[test]
+fn the_path_words_of_a_text_are_its_paths() {
+    let words = path_words("`clock/setter.rs` (`src/disk.rs`), see tests/it/docs.rs. Not: a/b is fine");
+    assert!(words.contains("clock/setter.rs") && words.contains("disk.rs") && words.contains("tests/it/docs.rs"));
+    assert_eq!(anchor("Base images: `devbox pull`"), "base-images-devbox-pull");
+    assert_eq!(anchor("Short-lived credentials"), "short-lived-credentials");
+}
