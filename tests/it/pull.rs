@@ -20,7 +20,7 @@ fn provisioned(test: &str, extra_images: &[&str]) -> (Bed, u16, Vec<String>) {
 }
 
 fn json(bed: &Bed, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = bed.devbox(args).output().expect("run devbox");
+    let out = bed.test(args).any_code().run();
     let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     });
@@ -87,16 +87,14 @@ fn a_missing_image_fails_clearly_while_the_others_succeed() {
 #[test]
 fn output_without_a_tty_is_plain_lines_and_quiet_is_silent() {
     let (bed, _ci, _) = provisioned("pullplain", &[]);
-    let out = bed.devbox(&["pull", "base/python:3.12"]).env_remove("NO_COLOR").output().expect("run");
-    assert!(out.status.success());
+    let out = bed.test(&["pull", "base/python:3.12"]).env_remove("NO_COLOR").stderr_is("").run();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains('\u{1b}') && !stdout.contains('\r'), "escape codes in {stdout:?}");
     let lines: Vec<&str> = stdout.lines().map(|l| l.split(" sha256:").next().unwrap_or(l)).collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(lines[..2], ["base/python:3.12: pulling", "base/python:3.12: pulled"], "{stdout}");
     assert!(lines[2].starts_with("✓ 1 updated, 0 unchanged, 0 failed in "), "{stdout}");
-    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
-    bed.devbox(&["pull", "--quiet"]).assert().success().stdout("").stderr("");
+    bed.test(&["pull", "--quiet"]).stdout_is("").stderr_is("").run();
 }
 
 #[test]

@@ -10,7 +10,14 @@ pub struct Test {
     cmd: assert_cmd::Command,
     /// The exit code it must end with; `None`: any.
     code: Option<i32>,
-    expectations: Vec<(Stream, bool, String)>,
+    expectations: Vec<Expectation>,
+}
+
+/// What one stream must be: `holds` judges its text, `what` says it in a failure.
+struct Expectation {
+    stream: Stream,
+    what: String,
+    holds: Box<dyn Fn(&str) -> bool>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -56,32 +63,61 @@ impl Test {
     }
 
     pub fn stdout_has(self, text: impl Display) -> Test {
-        self.expect(Stream::Stdout, true, text)
+        self.has(Stream::Stdout, true, text)
     }
 
     pub fn stdout_lacks(self, text: impl Display) -> Test {
-        self.expect(Stream::Stdout, false, text)
+        self.has(Stream::Stdout, false, text)
+    }
+
+    /// stdout is exactly `text` ("" for a silent run).
+    pub fn stdout_is(self, text: impl Display) -> Test {
+        self.is(Stream::Stdout, text)
+    }
+
+    /// stdout matches the regular expression `pattern`.
+    pub fn stdout_matches(self, pattern: &str) -> Test {
+        let regex = predicates::str::is_match(pattern).expect("a valid regular expression");
+        self.expect(Stream::Stdout, format!("matches /{pattern}/"), move |text| {
+            predicates::Predicate::eval(&regex, text)
+        })
     }
 
     pub fn stderr_has(self, text: impl Display) -> Test {
-        self.expect(Stream::Stderr, true, text)
+        self.has(Stream::Stderr, true, text)
     }
 
     pub fn stderr_lacks(self, text: impl Display) -> Test {
-        self.expect(Stream::Stderr, false, text)
+        self.has(Stream::Stderr, false, text)
+    }
+
+    /// stderr is exactly `text` ("" for a silent run).
+    pub fn stderr_is(self, text: impl Display) -> Test {
+        self.is(Stream::Stderr, text)
     }
 
     /// stdout then stderr, read as one text, holds `text`.
     pub fn output_has(self, text: impl Display) -> Test {
-        self.expect(Stream::Output, true, text)
+        self.has(Stream::Output, true, text)
     }
 
     pub fn output_lacks(self, text: impl Display) -> Test {
-        self.expect(Stream::Output, false, text)
+        self.has(Stream::Output, false, text)
     }
 
-    fn expect(mut self, stream: Stream, present: bool, text: impl Display) -> Test {
-        self.expectations.push((stream, present, text.to_string()));
+    fn has(self, stream: Stream, present: bool, text: impl Display) -> Test {
+        let text = text.to_string();
+        let what = format!("{} {text:?}", if present { "holds" } else { "lacks" });
+        self.expect(stream, what, move |read| read.contains(text.as_str()) == present)
+    }
+
+    fn is(self, stream: Stream, text: impl Display) -> Test {
+        let text = text.to_string();
+        self.expect(stream, format!("is exactly {text:?}"), move |read| read == text)
+    }
+
+    fn expect(mut self, stream: Stream, what: String, holds: impl Fn(&str) -> bool + 'static) -> Test {
+        self.expectations.push(Expectation { stream, what, holds: Box::new(holds) });
         self
     }
 
@@ -98,15 +134,13 @@ impl Test {
         if let Some(code) = self.code {
             assert_eq!(out.status.code(), Some(code), "exit code\n{}", all());
         }
-        for (stream, present, text) in &self.expectations {
+        for Expectation { stream, what, holds } in &self.expectations {
             let read = match stream {
                 Stream::Stdout => String::from_utf8_lossy(&out.stdout).to_string(),
                 Stream::Stderr => String::from_utf8_lossy(&out.stderr).to_string(),
                 Stream::Output => super::output_text(&out),
             };
-            let holds = read.contains(text.as_str());
-            let should = if *present { "holds" } else { "lacks" };
-            assert_eq!(holds, *present, "{stream:?} {should} {text:?}? no\n{}", all());
+            assert!(holds(&read), "{stream:?} {what}? no\n{}", all());
         }
         out
     }
