@@ -69,8 +69,10 @@ fn config_path_works_even_when_the_file_is_broken() {
 #[test]
 fn usage_errors_exit_2_and_help_lists_only_working_commands() {
     let bed = Bed::new("usage");
-    bed.test(&["no-such-command"]).code(2).run();
-    bed.test(&["registry", "up", "--bogus"]).code(2).run();
+    let usage_errors: [&[&str]; 2] = [&["no-such-command"], &["registry", "up", "--bogus"]];
+    for args in usage_errors {
+        bed.test(args).code(2).run();
+    }
     bed.test(&["--help"])
         .stdout_has("registry")
         .stdout_has("Exit codes: 0 success, 1 failure, 2 usage or configuration error")

@@ -112,8 +112,11 @@ fn pull_with_the_registry_down_names_the_fix_and_starts_nothing() {
 #[test]
 fn bad_names_and_an_empty_list_are_usage_errors() {
     let bed = Bed::new("pullusage");
-    bed.test(&["pull"]).code(2).stderr_has("no base images are configured").run();
-    bed.test(&["pull", "ghcr.io/acme/base:1"]).code(2).stderr_has("without a registry host").run();
+    let cases: [(&[&str], &str); 2] =
+        [(&["pull"], "no base images are configured"), (&["pull", "ghcr.io/acme/base:1"], "without a registry host")];
+    for (args, says) in cases {
+        bed.test(args).code(2).stderr_has(says).run();
+    }
 }
 
 #[test]
