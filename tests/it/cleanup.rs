@@ -3,8 +3,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use predicates::prelude::*;
-
 use crate::private_engine::PrivateEngine;
 use crate::testbed::{Bed, REGISTRY_IMAGE, poll_until, wait_until};
 
@@ -120,11 +118,7 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
     let containers_before = container_ids(&engine);
     let images_before = image_ids(&engine);
     let config = "[images]\nbase = [\"base/tiny:1\"]\nalias = \"acme/{name}\"\n[cleanup]\nolder_than = \"1s\"\nmax_disk = \"1B\"\n";
-    let devbox = |args: &[&str]| {
-        let mut cmd = bed.devbox(args);
-        cmd.env("DOCKER_HOST", &engine.host);
-        cmd
-    };
+    let devbox = |args: &[&str]| bed.test(args).env("DOCKER_HOST", &engine.host);
 
     // Bad input: exit 2, a clear message, nothing removed.
     for (extra, expected) in [
@@ -133,15 +127,14 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
         ("[cleanup]\nkeep_labels = [\"=x\"]\n", "has no label key"),
     ] {
         bed.write_config(extra);
-        devbox(&["cleanup"]).assert().code(2).stderr(predicate::str::contains(expected));
+        devbox(&["cleanup"]).code(2).stderr_has(expected).run();
     }
     assert_eq!(container_ids(&engine), containers_before);
     assert_eq!(image_ids(&engine), images_before);
 
     // The dry run lists exactly what goes, and removes nothing.
     bed.write_config(config);
-    let dry = devbox(&["cleanup", "--dry-run", "--json"]).assert().success().get_output().stdout.clone();
-    let dry = json(&dry);
+    let dry = devbox(&["cleanup", "--dry-run", "--json"]).json();
     assert_eq!(ids_in(&dry["plan"]["containers"]), removable_containers);
     assert_eq!(ids_in(&dry["plan"]["dangling_images"]), removable_dangling);
     assert_eq!(ids_in(&dry["plan"]["evicted_images"]), evicted);
@@ -154,14 +147,12 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
     assert_eq!(container_ids(&engine), containers_before);
     assert_eq!(image_ids(&engine), images_before);
     devbox(&["cleanup", "--dry-run"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("stopped containers (4):"))
-        .stdout(predicate::str::contains("dry run: nothing was removed"));
+        .stdout_has("stopped containers (4):")
+        .stdout_has("dry run: nothing was removed")
+        .run();
 
     // The real run removes exactly that, and reports space from the engine's answers.
-    let real = devbox(&["cleanup", "--json"]).assert().success().get_output().stdout.clone();
-    let real = json(&real);
+    let real = devbox(&["cleanup", "--json"]).json();
     // Two runs read the engine's clock at two instants, so their ages differ; what goes, and why, must not.
     for part in ["containers", "dangling_images", "evicted_images"] {
         assert_eq!(identity(&real["plan"][part]), identity(&dry["plan"][part]), "the {part} plan changed between runs");
@@ -188,7 +179,7 @@ fn cleanup_removes_exactly_the_plan_and_keeps_every_protected_kind() {
     assert!(volumes.contains("precious") && volumes.contains(&format!("{}-data", bed.name)), "{volumes}");
 
     // Again: nothing left to do.
-    devbox(&["cleanup"]).assert().success();
+    devbox(&["cleanup"]).run();
     assert_eq!(container_ids(&engine), expected_containers);
 }
 
@@ -211,11 +202,9 @@ fn an_engine_that_disappears_mid_cleanup_gets_a_partial_report() {
     assert_eq!(before.len(), 301);
     bed.write_config("[cleanup]\nolder_than = \"1s\"\n");
 
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_devbox"))
-        .args(["cleanup", "--json"])
-        .env("HOME", bed.home.path())
+    let child = bed
+        .devbox_std(&["cleanup", "--json"])
         .env("DOCKER_HOST", &engine.host)
-        .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

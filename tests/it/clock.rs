@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use predicates::prelude::*;
 use serde_json::Value;
 
 use crate::testbed::{Bed, HttpServer, REGISTRY_IMAGE, docker, free_port, port_open, wait_until};
@@ -68,11 +67,11 @@ pub(crate) fn config_with_endpoint(bed: &Bed, endpoint: &str, extra: &str) {
 }
 
 fn check_json(bed: &Bed, envs: &[(&str, &str)]) -> (Value, i32) {
-    let mut cmd = bed.devbox(&["clock", "check", "--json"]);
+    let mut run = bed.test(&["clock", "check", "--json"]).any_code();
     for (k, v) in envs {
-        cmd.env(k, v);
+        run = run.env(k, v);
     }
-    let out = cmd.output().expect("run devbox");
+    let out = run.run();
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     });
@@ -181,11 +180,11 @@ fn a_skewed_s3_is_reported_with_its_sign_and_size_within_a_second() {
     assert_eq!(s3["verdict"], "aws_will_refuse");
 
     // In words, with the sign: about 20 minutes (the figure itself is held to its error bar above).
-    bed.devbox(&["clock", "check"])
-        .assert()
+    bed.test(&["clock", "check"])
         .code(1)
-        .stdout(predicate::str::is_match(r"✗ S3 vs host\s+-(19m 5\d\.\d|20m \d\.\d)s  AWS will refuse").expect("regex"))
-        .stdout(predicate::str::contains("this host's own clock is off"));
+        .stdout_matches(r"✗ S3 vs host\s+-(19m 5\d\.\d|20m \d\.\d)s  AWS will refuse")
+        .stdout_has("this host's own clock is off")
+        .run();
 }
 
 #[test]
@@ -275,7 +274,7 @@ fn sync_refuses_a_native_engine_and_runs_nothing() {
             .run();
     }
     // The scheduled job's command is a quiet no-op while the clocks agree.
-    bed.devbox(&["clock", "sync", "--if-skewed"]).assert().success().stdout("");
+    bed.test(&["clock", "sync", "--if-skewed"]).stdout_is("").run();
     assert_eq!(helper_events_since(since), "", "a clock helper container was created");
 }
 
@@ -286,13 +285,12 @@ fn the_vm_path_dry_run_shows_the_exact_helper_container() {
     bed.write_config("[clock]\nmax_skew = \"0s\"\n");
     let since = unix_now();
     let out = bed
-        .devbox(&["clock", "sync", "--dry-run"])
+        .test(&["clock", "sync", "--dry-run"])
         .env("DEVBOX_ENGINE_KIND", "vm")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("the engine's clock (a Linux VM) is"))
-        .stdout(predicate::str::contains("then measure again, and check the registry's S3 access"));
-    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        .stdout_has("the engine's clock (a Linux VM) is")
+        .stdout_has("then measure again, and check the registry's S3 access")
+        .run();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
     let command = text.lines().find_map(|l| l.trim().strip_prefix("docker run ")).expect("a docker run line");
     let expected = format!(
         "--rm -i --name devbox-clock-sync- --label devbox.managed=true --label devbox.role=clock-sync --user 0 \

@@ -6,11 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::garage_bed::{GarageBed, script, write_profile};
-use crate::testbed::Bed;
-
-fn text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
+use crate::testbed::{Bed, output_text as text};
 
 /// The doctor checks these tests judge: the registry's, the base images and the host's AWS
 /// credentials. `schedules` is left out as in the other doctor tests (no jobs go into root's
@@ -38,26 +34,21 @@ fn doctor<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 fn keys_that_live_an_hour_keep_the_same_container() {
     let mut bed = GarageBed::new("lease60", "60m");
     bed.with_base_image(100_000);
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     let first = bed.container_id().expect("a registry");
     let minted = bed.keys_minted();
-    let again = bed.devbox(&["registry", "up"]).output().expect("run");
-    assert!(again.status.success(), "{}", text(&again));
-    assert!(text(&again).contains("already up"), "{}", text(&again));
+    bed.test(&["registry", "up"]).output_has("already up").run();
     assert_eq!(bed.container_id().as_ref(), Some(&first), "registry up recreated it");
-    let init = bed.devbox(&["init", "--yes"]).output().expect("run");
-    assert!(init.status.success(), "{}", text(&init));
-    assert_eq!(bed.container_id().as_ref(), Some(&first), "init recreated it:\n{}", text(&init));
+    let init = bed.test(&["init", "--yes"]).text();
+    assert_eq!(bed.container_id().as_ref(), Some(&first), "init recreated it:\n{init}");
     // Fresh credentials were resolved (a key minted each time), and the container kept its own.
     assert!(bed.keys_minted() > minted);
 
     // The renew job with nothing to do asks AWS nothing: no key is minted.
     let minted = bed.keys_minted();
     let started = Instant::now();
-    let renew = bed.devbox(&["registry", "renew"]).output().expect("run");
+    bed.test(&["registry", "renew"]).output_has("good until").run();
     let took = started.elapsed();
-    assert!(renew.status.success(), "{}", text(&renew));
-    assert!(text(&renew).contains("good until"), "{}", text(&renew));
     assert_eq!(bed.keys_minted(), minted, "a renewal with nothing to do ran the credential_process");
     assert!(took < Duration::from_secs(2), "a renewal with nothing to do took {took:?}");
     assert_eq!(bed.container_id().as_ref(), Some(&first));
@@ -69,12 +60,12 @@ fn keys_that_live_an_hour_keep_the_same_container() {
 fn three_minute_keys_renewed_by_the_job_keep_pulls_working_after_five_minutes() {
     let mut bed = GarageBed::new("renew3m", "3m");
     let reference = bed.with_base_image(100_000);
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     let first = bed.container_id().expect("a registry");
     let started = Instant::now();
     let mut renewed = 0;
     while started.elapsed() < Duration::from_secs(5 * 60) {
-        let out = bed.devbox(&["registry", "renew", "--quiet"]).output().expect("run");
+        let out = bed.test(&["registry", "renew", "--quiet"]).any_code().run();
         assert!(out.status.success(), "renew failed after {:?}: {}", started.elapsed(), text(&out));
         let id = bed.container_id().expect("a registry");
         if id != first {
@@ -93,25 +84,24 @@ fn three_minute_keys_renewed_by_the_job_keep_pulls_working_after_five_minutes() 
 fn expired_registry_credentials_are_named_and_fixed_by_doctor() {
     let mut bed = GarageBed::new("expired", "40s");
     let reference = bed.with_base_image(100_000);
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     let (pulled, out) = bed.docker_pull(&reference);
     assert!(pulled, "{out}");
     bed.wait_past_expiry(Duration::from_secs(2));
     let (pulled, _) = bed.docker_pull(&reference);
     assert!(!pulled, "Garage still served the registry with its expired key");
 
-    let out = bed.devbox(&doctor(&[])).output().expect("run");
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("AWS credentials expired"), "{said}");
-    assert!(said.contains("devbox registry up"), "{said}");
-    assert!(!said.contains("aws sso login"), "the host's login is fine: {said}");
+    // The host's login is fine: no `aws sso login`.
+    bed.test(&doctor(&[]))
+        .code(1)
+        .output_has("AWS credentials expired")
+        .output_has("devbox registry up")
+        .output_lacks("aws sso login")
+        .run();
 
     bed.set_lifetime("60m");
-    let fixed = bed.devbox(&doctor(&["--fix", "--yes"])).output().expect("run");
-    assert!(text(&fixed).contains("devbox registry up"), "{}", text(&fixed));
-    let after = bed.devbox(&doctor(&[])).output().expect("run");
-    assert_eq!(after.status.code(), Some(0), "{}", text(&after));
+    bed.test(&doctor(&["--fix", "--yes"])).any_code().output_has("devbox registry up").run();
+    bed.test(&doctor(&[])).run();
     let (pulled, out) = bed.docker_pull(&reference);
     assert!(pulled, "{out}");
 }
@@ -122,35 +112,32 @@ fn expired_registry_credentials_are_named_and_fixed_by_doctor() {
 fn a_revoked_key_is_named_and_fixed() {
     let mut bed = GarageBed::new("revoked", "60m");
     let reference = bed.with_base_image(100_000);
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     bed.revoke(&bed.registry_key_id());
 
     // pull names the cause and the fix.
-    let out = bed.devbox(&["pull"]).output().expect("run");
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("S3 refused the registry's AWS credentials"), "{said}");
-    assert!(said.contains("devbox registry up"), "{said}");
-    assert!(!said.contains("Start it with"), "{said}");
+    bed.test(&["pull"])
+        .code(1)
+        .output_has("S3 refused the registry's AWS credentials")
+        .output_has("devbox registry up")
+        .output_lacks("Start it with")
+        .run();
 
     // doctor names it; --fix recreates the registry; the pull works.
-    let out = bed.devbox(&doctor(&[])).output().expect("run");
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("S3 refused the registry's AWS credentials"), "{said}");
-    assert!(said.contains("devbox registry up"), "{said}");
-    bed.devbox(&doctor(&["--fix", "--yes"])).output().expect("run");
-    let after = bed.devbox(&doctor(&[])).output().expect("run");
-    assert_eq!(after.status.code(), Some(0), "{}", text(&after));
+    bed.test(&doctor(&[]))
+        .code(1)
+        .output_has("S3 refused the registry's AWS credentials")
+        .output_has("devbox registry up")
+        .run();
+    bed.test(&doctor(&["--fix", "--yes"])).any_code().run();
+    bed.test(&doctor(&[])).run();
     let (pulled, out) = bed.docker_pull(&reference);
     assert!(pulled, "{out}");
 
     // registry up, whose decision alone would keep it, recreates it once S3 refuses it.
     let before = bed.container_id();
     bed.revoke(&bed.registry_key_id());
-    let out = bed.devbox(&["registry", "up"]).output().expect("run");
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("recreated: S3 refused its AWS credentials"), "{}", text(&out));
+    bed.test(&["registry", "up"]).output_has("recreated: S3 refused its AWS credentials").run();
     assert_ne!(bed.container_id(), before);
     let (pulled, out) = bed.docker_pull(&reference);
     assert!(pulled, "{out}");
@@ -162,94 +149,91 @@ fn a_revoked_key_is_named_and_fixed() {
 fn an_expired_host_login_is_named_and_leaves_the_registry_alone() {
     let mut bed = GarageBed::new("hostlogin", "20s");
     bed.with_base_image(100_000);
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     let id = bed.container_id();
     let failing = script(
-        &bed.bed,
+        &bed,
         "sso-expired.sh",
         "echo 'Error loading SSO Token: Token for devbox does not exist or has expired' >&2; exit 1",
     );
     bed.set_credential_process(failing.to_str().expect("utf-8"));
 
     // While the registry's own credentials are good, the renew job has nothing to do and asks nothing.
-    bed.devbox(&["registry", "renew"]).assert().success();
+    bed.test(&["registry", "renew"]).run();
 
     // registry up resolves credentials first, and stops there.
-    let out = bed.devbox(&["registry", "up"]).output().expect("run");
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("aws sso login --profile devbox"), "{said}");
+    bed.test(&["registry", "up"]).code(1).output_has("aws sso login --profile devbox").run();
     assert_eq!(bed.container_id(), id, "the registry was touched");
 
     // Inside the refresh window, the renew job fails the same way, and leaves it too.
     bed.wait_past_expiry(Duration::ZERO);
-    let out = bed.devbox(&["registry", "renew"]).output().expect("run");
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("aws sso login --profile devbox"), "{said}");
+    bed.test(&["registry", "renew"]).code(1).output_has("aws sso login --profile devbox").run();
     assert_eq!(bed.container_id(), id, "the registry was touched");
 }
 
-/// A bed on moto whose profile's credential_process is `body`: these faults need no expiring server.
-fn bed_with_process(test: &str, body: &str) -> Bed {
-    let bed = Bed::new(test);
-    let process = script(&bed, "creds.sh", body);
-    write_profile(&bed, process.to_str().expect("utf-8"));
-    bed
+/// A credential_process that fails in its own way, on a bed on moto (no expiring server needed):
+/// `registry up` exits 1 within 30 s, says `says`, prints none of `never` (no secret, no SSO
+/// advice), and makes no container.
+struct Fault {
+    test: &'static str,
+    body: String,
+    says: &'static str,
+    never: &'static [&'static str],
 }
 
-fn registry_up(bed: &Bed) -> std::process::Output {
-    bed.devbox(&["registry", "up"])
+fn refused_before_any_container(fault: Fault) {
+    let bed = Bed::new(fault.test);
+    let process = script(&bed, "creds.sh", &fault.body);
+    write_profile(&bed, process.to_str().expect("utf-8"));
+    let started = Instant::now();
+    let mut run = bed
+        .test(&["registry", "up"])
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .expect("run")
-}
-
-#[test]
-fn a_hanging_credential_process_times_out() {
-    let bed = bed_with_process("credhang", "exec sleep 40");
-    let started = Instant::now();
-    let out = registry_up(&bed);
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
+        .code(1)
+        .output_has(fault.says);
+    for text in fault.never {
+        run = run.output_lacks(text);
+    }
+    run.run();
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
-    assert!(said.contains("gave no answer within 15s"), "{said}");
-    assert!(!said.contains("aws sso login"), "{said}");
     assert_eq!(bed.container_identity(), None);
 }
 
-#[test]
-fn a_credential_process_printing_garbage_is_named_without_its_secret() {
-    let bed = bed_with_process(
-        "credjunk",
-        "echo 'AccessKeyId=AKIAFAKE SecretAccessKey=FAKE-SECRET-d3adb33f'; \
-         echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAFAKE\", \"SecretAccessKey\": \"FAKE-SECRET-d3adb33f\"'",
-    );
-    let out = registry_up(&bed);
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("printed something that is not credentials"), "{said}");
-    assert!(!said.contains("FAKE-SECRET"), "a secret in the output: {said}");
-    assert!(!said.contains("aws sso login"), "{said}");
-    assert_eq!(bed.container_identity(), None);
+/// The table of faults: one test per row, so each runs, passes and fails on its own.
+macro_rules! credential_process_faults {
+    ($($name:ident: $fault:expr,)*) => {$(
+        #[test]
+        fn $name() {
+            refused_before_any_container($fault);
+        }
+    )*};
 }
 
-#[test]
-fn credentials_already_expired_are_refused_before_any_container() {
-    let past = (jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10)).to_string();
-    let bed = bed_with_process(
-        "credpast",
-        &format!(
-            "echo '{{\"Version\": 1, \"AccessKeyId\": \"AKIAPAST\", \"SecretAccessKey\": \"past-secret\", \"Expiration\": \"{past}\"}}'"
+credential_process_faults! {
+    a_hanging_credential_process_times_out: Fault {
+        test: "credhang",
+        body: "exec sleep 40".into(),
+        says: "gave no answer within 15s",
+        never: &["aws sso login"],
+    },
+    a_credential_process_printing_garbage_is_named_without_its_secret: Fault {
+        test: "credjunk",
+        body: "echo 'AccessKeyId=AKIAFAKE SecretAccessKey=FAKE-SECRET-d3adb33f'; \
+               echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAFAKE\", \"SecretAccessKey\": \"FAKE-SECRET-d3adb33f\"'"
+            .into(),
+        says: "printed something that is not credentials",
+        never: &["FAKE-SECRET", "aws sso login"],
+    },
+    credentials_already_expired_are_refused_before_any_container: Fault {
+        test: "credpast",
+        body: format!(
+            "echo '{{\"Version\": 1, \"AccessKeyId\": \"AKIAPAST\", \"SecretAccessKey\": \"past-secret\", \"Expiration\": \"{}\"}}'",
+            jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10)
         ),
-    );
-    let out = registry_up(&bed);
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("had already expired"), "{said}");
-    assert!(!said.contains("past-secret"), "{said}");
-    assert_eq!(bed.container_identity(), None);
+        says: "had already expired",
+        never: &["past-secret"],
+    },
 }
 
 /// One poll of `GET /v2/` on 127.0.0.1:`port`: whether a registry answered 200.
@@ -277,7 +261,7 @@ fn a_renewal_costs_a_second_of_downtime_and_a_pull_in_flight_completes() {
     let reference = bed.with_base_image(200 * 1024 * 1024);
     // Keys that are due for renewal 30 s after the registry is made (40 s, a 10 s window).
     bed.set_lifetime("40s");
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     let first = bed.container_id();
     let made = Instant::now();
     bed.set_lifetime("60m");
@@ -286,7 +270,7 @@ fn a_renewal_costs_a_second_of_downtime_and_a_pull_in_flight_completes() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let port = bed.bed.port;
+    let port = bed.port;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poller = {
         let stop = stop.clone();
@@ -331,7 +315,7 @@ fn a_renewal_costs_a_second_of_downtime_and_a_pull_in_flight_completes() {
         }
     }
     let renew_started = Instant::now();
-    let renew = bed.devbox(&["registry", "renew"]).output().expect("run");
+    let renew = bed.test(&["registry", "renew"]).any_code().run();
     let renew_took = renew_started.elapsed();
     let _ = pull.wait();
     reader.join().expect("reader");

@@ -20,7 +20,7 @@ fn healthy(bed: &mut Bed) {
 }
 
 fn report(bed: &Bed, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = bed.devbox(args).output().expect("run devbox doctor");
+    let out = bed.test(args).any_code().run();
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     });
@@ -172,10 +172,8 @@ fn a_stopped_s3_server_fails_the_registry_api_and_bucket_but_nothing_else() {
 fn an_unreachable_engine_skips_its_dependents() {
     let bed = Bed::new("docnoengine");
     let started = Instant::now();
-    let out = bed.devbox(&["doctor", "--json"]).env("DOCKER_HOST", "unix:///nonexistent.sock").output().expect("run");
+    let json = bed.test(&["doctor", "--json"]).env("DOCKER_HOST", "unix:///nonexistent.sock").code(1).json();
     assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(out.status.code(), Some(1));
     assert_eq!(status(&json, "engine"), "fail");
     for skipped in ["disk", "registry-container", "registry-api", "base-images"] {
         assert_eq!(status(&json, skipped), "skipped", "{skipped}");
@@ -197,15 +195,14 @@ fn a_frozen_engine_costs_one_timeout_not_a_hang() {
     });
     for timeout in ["5s", "1s"] {
         let started = Instant::now();
-        let out = bed
-            .devbox(&["doctor", "--json", "--timeout", timeout])
+        let json = bed
+            .test(&["doctor", "--json", "--timeout", timeout])
             .env("DOCKER_HOST", format!("unix://{}", socket.display()))
-            .output()
-            .expect("run");
+            .any_code()
+            .json();
         let took = started.elapsed();
         let limit = humantime::parse_duration(timeout).expect("duration") + Duration::from_secs(1);
         assert!(took <= limit, "doctor took {took:?} with --timeout {timeout}");
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(status(&json, "engine"), "fail");
         assert_eq!(status(&json, "registry-api"), "skipped");
     }
@@ -237,13 +234,15 @@ fn stored_push_credentials_are_flagged_without_echoing_the_secret() {
     )
     .expect("write");
     for args in [&["doctor", "--check", "push-credentials"][..], &["-v", "doctor"], &["doctor", "--json"]] {
-        let out = bed.devbox(args).output().expect("run");
-        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert_eq!(out.status.code(), Some(1), "{all}");
-        assert!(all.contains(&format!("push credentials for {PRODUCTION} are stored")), "{all}");
-        assert!(all.contains(&format!("docker logout {PRODUCTION}")), "{all}");
-        assert!(!all.contains(secret) && !all.contains("super-secret"), "the secret was printed: {all}");
-        assert!(!all.contains("testing-secret"), "the AWS secret was printed: {all}");
+        // Neither the push secret nor the AWS one is printed.
+        bed.test(args)
+            .code(1)
+            .output_has(format!("push credentials for {PRODUCTION} are stored"))
+            .output_has(format!("docker logout {PRODUCTION}"))
+            .output_lacks(secret)
+            .output_lacks("super-secret")
+            .output_lacks("testing-secret")
+            .run();
     }
 }
 
@@ -253,11 +252,11 @@ fn missing_and_already_expired_credentials_are_named() {
     // The AWS check with no credentials in the environment: only the profile can give them.
     let check = || {
         let out = bed
-            .devbox(&["doctor", "--json", "--check", "aws-credentials"])
+            .test(&["doctor", "--json", "--check", "aws-credentials"])
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
-            .output()
-            .expect("run");
+            .any_code()
+            .run();
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         (out, json)
     };

@@ -12,16 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use predicates::prelude::*;
-
 use crate::testbed::tty::{Pty, screen};
-use crate::testbed::{Bed, HttpServer, docker_try, hold_port, output_text};
+use crate::testbed::{Bed, HttpServer, Test, docker_try, hold_port, output_text};
 
 /// `devbox ARGS…` for init tests: this bed, and no OS scheduler.
-fn devbox(bed: &Bed, args: &[&str]) -> assert_cmd::Command {
-    let mut cmd = bed.devbox(args);
-    cmd.env("DEVBOX_SCHEDULER", "none");
-    cmd
+fn devbox(bed: &Bed, args: &[&str]) -> Test {
+    bed.test(args).env("DEVBOX_SCHEDULER", "none")
 }
 
 /// Every file under `dir` with its bytes and mtime.
@@ -58,18 +54,14 @@ fn bed_with_image(test: &str, bytes: usize) -> (Bed, String) {
 fn init_converges_then_changes_nothing_then_uninstall_and_init_again() {
     let (bed, alias) = bed_with_image("init", 200_000);
 
-    let first = devbox(&bed, &["init", "--yes"]).output().expect("init");
-    let text = output_text(&first);
-    assert_eq!(first.status.code(), Some(0), "{text}");
-    assert!(text.contains("✓ preflight"), "{text}");
-    assert!(
-        text.contains(&format!("✓ registry  registry {} at http://127.0.0.1:{} created", bed.name, bed.port)),
-        "{text}"
-    );
-    assert!(text.contains("✓ pull      1 updated, 0 unchanged, 0 failed"), "{text}");
-    assert!(text.contains("= schedules no scheduler here"), "{text}");
+    let text = devbox(&bed, &["init", "--yes"])
+        .output_has("✓ preflight")
+        .output_has(format!("✓ registry  registry {} at http://127.0.0.1:{} created", bed.name, bed.port))
+        .output_has("✓ pull      1 updated, 0 unchanged, 0 failed")
+        .output_has("= schedules no scheduler here")
+        .output_has("this machine is set up: 2 changed")
+        .text();
     assert!(doctor_passed(&bed, &text), "{text}");
-    assert!(text.contains("this machine is set up: 2 changed"), "{text}");
     let (ok, _) = docker_try(&["image", "inspect", &alias]);
     assert!(ok, "the production alias is there");
 
@@ -78,34 +70,26 @@ fn init_converges_then_changes_nothing_then_uninstall_and_init_again() {
     let before = files(bed.home.path());
     assert!(before.keys().any(|p| p.ends_with("pulls.json")), "{:?}", before.keys());
     std::thread::sleep(Duration::from_millis(20));
-    let second = devbox(&bed, &["init", "--yes"]).output().expect("init");
-    let text = output_text(&second);
-    assert_eq!(second.status.code(), Some(0), "{text}");
-    assert!(text.contains("= registry"), "{text}");
-    assert!(text.contains("= pull      0 updated, 1 unchanged"), "{text}");
-    assert!(text.contains("nothing changed: this machine was already set up"), "{text}");
+    devbox(&bed, &["init", "--yes"])
+        .output_has("= registry")
+        .output_has("= pull      0 updated, 1 unchanged")
+        .output_has("nothing changed: this machine was already set up")
+        .run();
     assert_eq!(bed.container_identity().expect("container"), container, "the container was recreated");
     assert_eq!(files(bed.home.path()), before, "a second init rewrote files");
 
     // Uninstall: the container and the state go; the config and the volume stay.
     devbox(&bed, &["uninstall", "--yes"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("removed registry container {}", bed.name)))
-        .stdout(predicate::str::contains("removed state directory"));
+        .stdout_has(format!("removed registry container {}", bed.name))
+        .stdout_has("removed state directory")
+        .run();
     assert!(bed.container_identity().is_none());
     assert!(bed.config_path().exists(), "uninstall without --purge keeps the config");
     assert!(!bed.home.path().join(".local/state/devbox").exists());
-    devbox(&bed, &["uninstall", "--yes"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("nothing to remove: devbox is not installed here"));
+    devbox(&bed, &["uninstall", "--yes"]).stdout_has("nothing to remove: devbox is not installed here").run();
 
     // And init again brings it all back.
-    let again = devbox(&bed, &["init", "--yes"]).output().expect("init");
-    let text = output_text(&again);
-    assert_eq!(again.status.code(), Some(0), "{text}");
-    assert!(text.contains("created"), "{text}");
+    devbox(&bed, &["init", "--yes"]).output_has("created").run();
     assert_ne!(bed.container_identity().expect("container"), container, "a new container after uninstall");
 }
 
@@ -113,19 +97,16 @@ fn init_converges_then_changes_nothing_then_uninstall_and_init_again() {
 fn uninstall_with_nothing_installed_is_a_no_op_and_asks_without_a_terminal() {
     let bed = Bed::new("uninone");
     let before = files(bed.home.path());
-    devbox(&bed, &["uninstall", "--yes"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("nothing to remove: devbox is not installed here"));
+    devbox(&bed, &["uninstall", "--yes"]).stdout_has("nothing to remove: devbox is not installed here").run();
     assert_eq!(files(bed.home.path()), before);
 
     // Something to remove, no terminal and no --yes: refused, exit 2, nothing removed.
-    devbox(&bed, &["registry", "up"]).assert().success();
-    devbox(&bed, &["uninstall"]).assert().code(2).stderr(predicate::str::contains("pass --yes"));
+    devbox(&bed, &["registry", "up"]).run();
+    devbox(&bed, &["uninstall"]).code(2).stderr_has("pass --yes").run();
     assert!(bed.container_identity().is_some(), "uninstall removed something without --yes");
 
     // --purge takes the config too.
-    devbox(&bed, &["uninstall", "--purge", "--yes"]).assert().success();
+    devbox(&bed, &["uninstall", "--purge", "--yes"]).run();
     assert!(bed.container_identity().is_none());
     assert!(!bed.config_path().exists());
 }
@@ -134,10 +115,11 @@ fn uninstall_with_nothing_installed_is_a_no_op_and_asks_without_a_terminal() {
 const CONFIG_ONLY: [&str; 10] =
     ["--skip", "registry", "--skip", "pull", "--skip", "clock", "--skip", "schedules", "--skip", "doctor"];
 
-fn init_from(bed: &Bed, from: &str) -> std::process::Output {
+/// `devbox init --yes --from FROM` with only the config steps.
+fn init_from(bed: &Bed, from: &str) -> Test {
     let mut args = vec!["init", "--yes", "--from", from];
     args.extend(CONFIG_ONLY);
-    devbox(bed, &args).output().expect("init --from")
+    devbox(bed, &args)
 }
 
 /// A team config that fits this bed, told apart by a comment.
@@ -155,11 +137,11 @@ fn init_from_a_path_installs_backs_up_shows_the_diff_and_records_the_source() {
     std::fs::write(&team, &team_config).expect("write");
     let old = std::fs::read_to_string(bed.config_path()).expect("old");
 
-    let out = init_from(&bed, team.to_str().expect("utf-8"));
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("+concurrency = 2"), "the difference is shown: {text}");
-    assert!(text.contains("the old one is kept as"), "{text}");
+    // The difference is shown.
+    init_from(&bed, team.to_str().expect("utf-8"))
+        .output_has("+concurrency = 2")
+        .output_has("the old one is kept as")
+        .run();
     let installed = std::fs::read_to_string(bed.config_path()).expect("installed");
     assert!(installed.starts_with(&format!("# devbox: team config from {}\n", team.display())), "{installed}");
     assert!(installed.ends_with(&team_config), "{installed}");
@@ -172,15 +154,13 @@ fn init_from_a_path_installs_backs_up_shows_the_diff_and_records_the_source() {
     assert_eq!(std::fs::read_to_string(backups[0].path()).expect("backup"), old);
 
     devbox(&bed, &["config", "show"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("# team config from: {}", team.display())))
-        .stdout(predicate::str::contains("concurrency = 2"));
+        .stdout_has(format!("# team config from: {}", team.display()))
+        .stdout_has("concurrency = 2")
+        .run();
 
     // The same source again: nothing written.
     let mtime = std::fs::metadata(bed.config_path()).and_then(|m| m.modified()).expect("mtime");
-    let out = init_from(&bed, team.to_str().expect("utf-8"));
-    assert!(output_text(&out).contains("= config"), "{}", output_text(&out));
+    init_from(&bed, team.to_str().expect("utf-8")).any_code().output_has("= config").run();
     assert_eq!(std::fs::metadata(bed.config_path()).and_then(|m| m.modified()).expect("mtime"), mtime);
 }
 
@@ -195,36 +175,37 @@ fn init_from_http_and_s3_and_the_faults_write_nothing() {
     let base = server.url.clone();
     let unchanged = |bed: &Bed| files(bed.home.path());
 
-    // A 404: exit 1, named, nothing written.
+    // Each bad source: its exit code, what it says, and nothing written.
     let before = unchanged(&bed);
-    let out = init_from(&bed, &format!("{base}/missing.toml"));
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("cannot fetch the team config from {base}/missing.toml: HTTP 404")), "{text}");
-    assert!(text.contains("Nothing was written"), "{text}");
-    assert_eq!(unchanged(&bed), before);
-
-    // An invalid config: exit 2, the source, line, column and key named, nothing written.
-    let out = init_from(&bed, &format!("{base}/bad.toml"));
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains(&format!("{base}/bad.toml:3:1: registry.colour: unknown field `colour`")), "{text}");
-    assert_eq!(unchanged(&bed), before);
-
-    // Plain http to another machine is refused before any request.
-    let out = init_from(&bed, "http://example.com/devbox.toml");
-    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
-    assert_eq!(unchanged(&bed), before);
+    let bad_sources: [(String, i32, Vec<String>); 3] = [
+        // A 404: named.
+        (
+            format!("{base}/missing.toml"),
+            1,
+            vec![
+                format!("cannot fetch the team config from {base}/missing.toml: HTTP 404"),
+                "Nothing was written".to_string(),
+            ],
+        ),
+        // An invalid config: the source, line, column and key named.
+        (format!("{base}/bad.toml"), 2, vec![format!("{base}/bad.toml:3:1: registry.colour: unknown field `colour`")]),
+        // Plain http to another machine is refused before any request.
+        ("http://example.com/devbox.toml".to_string(), 2, vec![]),
+    ];
+    for (source, code, says) in bad_sources {
+        let mut run = init_from(&bed, &source).code(code);
+        for text in says {
+            run = run.output_has(text);
+        }
+        run.run();
+        assert_eq!(unchanged(&bed), before, "init --from {source} wrote something");
+    }
 
     // A good one over loopback HTTP.
-    let out = init_from(&bed, &format!("{base}/team.toml"));
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains(&format!("✓ config    wrote {}", bed.config_path().display())), "{text}");
-    devbox(&bed, &["config", "show", "--json"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("\"team_source\": \"{base}/team.toml\"")));
+    init_from(&bed, &format!("{base}/team.toml"))
+        .output_has(format!("✓ config    wrote {}", bed.config_path().display()))
+        .run();
+    devbox(&bed, &["config", "show", "--json"]).stdout_has(format!("\"team_source\": \"{base}/team.toml\"")).run();
     drop(server);
 
     // From the bed's bucket in moto, read with the S3 settings now in force.
@@ -238,20 +219,14 @@ fn init_from_http_and_s3_and_the_faults_write_nothing() {
         .expect("curl PUT");
     assert!(put.success(), "uploading to moto failed");
     let source = format!("s3://{}/{key}", bed.bucket);
-    let out = init_from(&bed, &source);
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("-# the web team's devbox.toml"), "{text}");
+    init_from(&bed, &source).output_has("-# the web team's devbox.toml").run();
     let installed = std::fs::read_to_string(bed.config_path()).expect("config");
     assert!(installed.starts_with(&format!("# devbox: team config from {source}\n")), "{installed}");
     assert!(installed.contains("# the data team's devbox.toml"), "{installed}");
 
     // A key that is not there.
     let before = unchanged(&bed);
-    let out = init_from(&bed, &format!("s3://{}/teams/nope.toml", bed.bucket));
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("HTTP 404"), "{text}");
+    init_from(&bed, &format!("s3://{}/teams/nope.toml", bed.bucket)).code(1).output_has("HTTP 404").run();
     assert_eq!(unchanged(&bed), before);
 }
 
@@ -262,16 +237,14 @@ fn init_with_the_engine_down_stops_at_preflight_and_changes_nothing() {
     let team = dir.path().join("team.toml");
     std::fs::write(&team, team_text(&bed, "ops")).expect("write");
     let before = files(bed.home.path());
-    let out = devbox(&bed, &["init", "--yes", "--from", team.to_str().expect("utf-8")])
+    devbox(&bed, &["init", "--yes", "--from", team.to_str().expect("utf-8")])
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("init");
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("✗ preflight Docker engine not reachable"), "{text}");
-    assert!(text.contains("- config    not run: preflight failed"), "{text}");
-    assert!(text.contains("- doctor    not run: preflight failed"), "{text}");
-    assert!(text.contains("init stopped"), "{text}");
+        .code(1)
+        .output_has("✗ preflight Docker engine not reachable")
+        .output_has("- config    not run: preflight failed")
+        .output_has("- doctor    not run: preflight failed")
+        .output_has("init stopped")
+        .run();
     assert_eq!(files(bed.home.path()), before, "init changed files with the engine down");
     assert!(bed.container_identity().is_none());
 }
@@ -311,11 +284,7 @@ fn an_init_interrupted_during_the_pull_finishes_when_run_again() {
     let (aliased, _) = docker_try(&["image", "inspect", &alias]);
     assert!(!aliased, "an interrupted pull tagged the alias");
 
-    let again = devbox(&bed, &["init", "--yes"]).output().expect("init");
-    let text = output_text(&again);
-    assert_eq!(again.status.code(), Some(0), "{text}");
-    assert!(text.contains("= registry"), "{text}");
-    assert!(text.contains("✓ pull      1 updated"), "{text}");
+    devbox(&bed, &["init", "--yes"]).output_has("= registry").output_has("✓ pull      1 updated").run();
     let (aliased, _) = docker_try(&["image", "inspect", &alias]);
     assert!(aliased, "the re-run finished the pull");
 }
@@ -329,23 +298,24 @@ fn init_schedules_and_uninstall_with_real_cron_as_a_test_user() {
     // No engine for this user: only the steps that need none.
     let args = ["init", "--yes", "--skip", "preflight", "--skip", "registry", "--skip", "pull", "--skip", "clock"];
     let args: Vec<&str> = args.iter().copied().chain(["--skip", "doctor"]).collect();
-    let first = user.devbox(None, &args);
-    let text = output_text(&first);
-    assert!(first.status.success(), "{text}");
-    assert!(text.contains("✓ schedules cron: installed or updated cleanup, refresh"), "{text}");
+    user.test(&args).output_has("✓ schedules cron: installed or updated cleanup, refresh").run();
     let crontab = user.crontab();
     assert!(crontab.starts_with(theirs) && crontab.contains("--scheduled-job cleanup"), "{crontab}");
 
-    let second = user.devbox(None, &args);
-    let text = output_text(&second);
-    assert!(text.contains("= schedules jobs already in cron: cleanup, refresh"), "{text}");
-    assert!(text.contains("nothing changed"), "{text}");
+    user.test(&args)
+        .any_code()
+        .output_has("= schedules jobs already in cron: cleanup, refresh")
+        .output_has("nothing changed")
+        .run();
     assert_eq!(user.crontab(), crontab);
 
-    let removed = user.devbox(None, &["uninstall", "--yes"]);
+    let removed = user
+        .test(&["uninstall", "--yes"])
+        .any_code()
+        .output_has("removed scheduled jobs in cron: cleanup, refresh")
+        .run();
     let text = output_text(&removed);
     assert!(removed.status.success() || text.contains("cannot check the registry container"), "{text}");
-    assert!(text.contains("removed scheduled jobs in cron: cleanup, refresh"), "{text}");
     assert_eq!(user.crontab(), theirs, "uninstall did not leave the user's crontab as it was");
 }
 
@@ -403,8 +373,7 @@ fn doctor_passed(bed: &Bed, text: &str) -> bool {
     if text.contains("✓ doctor    all ") {
         return true;
     }
-    let out = bed.devbox(&["doctor", "--json", "--check", "disk"]).output().expect("doctor");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let report = bed.test(&["doctor", "--json", "--check", "disk"]).any_code().json();
     let disk_warns =
         report["checks"].as_array().is_some_and(|c| c.iter().any(|c| c["id"] == "disk" && c["status"] == "warn"));
     disk_warns && text.contains("✓ doctor    1 warning\n")
@@ -421,26 +390,26 @@ fn a_dry_run_changes_nothing_and_a_busy_port_without_a_terminal_names_the_flag()
     let team = dir.path().join("team.toml");
     std::fs::write(&team, team_text(&bed, "qa")).expect("write");
     let before = files(bed.home.path());
-    let out = devbox(&bed, &["init", "--dry-run", "--from", team.to_str().expect("utf-8")]).output().expect("init");
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("✓ config    would write"), "{text}");
-    assert!(text.contains("+# the qa team's devbox.toml"), "the diff is shown: {text}");
-    assert!(text.contains(&format!("✓ registry  would create registry {}", bed.name)), "{text}");
-    assert!(text.contains("dry run: 2 would change"), "{text}");
-    assert!(text.contains("Nothing was changed."), "{text}");
+    devbox(&bed, &["init", "--dry-run", "--from", team.to_str().expect("utf-8")])
+        .output_has("✓ config    would write")
+        // The diff is shown.
+        .output_has("+# the qa team's devbox.toml")
+        .output_has(format!("✓ registry  would create registry {}", bed.name))
+        .output_has("dry run: 2 would change")
+        .output_has("Nothing was changed.")
+        .run();
     assert_eq!(files(bed.home.path()), before, "a dry run wrote files");
     assert!(bed.container_identity().is_none(), "a dry run made a container");
 
     // The port is held by another process and there is no one to ask: exit 2, named, nothing done.
     let holder = hold_port(bed.port);
-    let out = devbox(&bed, &["init", "--yes"]).output().expect("init");
-    let text = output_text(&out);
+    devbox(&bed, &["init", "--yes"])
+        .code(2)
+        .output_has(format!("registry.port: port {} on 127.0.0.1 is in use", bed.port))
+        .output_has("Pass --port")
+        .output_has("- registry  not run: preflight failed")
+        .run();
     drop(holder);
-    assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains(&format!("registry.port: port {} on 127.0.0.1 is in use", bed.port)), "{text}");
-    assert!(text.contains("Pass --port"), "{text}");
-    assert!(text.contains("- registry  not run: preflight failed"), "{text}");
     assert_eq!(files(bed.home.path()), before);
     assert!(bed.container_identity().is_none());
 }

@@ -1,6 +1,8 @@
 //! Integration tests: the real `devbox` binary against the real testbed (Docker engine, a registry
-//! image built from Debian's docker-registry, moto's S3 server, and Garage, an S3 server that
-//! expires keys). See `testbed.rs` and `garage_bed.rs`.
+//! image built from Debian's docker-registry, moto's S3 server, Garage, an S3 server that expires
+//! keys, and a VM engine). Every test runs in a `Bed` (`testbed.rs`) and runs devbox through the
+//! `Test` builder: `bed.test(&["registry", "up"]).code(1).stderr_has("…").run()`. `garage_bed.rs`
+//! and `vm_bed.rs` are `Bed`s on Garage and on the VM's engine.
 
 // Test code: a failed expectation is the test failing, and what it prints is the test's log.
 #![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]

@@ -20,7 +20,7 @@ fn provisioned(test: &str, extra_images: &[&str]) -> (Bed, u16, Vec<String>) {
 }
 
 fn json(bed: &Bed, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = bed.devbox(args).output().expect("run devbox");
+    let out = bed.test(args).any_code().run();
     let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     });
@@ -87,16 +87,14 @@ fn a_missing_image_fails_clearly_while_the_others_succeed() {
 #[test]
 fn output_without_a_tty_is_plain_lines_and_quiet_is_silent() {
     let (bed, _ci, _) = provisioned("pullplain", &[]);
-    let out = bed.devbox(&["pull", "base/python:3.12"]).env_remove("NO_COLOR").output().expect("run");
-    assert!(out.status.success());
+    let out = bed.test(&["pull", "base/python:3.12"]).env_remove("NO_COLOR").stderr_is("").run();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains('\u{1b}') && !stdout.contains('\r'), "escape codes in {stdout:?}");
     let lines: Vec<&str> = stdout.lines().map(|l| l.split(" sha256:").next().unwrap_or(l)).collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(lines[..2], ["base/python:3.12: pulling", "base/python:3.12: pulled"], "{stdout}");
     assert!(lines[2].starts_with("✓ 1 updated, 0 unchanged, 0 failed in "), "{stdout}");
-    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
-    bed.devbox(&["pull", "--quiet"]).assert().success().stdout("").stderr("");
+    bed.test(&["pull", "--quiet"]).stdout_is("").stderr_is("").run();
 }
 
 #[test]
@@ -114,8 +112,11 @@ fn pull_with_the_registry_down_names_the_fix_and_starts_nothing() {
 #[test]
 fn bad_names_and_an_empty_list_are_usage_errors() {
     let bed = Bed::new("pullusage");
-    bed.test(&["pull"]).code(2).stderr_has("no base images are configured").run();
-    bed.test(&["pull", "ghcr.io/acme/base:1"]).code(2).stderr_has("without a registry host").run();
+    let cases: [(&[&str], &str); 2] =
+        [(&["pull"], "no base images are configured"), (&["pull", "ghcr.io/acme/base:1"], "without a registry host")];
+    for (args, says) in cases {
+        bed.test(args).code(2).stderr_has(says).run();
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `devbox registry …` against the real engine and S3 server.
 
-use predicates::prelude::*;
+use std::net::TcpListener;
 
 use crate::testbed::{Bed, docker, free_port, hold_port};
 
@@ -93,16 +93,14 @@ fn status_reports_state_health_storage_and_json() {
         .stdout_lacks("long-lived")
         .run();
 
-    let out = bed.devbox(&["registry", "status", "--json"]).assert().success().get_output().stdout.clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    // No credential ever reaches the output.
+    let json = bed.test(&["registry", "status", "--json"]).stdout_lacks("testing-secret").json();
     assert_eq!(json["state"], "running");
     assert_eq!(json["healthy"], true);
     assert_eq!(json["storage"], "s3");
     assert_eq!(json["readonly"], true);
     assert_eq!(json["config_current"], true);
     assert_eq!(json["bound_to"][0], format!("127.0.0.1:{}", bed.port));
-    // No credential ever reaches the output.
-    assert!(!String::from_utf8_lossy(&out).contains("testing-secret"));
 
     docker(&["stop", "-t", "1", &bed.name]);
     bed.test(&["registry", "status"]).code(1).stdout_has("exited").stdout_has("devbox registry up").run();
@@ -111,97 +109,118 @@ fn status_reports_state_health_storage_and_json() {
 #[test]
 fn logs_print_the_registry_output() {
     let bed = Bed::new("logs");
-    bed.devbox(&["registry", "logs", "--no-follow"])
-        .assert()
+    bed.test(&["registry", "logs", "--no-follow"])
         .code(1)
-        .stderr(predicate::str::contains("does not exist").and(predicate::str::contains("devbox registry up")));
+        .stderr_has("does not exist")
+        .stderr_has("devbox registry up")
+        .run();
     bed.test(&["registry", "up"]).run();
     bed.test(&["registry", "logs", "--no-follow", "--tail", "all"]).stdout_has("GET /v2/").run();
     bed.test(&["registry", "logs", "--tail", "lots"]).code(2).run();
 }
 
-#[test]
-fn a_busy_port_is_named_and_leaves_no_container() {
-    let bed = Bed::new("busy");
-    let _holder = hold_port(bed.port);
-    bed.test(&["registry", "up"])
-        .code(1)
-        .stderr_has(format!("port {} on 127.0.0.1 is already in use", bed.port))
-        .stderr_has("registry.port")
-        .run();
+/// One fault that `registry up` must refuse: exit 1, stderr saying what `fault` returns, and no
+/// container left.
+struct Refusal {
+    test: &'static str,
+    /// Makes the fault on the bed; returns what stderr must say, and what must stay alive while
+    /// devbox runs (a held port).
+    fault: fn(&Bed) -> (Vec<String>, Option<TcpListener>),
+    env: &'static [(&'static str, &'static str)],
+}
+
+fn up_refuses_and_creates_nothing(refusal: Refusal) {
+    let bed = Bed::new(refusal.test);
+    let (says, _held) = (refusal.fault)(&bed);
+    let mut run = bed.test(&["registry", "up"]).code(1);
+    for (key, value) in refusal.env {
+        run = run.env(key, value);
+    }
+    for text in says {
+        run = run.stderr_has(text);
+    }
+    run.run();
     assert!(bed.container_identity().is_none(), "a container was left behind");
 }
 
-#[test]
-fn an_s3_endpoint_that_refuses_connections_creates_nothing() {
-    let bed = Bed::new("s3down");
-    let closed = free_port();
+/// A config for `bed` on the registry `image`, pulled per `pull`, with no S3.
+fn config_with_image(bed: &Bed, image: &str, pull: &str) {
     bed.write_raw_config(&format!(
-        "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
-         [registry.s3]\nbucket = \"{}\"\nendpoint = \"http://127.0.0.1:{closed}\"\npath_style = true\n",
-        crate::testbed::REGISTRY_IMAGE,
-        bed.name,
-        bed.port,
-        bed.bucket
+        "[registry]\nimage = \"{image}\"\npull = \"{pull}\"\ncontainer = \"{}\"\nport = {}\n",
+        bed.name, bed.port
     ));
-    bed.test(&["registry", "up"])
-        .code(1)
-        .stderr_has(format!("S3 endpoint http://127.0.0.1:{closed} cannot be reached"))
-        .stderr_has("registry.s3.endpoint")
-        .run();
-    assert!(bed.container_identity().is_none());
 }
 
-#[test]
-fn a_missing_bucket_is_named() {
-    let bed = Bed::new("nobucket");
-    bed.write_config("");
-    let text = std::fs::read_to_string(bed.config_path()).expect("read").replace(&bed.bucket, "no-such-bucket-here");
-    bed.write_raw_config(&text);
-    bed.test(&["registry", "up"])
-        .code(1)
-        .stderr_has("S3 bucket no-such-bucket-here")
-        .stderr_has("does not exist")
-        .run();
-    assert!(bed.container_identity().is_none());
+/// The table of faults: one test per row, so each runs, passes and fails on its own.
+macro_rules! up_refusals {
+    ($($name:ident: $refusal:expr,)*) => {$(
+        #[test]
+        fn $name() {
+            up_refuses_and_creates_nothing($refusal);
+        }
+    )*};
 }
 
-#[test]
-fn a_registry_image_that_does_not_exist_creates_nothing() {
-    let bed = Bed::new("noimage");
+up_refusals! {
+    a_busy_port_is_named_and_leaves_no_container: Refusal {
+        test: "busy",
+        fault: |bed| {
+            let says = vec![format!("port {} on 127.0.0.1 is already in use", bed.port), "registry.port".into()];
+            (says, Some(hold_port(bed.port)))
+        },
+        env: &[],
+    },
+    an_s3_endpoint_that_refuses_connections_creates_nothing: Refusal {
+        test: "s3down",
+        fault: |bed| {
+            let closed = free_port();
+            let text = std::fs::read_to_string(bed.config_path()).expect("read");
+            bed.write_raw_config(&text.replace(&bed.s3_endpoint, &format!("http://127.0.0.1:{closed}")));
+            let says = vec![
+                format!("S3 endpoint http://127.0.0.1:{closed} cannot be reached"),
+                "registry.s3.endpoint".into(),
+            ];
+            (says, None)
+        },
+        env: &[],
+    },
+    a_missing_bucket_is_named: Refusal {
+        test: "nobucket",
+        fault: |bed| {
+            let text = std::fs::read_to_string(bed.config_path()).expect("read");
+            bed.write_raw_config(&text.replace(&bed.bucket, "no-such-bucket-here"));
+            (vec!["S3 bucket no-such-bucket-here".into(), "does not exist".into()], None)
+        },
+        env: &[],
+    },
     // Never pulling: a clear error naming the key.
-    bed.write_raw_config(&format!(
-        "[registry]\nimage = \"devbox-testbed/no-such-image:1\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n",
-        bed.name, bed.port
-    ));
-    bed.test(&["registry", "up"])
-        .code(1)
-        .stderr_has("devbox-testbed/no-such-image:1 is not on this engine")
-        .stderr_has("registry.pull")
-        .run();
-    assert!(bed.container_identity().is_none());
-
+    a_registry_image_that_does_not_exist_creates_nothing: Refusal {
+        test: "noimage",
+        fault: |bed| {
+            config_with_image(bed, "devbox-testbed/no-such-image:1", "never");
+            let says = vec!["devbox-testbed/no-such-image:1 is not on this engine".into(), "registry.pull".into()];
+            (says, None)
+        },
+        env: &[],
+    },
     // Pulling from a registry that is not there (on loopback, so nothing leaves this machine).
-    let image = format!("127.0.0.1:{}/nope/registry:2", free_port());
-    bed.write_raw_config(&format!(
-        "[registry]\nimage = \"{image}\"\npull = \"missing\"\ncontainer = \"{}\"\nport = {}\n",
-        bed.name, bed.port
-    ));
-    bed.test(&["registry", "up"]).code(1).stderr_has(format!("cannot pull the registry image {image}")).run();
-    assert!(bed.container_identity().is_none());
-}
-
-#[test]
-fn an_unreachable_engine_is_named_with_how_to_start_docker() {
-    let bed = Bed::new("noengine");
-    bed.test(&["registry", "up"])
-        .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .code(1)
-        .stderr_has("Docker engine not reachable")
-        .stderr_has("unix:///nonexistent.sock (DOCKER_HOST)")
-        .stderr_has("Start Docker")
-        .run();
-    assert!(bed.container_identity().is_none());
+    a_registry_image_that_cannot_be_pulled_creates_nothing: Refusal {
+        test: "nopullimage",
+        fault: |bed| {
+            let image = format!("127.0.0.1:{}/nope/registry:2", free_port());
+            config_with_image(bed, &image, "missing");
+            (vec![format!("cannot pull the registry image {image}")], None)
+        },
+        env: &[],
+    },
+    an_unreachable_engine_is_named_with_how_to_start_docker: Refusal {
+        test: "noengine",
+        fault: |_| {
+            let says = ["Docker engine not reachable", "unix:///nonexistent.sock (DOCKER_HOST)", "Start Docker"];
+            (says.map(String::from).to_vec(), None)
+        },
+        env: &[("DOCKER_HOST", "unix:///nonexistent.sock")],
+    },
 }
 
 #[test]

@@ -4,8 +4,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use predicates::prelude::*;
-
 use crate::testbed::{Bed, REGISTRY_IMAGE, docker, docker_try};
 
 /// The official v3 layout (`/etc/distribution/config.yml`, `/entrypoint.sh`), built by
@@ -78,28 +76,20 @@ fn serves_the_bucket_read_only_and_converges(test: &str, image: &str) {
     let digest = bed.push_image(ci, "base/python:3.12", 100_000);
     use_image(&bed, image, "");
 
-    bed.devbox(&["registry", "up"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("registry {} at http://127.0.0.1:{} created", bed.name, bed.port)))
-        .stdout(predicate::str::contains(format!("s3://{}/registry, read-only", bed.bucket)));
+    bed.test(&["registry", "up"])
+        .stdout_has(format!("registry {} at http://127.0.0.1:{} created", bed.name, bed.port))
+        .stdout_has(format!("s3://{}/registry, read-only", bed.bucket))
+        .run();
 
     // devbox's config is handed over as the container's command, at devbox's own path.
     assert_eq!(docker(&["inspect", "--format", "{{json .Config.Cmd}}", &bed.name]), r#"["/etc/devbox/registry.yml"]"#);
     serves_read_only(&mut bed, &digest);
 
     let first = bed.container_identity().expect("container exists");
-    bed.devbox(&["registry", "up"]).assert().success().stdout(predicate::str::contains("is already up"));
+    bed.test(&["registry", "up"]).stdout_has("is already up").run();
     assert_eq!(bed.container_identity(), Some(first), "the second up changed the container");
 
-    let out = bed
-        .devbox(&["doctor", "--json", "--check", "registry-container", "--check", "registry-api"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    let json = bed.test(&["doctor", "--json", "--check", "registry-container", "--check", "registry-api"]).json();
     for check in json["checks"].as_array().expect("checks") {
         assert_eq!(check["status"], "ok", "{check}");
     }
@@ -126,16 +116,15 @@ fn the_embedded_default_serves_a_volume(test: &str, image: &str) {
         "[registry]\nimage = \"{image}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n",
         bed.name, bed.port
     ));
-    bed.devbox(&["registry", "up"])
+    bed.test(&["registry", "up"])
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("volume {}-data, writable", bed.name)));
+        .stdout_has(format!("volume {}-data, writable", bed.name))
+        .run();
     let first = bed.container_identity().expect("container exists");
-    bed.devbox(&["registry", "up"]).assert().success().stdout(predicate::str::contains("is already up"));
+    bed.test(&["registry", "up"]).stdout_has("is already up").run();
     assert_eq!(bed.container_identity(), Some(first));
-    bed.devbox(&["doctor", "--check", "registry-api"]).assert().success();
+    bed.test(&["doctor", "--check", "registry-api"]).run();
 }
 
 #[test]
@@ -156,12 +145,9 @@ fn switching_the_line_under_the_same_config_recreates() {
     bed.remove_image_later(&tag);
     docker(&["tag", v2_image(), &tag]);
     use_image(&bed, &tag, "");
-    bed.devbox(&["registry", "up"]).assert().success();
+    bed.test(&["registry", "up"]).run();
     docker(&["tag", v3_image(), &tag]);
-    bed.devbox(&["registry", "up"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("recreated: the configuration changed"));
+    bed.test(&["registry", "up"]).stdout_has("recreated: the configuration changed").run();
     let env = docker(&["inspect", "--format", "{{json .Config.Env}}", &bed.name]);
     assert!(env.contains("OTEL_TRACES_EXPORTER=none"), "{env}");
 }
@@ -173,11 +159,11 @@ fn an_image_that_ignores_devbox_config_fails_the_proof_and_leaves_nothing() {
 
     // Read-only on S3: the write probe is accepted, so the registry is not devbox's.
     use_image(&bed, &image, "");
-    bed.devbox(&["registry", "up"])
-        .assert()
+    bed.test(&["registry", "up"])
         .code(1)
-        .stderr(predicate::str::contains("ignored devbox's config: it is writable"))
-        .stderr(predicate::str::contains("/etc/devbox/registry.yml"));
+        .stderr_has("ignored devbox's config: it is writable")
+        .stderr_has("/etc/devbox/registry.yml")
+        .run();
     assert!(bed.container_identity().is_none(), "a container was left behind");
 
     // Writable on S3 (so no write probe), with an image in the bucket: it is empty where the
@@ -187,11 +173,11 @@ fn an_image_that_ignores_devbox_config_fails_the_proof_and_leaves_nothing() {
     use_image(&bed, &image, "");
     let text = std::fs::read_to_string(bed.config_path()).expect("read");
     bed.write_raw_config(&text.replacen("port = ", "readonly = false\nport = ", 1));
-    bed.devbox(&["registry", "up"])
-        .assert()
+    bed.test(&["registry", "up"])
         .code(1)
-        .stderr(predicate::str::contains("ignored devbox's config: it does not read the bucket"))
-        .stderr(predicate::str::contains("base/go:1.23"));
+        .stderr_has("ignored devbox's config: it does not read the bucket")
+        .stderr_has("base/go:1.23")
+        .run();
     assert!(bed.container_identity().is_none(), "a container was left behind");
 }
 
@@ -199,11 +185,7 @@ fn an_image_that_ignores_devbox_config_fails_the_proof_and_leaves_nothing() {
 fn an_image_that_is_not_a_registry_fails_within_the_ready_timeout_and_leaves_nothing() {
     let bed = Bed::new("notreg");
     use_image(&bed, not_a_registry_image(), "");
-    bed.devbox(&["registry", "up"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("did not become ready"))
-        .stderr(predicate::str::contains("devbox registry logs"));
+    bed.test(&["registry", "up"]).code(1).stderr_has("did not become ready").stderr_has("devbox registry logs").run();
     assert!(bed.container_identity().is_none(), "a container was left behind");
 }
 
@@ -217,11 +199,11 @@ fn an_image_of_unknown_layout_is_refused_before_anything_is_made() {
     docker(&["rm", "-f", &builder]);
     bed.remove_image_later(&tag);
     use_image(&bed, &tag, "");
-    bed.devbox(&["registry", "up"])
-        .assert()
+    bed.test(&["registry", "up"])
         .code(2)
-        .stderr(predicate::str::contains(format!("devbox cannot tell how to configure the registry image {tag}")))
-        .stderr(predicate::str::contains("/srv/registry.yml"));
+        .stderr_has(format!("devbox cannot tell how to configure the registry image {tag}"))
+        .stderr_has("/srv/registry.yml")
+        .run();
     assert!(bed.container_identity().is_none());
 }
 
@@ -233,10 +215,7 @@ fn an_image_that_cannot_be_pulled_is_a_clear_error() {
         "[registry]\nimage = \"127.0.0.1:9/nope:1\"\npull = \"missing\"\ncontainer = \"{}\"\nport = {}\n",
         bed.name, bed.port
     ));
-    bed.devbox(&["registry", "up"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("cannot pull the registry image 127.0.0.1:9/nope:1"));
+    bed.test(&["registry", "up"]).code(1).stderr_has("cannot pull the registry image 127.0.0.1:9/nope:1").run();
     assert!(bed.container_identity().is_none());
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::testbed::{output_text, write_executable};
+use crate::testbed::{Test, output_text, write_executable};
 
 /// A throwaway user with its own home; deleted with its crontab when the test ends. `init.rs`
 /// uses it too.
@@ -42,8 +42,8 @@ impl TestUser {
         TestUser { name, home, bin }
     }
 
-    /// Runs `program args…` as this user, with its own HOME and `extra_path` first on PATH.
-    pub fn run(&self, extra_path: Option<&Path>, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    /// `program args…` as this user, with its own HOME and `extra_path` first on PATH.
+    fn command(&self, extra_path: Option<&Path>, program: &str, args: &[&str]) -> Command {
         let path = match extra_path {
             Some(dir) => format!("{}:/usr/local/bin:/usr/bin:/bin", dir.display()),
             None => "/usr/local/bin:/usr/bin:/bin".into(),
@@ -55,6 +55,12 @@ impl TestUser {
             .arg(format!("USER={}", self.name))
             .args(["NO_COLOR=1", "DOCKER_HOST=unix:///nonexistent/docker.sock", program])
             .args(args);
+        cmd
+    }
+
+    /// Runs `program args…` as this user (see `command`), with `stdin` as its input.
+    pub fn run(&self, extra_path: Option<&Path>, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = self.command(extra_path, program, args);
         match stdin {
             None => cmd.output().expect("runuser"),
             Some(text) => {
@@ -71,8 +77,15 @@ impl TestUser {
         }
     }
 
-    pub fn devbox(&self, extra_path: Option<&Path>, args: &[&str]) -> Output {
-        self.run(extra_path, self.bin.to_str().expect("utf-8"), args, None)
+    /// `devbox ARGS` as this user, as a sentence of expectations: see `Test`.
+    pub fn test(&self, args: &[&str]) -> Test {
+        self.test_with_path(None, args)
+    }
+
+    /// The same, with `extra_path` first on PATH (fake tools).
+    pub fn test_with_path(&self, extra_path: Option<&Path>, args: &[&str]) -> Test {
+        let cmd = self.command(extra_path, self.bin.to_str().expect("utf-8"), args);
+        Test::new(assert_cmd::Command::from_std(cmd))
     }
 
     pub fn crontab(&self) -> String {
@@ -98,9 +111,7 @@ fn cron_round_trip_keeps_other_lines_byte_for_byte() {
     assert!(planted.status.success(), "{}", output_text(&planted));
     assert_eq!(user.crontab(), THEIRS);
 
-    let install = user.devbox(None, &["schedule", "install", "--backend", "cron"]);
-    assert!(install.status.success(), "{}", output_text(&install));
-    assert!(output_text(&install).contains("cleanup job installed (crontab)"), "{}", output_text(&install));
+    user.test(&["schedule", "install", "--backend", "cron"]).output_has("cleanup job installed (crontab)").run();
     let crontab = user.crontab();
     assert!(crontab.starts_with(THEIRS), "the user's lines changed:\n{crontab}");
     let job_line = crontab.lines().find(|l| l.contains("--scheduled-job cleanup")).expect("the cleanup line");
@@ -108,22 +119,24 @@ fn cron_round_trip_keeps_other_lines_byte_for_byte() {
     assert!(job_line.contains(&format!("{} --scheduled-job cleanup cleanup --quiet", user.bin.display())));
 
     // Installing again changes nothing.
-    let again = user.devbox(None, &["schedule", "install", "--backend", "cron"]);
-    assert!(output_text(&again).contains("cleanup job already installed"), "{}", output_text(&again));
+    user.test(&["schedule", "install", "--backend", "cron"])
+        .any_code()
+        .output_has("cleanup job already installed")
+        .run();
     assert_eq!(user.crontab(), crontab);
 
     // Status before any run, then run the job's own command as cron would, then status again.
-    let status = user.devbox(None, &["schedule", "status", "--backend", "cron"]);
-    let status_text = output_text(&status);
-    assert!(status_text.contains("cleanup: installed in cron, next run 20"), "{status_text}");
-    assert!(status_text.contains("never run"), "{status_text}");
+    user.test(&["schedule", "status", "--backend", "cron"])
+        .any_code()
+        .output_has("cleanup: installed in cron, next run 20")
+        .output_has("never run")
+        .run();
     let command = job_line.splitn(6, ' ').nth(5).expect("the command part");
     let ran = user.run(None, "sh", &["-c", command], None);
     assert!(!ran.status.success(), "cleanup cannot reach an engine here, so the run fails");
     let log = std::fs::read_to_string(user.home.join(".local/state/devbox/logs/cleanup.log")).expect("the job's log");
     assert!(log.contains("Docker engine not reachable"), "{log}");
-    let status = user.devbox(None, &["schedule", "status", "--backend", "cron", "--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let report = user.test(&["schedule", "status", "--backend", "cron", "--json"]).any_code().json();
     let cleanup = &report[0];
     assert_eq!(cleanup["job"], "cleanup");
     assert_eq!(cleanup["installed"], true);
@@ -136,36 +149,37 @@ fn cron_round_trip_keeps_other_lines_byte_for_byte() {
     std::fs::create_dir_all(&fake).expect("mkdir");
     write_executable(&fake.join("crontab"), b"#!/bin/sh\necho 'crontab: simulated failure' >&2\nexit 3\n");
     Command::new("chmod").args(["-R", "a+rx", fake.to_str().expect("utf-8")]).status().expect("chmod");
-    let failed = user.devbox(Some(&fake), &["schedule", "remove", "--backend", "cron"]);
-    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
-    assert!(output_text(&failed).contains("the scheduler backend cron failed"), "{}", output_text(&failed));
-    assert!(output_text(&failed).contains("simulated failure"), "{}", output_text(&failed));
+    user.test_with_path(Some(&fake), &["schedule", "remove", "--backend", "cron"])
+        .code(1)
+        .output_has("the scheduler backend cron failed")
+        .output_has("simulated failure")
+        .run();
     // One that reads but refuses to write.
     write_executable(
         &fake.join("crontab"),
         b"#!/bin/sh\nif [ \"$1\" = -l ]; then exec /usr/bin/crontab -l; fi\necho 'crontab: disk full' >&2\nexit 1\n",
     );
-    let failed = user.devbox(Some(&fake), &["schedule", "remove", "--backend", "cron"]);
-    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
-    assert!(output_text(&failed).contains("disk full"), "{}", output_text(&failed));
+    user.test_with_path(Some(&fake), &["schedule", "remove", "--backend", "cron"])
+        .code(1)
+        .output_has("disk full")
+        .run();
     assert_eq!(user.crontab(), crontab, "a failed write changed the crontab");
 
     // Remove takes out exactly what install put in.
-    let remove = user.devbox(None, &["schedule", "remove", "--backend", "cron"]);
-    assert!(remove.status.success(), "{}", output_text(&remove));
+    user.test(&["schedule", "remove", "--backend", "cron"]).run();
     assert_eq!(user.crontab(), THEIRS, "the crontab is not byte for byte what the user had");
-    let status = user.devbox(None, &["schedule", "status", "--backend", "cron"]);
-    assert!(output_text(&status).contains("cleanup: not installed in cron"), "{}", output_text(&status));
+    user.test(&["schedule", "status", "--backend", "cron"])
+        .any_code()
+        .output_has("cleanup: not installed in cron")
+        .run();
 }
 
 #[test]
 fn a_user_without_a_crontab_has_none_after_install_and_remove() {
     let user = TestUser::new("cronnone");
-    let install = user.devbox(None, &["schedule", "install", "--backend", "cron"]);
-    assert!(install.status.success(), "{}", output_text(&install));
+    user.test(&["schedule", "install", "--backend", "cron"]).run();
     assert!(user.crontab().contains("--scheduled-job cleanup"));
-    let remove = user.devbox(None, &["schedule", "remove", "--backend", "cron"]);
-    assert!(remove.status.success(), "{}", output_text(&remove));
+    user.test(&["schedule", "remove", "--backend", "cron"]).run();
     let listed = user.run(None, "crontab", &["-l"], None);
     assert!(!listed.status.success() && output_text(&listed).contains("no crontab for"), "{}", output_text(&listed));
 }

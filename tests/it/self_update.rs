@@ -1,10 +1,10 @@
 //! `devbox self-update` on a copy of the real binary, against a release feed on 127.0.0.1.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::release_feed::{ReleaseFeed, Sums, fake_devbox};
-use crate::testbed::{copy_executable, output_text};
+use crate::testbed::{Test, copy_executable};
 
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
@@ -29,22 +29,23 @@ impl Copy {
         self.dir.path().join("bin/devbox")
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with(args, &[])
+    /// The copy run with `args`, as a sentence of expectations: see `Test`.
+    fn test(&self, args: &[&str]) -> Test {
+        self.test_with(args, &[])
     }
 
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        Command::new(self.exe())
-            .envs(env.iter().copied())
+    /// The same, with `env` in its environment.
+    fn test_with(&self, args: &[&str], env: &[(&str, &str)]) -> Test {
+        let mut cmd = Command::new(self.exe());
+        cmd.envs(env.iter().copied())
             .args(args)
             .arg("--config")
             .arg(self.dir.path().join("devbox.toml"))
             .env("HOME", self.dir.path())
             .env("NO_COLOR", "1")
             .env_remove("DEVBOX_CONFIG")
-            .env_remove("DEVBOX_DOWNLOAD_URL")
-            .output()
-            .expect("run the copy")
+            .env_remove("DEVBOX_DOWNLOAD_URL");
+        Test::new(assert_cmd::Command::from_std(cmd))
     }
 
     fn unchanged(&self) -> bool {
@@ -68,11 +69,10 @@ fn self_update_replaces_the_binary_with_a_verified_release() {
     feed.set_latest("0.2.0");
     let copy = Copy::new(&feed);
 
-    let out = copy.run(&["self-update"]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let said = output_text(&out);
-    assert!(said.contains(&format!("updating devbox {CURRENT} → 0.2.0 from {}/", feed.url)), "{said}");
-    assert!(said.contains(&format!("updated to devbox 0.2.0 at {}", copy.exe().display())), "{said}");
+    copy.test(&["self-update"])
+        .output_has(format!("updating devbox {CURRENT} → 0.2.0 from {}/", feed.url))
+        .output_has(format!("updated to devbox 0.2.0 at {}", copy.exe().display()))
+        .run();
     assert_eq!(std::fs::read(copy.exe()).expect("read"), fake_devbox("0.2.0"));
     let ran = Command::new(copy.exe()).arg("--version").output().expect("run the new binary");
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "devbox 0.2.0");
@@ -88,19 +88,17 @@ fn self_update_with_a_bad_checksum_leaves_the_old_binary_byte_for_byte() {
     feed.set_latest("0.2.0");
     let copy = Copy::new(&feed);
 
-    let out = copy.run(&["self-update"]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    let said = output_text(&out);
-    assert!(said.contains(&format!("cannot update {} to devbox 0.2.0", copy.exe().display())), "{said}");
+    let said = copy
+        .test(&["self-update"])
+        .code(1)
+        .output_has(format!("cannot update {} to devbox 0.2.0", copy.exe().display()))
+        .output_has(format!("Nothing was replaced: {} is still devbox {CURRENT}", copy.exe().display()))
+        .text();
     assert!(said.to_lowercase().contains("checksum"), "{said}");
-    assert!(
-        said.contains(&format!("Nothing was replaced: {} is still devbox {CURRENT}", copy.exe().display())),
-        "{said}"
-    );
     assert!(copy.unchanged(), "the old binary must stay byte for byte");
     assert_eq!(copy.bin_dir_entries(), vec!["devbox".to_string()]);
     // It still works.
-    let ran = copy.run(&["--version"]);
+    let ran = copy.test(&["--version"]).any_code().run();
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), format!("devbox {CURRENT}"));
 }
 
@@ -112,9 +110,7 @@ fn self_update_refuses_a_release_whose_binary_is_not_that_version() {
     feed.set_latest("0.2.0");
     let copy = Copy::new(&feed);
 
-    let out = copy.run(&["self-update"]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(output_text(&out).contains("printed \"devbox 0.9.9\", not \"devbox 0.2.0\""), "{}", output_text(&out));
+    copy.test(&["self-update"]).code(1).output_has("printed \"devbox 0.9.9\", not \"devbox 0.2.0\"").run();
     assert!(copy.unchanged());
 }
 
@@ -126,20 +122,16 @@ fn self_update_missing_release_or_sums_changes_nothing() {
     feed.set_latest("0.2.0");
     let copy = Copy::new(&feed);
 
-    let out = copy.run(&["self-update"]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    copy.test(&["self-update"]).code(1).run();
     assert!(copy.unchanged());
     assert!(!feed.requested().iter().any(|p| p.ends_with(".tar.gz")), "no sums, no download: {:?}", feed.requested());
 
-    let out = copy.run(&["self-update", "--version", "7.7.7"]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    copy.test(&["self-update", "--version", "7.7.7"]).code(1).run();
     assert!(copy.unchanged());
 
     // A feed that serves garbage as `latest` is refused before anything is downloaded.
     std::fs::write(feed.root.path().join("latest"), "<html>oops</html>").expect("write");
-    let out = copy.run(&["self-update"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(output_text(&out).contains("is not a version such as 0.2.0"), "{}", output_text(&out));
+    copy.test(&["self-update"]).code(1).output_has("is not a version such as 0.2.0").run();
     assert!(copy.unchanged());
 }
 
@@ -150,25 +142,20 @@ fn self_update_check_reports_and_changes_nothing() {
     feed.set_latest("0.2.0");
     let copy = Copy::new(&feed);
 
-    let out = copy.run(&["self-update", "--check"]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let said = output_text(&out);
-    assert!(said.contains(&format!("this binary: devbox {CURRENT}")), "{said}");
-    assert!(said.contains(&format!("newest:      devbox 0.2.0 ({}/)", feed.url)), "{said}");
-    assert!(said.contains("an update is available: run `devbox self-update`"), "{said}");
-    assert!(said.contains("--check changes nothing and exits 0"), "{said}");
+    copy.test(&["self-update", "--check"])
+        .output_has(format!("this binary: devbox {CURRENT}"))
+        .output_has(format!("newest:      devbox 0.2.0 ({}/)", feed.url))
+        .output_has("an update is available: run `devbox self-update`")
+        .output_has("--check changes nothing and exits 0")
+        .run();
     assert!(copy.unchanged());
     assert_eq!(feed.requested(), vec!["latest".to_string()]);
 
     feed.set_latest(CURRENT);
-    let out = copy.run(&["self-update", "--check"]);
-    assert!(out.status.success());
-    assert!(output_text(&out).contains("up to date"), "{}", output_text(&out));
+    copy.test(&["self-update", "--check"]).output_has("up to date").run();
 
     // Without --check, an up-to-date binary is left alone too.
-    let out = copy.run(&["self-update"]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    assert!(output_text(&out).contains(&format!("devbox {CURRENT} is up to date")), "{}", output_text(&out));
+    copy.test(&["self-update"]).output_has(format!("devbox {CURRENT} is up to date")).run();
     assert!(copy.unchanged());
 }
 
@@ -180,14 +167,13 @@ fn self_update_version_pins_a_release_even_an_older_one() {
     feed.set_latest("0.3.0");
     let copy = Copy::new(&feed);
 
-    let bad = copy.run(&["self-update", "--version", "latest-please"]);
-    assert_eq!(bad.status.code(), Some(2), "{}", output_text(&bad));
-    assert!(output_text(&bad).contains("\"latest-please\" is not a version such as 0.2.0"), "{}", output_text(&bad));
+    copy.test(&["self-update", "--version", "latest-please"])
+        .code(2)
+        .output_has("\"latest-please\" is not a version such as 0.2.0")
+        .run();
     assert!(copy.unchanged());
 
-    let out = copy.run(&["self-update", "--version", "v0.0.9"]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    assert!(output_text(&out).contains("updated to devbox 0.0.9"), "{}", output_text(&out));
+    copy.test(&["self-update", "--version", "v0.0.9"]).output_has("updated to devbox 0.0.9").run();
     assert_eq!(std::fs::read(copy.exe()).expect("read"), fake_devbox("0.0.9"));
     assert!(!feed.requested().contains(&"latest".to_string()));
 }
@@ -202,21 +188,16 @@ fn self_update_is_disabled_for_a_package_managed_binary() {
     std::fs::create_dir_all(marker.parent().expect("parent")).expect("mkdir");
     std::fs::write(&marker, "brew\n").expect("write marker");
 
-    let out = copy.run(&["self-update"]);
-    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
-    let said = output_text(&out);
-    assert!(
-        said.contains(&format!("{} was installed by brew, so devbox does not replace it itself", copy.exe().display())),
-        "{said}"
-    );
-    assert!(said.contains("Update devbox with brew"), "{said}");
+    copy.test(&["self-update"])
+        .code(2)
+        .output_has(format!("{} was installed by brew, so devbox does not replace it itself", copy.exe().display()))
+        .output_has("Update devbox with brew")
+        .run();
     assert!(copy.unchanged());
     assert!(!feed.requested().iter().any(|p| p.ends_with(".tar.gz")));
 
     // --check still reports, and says how to update.
-    let out = copy.run(&["self-update", "--check"]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    assert!(output_text(&out).contains("an update is available: update it with brew"), "{}", output_text(&out));
+    copy.test(&["self-update", "--check"]).output_has("an update is available: update it with brew").run();
 }
 
 #[test]
@@ -224,10 +205,11 @@ fn self_update_with_no_feed_configured_says_which_keys_to_set() {
     let feed = ReleaseFeed::start();
     let copy = Copy::new(&feed);
     std::fs::write(copy.dir.path().join("devbox.toml"), "[update]\ngithub = \"\"\n").expect("write");
-    let out = copy.run(&["self-update", "--check"]);
-    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
-    assert!(output_text(&out).contains("no release feed is configured"), "{}", output_text(&out));
-    assert!(output_text(&out).contains("Set update.github"), "{}", output_text(&out));
+    copy.test(&["self-update", "--check"])
+        .code(2)
+        .output_has("no release feed is configured")
+        .output_has("Set update.github")
+        .run();
     assert!(feed.requested().is_empty());
 }
 
@@ -278,23 +260,16 @@ fn self_update_from_an_s3_release_feed() {
         ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
     ];
 
-    let check = copy.run_with(&["self-update", "--check"], &aws);
-    assert!(check.status.success(), "{}", output_text(&check));
-    assert!(
-        output_text(&check).contains(&format!("newest:      devbox 0.2.0 (s3://{}/)", bed.bucket)),
-        "{}",
-        output_text(&check)
-    );
+    copy.test_with(&["self-update", "--check"], &aws)
+        .output_has(format!("newest:      devbox 0.2.0 (s3://{}/)", bed.bucket))
+        .run();
 
-    let refused = copy.run_with(&["self-update"], &aws);
-    assert_eq!(refused.status.code(), Some(1), "{}", output_text(&refused));
-    assert!(output_text(&refused).to_lowercase().contains("checksum"), "{}", output_text(&refused));
+    let refused = copy.test_with(&["self-update"], &aws).code(1).text();
+    assert!(refused.to_lowercase().contains("checksum"), "{refused}");
     assert!(copy.unchanged());
 
     // A release with the right checksum: the same binary updates to it.
-    let out = copy.run_with(&["self-update", "--version", "0.2.1"], &aws);
-    assert!(out.status.success(), "{}", output_text(&out));
-    assert!(output_text(&out).contains("updated to devbox 0.2.1"), "{}", output_text(&out));
+    copy.test_with(&["self-update", "--version", "0.2.1"], &aws).output_has("updated to devbox 0.2.1").run();
     assert_eq!(std::fs::read(copy.exe()).expect("read"), fake_devbox("0.2.1"));
     // The local feed server was never asked: everything came from the bucket.
     assert!(feed.requested().is_empty(), "{:?}", feed.requested());

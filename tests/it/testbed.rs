@@ -1,9 +1,12 @@
 //! The testbed: a real Docker engine, a real registry image built locally from Debian's
-//! docker-registry, and a real S3-compatible server (moto) started here. Nothing is mocked.
+//! docker-registry, and real S3-compatible servers: moto, started here, and Garage, which expires
+//! keys (`testbed/garage.rs`). Nothing is mocked.
 //!
-//! `Bed::new("name")` gives one test its own HOME, container names, ports and bucket, and removes
-//! the containers, volumes, images and bucket it made when it is dropped. `bed.test(args)` runs
-//! devbox there and reads like a sentence:
+//! `Bed` is what every test needs, once: its own HOME, container names, port and bucket, on moto
+//! (`Bed::new`), a moto of its own (`with_own_s3`) or Garage (`on_garage`), and on this host's
+//! engine or another one (`on_engine`: the VM tests' `VmBed`). It removes the containers, volumes,
+//! images and bucket it made when it is dropped. `bed.ci_registry()` starts CI's writable registry
+//! on its bucket (`testbed/ci.rs`). `bed.test(args)` runs devbox there and reads like a sentence:
 //!
 //! ```ignore
 //! bed.test(&["doctor"]).code(1).stdout_has("is held by another process").run();
@@ -14,17 +17,22 @@
 //! in `testbed/http.rs`), `hold_port`, `output_text` and `strip_ansi` (text), `write_executable`,
 //! and the `Test` builder (`testbed/run.rs`).
 
+mod ci;
+pub mod garage;
 mod http;
+mod moto;
 mod run;
 pub mod tty;
 
 use std::fmt::Display;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use ci::{layer_tar, push_image, start_ci_registry};
+pub use garage::{ENDPOINT as GARAGE_ENDPOINT, garage};
 pub use http::HttpServer;
 pub use run::Test;
 
@@ -54,33 +62,9 @@ fn shared() -> &'static Shared {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/registry-image.sh");
         let built = Command::new("sh").arg(&script).arg(REGISTRY_IMAGE).status().expect("run registry-image.sh");
         assert!(built.success(), "building the testbed registry image failed (see above)");
-        let (s3_port, moto) = start_moto();
+        let (s3_port, moto) = moto::start_moto();
         Shared { s3_port, _moto: moto }
     })
-}
-
-/// Starts moto's S3 server on all addresses (containers reach it through the docker bridge
-/// gateway as host.docker.internal), and ends it when this test process ends.
-fn start_moto() -> (u16, std::process::Child) {
-    let port = free_port();
-    let watcher = format!(
-        "python3 -m moto.server -H 0.0.0.0 -p {port} >/dev/null 2>&1 & moto=$!; \
-         while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 1; done; kill $moto 2>/dev/null",
-        parent = std::process::id()
-    );
-    let child = Command::new("sh")
-        .args(["-c", &watcher])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto");
-    wait_until(
-        format!("moto's S3 server to start on port {port} (install it: pip install 'moto[server]')"),
-        Duration::from_secs(30),
-        || port_open(port),
-    );
-    (port, child)
 }
 
 pub fn free_port() -> u16 {
@@ -101,80 +85,132 @@ pub fn docker(args: &[&str]) -> String {
 /// Runs the docker CLI and reports whether it succeeded, with its combined output.
 pub fn docker_try(args: &[&str]) -> (bool, String) {
     let out = Command::new("docker").args(args).output().expect("run docker");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    (out.status.success(), output_text(&out))
 }
 
-/// An S3 request to moto. moto does not check signatures, so plain HTTP is enough here.
-fn s3(endpoint: &str, method: &str, path: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "10", "-o", "-", "-w", "\n%{http_code}", "-X", method, &format!("{endpoint}{path}")])
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+/// An S3 access key.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub id: String,
+    pub secret: String,
 }
 
-/// One test's world.
+impl Key {
+    pub fn new(id: &str, secret: &str) -> Key {
+        Key { id: id.to_string(), secret: secret.to_string() }
+    }
+}
+
+/// Where a bed's bucket lives, which says how it is made and removed.
+enum Storage {
+    /// The moto every bed shares.
+    SharedMoto,
+    /// A moto of the bed's own (`with_own_s3`), ended with the bed, buckets and all.
+    OwnMoto(std::process::Child),
+    /// The testbed's Garage (`on_garage`): the bucket, its keys and what it holds go with the bed.
+    Garage,
+    /// Nothing left to remove (while the bed is dropped).
+    Gone,
+}
+
+/// One test's world: its own HOME, container names, port and bucket, and the engine devbox runs
+/// on. It removes the containers, volumes, images and bucket it made when it is dropped.
 pub struct Bed {
     pub name: String,
     pub home: tempfile::TempDir,
     pub port: u16,
     pub bucket: String,
-    /// The S3 server this bed's bucket lives in: the shared one, or its own (`with_own_s3`).
+    /// The S3 server this bed's bucket lives in, as this host reaches it.
     pub s3_endpoint: String,
-    own_s3: Option<std::process::Child>,
-    /// The bucket lives on another S3 server, whose helper makes and removes it (`elsewhere`).
-    bucket_elsewhere: bool,
+    /// The AWS key every devbox run gets in its environment.
+    pub key: Key,
+    storage: Storage,
+    /// The engine devbox's own container runs on, as `docker -H` takes it; `None`: this host's.
+    engine_host: Option<String>,
+    /// Variables set (`Some`) or removed (`None`) for every devbox run, after the defaults.
+    env: Vec<(String, Option<String>)>,
+    /// How long one devbox run may take before it is killed and the test fails.
+    timeout: Duration,
+    /// Containers and images on this host's engine, removed with the bed.
     containers: Vec<String>,
-    volumes: Vec<String>,
     images: Vec<String>,
 }
 
 impl Bed {
+    /// A bed whose bucket is on the moto every bed shares.
     pub fn new(test: &str) -> Bed {
-        Bed::on_s3(test, shared_s3_endpoint(), None)
+        let endpoint = shared_s3_endpoint();
+        let bed = Bed::with_storage("dbxt", test, endpoint, Storage::SharedMoto);
+        moto::create_bucket(&bed.s3_endpoint, &bed.bucket);
+        bed
     }
 
     /// A bed with an S3 server of its own, which the test may stop (`stop_s3`).
     pub fn with_own_s3(test: &str) -> Bed {
         shared();
-        let (port, child) = start_moto();
-        Bed::on_s3(test, format!("http://127.0.0.1:{port}"), Some(child))
-    }
-
-    /// A bed whose bucket (named `bucket`, not created here) lives on the S3 server at
-    /// `s3_endpoint`, made and removed by the caller's own helper (Garage: `garage_bed.rs`).
-    pub fn elsewhere(test: &str, s3_endpoint: &str) -> Bed {
-        let mut bed = Bed::on_s3(test, s3_endpoint.to_string(), None);
-        bed.bucket_elsewhere = true;
+        let (port, child) = moto::start_moto();
+        let bed = Bed::with_storage("dbxt", test, format!("http://127.0.0.1:{port}"), Storage::OwnMoto(child));
+        moto::create_bucket(&bed.s3_endpoint, &bed.bucket);
         bed
     }
 
-    fn on_s3(test: &str, s3_endpoint: String, own_s3: Option<std::process::Child>) -> Bed {
+    /// A bed whose bucket lives on the testbed's Garage, owned by the tests' own key. Its container
+    /// names start with `prefix` ("dbxt"; the VM tests' "dbxv").
+    pub fn on_garage(prefix: &str, test: &str) -> Bed {
+        let garage = garage();
+        let bed = Bed::with_storage(prefix, test, GARAGE_ENDPOINT.to_string(), Storage::Garage);
+        garage.create_bucket(&bed.bucket);
+        bed
+    }
+
+    fn with_storage(prefix: &str, test: &str, s3_endpoint: String, storage: Storage) -> Bed {
         shared();
-        let name = format!("dbxt-{test}-{}", std::process::id());
-        let bucket = format!("dbxt-{}-{}", test.replace('_', "-"), std::process::id());
-        // A bed on another server makes its bucket there; moto here takes any PUT, so try it only on moto.
-        if s3_endpoint == shared_s3_endpoint() || own_s3.is_some() {
-            let (status, body) = s3(&s3_endpoint, "PUT", &format!("/{bucket}"));
-            assert_eq!(status, 200, "creating bucket {bucket} in moto: {body}");
-        }
+        let name = format!("{prefix}-{test}-{}", std::process::id());
+        let bucket = format!("{prefix}-{}-{}", test.replace('_', "-"), std::process::id());
         let bed = Bed {
             s3_endpoint,
-            own_s3,
-            bucket_elsewhere: false,
+            storage,
+            key: Key::new("testing", "testing-secret"),
+            engine_host: None,
+            env: Vec::new(),
+            timeout: Duration::from_secs(120),
             home: tempfile::tempdir().expect("temp HOME"),
             port: free_port(),
-            containers: vec![name.clone()],
-            volumes: vec![format!("{name}-data")],
+            containers: Vec::new(),
             images: Vec::new(),
             bucket,
             name,
         };
         bed.write_config("");
         bed
+    }
+
+    /// devbox's own container runs on the engine at `docker_host` (as `docker -H` takes it), which
+    /// devbox itself finds without DOCKER_HOST (the VM tests: a docker context in this HOME).
+    pub fn on_engine(mut self, docker_host: &str) -> Bed {
+        self.engine_host = Some(docker_host.to_string());
+        for key in ["DOCKER_HOST", "DOCKER_CONTEXT", "DEVBOX_ENGINE_KIND"] {
+            self = self.env_remove(key);
+        }
+        self
+    }
+
+    /// Every devbox run gets `key`=`value` in its environment.
+    pub fn env(mut self, key: &str, value: &str) -> Bed {
+        self.env.push((key.to_string(), Some(value.to_string())));
+        self
+    }
+
+    /// Every devbox run goes without `key` in its environment.
+    pub fn env_remove(mut self, key: &str) -> Bed {
+        self.env.push((key.to_string(), None));
+        self
+    }
+
+    /// Every devbox run may take `limit` before it is killed and the test fails.
+    pub fn timeout(mut self, limit: Duration) -> Bed {
+        self.timeout = limit;
+        self
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -198,16 +234,16 @@ impl Bed {
         std::fs::write(path, text).expect("write config");
     }
 
-    /// `devbox` with this bed's HOME, test AWS credentials and no way to reach AWS itself.
-    pub fn devbox(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::from_std(self.devbox_std(args));
-        cmd.timeout(Duration::from_secs(120));
-        cmd
-    }
-
     /// `devbox ARGS` as a sentence of expectations, checked by `run`: see `Test`.
     pub fn test(&self, args: &[&str]) -> Test {
         Test::new(self.devbox(args))
+    }
+
+    /// `devbox` with this bed's HOME, its AWS key and no way to reach AWS itself.
+    pub fn devbox(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::from_std(self.devbox_std(args));
+        cmd.timeout(self.timeout);
+        cmd
     }
 
     /// The same, as a plain process, for tests that signal it or read it while it runs.
@@ -219,8 +255,8 @@ impl Bed {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN")
             .env("HOME", self.home.path())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
+            .env("AWS_ACCESS_KEY_ID", &self.key.id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.key.secret)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.home.path().join(".aws/config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", self.home.path().join(".aws/credentials"))
@@ -228,84 +264,69 @@ impl Bed {
             // The release feed (self-update, doctor's version check): a closed port on loopback,
             // never GitHub. Tests that need a feed serve one and set it themselves.
             .env("DEVBOX_DOWNLOAD_URL", "http://127.0.0.1:9/");
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
         cmd
+    }
+
+    /// The docker CLI on the engine devbox's container runs on.
+    pub fn engine_docker(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("docker");
+        if let Some(host) = &self.engine_host {
+            cmd.arg("-H").arg(host);
+        }
+        cmd.args(args).output().expect("run docker")
     }
 
     /// The devbox container's ID and creation time, or `None` when there is no such container.
     pub fn container_identity(&self) -> Option<(String, String)> {
-        let (ok, out) = docker_try(&["inspect", "--format", "{{.Id}} {{.Created}}", &self.name]);
-        ok.then(|| {
-            let (id, created) = out.trim().split_once(' ').expect("id and created");
+        let out = self.engine_docker(&["inspect", "--format", "{{.Id}} {{.Created}}", &self.name]);
+        out.status.success().then(|| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let (id, created) = text.trim().split_once(' ').expect("id and created");
             (id.to_string(), created.to_string())
         })
     }
 
     /// Starts CI's writable registry on this bed's bucket, and returns its port. It is the only
-    /// writer, as in production.
+    /// writer, as in production: on moto with any key, on Garage with a key minted to write.
     pub fn ci_registry(&mut self) -> u16 {
+        let key = match self.storage {
+            Storage::Garage => garage().mint_key(&self.bucket, true, "3h"),
+            _ => Key::new("ci", "ci-secret"),
+        };
+        self.ci_registry_with(&key)
+    }
+
+    /// CI's writable registry on this bed's bucket, signing with `key`; returns its port.
+    pub fn ci_registry_with(&mut self, key: &Key) -> u16 {
         let name = format!("{}-ci", self.name);
-        let port = free_port();
-        let endpoint = self.s3_endpoint.replace("127.0.0.1", "host.docker.internal");
-        let config = format!(
-            "version: 0.1\nstorage:\n  s3:\n    region: us-east-1\n    bucket: {}\n    regionendpoint: {endpoint}\n    \
-             forcepathstyle: true\n    rootdirectory: /registry\n    v4auth: true\n  redirect:\n    disable: true\n\
-             http:\n  addr: :5000\n",
-            self.bucket
-        );
-        docker(&[
-            "create",
-            "--name",
-            &name,
-            "-p",
-            &format!("127.0.0.1:{port}:5000"),
-            "--add-host",
-            "host.docker.internal:host-gateway",
-            "-e",
-            "AWS_ACCESS_KEY_ID=ci",
-            "-e",
-            "AWS_SECRET_ACCESS_KEY=ci-secret",
-            REGISTRY_IMAGE,
-        ]);
-        self.containers.push(name.clone());
-        let file = self.home.path().join("ci-registry.yml");
-        std::fs::write(&file, config).expect("write CI registry config");
-        docker(&["cp", file.to_str().expect("utf-8"), &format!("{name}:/etc/docker/registry/config.yml")]);
-        docker(&["start", &name]);
-        wait_http_ok(&format!("http://127.0.0.1:{port}/v2/"));
-        port
+        self.remove_container_later(&name);
+        start_ci_registry(&name, &self.s3_endpoint, key, &self.bucket, self.home.path())
     }
 
     /// Builds an image of `bytes` random bytes and pushes it as CI would, to `registry_port`.
     /// The local copies are removed, so a later pull really pulls. Returns the pushed digest.
     pub fn push_image(&mut self, registry_port: u16, name: &str, bytes: usize) -> String {
-        let reference = format!("127.0.0.1:{registry_port}/{name}");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tarball = layer_tar(dir.path(), "data.bin", &random_bytes(bytes));
-        docker(&["import", tarball.to_str().expect("utf-8"), &reference]);
-        let pushed = docker(&["push", &reference]);
-        docker(&["rmi", &reference]);
-        pushed
-            .lines()
-            .find_map(|l| l.split("digest: ").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("push prints a digest")
-            .to_string()
+        push_image(registry_port, name, bytes)
     }
 
     /// Stops this bed's own S3 server (see `with_own_s3`).
     pub fn stop_s3(&mut self) {
-        let port = self.s3_endpoint.rsplit(':').next().expect("a port");
-        let _ = Command::new("pkill").args(["-f", &format!("moto.server -H 0.0.0.0 -p {port}$")]).status();
-        let port: u16 = port.parse().expect("port");
-        wait_until(format!("moto on port {port} to stop"), Duration::from_secs(10), || !port_open(port));
+        let port = self.s3_endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        moto::stop_moto(port);
     }
 
-    /// Remembers a container to remove when the test ends.
+    /// Remembers a container on this host's engine to remove when the test ends.
     pub fn remove_container_later(&mut self, name: &str) {
         self.containers.push(name.to_string());
     }
 
-    /// Remembers an image to remove when the test ends.
+    /// Remembers an image on this host's engine to remove when the test ends.
     pub fn remove_image_later(&mut self, reference: &str) {
         self.images.push(reference.to_string());
     }
@@ -313,82 +334,39 @@ impl Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
+        // devbox's own container, volume and images, on its engine.
+        let _ = self.engine_docker(&["rm", "-f", "-v", &self.name]);
+        let _ = self.engine_docker(&["volume", "rm", "-f", &format!("{}-data", self.name)]);
+        // Images that lost their tag to a newer pull still carry this bed's repository names.
+        let mine = [format!("127.0.0.1:{}/", self.port), format!("{}/", self.name)];
+        let listed = self.engine_docker(&["image", "ls", "--format", "{{.Repository}} {{.ID}}"]);
+        for line in String::from_utf8_lossy(&listed.stdout).lines() {
+            if let Some((repo, id)) = line.split_once(' ')
+                && mine.iter().any(|prefix| repo.starts_with(prefix.as_str()))
+            {
+                let _ = self.engine_docker(&["rmi", "-f", id]);
+            }
+        }
+        // What the test made on this host's engine (CI's registry, builders, images).
         for container in &self.containers {
             let _ = Command::new("docker").args(["rm", "-f", "-v", container]).output();
-        }
-        for volume in &self.volumes {
-            let _ = Command::new("docker").args(["volume", "rm", "-f", volume]).output();
         }
         for image in &self.images {
             let _ = Command::new("docker").args(["rmi", "-f", image]).output();
         }
-        // Images that lost their tag to a newer pull still carry this bed's repository names.
-        let mine = [format!("127.0.0.1:{}/", self.port), format!("{}/", self.name)];
-        if let Ok(out) = Command::new("docker").args(["image", "ls", "--format", "{{.Repository}} {{.ID}}"]).output() {
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                if let Some((repo, id)) = line.split_once(' ')
-                    && mine.iter().any(|prefix| repo.starts_with(prefix.as_str()))
-                {
-                    let _ = Command::new("docker").args(["rmi", "-f", id]).output();
-                }
-            }
-        }
-        match self.own_s3.take() {
+        // The registries are gone, so none holds a key while the bucket goes.
+        match std::mem::replace(&mut self.storage, Storage::Gone) {
+            Storage::SharedMoto => moto::empty_and_delete_bucket(&self.s3_endpoint, &self.bucket),
             // Its own server goes, and its buckets with it.
-            Some(mut watcher) => {
+            Storage::OwnMoto(mut watcher) => {
                 self.stop_s3();
                 let _ = watcher.kill();
                 let _ = watcher.wait();
             }
-            None if self.bucket_elsewhere => {}
-            None => empty_and_delete_bucket(&self.s3_endpoint, &self.bucket),
+            Storage::Garage => garage().remove_bucket(&self.bucket),
+            Storage::Gone => {}
         }
     }
-}
-
-fn empty_and_delete_bucket(endpoint: &str, bucket: &str) {
-    let (_, listing) = s3(endpoint, "GET", &format!("/{bucket}?list-type=2&max-keys=1000"));
-    for key in listing.split("<Key>").skip(1).filter_map(|rest| rest.split("</Key>").next()) {
-        let _ = s3(endpoint, "DELETE", &format!("/{bucket}/{key}"));
-    }
-    let _ = s3(endpoint, "DELETE", &format!("/{bucket}"));
-}
-
-pub fn wait_http_ok(url: &str) {
-    wait_until(format!("{url} to answer 200"), Duration::from_secs(20), || {
-        let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url]).output();
-        out.is_ok_and(|o| o.stdout == b"200")
-    });
-}
-
-/// Writes `dir/layer.tar`: one file, `name`, holding `data`; `docker import` makes it an image.
-pub fn layer_tar(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
-    let tarball = dir.join("layer.tar");
-    let mut builder = tar::Builder::new(std::fs::File::create(&tarball).expect("create tar"));
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder.append_data(&mut header, name, data).expect("append");
-    builder.finish().expect("finish tar");
-    tarball
-}
-
-/// Incompressible bytes, so image sizes mean what they say (xorshift; no crate needed).
-fn random_bytes(len: usize) -> Vec<u8> {
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut state = now ^ (u64::from(std::process::id()) << 32) ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Writes `contents` to `path` as an executable that a test then runs (a fake tool, a script).

@@ -11,14 +11,13 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::testbed::output_text;
+use crate::testbed::{Test, output_text};
 use crate::vm_bed::*;
 
 #[test]
 fn vm_engine_is_classified_from_the_real_engine_and_its_three_clocks_read() {
     let bed = VmBed::new("classify");
-    let (report, code) = bed.json(&["clock", "check", "--json"]);
-    assert_eq!(code, 0, "{report:#}");
+    let report = bed.test(&["clock", "check", "--json"]).json();
     assert_eq!(report["engine"]["runtime"], "colima", "{report:#}");
     assert_eq!(report["engine"]["vm"], true);
     assert_eq!(report["engine"]["forced"], false);
@@ -38,23 +37,20 @@ fn vm_a_paused_vm_is_synced_to_within_half_a_second() {
     assert!(pause.status.success(), "vm.sh pause: {}", output_text(&pause));
     let behind = bed.engine_skew();
     assert!((-23.0..=-17.0).contains(&behind), "after a 20 s pause the VM is {behind} s off");
-    let out = bed.ok(&["clock", "sync", "--if-skewed"]);
-    assert!(out.contains("set the engine's clock"), "{out}");
+    let out = bed.test(&["clock", "sync", "--if-skewed"]).output_has("set the engine's clock").text();
     let after = bed.engine_skew();
     eprintln!("paused 20 s: {behind:+.3} s; after clock sync --if-skewed: {after:+.3} s");
     assert!(after.abs() < 0.5, "after clock sync the VM is {after} s off:\n{out}");
     // The scheduled job then has nothing to do.
-    let again = bed.ok(&["clock", "sync", "--if-skewed"]);
-    assert!(!again.contains("set the engine's clock"), "{again}");
+    bed.test(&["clock", "sync", "--if-skewed"]).output_lacks("set the engine's clock").run();
 }
 
 #[test]
 fn vm_disk_check_measures_the_vms_disk_not_this_hosts() {
     let bed = VmBed::new("disk");
-    bed.ok(&["registry", "up"]);
-    let (report, code) = bed.json(&["doctor", "--check", "disk", "--json", "--timeout", "60s"]);
+    bed.test(&["registry", "up"]).run();
+    let report = bed.test(&["doctor", "--check", "disk", "--json", "--timeout", "60s"]).json();
     let disk = finding(&report, "disk");
-    assert_eq!(code, 0, "{report:#}");
     let total: u64 = disk["details"]["total_bytes"].as_str().and_then(|s| s.parse().ok()).expect("total_bytes");
     let gib = total as f64 / (1u64 << 30) as f64;
     let host = fs4::statvfs("/var/lib/docker").map(|s| s.total_space()).unwrap_or(0);
@@ -66,8 +62,8 @@ fn vm_disk_check_measures_the_vms_disk_not_this_hosts() {
     assert_eq!(disk["details"]["measured"], format!("df in container {}", bed.name));
 
     // Without a running registry, a probe container measures the same disk, and leaves nothing.
-    bed.ok(&["registry", "down"]);
-    let (report, _) = bed.json(&["doctor", "--check", "disk", "--json", "--timeout", "120s"]);
+    bed.test(&["registry", "down"]).run();
+    let report = bed.test(&["doctor", "--check", "disk", "--json", "--timeout", "120s"]).any_code().json();
     let disk = finding(&report, "disk");
     let probed: u64 = disk["details"]["total_bytes"].as_str().and_then(|s| s.parse().ok()).expect("total_bytes");
     assert_eq!(probed, total, "{disk:#}");
@@ -81,15 +77,14 @@ fn vm_a_day_behind_doctor_names_the_clock_and_fix_brings_the_registry_back() {
     bed.write_config("[images]\nbase = [\"vmtest/base:1\"]\nalias = \"\"\n");
     let ci = bed.ci_registry();
     bed.push(ci, "vmtest/base:1");
-    bed.ok(&["registry", "up"]);
-    bed.ok(&["pull"]);
+    bed.test(&["registry", "up"]).run();
+    bed.test(&["pull"]).run();
 
     // 25 hours behind: Garage refuses the registry's requests ("Date is too old").
     set_vm_clock(25 * 3600);
     // The registry's storage health check needs three failures, 10 s apart, to give up.
     std::thread::sleep(Duration::from_secs(35));
-    let (report, code) = bed.json(&["doctor", "--json", "--timeout", "60s"]);
-    assert_eq!(code, 1, "{report:#}");
+    let report = bed.test(&["doctor", "--json", "--timeout", "60s"]).code(1).json();
     let clock = finding(&report, "clock");
     assert_eq!(clock["status"], "fail", "{clock:#}");
     assert_eq!(clock["fix"], "devbox clock sync", "{clock:#}");
@@ -99,16 +94,13 @@ fn vm_a_day_behind_doctor_names_the_clock_and_fix_brings_the_registry_back() {
     assert!(summary.contains("clock"), "the registry's failure names the clock: {api:#}");
     assert_eq!(api["fix"], "devbox clock sync", "{api:#}");
 
-    let fixed = bed.run(&["doctor", "--fix", "--yes", "--timeout", "60s"]);
-    assert!(fixed.status.success(), "doctor --fix --yes:\n{}", output_text(&fixed));
-    let (report, code) = bed.json(&["doctor", "--json", "--timeout", "60s"]);
-    assert_eq!(code, 0, "{report:#}");
+    bed.test(&["doctor", "--fix", "--yes", "--timeout", "60s"]).run();
+    let report = bed.test(&["doctor", "--json", "--timeout", "60s"]).json();
     let clock = finding(&report, "clock");
     assert_eq!(clock["status"], "ok", "doctor --fix converged on the clock: {clock:#}");
     // A pull works again through the registry on the VM.
     vm_docker(&["rmi", "-f", &format!("127.0.0.1:{}/vmtest/base:1", bed.port)]);
-    let pulled = bed.ok(&["pull"]);
-    assert!(pulled.contains("vmtest/base:1"), "{pulled}");
+    bed.test(&["pull"]).output_has("vmtest/base:1").run();
 }
 
 #[test]
@@ -117,9 +109,8 @@ fn vm_registry_pull_and_cleanup_work_as_on_a_native_engine() {
     bed.write_config("[images]\nbase = [\"vmtest/base:1\"]\nalias = \"\"\n[cleanup]\nolder_than = \"1s\"\n");
     let ci = bed.ci_registry();
     bed.push(ci, "vmtest/base:1");
-    bed.ok(&["registry", "up"]);
-    let pulled = bed.ok(&["pull"]);
-    assert!(pulled.contains("vmtest/base:1"), "{pulled}");
+    bed.test(&["registry", "up"]).run();
+    bed.test(&["pull"]).output_has("vmtest/base:1").run();
     let image = format!("127.0.0.1:{}/vmtest/base:1", bed.port);
     let listed = vm_docker(&["image", "inspect", &image]);
     assert!(listed.status.success(), "{image} is not on the VM's engine after the pull");
@@ -133,7 +124,7 @@ fn vm_registry_pull_and_cleanup_work_as_on_a_native_engine() {
     let volume = vm_docker(&["inspect", "--format", "{{range .Mounts}}{{.Name}}{{end}}", &stopped]);
     let volume = String::from_utf8_lossy(&volume.stdout).trim().to_string();
     std::thread::sleep(Duration::from_secs(2));
-    let out = bed.ok(&["cleanup"]);
+    let out = bed.test(&["cleanup"]).text();
     if !volume.is_empty() {
         let _ = vm_docker(&["volume", "rm", &volume]);
     }
@@ -166,21 +157,16 @@ fn vm_schedule_install_and_init_dry_run_include_the_clock_job_with_cron() {
             .arg(format!("USER={}", user.name))
             .arg(&user.bin)
             .args(args);
-        run_within(cmd, Duration::from_secs(120))
+        Test::new(assert_cmd::Command::from_std(cmd)).timeout(Duration::from_secs(120))
     };
 
-    let plan = devbox(&["init", "--dry-run", "--yes"]);
-    let plan_text = output_text(&plan);
-    assert!(plan_text.contains("clock sync --if-skewed"), "init's dry run plans the clock fix:\n{plan_text}");
-    assert!(plan_text.contains("clock"), "{plan_text}");
+    // init's dry run plans the clock fix.
+    devbox(&["init", "--dry-run", "--yes"]).any_code().output_has("clock sync --if-skewed").output_has("clock").run();
 
-    let install = devbox(&["schedule", "install", "--backend", "cron"]);
-    assert!(install.status.success(), "{}", output_text(&install));
-    assert!(output_text(&install).contains("clock job installed (crontab)"), "{}", output_text(&install));
+    devbox(&["schedule", "install", "--backend", "cron"]).output_has("clock job installed (crontab)").run();
     let crontab = user.crontab();
     let line = crontab.lines().find(|l| l.contains("--scheduled-job clock")).unwrap_or_else(|| panic!("{crontab}"));
     assert!(line.contains("clock sync --if-skewed --quiet"), "{line}");
     assert!(line.starts_with("*/10 "), "every clock.interval (10m): {line}");
-    let remove = devbox(&["schedule", "remove", "--backend", "cron"]);
-    assert!(remove.status.success(), "{}", output_text(&remove));
+    devbox(&["schedule", "remove", "--backend", "cron"]).run();
 }

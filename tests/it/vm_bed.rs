@@ -1,7 +1,8 @@
-//! The VM engine's test bed: a `VmBed` per test (its HOME with a docker context named `colima`,
-//! its registry, its Garage bucket and key), the lock that runs the VM tests one after another,
-//! and the helpers that read and set the VM's clock. The tests are in `vm.rs`.
+//! The VM engine's test bed: a `VmBed` per test, which is a `Bed` on the VM's engine (its HOME with
+//! a docker context named `colima`, its Garage bucket and key), the lock that runs the VM tests one
+//! after another, and the helpers that read and set the VM's clock. The tests are in `vm.rs`.
 
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -9,10 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::testbed::{free_port, output_text, wait_until};
-
-pub const REGISTRY_IMAGE: &str = "devbox-testbed/registry:2.8";
-pub const GARAGE_ENV: &str = "/var/lib/devbox-testbed/garage/env";
+pub use crate::testbed::REGISTRY_IMAGE;
+use crate::testbed::{Bed, Key, garage, output_text};
 
 /// One VM test at a time: they pause its CPUs, set its clock and count its containers.
 pub static VM_LOCK: Mutex<()> = Mutex::new(());
@@ -23,10 +22,6 @@ pub fn repo() -> PathBuf {
 
 pub fn vm_sh(args: &[&str]) -> Output {
     Command::new("sh").arg(repo().join("tests/testbed/vm/vm.sh")).args(args).output().expect("run vm.sh")
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs() as i64
 }
 
 /// The docker CLI on the VM's engine.
@@ -70,51 +65,28 @@ pub fn set_vm_clock(behind: i64) {
     assert!(out.status.success(), "setting the VM's clock failed: {said}{}", output_text(&out));
 }
 
-/// The testbed's Garage, from the env file its up.sh writes.
-pub struct Garage {
-    pub bin: String,
-    pub config: String,
-}
-
-impl Garage {
-    pub fn find() -> Garage {
-        let env = std::fs::read_to_string(GARAGE_ENV).unwrap_or_else(|e| {
-            panic!("the VM tests need the testbed's Garage ({GARAGE_ENV}: {e}): run `sh tests/testbed/garage/up.sh`")
-        });
-        let get = |key: &str| {
-            env.lines()
-                .find_map(|l| l.strip_prefix(&format!("{key}=")))
-                .unwrap_or_else(|| panic!("{GARAGE_ENV} has no {key}"))
-                .to_string()
-        };
-        let garage = Garage { bin: get("GARAGE_BIN"), config: get("GARAGE_CONFIG") };
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", 3900)).is_ok(),
-            "Garage does not answer on 127.0.0.1:3900: run `sh tests/testbed/garage/up.sh`"
-        );
-        garage
-    }
-
-    pub fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.bin).arg("-c").arg(&self.config).args(args).output().expect("run garage");
-        assert!(out.status.success(), "garage {args:?} failed: {}", output_text(&out));
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-}
-
-/// One VM test's world: the lock, its own HOME with the `colima` context, a bucket and a
-/// long-lived key on Garage, and its container names and port. It removes what it made.
+/// One VM test's world: the lock, and a `Bed` on the VM's engine (its HOME with the `colima`
+/// context) whose bucket lives on Garage, with a long-lived key of its own. The `Bed` removes what
+/// it made, on the VM's engine and on this host's.
 pub struct VmBed {
-    pub _lock: MutexGuard<'static, ()>,
-    pub name: String,
-    pub home: tempfile::TempDir,
-    pub port: u16,
-    pub bucket: String,
-    pub key_id: String,
-    pub secret: String,
-    pub garage: Garage,
-    /// Containers on this host's engine (CI's writable registry).
-    pub host_containers: Vec<String>,
+    pub bed: Bed,
+    pub key: Key,
+    /// Held until the bed is gone: declared after it, so dropped after it.
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl Deref for VmBed {
+    type Target = Bed;
+
+    fn deref(&self) -> &Bed {
+        &self.bed
+    }
+}
+
+impl DerefMut for VmBed {
+    fn deref_mut(&mut self) -> &mut Bed {
+        &mut self.bed
+    }
 }
 
 impl VmBed {
@@ -126,194 +98,50 @@ impl VmBed {
             "the testbed's VM engine is not running ({}): start it with `sh tests/testbed/up.sh`",
             output_text(&status).trim()
         );
-        let garage = Garage::find();
-        let name = format!("dbxv-{test}-{}", std::process::id());
-        let home = tempfile::tempdir().expect("temp HOME");
-        let out = vm_sh(&["context", home.path().to_str().expect("utf-8")]);
+        let mut bed = Bed::on_garage("dbxv", test)
+            .on_engine(&format!("unix://{}", sock()))
+            // Never root's own crontab: `doctor --fix` would install the jobs there.
+            .env("DEVBOX_SCHEDULER", "none")
+            // The VM is slow, but nothing may hang.
+            .timeout(Duration::from_secs(300));
+        let out = vm_sh(&["context", bed.home.path().to_str().expect("utf-8")]);
         assert!(out.status.success(), "vm.sh context: {}", output_text(&out));
-        garage.run(&["bucket", "create", &name]);
-        let key: Value =
-            serde_json::from_str(&garage.run(&["json-api", "CreateKey", &format!("{{\"name\":\"{name}\"}}")]))
-                .expect("CreateKey answers JSON");
-        let key_id = key["accessKeyId"].as_str().expect("a key id").to_string();
-        let secret = key["secretAccessKey"].as_str().expect("a secret").to_string();
-        garage.run(&["bucket", "allow", "--read", "--write", &name, "--key", &key_id]);
+        let key = garage().create_key(&bed.name, &bed.bucket);
+        bed.key = key.clone();
         // No clock left behind by an earlier run that stopped half-way.
         set_vm_clock(0);
-        let bed = VmBed {
-            _lock: lock,
-            port: free_port(),
-            bucket: name.clone(),
-            name,
-            home,
-            key_id,
-            secret,
-            garage,
-            host_containers: Vec::new(),
-        };
+        let bed = VmBed { bed, key, _lock: lock };
         bed.write_config("");
         bed
     }
 
+    /// This bed's devbox.toml, with Garage's region, plus `extra` TOML lines.
     pub fn write_config(&self, extra: &str) {
-        let path = self.home.path().join(".config/devbox/devbox.toml");
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        let text = format!(
-            "[registry]\nimage = \"{REGISTRY_IMAGE}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
-             [registry.s3]\nbucket = \"{}\"\nendpoint = \"http://127.0.0.1:3900\"\nregion = \"us-east-1\"\n\
-             path_style = true\n{extra}",
-            self.name, self.port, self.bucket
-        );
-        std::fs::write(path, text).expect("write config");
-    }
-
-    /// `devbox` with this bed's HOME (so the `colima` context), Garage's key, no DOCKER_HOST.
-    pub fn devbox(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_devbox"));
-        cmd.args(args)
-            .env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT")
-            .env_remove("DEVBOX_CONFIG")
-            .env_remove("DEVBOX_ENGINE_KIND")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env("HOME", self.home.path())
-            .env("AWS_ACCESS_KEY_ID", &self.key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", self.home.path().join(".aws/config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.home.path().join(".aws/credentials"))
-            .env("NO_COLOR", "1")
-            .env("DEVBOX_DOWNLOAD_URL", "http://127.0.0.1:9/")
-            // Never root's own crontab: `doctor --fix` would install the jobs there.
-            .env("DEVBOX_SCHEDULER", "none")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Runs devbox, with a deadline: the VM is slow, but nothing may hang.
-    pub fn run(&self, args: &[&str]) -> Output {
-        run_within(self.devbox(args), Duration::from_secs(300))
-    }
-
-    pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "devbox {args:?} failed:\n{}", output_text(&out));
-        output_text(&out)
-    }
-
-    pub fn json(&self, args: &[&str]) -> (Value, i32) {
-        let out = self.run(args);
-        let json =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", output_text(&out)));
-        (json, out.status.code().unwrap_or(-1))
+        self.bed.write_config(&format!("region = \"us-east-1\"\n{extra}"));
     }
 
     /// The engine's skew from the host, by `clock check --json`, in seconds.
     pub fn engine_skew(&self) -> f64 {
-        let (report, _) = self.json(&["clock", "check", "--json"]);
-        skew(&report, "engine", "host")
+        skew(&self.test(&["clock", "check", "--json"]).any_code().json(), "engine", "host")
     }
 
     /// CI's writable registry on this host's native engine, on this bed's bucket (the only
-    /// writer, as in production). Returns its port.
+    /// writer, as in production), with this bed's key. Returns its port.
     pub fn ci_registry(&mut self) -> u16 {
-        let name = format!("{}-ci", self.name);
-        let port = free_port();
-        let config = format!(
-            "version: 0.1\nstorage:\n  s3:\n    region: us-east-1\n    bucket: {}\n    \
-             regionendpoint: http://host.docker.internal:3900\n    forcepathstyle: true\n    \
-             rootdirectory: /registry\n    v4auth: true\n  redirect:\n    disable: true\nhttp:\n  addr: :5000\n",
-            self.bucket
-        );
-        let file = self.home.path().join("ci-registry.yml");
-        std::fs::write(&file, config).expect("write CI registry config");
-        host_docker(&[
-            "create",
-            "--name",
-            &name,
-            "-p",
-            &format!("127.0.0.1:{port}:5000"),
-            "--add-host",
-            "host.docker.internal:host-gateway",
-            "-e",
-            &format!("AWS_ACCESS_KEY_ID={}", self.key_id),
-            "-e",
-            &format!("AWS_SECRET_ACCESS_KEY={}", self.secret),
-            REGISTRY_IMAGE,
-        ]);
-        self.host_containers.push(name.clone());
-        host_docker(&["cp", file.to_str().expect("utf-8"), &format!("{name}:/etc/docker/registry/config.yml")]);
-        host_docker(&["start", &name]);
-        wait_until("CI's registry to answer", Duration::from_secs(30), || {
-            Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://127.0.0.1:{port}/v2/")])
-                .output()
-                .is_ok_and(|o| o.stdout == b"200")
-        });
-        port
+        let key = self.key.clone();
+        self.bed.ci_registry_with(&key)
     }
 
     /// Pushes a small image as CI would, as `name` (e.g. "vmtest/base:1"), through CI's registry.
-    pub fn push(&self, ci_port: u16, name: &str) {
-        let reference = format!("127.0.0.1:{ci_port}/{name}");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tarball = dir.path().join("layer.tar");
-        let mut builder = tar::Builder::new(std::fs::File::create(&tarball).expect("create tar"));
-        let data = format!("{} {}", self.name, unix_now()).into_bytes();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, "data.txt", data.as_slice()).expect("append");
-        builder.finish().expect("finish tar");
-        host_docker(&["import", tarball.to_str().expect("utf-8"), &reference]);
-        host_docker(&["push", &reference]);
-        host_docker(&["rmi", &reference]);
+    pub fn push(&mut self, ci_port: u16, name: &str) {
+        self.bed.push_image(ci_port, name, 1_000);
     }
 }
 
 impl Drop for VmBed {
     fn drop(&mut self) {
-        // The VM's clock back to this host's, whatever the test did to it.
+        // The VM's clock back to this host's, whatever the test did to it; then the bed goes.
         let _ = std::panic::catch_unwind(|| set_vm_clock(0));
-        let _ = vm_docker(&["rm", "-f", "-v", &self.name]);
-        let _ = vm_docker(&["volume", "rm", "-f", &format!("{}-data", self.name)]);
-        let listed = vm_docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
-        for image in String::from_utf8_lossy(&listed.stdout).lines().filter(|i| i.contains(&format!(":{}/", self.port)))
-        {
-            let _ = vm_docker(&["rmi", "-f", image]);
-        }
-        for container in &self.host_containers {
-            let _ = Command::new("docker").args(["rm", "-f", "-v", container]).output();
-        }
-        let g = |args: &[&str]| Command::new(&self.garage.bin).arg("-c").arg(&self.garage.config).args(args).output();
-        let _ = g(&["key", "delete", "--yes", &self.key_id]);
-        // Only an empty bucket can go; what the registry wrote stays under this test's name.
-        let _ = g(&["bucket", "delete", "--yes", &self.bucket]);
-    }
-}
-
-pub fn host_docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("run docker");
-    assert!(out.status.success(), "docker {args:?} failed: {}", output_text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-pub fn run_within(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn devbox");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("devbox ran"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("devbox did not finish within {limit:?}");
-        }
     }
 }
 
