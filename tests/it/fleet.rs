@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::garage_bed::{ENDPOINT, GarageBed, script};
+use crate::garage_bed::{GarageBed, script};
+use crate::testbed::GARAGE_ENDPOINT as ENDPOINT;
 use crate::testbed::{docker, output_text};
 
 const PREFIX: &str = "devbox/fleet/machines/";

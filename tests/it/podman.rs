@@ -11,8 +11,9 @@
 use std::time::Duration;
 
 use crate::podman_bed::*;
+use crate::testbed::docker as host_docker;
 use crate::testbed::output_text;
-use crate::vm_bed::{REGISTRY_IMAGE, finding, host_docker};
+use crate::vm_bed::{REGISTRY_IMAGE, finding};
 
 fn runtime_of(report: &serde_json::Value) -> &str {
     report["engine"]["runtime"].as_str().unwrap_or_default()

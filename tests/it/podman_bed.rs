@@ -4,6 +4,7 @@
 //! `podman-machine-default` on it, a bucket and key on Garage, and its names and port. It takes the
 //! VM tests' lock: one VM test at a time, whichever VM. The tests are in `podman.rs`.
 
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::MutexGuard;
@@ -11,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::testbed::{free_port, output_text, write_executable};
-use crate::vm_bed::{Garage, REGISTRY_IMAGE, VM_LOCK, host_docker, repo, run_within, skew};
+use crate::testbed::{Bed, garage, output_text, write_executable};
+use crate::vm_bed::{REGISTRY_IMAGE, VM_LOCK, repo, skew};
 
 /// The rootless user podman machine logs in as, and the podman VM's fixed paths (podman/vm.sh).
 pub const RUN: &str = "/run/devbox-testbed/podman-vm";
@@ -96,22 +97,30 @@ pub fn set_podman_vm_clock(behind: i64) {
     assert!(out.status.success(), "setting the podman VM's clock failed: {}", output_text(&out));
 }
 
-/// One podman test's world. It removes what it made.
+/// One podman test's world: the VM tests' lock, and a `Bed` on the VM's rootless podman API, found
+/// as podman machine serves it (its HOME's `.run` stands for `XDG_RUNTIME_DIR`), whose bucket lives
+/// on Garage with a long-lived key of its own. The `Bed` removes what it made, on podman and on this
+/// host's engine; the pods made in the VM go too.
 pub struct PodmanBed {
-    pub _lock: MutexGuard<'static, ()>,
-    pub name: String,
-    pub home: tempfile::TempDir,
-    pub port: u16,
-    pub bucket: String,
-    pub key_id: String,
-    pub secret: String,
-    pub garage: Garage,
-    /// Whether devbox's PATH has the `podman` whose `machine ssh` reaches the VM.
-    pub podman_on_path: bool,
-    /// Containers on this host's engine (CI's writable registry).
-    pub host_containers: Vec<String>,
+    pub bed: Bed,
     /// Pods made in the VM, removed at the end.
-    pub pods: Vec<String>,
+    pods: Vec<String>,
+    /// Held until the bed is gone: declared after it, so dropped after it.
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl Deref for PodmanBed {
+    type Target = Bed;
+
+    fn deref(&self) -> &Bed {
+        &self.bed
+    }
+}
+
+impl DerefMut for PodmanBed {
+    fn deref_mut(&mut self) -> &mut Bed {
+        &mut self.bed
+    }
 }
 
 impl PodmanBed {
@@ -125,33 +134,37 @@ impl PodmanBed {
         );
         let loaded = podman_sh(&["load", REGISTRY_IMAGE]);
         assert!(loaded.status.success(), "loading {REGISTRY_IMAGE} into the podman VM: {}", output_text(&loaded));
-        let garage = Garage::find();
-        let name = format!("dbxp-{test}-{}", std::process::id());
-        let home = tempfile::tempdir().expect("temp HOME");
-        let out = podman_sh(&["context", home.path().to_str().expect("utf-8")]);
+        let bed = Bed::on_garage("dbxp", test);
+        let home = bed.home.path().to_path_buf();
+        // devbox as a podman machine user on Linux runs it: no DOCKER_HOST and no current context,
+        // so it finds the machine's socket in XDG_RUNTIME_DIR; PATH holds `podman` only after
+        // `with_podman_cli`. Such a laptop has no /var/run/docker.sock, and this host's dockerd
+        // would answer there first: devbox runs in its own mount namespace, where that path is
+        // /dev/null.
+        let mut bed = bed
+            .on_engine(&format!("unix://{RUN}/podman.sock"))
+            .wrapped(&[
+                "/usr/bin/unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                "mount --bind /dev/null /run/docker.sock && exec \"$0\" \"$@\"",
+            ])
+            .env("XDG_RUNTIME_DIR", home.join(".run").to_str().expect("utf-8"))
+            .env("PATH", &format!("{}:/usr/bin:/bin", home.join("bin").display()))
+            // Never root's own crontab: `doctor --fix` would install the jobs there.
+            .env("DEVBOX_SCHEDULER", "none")
+            // The VM is slow, but nothing may hang.
+            .timeout(Duration::from_secs(300));
+        let out = podman_sh(&["context", home.to_str().expect("utf-8")]);
         assert!(out.status.success(), "podman/vm.sh context: {}", output_text(&out));
-        std::fs::create_dir_all(home.path().join("bin")).expect("mkdir bin");
-        garage.run(&["bucket", "create", &name]);
-        let key: Value =
-            serde_json::from_str(&garage.run(&["json-api", "CreateKey", &format!("{{\"name\":\"{name}\"}}")]))
-                .expect("CreateKey answers JSON");
-        let key_id = key["accessKeyId"].as_str().expect("a key id").to_string();
-        let secret = key["secretAccessKey"].as_str().expect("a secret").to_string();
-        garage.run(&["bucket", "allow", "--read", "--write", &name, "--key", &key_id]);
+        std::fs::create_dir_all(home.join("bin")).expect("mkdir bin");
+        bed.key = garage().create_key(&bed.name, &bed.bucket);
+        // No clock left behind by an earlier run that stopped half-way.
         set_podman_vm_clock(0);
-        let bed = PodmanBed {
-            _lock: lock,
-            port: free_port(),
-            bucket: name.clone(),
-            name,
-            home,
-            key_id,
-            secret,
-            garage,
-            podman_on_path: false,
-            host_containers: Vec::new(),
-            pods: Vec::new(),
-        };
+        let bed = PodmanBed { bed, pods: Vec::new(), _lock: lock };
         bed.write_config("");
         bed
     }
@@ -159,71 +172,33 @@ impl PodmanBed {
     /// Puts the `podman` whose `machine ssh` reaches the VM on devbox's PATH.
     pub fn with_podman_cli(&mut self) {
         fake_podman(&self.home.path().join("bin"));
-        self.podman_on_path = true;
     }
 
-    /// The config: the registry on S3 (Garage), unless `extra` says otherwise.
+    /// This bed's devbox.toml, with Garage's region, plus `extra` TOML lines.
     pub fn write_config(&self, extra: &str) {
-        let path = self.home.path().join(".config/devbox/devbox.toml");
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        let text = format!(
-            "[registry]\nimage = \"{REGISTRY_IMAGE}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
-             [registry.s3]\nbucket = \"{}\"\nendpoint = \"http://127.0.0.1:3900\"\nregion = \"us-east-1\"\n\
-             path_style = true\n{extra}",
-            self.name, self.port, self.bucket
-        );
-        std::fs::write(path, text).expect("write config");
+        self.bed.write_config(&format!("region = \"us-east-1\"\n{extra}"));
     }
 
     pub fn runtime_dir(&self) -> PathBuf {
         self.home.path().join(".run")
     }
 
-    /// `devbox` as a podman machine user on Linux runs it: no DOCKER_HOST and no current context, so
-    /// it finds the machine's socket in XDG_RUNTIME_DIR; PATH holds `podman` only after
-    /// `with_podman_cli`. Such a laptop has no /var/run/docker.sock, and this host's dockerd would
-    /// answer there first: devbox runs in its own mount namespace, where that path is /dev/null.
-    pub fn devbox(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("/usr/bin/unshare");
-        cmd.args(["-m", "--propagation", "private", "/bin/sh", "-c"])
-            .arg("mount --bind /dev/null /run/docker.sock && exec \"$0\" \"$@\"")
-            .arg(env!("CARGO_BIN_EXE_devbox"))
-            .args(args)
-            .env_clear()
-            .env("HOME", self.home.path())
-            .env("XDG_RUNTIME_DIR", self.runtime_dir())
-            .env("PATH", format!("{}:/usr/bin:/bin", self.home.path().join("bin").display()))
-            .env("AWS_ACCESS_KEY_ID", &self.key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", self.home.path().join(".aws/config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.home.path().join(".aws/credentials"))
-            .env("NO_COLOR", "1")
-            .env("DEVBOX_DOWNLOAD_URL", "http://127.0.0.1:9/")
-            // Never root's own crontab: `doctor --fix` would install the jobs there.
-            .env("DEVBOX_SCHEDULER", "none")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Runs devbox, with a deadline: the VM is slow, but nothing may hang.
+    /// Runs devbox, whatever its exit code.
     pub fn run(&self, args: &[&str]) -> Output {
-        run_within(self.devbox(args), Duration::from_secs(300))
+        self.test(args).any_code().run()
     }
 
-    /// Runs devbox with these variables set as well.
+    /// Runs devbox with these variables set as well, whatever its exit code.
     pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        let mut cmd = self.devbox(args);
-        cmd.envs(vars.iter().copied());
-        run_within(cmd, Duration::from_secs(300))
+        vars.iter().fold(self.test(args), |test, (key, value)| test.env(key, value)).any_code().run()
     }
 
+    /// Runs devbox, which must succeed; its output.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "devbox {args:?} failed:\n{}", output_text(&out));
-        output_text(&out)
+        self.test(args).text()
     }
 
+    /// Runs devbox for its JSON report, whatever its exit code, and that code.
     pub fn json(&self, args: &[&str]) -> (Value, i32) {
         let out = self.run(args);
         let json =
@@ -233,48 +208,19 @@ impl PodmanBed {
 
     /// The engine's skew from the host, by `clock check --json`, in seconds.
     pub fn engine_skew(&self) -> f64 {
-        let (report, _) = self.json(&["clock", "check", "--json"]);
-        skew(&report, "engine", "host")
+        skew(&self.json(&["clock", "check", "--json"]).0, "engine", "host")
     }
 
     /// CI's writable registry on this host's native engine, on this bed's bucket (the only writer,
-    /// as in production). Returns its port.
+    /// as in production), with this bed's key. Returns its port.
     pub fn ci_registry(&mut self) -> u16 {
-        let name = format!("{}-ci", self.name);
-        let port = free_port();
-        let config = format!(
-            "version: 0.1\nstorage:\n  s3:\n    region: us-east-1\n    bucket: {}\n    \
-             regionendpoint: http://host.docker.internal:3900\n    forcepathstyle: true\n    \
-             rootdirectory: /registry\n    v4auth: true\n  redirect:\n    disable: true\nhttp:\n  addr: :5000\n",
-            self.bucket
-        );
-        let file = self.home.path().join("ci-registry.yml");
-        std::fs::write(&file, config).expect("write CI registry config");
-        let port_map = format!("127.0.0.1:{port}:5000");
-        let (key, secret) =
-            (format!("AWS_ACCESS_KEY_ID={}", self.key_id), format!("AWS_SECRET_ACCESS_KEY={}", self.secret));
-        host_docker(
-            &["create", "--name", &name, "-p", &port_map, "--add-host", "host.docker.internal:host-gateway"]
-                .into_iter()
-                .chain(["-e", &key, "-e", &secret, REGISTRY_IMAGE])
-                .collect::<Vec<_>>(),
-        );
-        self.host_containers.push(name.clone());
-        host_docker(&["cp", file.to_str().expect("utf-8"), &format!("{name}:/etc/docker/registry/config.yml")]);
-        host_docker(&["start", &name]);
-        crate::testbed::wait_http_ok(&format!("http://127.0.0.1:{port}/v2/"));
-        port
+        let key = self.key.clone();
+        self.bed.ci_registry_with(&key)
     }
 
-    /// Pushes a one-file image as CI would, as `name` (e.g. "podtest/base:1"), through CI's registry.
-    pub fn push(&self, ci_port: u16, name: &str) {
-        let reference = format!("127.0.0.1:{ci_port}/{name}");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = format!("{} {name}", self.name);
-        let tarball = crate::testbed::layer_tar(dir.path(), "data.txt", data.as_bytes());
-        host_docker(&["import", tarball.to_str().expect("utf-8"), &reference]);
-        host_docker(&["push", &reference]);
-        host_docker(&["rmi", &reference]);
+    /// Pushes a small image as CI would, as `name` (e.g. "podtest/base:1"), through CI's registry.
+    pub fn push(&mut self, ci_port: u16, name: &str) {
+        self.bed.push_image(ci_port, name, 1_000);
     }
 
     /// A pod in the VM (its infra container created, not started), removed at the end.
@@ -291,18 +237,6 @@ impl Drop for PodmanBed {
         for pod in &self.pods {
             let _ = podman_in_vm(&format!("pod rm -f {pod}"));
         }
-        let _ = podman_docker(&["rm", "-f", "-v", &self.name]);
-        let _ = podman_docker(&["volume", "rm", "-f", &format!("{}-data", self.name)]);
-        let listed = podman_docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
-        for image in String::from_utf8_lossy(&listed.stdout).lines().filter(|i| i.contains(&format!(":{}/", self.port)))
-        {
-            let _ = podman_docker(&["rmi", "-f", image]);
-        }
-        for container in &self.host_containers {
-            let _ = Command::new("docker").args(["rm", "-f", "-v", container]).output();
-        }
-        let g = |args: &[&str]| Command::new(&self.garage.bin).arg("-c").arg(&self.garage.config).args(args).output();
-        let _ = g(&["key", "delete", "--yes", &self.key_id]);
-        let _ = g(&["bucket", "delete", "--yes", &self.bucket]);
+        // The bed removes devbox's container, volume and images on podman, and the rest.
     }
 }

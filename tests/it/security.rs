@@ -170,7 +170,7 @@ fn a_renewal_inside_the_window_replaces_the_session() {
     // A 15-minute session from an STS 14 minutes behind: it ends a minute after it is made, and
     // its window (a quarter of that) opens after 45 seconds.
     let moto = MotoWithSlowSts::start(Duration::from_secs(14 * 60));
-    let bed = Bed::elsewhere("stsrenew", &moto.endpoint());
+    let bed = Bed::on_s3_server("stsrenew", &moto.endpoint());
     let made = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
         .arg(format!("{}/{}", moto.endpoint(), bed.bucket))

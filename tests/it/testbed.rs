@@ -109,7 +109,7 @@ enum Storage {
     OwnMoto(std::process::Child),
     /// The testbed's Garage (`on_garage`): the bucket, its keys and what it holds go with the bed.
     Garage,
-    /// Nothing left to remove (while the bed is dropped).
+    /// Nothing to remove: the test's own server (`on_s3_server`), or the bed is being dropped.
     Gone,
 }
 
@@ -127,6 +127,9 @@ pub struct Bed {
     storage: Storage,
     /// The engine devbox's own container runs on, as `docker -H` takes it; `None`: this host's.
     engine_host: Option<String>,
+    /// A program (and its arguments) that every devbox run goes through, devbox's path and
+    /// arguments after them (the podman tests: a mount namespace of its own).
+    wrapper: Vec<String>,
     /// Variables set (`Some`) or removed (`None`) for every devbox run, after the defaults.
     env: Vec<(String, Option<String>)>,
     /// How long one devbox run may take before it is killed and the test fails.
@@ -163,6 +166,12 @@ impl Bed {
         bed
     }
 
+    /// A bed on an S3 server that the test runs itself (a moto with its own clock, say): the test
+    /// makes the bucket there, and the server goes with the test.
+    pub fn on_s3_server(test: &str, s3_endpoint: &str) -> Bed {
+        Bed::with_storage("dbxt", test, s3_endpoint.to_string(), Storage::Gone)
+    }
+
     fn with_storage(prefix: &str, test: &str, s3_endpoint: String, storage: Storage) -> Bed {
         shared();
         let name = format!("{prefix}-{test}-{}", std::process::id());
@@ -172,6 +181,7 @@ impl Bed {
             storage,
             key: Key::new("testing", "testing-secret"),
             engine_host: None,
+            wrapper: Vec::new(),
             env: Vec::new(),
             timeout: Duration::from_secs(120),
             home: tempfile::tempdir().expect("temp HOME"),
@@ -192,6 +202,13 @@ impl Bed {
         for key in ["DOCKER_HOST", "DOCKER_CONTEXT", "DEVBOX_ENGINE_KIND"] {
             self = self.env_remove(key);
         }
+        self
+    }
+
+    /// Every devbox run goes through `wrapper` (a program and its arguments), which is given
+    /// devbox's path and arguments after its own.
+    pub fn wrapped(mut self, wrapper: &[&str]) -> Bed {
+        self.wrapper = wrapper.iter().map(|arg| arg.to_string()).collect();
         self
     }
 
@@ -248,7 +265,15 @@ impl Bed {
 
     /// The same, as a plain process, for tests that signal it or read it while it runs.
     pub fn devbox_std(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_devbox"));
+        let devbox = env!("CARGO_BIN_EXE_devbox");
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, before)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(before).arg(devbox);
+                cmd
+            }
+            None => Command::new(devbox),
+        };
         cmd.args(args)
             .env_remove("DEVBOX_CONFIG")
             .env_remove("XDG_CONFIG_HOME")
