@@ -354,9 +354,9 @@ impl Aws {
         &self.endpoint
     }
 
-    /// The object `key` of the bucket, as text (a release feed's `latest`).
+    /// The object `key` of the bucket, as text (a release feed's `latest`: a version, a line).
     pub async fn get_text(&self, key: &str) -> Result<String, ObjectError> {
-        let bytes = self.get_bytes(key, usize::MAX).await?;
+        let bytes = self.get_bytes(key, 64 * 1024).await?;
         String::from_utf8(bytes).map_err(|_| ObjectError::NotText { bucket: self.bucket.clone(), key: key.to_string() })
     }
 
@@ -370,7 +370,7 @@ impl Aws {
             .send()
             .await
             .map_err(|err| self.object_error(key, err))?;
-        if let Some(size) = out.content_length().filter(|len| *len > max_bytes as i64) {
+        if let Some(size) = out.content_length().filter(|len| u64::try_from(*len).is_ok_and(|len| len > max_bytes as u64)) {
             return Err(ObjectError::TooLarge {
                 bucket: self.bucket.clone(),
                 key: key.to_string(),
