@@ -370,7 +370,9 @@ impl Aws {
             .send()
             .await
             .map_err(|err| self.object_error(key, err))?;
-        if let Some(size) = out.content_length().filter(|len| u64::try_from(*len).is_ok_and(|len| len > max_bytes as u64)) {
+        if let Some(size) =
+            out.content_length().filter(|len| u64::try_from(*len).is_ok_and(|len| len > max_bytes as u64))
+        {
             return Err(ObjectError::TooLarge {
                 bucket: self.bucket.clone(),
                 key: key.to_string(),

@@ -7,13 +7,12 @@
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::MutexGuard;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
 use crate::testbed::{Bed, garage, output_text, write_executable};
-use crate::vm_bed::{REGISTRY_IMAGE, VM_LOCK, repo, skew};
+use crate::vm_bed::{REGISTRY_IMAGE, VmLock, repo, skew, vm_lock};
 
 /// The rootless user podman machine logs in as, and the podman VM's fixed paths (podman/vm.sh).
 pub const RUN: &str = "/run/devbox-testbed/podman-vm";
@@ -106,7 +105,7 @@ pub struct PodmanBed {
     /// Pods made in the VM, removed at the end.
     pods: Vec<String>,
     /// Held until the bed is gone: declared after it, so dropped after it.
-    _lock: MutexGuard<'static, ()>,
+    _lock: VmLock,
 }
 
 impl Deref for PodmanBed {
@@ -125,7 +124,7 @@ impl DerefMut for PodmanBed {
 
 impl PodmanBed {
     pub fn new(test: &str) -> PodmanBed {
-        let lock = VM_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lock = vm_lock();
         let status = podman_sh(&["status"]);
         assert!(
             status.status.success(),

@@ -136,7 +136,7 @@ fn vm_registry_pull_and_cleanup_work_as_on_a_native_engine() {
 
 #[test]
 fn vm_schedule_install_and_init_dry_run_include_the_clock_job_with_cron() {
-    let _lock = VM_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _lock = vm_lock();
     let status = vm_sh(&["status"]);
     assert!(status.status.success(), "the testbed's VM engine is not running: start it with `sh tests/testbed/up.sh`");
     let user = crate::schedule::TestUser::new("vmclk");

@@ -13,8 +13,29 @@ use serde_json::Value;
 pub use crate::testbed::REGISTRY_IMAGE;
 use crate::testbed::{Bed, Key, garage, output_text};
 
-/// One VM test at a time: they pause its CPUs, set its clock and count its containers.
-pub static VM_LOCK: Mutex<()> = Mutex::new(());
+/// One VM test at a time in this process: they pause its CPUs, set its clock and count its containers.
+static VM_LOCK: Mutex<()> = Mutex::new(());
+
+/// One VM test at a time on this machine, whichever VM and whichever test process (a soak beside a
+/// CI run): the lock of this process, then a lock file that every process takes.
+pub struct VmLock {
+    _file: std::fs::File,
+    _guard: MutexGuard<'static, ()>,
+}
+
+pub fn vm_lock() -> VmLock {
+    let guard = VM_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = std::env::temp_dir().join("devbox-testbed-vm-tests.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .expect("open the VM tests' lock file");
+    // fs4's, not std's `File::lock`, which is newer than the crate's rust-version.
+    fs4::FileExt::lock(&file).expect("lock the VM tests' lock file");
+    VmLock { _file: file, _guard: guard }
+}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -72,7 +93,7 @@ pub struct VmBed {
     pub bed: Bed,
     pub key: Key,
     /// Held until the bed is gone: declared after it, so dropped after it.
-    _lock: MutexGuard<'static, ()>,
+    _lock: VmLock,
 }
 
 impl Deref for VmBed {
@@ -91,7 +112,7 @@ impl DerefMut for VmBed {
 
 impl VmBed {
     pub fn new(test: &str) -> VmBed {
-        let lock = VM_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lock = vm_lock();
         let status = vm_sh(&["status"]);
         assert!(
             status.status.success(),
