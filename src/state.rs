@@ -45,3 +45,49 @@ impl PullRecords {
         Ok(())
     }
 }
+
+/// `registry-proofs.json`: what was proven of each registry container by its behaviour (a write is
+/// refused, the bucket is read), by container name. A proof holds for the container it was made
+/// on, as long as it runs the config it was made with: a container's config cannot change without
+/// it being made again, under another ID. So the record is keyed by both, and a proof is not made
+/// again while they match.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofRecords {
+    pub registries: BTreeMap<String, ProofRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofRecord {
+    pub container_id: String,
+    pub config_hash: String,
+    pub proven_at: jiff::Timestamp,
+    /// What was shown, for people ("a write is refused (405)").
+    pub shown: Vec<String>,
+}
+
+impl ProofRecords {
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("registry-proofs.json")
+    }
+
+    pub fn load(state_dir: &Path) -> ProofRecords {
+        std::fs::read(Self::path(state_dir))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self)?;
+        bytes.push(b'\n');
+        write_if_changed(&Self::path(state_dir), &bytes)?;
+        Ok(())
+    }
+
+    /// The proof recorded for container `name`, when it was made on this very container and config.
+    pub fn holding(&self, name: &str, container_id: &str, config_hash: &str) -> Option<&ProofRecord> {
+        self.registries
+            .get(name)
+            .filter(|r| r.container_id == container_id && r.config_hash == config_hash && !container_id.is_empty())
+    }
+}

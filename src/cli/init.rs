@@ -328,7 +328,14 @@ impl<'a> Run<'a> {
         self.engine().await?;
         let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
         let progress = progress_for(&self.ctx.quiet().printer);
-        let up = registry::converge(engine, &config, self.aws.as_ref(), progress.as_ref()).await?;
+        let up = registry::converge(
+            engine,
+            &config,
+            self.aws.as_ref(),
+            &registry::proof::Proofs::in_state_dir(&self.ctx.env),
+            progress.as_ref(),
+        )
+        .await?;
         Ok(steps::registry(&up))
     }
 
