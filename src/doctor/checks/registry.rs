@@ -269,7 +269,9 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
     // A read that reaches storage proves the bucket (or volume) works behind the registry. The
     // base images' manifests are such reads, and are read anyway (the base-images check compares
     // them): they start with the ping. With no base image configured, the catalog is read.
-    let (pinged, digests) = tokio::join!(api.ping(), probe.digests());
+    // With no base image configured, the catalog is the read: it starts with them too.
+    let catalog = async { if probe.config.images.base.is_empty() { Some(api.read_through(None).await) } else { None } };
+    let (pinged, digests, catalog) = tokio::join!(api.ping(), probe.digests(), catalog);
     if let Err(reason) = pinged {
         return explained(probe, &reason, Finding::fail(id, reason.clone())).await.unwrap_or_else(|| {
             Finding::fail(id, reason).hint("See what the registry says: devbox registry logs --no-follow")
@@ -304,10 +306,16 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
             );
         }
         Err(failed) => failed.summary,
-        Ok(_) => match api.read_through(None).await {
-            Ok(what) => return Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
-            Err(reason) => reason,
-        },
+        Ok(_) => {
+            let read = match catalog {
+                Some(read) => read,
+                None => api.read_through(None).await,
+            };
+            match read {
+                Ok(what) => return Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
+                Err(reason) => reason,
+            }
+        }
     };
     explained(probe, &failed, unreadable(&failed)).await.unwrap_or_else(|| unreadable(&failed).hint(generic))
 }
@@ -316,6 +324,10 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
 /// there is one, else the proofs themselves, recorded when they pass.
 async fn prove_once(probe: &Probe<'_>) -> registry::verify::Verdict {
     let config = &probe.config.registry;
+    // A writable registry on its own volume has nothing to prove: no need to wait for its inspect.
+    if !registry::effective_readonly(config) && config.storage() == crate::config::Storage::Filesystem {
+        return registry::verify::Verdict::Proven(Vec::new());
+    }
     let proofs = Proofs::in_state_dir(probe.env);
     let container = probe.registry_container().await.ok().flatten();
     if let Some(record) = container.as_ref().and_then(|c| proofs.recorded(&config.container, c)) {
