@@ -8,6 +8,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::paths::write_if_changed;
 
+/// A record as it was written; a missing or unreadable file reads as nothing recorded.
+fn load<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+}
+
+/// Writes a record atomically, and only when it changed (its file's time says when it did).
+fn save<T: Serialize>(path: &Path, record: &T) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(record)?;
+    bytes.push(b'\n');
+    write_if_changed(path, &bytes)?;
+    Ok(())
+}
+
 /// `pulls.json`: the last pull of each base image, by local reference
 /// (`127.0.0.1:5000/base/python:3.12`). `cleanup` reads `pulled_at` to judge recent use.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,17 +45,11 @@ impl PullRecords {
     }
 
     pub fn load(state_dir: &Path) -> PullRecords {
-        std::fs::read(Self::path(state_dir))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        load(&Self::path(state_dir))
     }
 
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self)?;
-        bytes.push(b'\n');
-        write_if_changed(&Self::path(state_dir), &bytes)?;
-        Ok(())
+        save(&Self::path(state_dir), self)
     }
 }
 
@@ -71,17 +78,11 @@ impl ProofRecords {
     }
 
     pub fn load(state_dir: &Path) -> ProofRecords {
-        std::fs::read(Self::path(state_dir))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        load(&Self::path(state_dir))
     }
 
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self)?;
-        bytes.push(b'\n');
-        write_if_changed(&Self::path(state_dir), &bytes)?;
-        Ok(())
+        save(&Self::path(state_dir), self)
     }
 
     /// The proof recorded for container `name`, when it was made on this very container and config.
