@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::clock::runtime::{Classification, Runtime};
 use crate::config::{ByteSize, RegistryConfig};
-use crate::engine::{Engine, OneShotOutcome, OneShotSpec};
+use crate::engine::{Engine, HealthRun, OneShotOutcome, OneShotSpec};
 
 pub const PROBE_ROLE: &str = "disk-probe";
 const PROBE_NAME: &str = "devbox-disk-probe";
@@ -77,12 +77,27 @@ pub fn probe_spec(image: &str, name: &str) -> OneShotSpec {
     }
 }
 
-/// Measures the engine's data disk where it is. `Err` says why it could not be.
+/// How old the registry health check's `df` may be and still stand for the disk now: its interval
+/// is 30 s, so a figure older than this means the check has stopped running.
+pub const HEALTH_FIGURE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The disk figure the registry's health check printed on its last run (`df -P -k /` after its
+/// probe: see `registry::hardening`), when it is recent enough; with its age.
+pub fn from_health(run: &HealthRun, now: jiff::Timestamp) -> Option<((u64, u64), std::time::Duration)> {
+    let age = now.duration_since(run.ended?).unsigned_abs();
+    (age <= HEALTH_FIGURE_MAX_AGE).then_some(())?;
+    Some((parse_df(&run.output)?, age))
+}
+
+/// Measures the engine's data disk where it is. `Err` says why it could not be. Inside the engine,
+/// `health` (the registry container's last health check run) gives the figure without running
+/// anything there, when it is recent: doctor passes it, cleanup (which acts on the figure) does not.
 pub async fn measure(
     engine: &Engine,
     classification: &Classification,
     root: &str,
     registry: &RegistryConfig,
+    health: Option<&HealthRun>,
 ) -> Result<DiskUsage, String> {
     if on_this_host(classification) && !root.is_empty() && std::path::Path::new(root).is_dir() {
         let stats = fs4::statvfs(root).map_err(|e| format!("statvfs {root}: {e}"))?;
@@ -101,6 +116,10 @@ pub async fn measure(
         measured,
         inside_engine: true,
     };
+    if let Some((sizes, age)) = health.and_then(|run| from_health(run, jiff::Timestamp::now())) {
+        let measured = format!("df by {}'s health check, {} s ago", registry.container, age.as_secs());
+        return Ok(inside(sizes, measured));
+    }
     // `df` of a container's root filesystem, which the storage driver keeps under the data root:
     // the data root's disk. Nothing is mounted (Docker Desktop refuses to mount a VM path that is
     // not shared from the host). The registry container runs anyway: `df` in it costs an exec, not
@@ -144,6 +163,19 @@ mod tests {
                          overlay          244506940 120000000 112000000      52% /\n";
         assert_eq!(parse_df(coreutils), Some((244_506_940 * 1024, 112_000_000 * 1024)));
         assert_eq!(parse_df("df: /: No such file or directory"), None);
+    }
+
+    #[test]
+    fn the_health_checks_figure_stands_while_it_is_recent() {
+        let now: jiff::Timestamp = "2026-11-28T20:00:00Z".parse().expect("timestamp");
+        let ended = |secs: i64| Some(now - jiff::SignedDuration::from_secs(secs));
+        let output = "Filesystem 1024-blocks Used Available Capacity Mounted on\noverlay 1000 400 600 40% /\n";
+        let run = |output: &str, ended| HealthRun { exit_code: Some(0), output: output.to_string(), ended };
+        let fresh = from_health(&run(output, ended(12)), now);
+        assert_eq!(fresh, Some(((1000 * 1024, 600 * 1024), std::time::Duration::from_secs(12))));
+        assert_eq!(from_health(&run(output, ended(600)), now), None, "too old: the check stopped");
+        assert_eq!(from_health(&run(output, None), now), None, "no time: no age to say");
+        assert_eq!(from_health(&run("df: not found\n", ended(5)), now), None);
     }
 
     #[test]

@@ -8,6 +8,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::paths::write_if_changed;
 
+/// A record as it was written; a missing or unreadable file reads as nothing recorded.
+fn load<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+}
+
+/// Writes a record atomically, and only when it changed (its file's time says when it did).
+fn save<T: Serialize>(path: &Path, record: &T) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(record)?;
+    bytes.push(b'\n');
+    write_if_changed(path, &bytes)?;
+    Ok(())
+}
+
 /// `pulls.json`: the last pull of each base image, by local reference
 /// (`127.0.0.1:5000/base/python:3.12`). `cleanup` reads `pulled_at` to judge recent use.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,16 +45,50 @@ impl PullRecords {
     }
 
     pub fn load(state_dir: &Path) -> PullRecords {
-        std::fs::read(Self::path(state_dir))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        load(&Self::path(state_dir))
     }
 
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self)?;
-        bytes.push(b'\n');
-        write_if_changed(&Self::path(state_dir), &bytes)?;
-        Ok(())
+        save(&Self::path(state_dir), self)
+    }
+}
+
+/// `registry-proofs.json`: what was proven of each registry container by its behaviour (a write is
+/// refused, the bucket is read), by container name. A proof holds for the container it was made
+/// on, as long as it runs the config it was made with: a container's config cannot change without
+/// it being made again, under another ID. So the record is keyed by both, and a proof is not made
+/// again while they match.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofRecords {
+    pub registries: BTreeMap<String, ProofRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofRecord {
+    pub container_id: String,
+    pub config_hash: String,
+    pub proven_at: jiff::Timestamp,
+    /// What was shown, for people ("a write is refused (405)").
+    pub shown: Vec<String>,
+}
+
+impl ProofRecords {
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("registry-proofs.json")
+    }
+
+    pub fn load(state_dir: &Path) -> ProofRecords {
+        load(&Self::path(state_dir))
+    }
+
+    pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
+        save(&Self::path(state_dir), self)
+    }
+
+    /// The proof recorded for container `name`, when it was made on this very container and config.
+    pub fn holding(&self, name: &str, container_id: &str, config_hash: &str) -> Option<&ProofRecord> {
+        self.registries
+            .get(name)
+            .filter(|r| r.container_id == container_id && r.config_hash == config_hash && !container_id.is_empty())
     }
 }

@@ -213,7 +213,14 @@ async fn fix(ctx: &Context, config: &Config, remedy: Remedy) -> anyhow::Result<E
         Remedy::RegistryUp => {
             let engine = ctx.engine().await?;
             let s3 = registry::connect_s3(&config.registry).await?;
-            let up = registry::converge(&engine, &config.registry, s3.as_ref(), progress_for(p).as_ref()).await?;
+            let up = registry::converge(
+                &engine,
+                &config.registry,
+                s3.as_ref(),
+                &registry::proof::Proofs::in_state_dir(&ctx.env),
+                progress_for(p).as_ref(),
+            )
+            .await?;
             report::registry_up(p, &up);
             Ok(ExitStatus::Success)
         }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cli::{Context, report};
 use crate::config::{Config, Storage};
 use crate::error::{Error, ExitStatus};
-use crate::registry::{self, api::RegistryApi};
+use crate::registry::{self, api::RegistryApi, proof::Proofs};
 use crate::ui::{Mark, progress_for};
 
 #[derive(Debug, Args)]
@@ -61,7 +61,14 @@ impl RegistryArgs {
 async fn up(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
     let engine = ctx.engine().await?;
     let s3 = registry::connect_s3(&config.registry).await?;
-    let up = registry::converge(&engine, &config.registry, s3.as_ref(), progress_for(&ctx.printer).as_ref()).await?;
+    let up = registry::converge(
+        &engine,
+        &config.registry,
+        s3.as_ref(),
+        &Proofs::in_state_dir(&ctx.env),
+        progress_for(&ctx.printer).as_ref(),
+    )
+    .await?;
     report::registry_up(&ctx.printer, &up);
     Ok(ExitStatus::Success)
 }
@@ -69,7 +76,14 @@ async fn up(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
 async fn renew(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
     let engine = ctx.engine().await?;
     let name = &config.registry.container;
-    match registry::renew(&engine, &config.registry, progress_for(&ctx.printer).as_ref()).await? {
+    match registry::renew(
+        &engine,
+        &config.registry,
+        &Proofs::in_state_dir(&ctx.env),
+        progress_for(&ctx.printer).as_ref(),
+    )
+    .await?
+    {
         registry::Renewal::NotNeeded(why) => {
             ctx.printer.mark(Mark::Same, format!("registry {name}: nothing to renew: {why}"))
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bollard::models::{ContainerState, HealthConfig, HostConfig};
 
-use super::model::{Hardening, HealthCheck};
+use super::model::{Hardening, HealthCheck, HealthRun};
 
 const NO_NEW_PRIVILEGES: &str = "no-new-privileges";
 
@@ -75,6 +75,16 @@ pub(super) fn read(host: &HostConfig, health: Option<&HealthConfig>) -> Hardenin
 pub(super) fn status(state: Option<&ContainerState>) -> Option<String> {
     let status = state?.health.as_ref()?.status?;
     Some(status.to_string()).filter(|s| !s.is_empty() && s != "none")
+}
+
+/// The health check's last run, newest of those the engine keeps.
+pub(super) fn last_run(state: Option<&ContainerState>) -> Option<HealthRun> {
+    let run = state?.health.as_ref()?.log.as_ref()?.last()?;
+    Some(HealthRun {
+        exit_code: run.exit_code,
+        output: run.output.clone().unwrap_or_default(),
+        ended: run.end.as_deref().and_then(|t| t.parse().ok()),
+    })
 }
 
 #[cfg(test)]

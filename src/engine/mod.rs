@@ -28,7 +28,7 @@ pub use listing::{ContainerEntry, ImageEntry, RemoveError};
 #[cfg(test)]
 pub use model::info_from_json;
 pub use model::{
-    ContainerInfo, ContainerSpec, EngineInfo, Hardening, HealthCheck, ImageInfo, OneShotOutcome, OneShotSpec,
+    ContainerInfo, ContainerSpec, EngineInfo, Hardening, HealthCheck, HealthRun, ImageInfo, OneShotOutcome, OneShotSpec,
 };
 
 /// How long devbox waits for the engine to answer one ordinary request.
@@ -121,6 +121,7 @@ impl Engine {
         let host_config = inspect.host_config.unwrap_or_default();
         let hardening = hardening::read(&host_config, config.healthcheck.as_ref());
         let health = hardening::status(inspect.state.as_ref());
+        let last_health = hardening::last_run(inspect.state.as_ref());
         let published = host_config
             .port_bindings
             .unwrap_or_default()
@@ -139,6 +140,7 @@ impl Engine {
             env: config.env.unwrap_or_default(),
             hardening,
             health,
+            last_health,
         }))
     }
 

@@ -145,6 +145,17 @@ pub struct ContainerInfo {
     pub hardening: Hardening,
     /// Its health check's verdict ("starting", "healthy", "unhealthy"); `None` without one.
     pub health: Option<String>,
+    /// Its health check's last run, when it has run.
+    pub last_health: Option<HealthRun>,
+}
+
+/// One run of a container's health check, as the engine keeps it (`State.Health.Log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthRun {
+    pub exit_code: Option<i64>,
+    /// What it printed (the engine keeps the first 4 KiB).
+    pub output: String,
+    pub ended: Option<jiff::Timestamp>,
 }
 
 impl ContainerInfo {
@@ -175,6 +186,7 @@ impl ContainerInfo {
             env,
             hardening: Hardening::default(),
             health: None,
+            last_health: None,
         }
     }
 }
@@ -239,6 +251,7 @@ mod tests {
             env: vec!["AWS_SECRET_ACCESS_KEY=hunter2".into()],
             hardening: Hardening::default(),
             health: None,
+            last_health: None,
         };
         assert!(!format!("{info:?}").contains("hunter2"));
         assert_eq!(info.env_value("AWS_SECRET_ACCESS_KEY"), Some("hunter2"));

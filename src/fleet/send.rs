@@ -123,7 +123,7 @@ pub async fn facts(env: &Environment, config: &Config, timeout: Duration) -> Fac
     let root = &engine.info.docker_root_dir;
     let disk = tokio::time::timeout(
         timeout,
-        crate::disk::measure(&engine.engine, &engine.classification, root, &config.registry),
+        crate::disk::measure(&engine.engine, &engine.classification, root, &config.registry, None),
     );
     let (locals, disk) = tokio::join!(locals, disk);
     for (image, local) in facts.images.iter_mut().zip(locals) {

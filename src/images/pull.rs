@@ -89,10 +89,11 @@ pub async fn pull_and_record(
     let url = config.registry.local_url();
     let api = RegistryApi::new(&url)?;
     // The weekly job may be the first to find the registry's credentials due: renew them first.
-    let renewed = match registry::renew(engine, &config.registry, progress).await? {
-        Renewal::Renewed(up) => Some(up),
-        Renewal::NotNeeded(_) | Renewal::Fresh { .. } => None,
-    };
+    let renewed =
+        match registry::renew(engine, &config.registry, &registry::proof::Proofs::at(state_dir), progress).await? {
+            Renewal::Renewed(up) => Some(up),
+            Renewal::NotNeeded(_) | Renewal::Fresh { .. } => None,
+        };
     if let Err(answer) = api.ping().await {
         let storage = if answer.answered() { storage_failure(engine, config, &answer).await } else { None };
         return Err(storage.unwrap_or(Error::RegistryDown { url: url.clone(), reason: answer.to_string() }).into());

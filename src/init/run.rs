@@ -305,7 +305,8 @@ impl<'a> Run<'a> {
         self.engine().await?;
         let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
         let progress = self.front.progress();
-        let up = registry::converge(engine, &config, self.aws.as_ref(), progress.as_ref()).await?;
+        let proofs = registry::proof::Proofs::in_state_dir(self.env);
+        let up = registry::converge(engine, &config, self.aws.as_ref(), &proofs, progress.as_ref()).await?;
         Ok(steps::registry(&up))
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::api::{ApiError, RegistryApi};
 use super::cause::{self, StorageCause};
+use super::proof::{self, Proofs};
 use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide, line, verify};
 use crate::aws::{Aws, AwsCredentials, ContainerCredentials};
 use crate::config::{RegistryConfig, Storage};
@@ -72,11 +73,12 @@ pub async fn converge(
     engine: &Engine,
     config: &RegistryConfig,
     s3: Option<&Aws>,
+    proofs: &Proofs,
     progress: &dyn Progress,
 ) -> anyhow::Result<Converged> {
     let desired = desired_for_up(engine, config, progress).await?;
     let existing = engine.container(&config.container).await?;
-    let outcome = up(engine, config, &desired, existing.as_ref(), s3).await?;
+    let outcome = up(engine, config, &desired, existing.as_ref(), s3, proofs).await?;
     let storage = match (&desired.storage, &config.s3.bucket) {
         (Storage::S3, Some(bucket)) => format!("s3://{bucket}{}", config.s3.root_directory),
         _ => format!("volume {}", config.volume()),
@@ -126,6 +128,7 @@ async fn up(
     desired: &Desired,
     existing: Option<&ContainerInfo>,
     s3: Option<&Aws>,
+    proofs: &Proofs,
 ) -> anyhow::Result<UpOutcome> {
     let api = RegistryApi::new(&config.local_url())?;
     let credentials = s3.map(Aws::credentials);
@@ -144,7 +147,7 @@ async fn up(
             }
         }
     };
-    let failure = match settle(engine, config, &api, s3, &outcome).await {
+    let failure = match settle(engine, config, &api, s3, proofs, &outcome).await {
         Ok(()) => return Ok(outcome),
         Err(failure) => failure,
     };
@@ -156,7 +159,7 @@ async fn up(
             StorageCause::Credentials { code } => {
                 replace(engine, config, desired, true, s3).await?;
                 let outcome = UpOutcome::Recreated { reason: format!("S3 refused its AWS credentials ({code})") };
-                return match settle(engine, config, &api, s3, &outcome).await {
+                return match settle(engine, config, &api, s3, proofs, &outcome).await {
                     Ok(()) => Ok(outcome),
                     Err(failure) => Err(failure.error.into()),
                 };
@@ -208,6 +211,7 @@ async fn settle(
     config: &RegistryConfig,
     api: &RegistryApi,
     s3: Option<&Aws>,
+    proofs: &Proofs,
     outcome: &UpOutcome,
 ) -> Result<(), Unsettled> {
     let not_ready = |reason: String| Error::RegistryNotReady {
@@ -232,8 +236,8 @@ async fn settle(
         }
         return Err(Unsettled { error: not_ready(not.to_string()), answer });
     }
-    // Answering is not enough: it must behave as devbox's config says.
-    let (error, answer) = match verify::prove(api, config, s3).await {
+    // Answering is not enough: it must behave as devbox's config says (proven once per container).
+    let (error, answer) = match proof::prove_once(engine, api, config, s3, proofs).await {
         verify::Verdict::Proven(_) => return Ok(()),
         verify::Verdict::Ignored(cause) => (
             Error::RegistryIgnoredConfig {

@@ -47,10 +47,15 @@ pub fn hardening(config: &RegistryConfig) -> Hardening {
 /// which the testbed's images carry too. It is a shell command on purpose: the engine keeps the
 /// output of its last runs (`State.Health.Log`), so a later step can print more after the probe
 /// (the disk of the engine's data root, `df -P /`, is one line) and doctor can read it from an
-/// inspect, without running anything in the engine. Only the probe's outcome decides the status.
+/// inspect, without running anything in the engine. Only the probe's outcome decides the status:
+/// the `df` prints the disk's figure (`crate::disk::from_health` reads it, busybox's or coreutils'
+/// alike) and the check then exits 0 whatever it printed.
 fn health_check() -> HealthCheck {
     HealthCheck {
-        test: vec!["CMD-SHELL".to_string(), format!("wget -q -T 5 -O /dev/null {HEALTH_URL} || exit 1")],
+        test: vec![
+            "CMD-SHELL".to_string(),
+            format!("wget -q -T 5 -O /dev/null {HEALTH_URL} || exit 1; df -P -k / 2>&1; exit 0"),
+        ],
         interval: Duration::from_secs(30),
         timeout: Duration::from_secs(10),
         retries: 3,
@@ -112,5 +117,7 @@ mod tests {
         let check = health_check();
         assert_eq!(check.test[0], "CMD-SHELL");
         assert!(check.test[1].contains("http://127.0.0.1:5000/v2/"), "{:?}", check.test);
+        // The disk's figure follows the probe, which alone decides the exit status.
+        assert!(check.test[1].contains("|| exit 1; df -P -k /"), "{:?}", check.test);
     }
 }

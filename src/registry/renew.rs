@@ -5,6 +5,7 @@
 
 use super::converge::{Converged, connect_s3, converge};
 use super::lease::LeaseVerdict;
+use super::proof::Proofs;
 use super::{LABEL_MANAGED, lease_of};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::Engine;
@@ -48,12 +49,17 @@ async fn due(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<Result<
 /// Renews the registry's credentials when they are inside the refresh window or expired: fresh
 /// ones are resolved on the host and the container is recreated through `converge`. When the host
 /// cannot resolve any (its login expired), the error says so and the container is left as it was.
-pub async fn renew(engine: &Engine, config: &RegistryConfig, progress: &dyn Progress) -> anyhow::Result<Renewal> {
+pub async fn renew(
+    engine: &Engine,
+    config: &RegistryConfig,
+    proofs: &Proofs,
+    progress: &dyn Progress,
+) -> anyhow::Result<Renewal> {
     if let Err(nothing) = due(engine, config).await? {
         return Ok(nothing);
     }
     let s3 = connect_s3(config).await?;
-    Ok(Renewal::Renewed(converge(engine, config, s3.as_ref(), progress).await?))
+    Ok(Renewal::Renewed(converge(engine, config, s3.as_ref(), proofs, progress).await?))
 }
 
 /// Whether the registry's own AWS credentials expire, from its container's labels: `Some(false)`

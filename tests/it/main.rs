@@ -28,6 +28,7 @@ mod release_feed;
 mod schedule;
 mod security;
 mod self_update;
+mod speed;
 mod testbed;
 mod vm;
 mod vm_bed;

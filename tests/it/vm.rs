@@ -61,6 +61,21 @@ fn vm_disk_check_measures_the_vms_disk_not_this_hosts() {
     assert!(summary.contains("inside colima's VM"), "{summary}");
     assert_eq!(disk["details"]["measured"], format!("df in container {}", bed.name));
 
+    // Once the registry's health check has run (30 s after the start), its `df` is the figure:
+    // no exec in the VM, and the report says how old the figure is.
+    let health = || {
+        let out = vm_docker(&["inspect", "--format", "{{len .State.Health.Log}}", &bed.name]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    crate::testbed::wait_until("the registry's first health check", Duration::from_secs(90), || health() != "0");
+    let report = bed.test(&["doctor", "--check", "disk", "--json", "--timeout", "60s"]).any_code().json();
+    let disk = finding(&report, "disk");
+    let measured = disk["details"]["measured"].as_str().unwrap_or_default();
+    assert!(measured.starts_with(&format!("df by {}'s health check, ", bed.name)), "{disk:#}");
+    assert!(measured.ends_with(" s ago"), "{disk:#}");
+    let from_health: u64 = disk["details"]["total_bytes"].as_str().and_then(|s| s.parse().ok()).expect("total_bytes");
+    assert_eq!(from_health, total, "{disk:#}");
+
     // Without a running registry, a probe container measures the same disk, and leaves nothing.
     bed.test(&["registry", "down"]).run();
     let report = bed.test(&["doctor", "--check", "disk", "--json", "--timeout", "120s"]).any_code().json();

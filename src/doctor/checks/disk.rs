@@ -7,7 +7,6 @@ use super::{EngineFacts, Probe};
 use crate::cleanup;
 use crate::config::Config;
 use crate::doctor::{CheckId, Finding, Status};
-use crate::engine::Engine;
 use crate::env::Environment;
 use crate::paths::Paths;
 
@@ -21,17 +20,24 @@ pub fn disk_verdict(used_percent: f64) -> Status {
 }
 
 pub fn check<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
-    disk(facts, probe.config, probe.env).boxed()
+    disk(probe, facts, probe.config, probe.env).boxed()
 }
 
 /// The disk that holds the engine's data root, measured where it is (`crate::disk`): this host's
 /// for a native engine, the VM's for an engine in a VM.
-async fn disk(facts: &EngineFacts, config: &Config, env: &Environment) -> Finding {
+async fn disk(probe: &Probe<'_>, facts: &EngineFacts, config: &Config, env: &Environment) -> Finding {
     let root = &facts.info.docker_root_dir;
-    let (usage, reclaimable) = tokio::join!(
-        crate::disk::measure(&facts.engine, &facts.classification, root, &config.registry),
-        reclaimable(&facts.engine, config, env)
-    );
+    let measured = async {
+        // Inside a VM, the registry's health check may have measured it already: no exec then.
+        let registry = if crate::disk::on_this_host(&facts.classification) {
+            None
+        } else {
+            probe.registry_container().await.ok().flatten()
+        };
+        let health = registry.as_ref().and_then(|c| c.last_health.as_ref());
+        crate::disk::measure(&facts.engine, &facts.classification, root, &config.registry, health).await
+    };
+    let (usage, reclaimable) = tokio::join!(measured, reclaimable(facts, config, env));
     let usage = match usage {
         Ok(usage) if usage.total_bytes > 0 => usage,
         Ok(_) => return Finding::ok(CheckId::Disk, format!("{root}: its size is unknown; {reclaimable}")),
@@ -56,9 +62,11 @@ async fn disk(facts: &EngineFacts, config: &Config, env: &Environment) -> Findin
 }
 
 /// What `devbox cleanup` would free now, from the same plan it would carry out.
-async fn reclaimable(engine: &Engine, config: &Config, env: &Environment) -> String {
+async fn reclaimable(facts: &EngineFacts, config: &Config, env: &Environment) -> String {
     let pulls = Paths::resolve(env).map(|p| cleanup::read_pulls(p.state_dir())).unwrap_or_default();
-    match cleanup::make_plan(engine, &cleanup::policy(config), &pulls).await {
+    // The engine's clock as its info gave it when doctor connected: no second `GET /info`.
+    let engine_time = facts.info.system_time;
+    match cleanup::make_plan_at(&facts.engine, &cleanup::policy(config), &pulls, engine_time).await {
         Ok(plan) => {
             let removals = plan.containers.iter().chain(&plan.dangling_images).chain(&plan.evicted_images);
             let bytes: u64 = removals.clone().filter_map(|r| r.size).sum();

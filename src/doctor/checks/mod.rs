@@ -24,6 +24,7 @@ use futures_util::future::{BoxFuture, Shared};
 
 use super::{CheckId, Finding, Status};
 use crate::config::{Config, LoadedConfig};
+use crate::engine::ContainerInfo;
 use crate::env::Environment;
 pub use engine::EngineFacts;
 pub use images::Digests;
@@ -92,7 +93,12 @@ pub struct Probe<'a> {
     pub timeout: Duration,
     engine: Shared<BoxFuture<'a, (Finding, Option<Arc<EngineFacts>>)>>,
     digests: Shared<BoxFuture<'a, Digests>>,
+    registry: Shared<BoxFuture<'a, RegistryContainer>>,
 }
+
+/// The registry container as the engine describes it: `Ok(None)` when there is none, `Err` when
+/// the engine did not answer (the engine check says why) or the inspect failed (with the reason).
+pub type RegistryContainer = Result<Option<Arc<ContainerInfo>>, Option<String>>;
 
 impl<'a> Probe<'a> {
     pub fn new(env: &'a Environment, config: &'a Config, timeout: Duration) -> Probe<'a> {
@@ -109,7 +115,19 @@ impl<'a> Probe<'a> {
                 .await
                 .unwrap_or_else(|_| Err(timed_out(CheckId::BaseImages, timeout)))
         };
-        Probe { env, config, timeout, engine: engine.boxed().shared(), digests: digests.boxed().shared() }
+        let engine = engine.boxed().shared();
+        let connected = engine.clone();
+        let registry = async move {
+            let facts = connected.await.1.ok_or(None)?;
+            let inspected = facts.engine.container(&config.registry.container).await;
+            inspected.map(|found| found.map(Arc::new)).map_err(|err| Some(format!("{err:#}")))
+        };
+        Probe { env, config, timeout, engine, digests: digests.boxed().shared(), registry: registry.boxed().shared() }
+    }
+
+    /// The registry container, inspected once for the checks that read it.
+    pub async fn registry_container(&self) -> RegistryContainer {
+        self.registry.clone().await
     }
 
     /// The connected engine, or `None` when it did not answer (the engine check says why).

@@ -1,6 +1,8 @@
 //! The local registry: its container (devbox's own, running, on loopback only, read-only on S3, made
 //! from the current devbox.toml) and its API (it answers, and can read its storage).
 
+use std::sync::Arc;
+
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
@@ -12,9 +14,17 @@ use crate::registry;
 use crate::registry::api::{ApiError, RegistryApi};
 use crate::registry::cause::FixCommand;
 use crate::registry::lease::{Lease, LeaseVerdict, human_until};
+use crate::registry::proof::Proofs;
 
 pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
-    async move { judge_container(&measure_container(&facts.engine, &probe.config.registry).await) }.boxed()
+    async move {
+        let inspected = match probe.registry_container().await {
+            Ok(found) => Ok(found),
+            Err(why) => Err(why.unwrap_or_else(|| "the engine did not answer".to_string())),
+        };
+        judge_container(&measure_container(&facts.engine, &probe.config.registry, inspected).await)
+    }
+    .boxed()
 }
 
 /// What was found of the registry container.
@@ -79,11 +89,14 @@ impl ContainerSeen {
     }
 }
 
-pub async fn measure_container(engine: &Engine, registry: &RegistryConfig) -> ContainerFound {
-    let container = match engine.container(&registry.container).await {
-        Ok(found) => Ok(found.as_ref().map(ContainerSeen::of)),
-        Err(err) => Err(format!("{err:#}")),
-    };
+/// What was found of the registry container, from its inspect (`inspected`, shared with the
+/// other checks that read it).
+pub async fn measure_container(
+    engine: &Engine,
+    registry: &RegistryConfig,
+    inspected: Result<Option<Arc<ContainerInfo>>, String>,
+) -> ContainerFound {
+    let container = inspected.map(|found| found.as_deref().map(ContainerSeen::of));
     let stopped = matches!(&container, Ok(None)) || matches!(&container, Ok(Some(c)) if !c.is_running());
     ContainerFound {
         name: registry.container.clone(),
@@ -256,15 +269,19 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
     // A read that reaches storage proves the bucket (or volume) works behind the registry. The
     // base images' manifests are such reads, and are read anyway (the base-images check compares
     // them): they start with the ping. With no base image configured, the catalog is read.
-    let (pinged, digests) = tokio::join!(api.ping(), probe.digests());
+    // With no base image configured, the catalog is the read: it starts with them too.
+    let catalog = async { if probe.config.images.base.is_empty() { Some(api.read_through(None).await) } else { None } };
+    let (pinged, digests, catalog) = tokio::join!(api.ping(), probe.digests(), catalog);
     if let Err(answer) = pinged {
         let finding = Finding::fail(id, answer.to_string());
         return explained(probe, Some(&answer), finding.clone())
             .await
             .unwrap_or_else(|| finding.hint("See what the registry says: devbox registry logs --no-follow"));
     }
-    // Its behaviour, not devbox's labels, shows that it runs devbox's config.
-    let proofs = match registry::verify::prove_connecting(&api, &probe.config.registry).await {
+    // Its behaviour, not devbox's labels, shows that it runs devbox's config: proven once per
+    // container. What can change while it runs (S3 answering its credentials, at its clock's time)
+    // the storage read below shows on every run.
+    let proofs = match prove_once(probe).await {
         registry::verify::Verdict::Proven(shown) => shown.iter().map(|s| format!("; {s}")).collect::<String>(),
         registry::verify::Verdict::Ignored(cause) => {
             return Finding::fail(id, format!("the registry ignored devbox's config: {cause}"))
@@ -292,12 +309,42 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
             );
         }
         Err(failed) => (failed.summary, None),
-        Ok(_) => match api.read_through(None).await {
-            Ok(what) => return Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
-            Err(answer) => (answer.to_string(), Some(answer)),
-        },
+        Ok(_) => {
+            let read = match catalog {
+                Some(read) => read,
+                None => api.read_through(None).await,
+            };
+            match read {
+                Ok(what) => return Finding::ok(id, format!("{url}/v2/ answers; {what}{proofs}")),
+                Err(answer) => (answer.to_string(), Some(answer)),
+            }
+        }
     };
     explained(probe, answer.as_ref(), unreadable(&failed)).await.unwrap_or_else(|| unreadable(&failed).hint(generic))
+}
+
+/// The proofs that the registry runs devbox's config: the record made for this container when
+/// there is one, else the proofs themselves, recorded when they pass.
+async fn prove_once(probe: &Probe<'_>) -> registry::verify::Verdict {
+    let config = &probe.config.registry;
+    // A writable registry on its own volume has nothing to prove: no need to wait for its inspect.
+    if !registry::effective_readonly(config) && config.storage() == crate::config::Storage::Filesystem {
+        return registry::verify::Verdict::Proven(Vec::new());
+    }
+    let proofs = Proofs::in_state_dir(probe.env);
+    let container = probe.registry_container().await.ok().flatten();
+    if let Some(record) = container.as_ref().and_then(|c| proofs.recorded(&config.container, c)) {
+        return registry::verify::Verdict::Proven(registry::proof::shown(&record));
+    }
+    let api = match RegistryApi::new(&config.local_url()) {
+        Ok(api) => api,
+        Err(err) => return registry::verify::Verdict::Unproven { reason: format!("{err:#}"), answer: None },
+    };
+    let verdict = registry::verify::prove_connecting(&api, config).await;
+    if let (registry::verify::Verdict::Proven(shown), Some(container)) = (&verdict, &container) {
+        proofs.record(&config.container, container, shown);
+    }
+    verdict
 }
 
 /// `finding` with the root cause the registry gives for a failed storage read, and its fix; `None`

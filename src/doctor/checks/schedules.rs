@@ -54,12 +54,23 @@ pub fn scheduler_state(env: &Environment) -> Result<Option<SchedulerState>, Find
     let read = || -> anyhow::Result<SchedulerState> {
         let paths = Paths::resolve(env)?;
         let kind = schedule::detect()?;
-        let backend = schedule::backend_for(kind, env, &paths)?;
-        let mut jobs = Vec::new();
-        for name in schedule::ALL_JOBS {
-            let installed = backend.status(name)?.installed;
-            jobs.push((name, installed, schedule::read_run_record(paths.state_dir(), name)));
-        }
+        // Each job's status is a scheduler tool run (crontab -l, systemctl): all at once, not in turn.
+        let jobs = std::thread::scope(|scope| {
+            let paths = &paths;
+            let running: Vec<_> = schedule::ALL_JOBS
+                .into_iter()
+                .map(|name| {
+                    scope.spawn(move || -> anyhow::Result<_> {
+                        let installed = schedule::backend_for(kind, env, paths)?.status(name)?.installed;
+                        Ok((name, installed, schedule::read_run_record(paths.state_dir(), name)))
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|job| job.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading a job's status crashed"))))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
         Ok(SchedulerState { backend: kind.to_string(), state_dir: paths.state_dir().to_path_buf(), jobs })
     };
     read().map(Some).map_err(|err| Finding::fail(CheckId::Schedules, format!("{err:#}")))
