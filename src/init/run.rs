@@ -139,6 +139,11 @@ impl<'a> Run<'a> {
     /// outcome as it comes. Ctrl-C stops the run after the step it interrupted.
     pub async fn run(&mut self, mut report: impl FnMut(Step, &Outcome)) -> Ran {
         let mut ran = Ran { results: Vec::new(), usage: false, interrupted: false };
+        // One listener for the whole run, made before the first step: a Ctrl-C that comes between
+        // two steps (while one is reported) is kept for the next, where a listener made per step
+        // would come too late to hear it, and tokio's handler would have swallowed it.
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
         for step in ALL_STEPS {
             let outcome = if self.options.skip.contains(&step) {
                 Outcome::Skipped("--skip".into())
@@ -147,7 +152,7 @@ impl<'a> Run<'a> {
             } else {
                 let result = tokio::select! {
                     result = self.step(step) => result,
-                    _ = tokio::signal::ctrl_c() => Err(Error::Interrupted.into()),
+                    _ = &mut ctrl_c => Err(Error::Interrupted.into()),
                 };
                 match result {
                     Ok(outcome) => outcome,
