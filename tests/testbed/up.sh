@@ -88,22 +88,18 @@ if [ "${DEVBOX_TESTBED_PODMAN:-1}" != 0 ]; then
 fi
 # As this user: its state (and the env file the tests read) is where common.sh says for this user.
 sh tests/testbed/garage/up.sh
-if [ -n "$vm_build" ]; then
-  if ! wait "$vm_build"; then
-    echo "testbed: building the VM image failed; its log ($vm_log):" >&2
-    tail -n 40 "$vm_log" >&2 || true
+# Waits for a VM image's background build ($1: its pid, or empty when left out), shows its log
+# ($2) less the image path, then starts that VM ($3: its up.sh). $4 names it in the error.
+start_vm() {
+  [ -n "$1" ] || return 0
+  if ! wait "$1"; then
+    echo "testbed: building the $4 image failed; its log ($2):" >&2
+    tail -n 40 "$2" >&2 || true
     exit 1
   fi
-  grep -v '^/' "$vm_log" || true
-  $sudo sh tests/testbed/vm/up.sh
-fi
-if [ -n "$podman_build" ]; then
-  if ! wait "$podman_build"; then
-    echo "testbed: building the podman VM image failed; its log ($podman_log):" >&2
-    tail -n 40 "$podman_log" >&2 || true
-    exit 1
-  fi
-  grep -v '^/' "$podman_log" || true
-  $sudo sh tests/testbed/podman/up.sh
-fi
+  grep -v '^/' "$2" || true
+  $sudo sh "$3"
+}
+start_vm "$vm_build" "$vm_log" tests/testbed/vm/up.sh "VM"
+start_vm "$podman_build" "$podman_log" tests/testbed/podman/up.sh "podman VM"
 echo "testbed: Docker engine $(docker version --format '{{.Server.Version}}'), $(docker-registry --version 2>&1 | head -n 1), moto $(python3 -c 'import moto; print(moto.__version__)')"
