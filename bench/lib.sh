@@ -128,3 +128,6 @@ alias = "$BENCH_ID/{name}"
 TOML
   IMAGES+=("127.0.0.1:$REG_PORT/base/python:3.12" "$BENCH_ID/base/python:3.12")
 }
+
+# shellcheck source-path=SCRIPTDIR source=check-times.sh
+source "$(dirname "${BASH_SOURCE[0]}")/check-times.sh"

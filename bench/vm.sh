@@ -40,6 +40,8 @@ cleanup() {
 trap cleanup EXIT
 
 seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+# shellcheck source-path=SCRIPTDIR source=check-times.sh
+source bench/check-times.sh
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 engine_skew() { "$DEVBOX" clock check --json | jq '.skews[] | select(.a == "engine" and .b == "host") | .skew_seconds'; }
 
@@ -76,6 +78,8 @@ worst=$(printf '%s\n' "$abs" | sort -g | tail -n 1)
 echo "on the VM engine ($(cat /run/devbox-testbed/vm/accel 2>/dev/null || echo '?'), reached as colima; median of $runs)"
 printf '  %-36s %8.2fs\n' "devbox doctor" "$doctor" "docker info" "$info"
 printf '  doctor / docker info = %.1f\n' "$(echo "$doctor / $info" | bc -l)"
+echo "each check's duration (median of $runs; all start at once, so the slowest sets the time)"
+check_times "$runs"
 printf '  %-36s %8.2fs   (once, before the health check first ran)\n' "devbox doctor right after registry up" "$early"
 printf '  %-36s %8.2fs\n' "clock sync after a 5 s pause (wall)" "$wall"
 printf '  residual skew after sync: median %.3fs, worst %.3fs   (goal < 0.5 s; lima steps at 0.1 s)\n' "$residual" "$worst"

@@ -8,7 +8,11 @@
 //!   `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are honoured, as curl honours them;
 //!   TLS is rustls with the platform's trust store.
 //!
-//! Both have a connect timeout and an overall timeout per request; the caller says how long a whole
+//! - [`engine`]: a Docker engine's API, for the one request devbox makes outside bollard (the
+//!   ping that tells the engine's API version): plain HTTP over its unix socket or TCP address, no
+//!   proxy (bollard uses none), no TLS trust store.
+//!
+//! All have a connect timeout and an overall timeout per request; the caller says how long a whole
 //! request may take, since a version check and a download differ.
 
 use std::time::Duration;
@@ -61,6 +65,27 @@ pub fn outside(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwes
         .redirect(redirects.policy())
         .build()
         .context("building the HTTP client")
+}
+
+/// A client for a Docker engine's API: over the unix socket `socket` when given, else to the TCP
+/// address in each request's URL; no proxy, no TLS trust store.
+// The one home of `reqwest::Client::builder`.
+#[allow(clippy::disallowed_methods)]
+pub fn engine(socket: Option<&std::path::Path>, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(LOOPBACK_CONNECT_TIMEOUT.min(timeout))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tls_certs_only([]);
+    let builder = match socket {
+        #[cfg(unix)]
+        Some(path) => builder.unix_socket(path),
+        #[cfg(not(unix))]
+        Some(path) => anyhow::bail!("{} is a unix socket, which this OS does not have", path.display()),
+        None => builder,
+    };
+    builder.build().context("building the HTTP client")
 }
 
 /// The client that suits `url`: [`loopback`] for `http://` to this machine, else [`outside`].
@@ -134,5 +159,7 @@ mod tests {
     fn both_clients_build() {
         assert!(loopback(Duration::from_secs(1), Redirects::None).is_ok());
         assert!(outside(Duration::from_secs(1), Redirects::Follow).is_ok());
+        assert!(engine(Some(std::path::Path::new("/run/docker.sock")), Duration::from_secs(1)).is_ok());
+        assert!(engine(None, Duration::from_secs(1)).is_ok());
     }
 }

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use bollard::Docker;
+use bollard::{ClientVersion, Docker};
 
 use super::{DEFAULT_TIMEOUT, Engine, endpoint, engine_message};
 use crate::env::Environment;
 use crate::error::{Attempt, Error};
+use crate::http::NoAnswer;
 
 /// How long one candidate endpoint has to answer a ping during discovery.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
@@ -55,28 +56,74 @@ async fn try_connect(host: &str) -> Result<Docker, NoEngine> {
     // bollard's own limit is the longest devbox allows one request (a container start); each call
     // is bounded by devbox's own timeout for its kind (`Engine::call_raw_for`).
     let timeout = super::START_TIMEOUT.as_secs() + 10;
-    let docker = if let Some(path) = host.strip_prefix("unix://") {
+    let refused = |e: bollard::errors::Error| NoEngine::Refused(e.to_string());
+    if let Some(path) = host.strip_prefix("unix://") {
         if !std::path::Path::new(path).exists() {
             return Err(NoEngine::NoSocket);
         }
-        Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
+        match ping(Some(std::path::Path::new(path)), "http://docker/_ping").await? {
+            Some(api) => Docker::connect_with_unix(path, timeout, &api).map_err(refused),
+            None => {
+                negotiate(Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION).map_err(refused)?)
+                    .await
+            }
+        }
     } else if host.starts_with("tcp://") || host.starts_with("http://") {
-        Docker::connect_with_http(host, timeout, bollard::API_DEFAULT_VERSION)
+        let url = format!("{}/_ping", host.replacen("tcp://", "http://", 1).trim_end_matches('/'));
+        match ping(None, &url).await? {
+            Some(api) => Docker::connect_with_http(host, timeout, &api).map_err(refused),
+            None => {
+                negotiate(Docker::connect_with_http(host, timeout, bollard::API_DEFAULT_VERSION).map_err(refused)?)
+                    .await
+            }
+        }
     } else if host.starts_with("npipe://") {
-        Docker::connect_with_host(host)
+        let docker = Docker::connect_with_host(host).map_err(refused)?;
+        match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
+            Err(_) => return Err(NoEngine::TimedOut { seconds: PING_TIMEOUT.as_secs() }),
+            Ok(Err(e)) => return Err(NoEngine::Refused(engine_message(&e))),
+            Ok(Ok(_)) => {}
+        }
+        negotiate(docker).await
     } else {
-        return Err(NoEngine::UnsupportedScheme);
+        Err(NoEngine::UnsupportedScheme)
     }
-    .map_err(|e| NoEngine::Refused(e.to_string()))?;
-    // A ping proves the engine answers, quickly; then its version settles the API version: older
-    // engines (Debian's 20.10 speaks API 1.41) refuse bollard's newer default. The version gets the
-    // ordinary request's time: podman gathers it by running its helpers (conmon, crun), which takes
-    // seconds in a slow VM where the ping takes milliseconds.
-    match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
-        Err(_) => return Err(NoEngine::TimedOut { seconds: PING_TIMEOUT.as_secs() }),
-        Ok(Err(e)) => return Err(NoEngine::Refused(engine_message(&e))),
-        Ok(Ok(_)) => {}
+}
+
+/// A ping proves the engine answers, quickly, and its `Api-Version` header names the newest API
+/// the engine speaks: older engines (Debian's 20.10 speaks 1.41) refuse bollard's newer default.
+/// `Some(version)` is what devbox will speak: the older of the two. `None` when the engine sent no
+/// such header, so `/version` must settle it. The ping is the cheapest request that tells:
+/// `GET /version` makes dockerd ask containerd and runc, and podman run its helpers (70 ms and
+/// 1.2 s in the testbed's emulated VMs, where a ping takes 3 ms).
+async fn ping(socket: Option<&std::path::Path>, url: &str) -> Result<Option<ClientVersion>, NoEngine> {
+    let client = crate::http::engine(socket, PING_TIMEOUT).map_err(|e| NoEngine::Refused(format!("{e:#}")))?;
+    let response = client.get(url).send().await.map_err(|e| match NoAnswer::of(&e, PING_TIMEOUT) {
+        NoAnswer::TimedOut { seconds } => NoEngine::TimedOut { seconds },
+        other => NoEngine::Refused(other.to_string()),
+    })?;
+    let header = response.headers().get("api-version").and_then(|v| v.to_str().ok());
+    Ok(header.and_then(api_version).map(|server| older(server, bollard::API_DEFAULT_VERSION)))
+}
+
+/// The API version in an `Api-Version` header ("1.41"), if it is one.
+fn api_version(header: &str) -> Option<ClientVersion> {
+    let (major, minor) = header.trim().split_once('.')?;
+    Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
+}
+
+fn older(a: ClientVersion, b: &ClientVersion) -> ClientVersion {
+    if (a.major_version, a.minor_version) <= (b.major_version, b.minor_version) {
+        a
+    } else {
+        ClientVersion { major_version: b.major_version, minor_version: b.minor_version }
     }
+}
+
+/// The API version from `GET /version`, for an engine whose ping did not say it. It gets the
+/// ordinary request's time: podman gathers it by running its helpers (conmon, crun), which takes
+/// seconds in a slow VM.
+async fn negotiate(docker: Docker) -> Result<Docker, NoEngine> {
     match tokio::time::timeout(DEFAULT_TIMEOUT, docker.negotiate_version()).await {
         Err(_) => Err(NoEngine::VersionTimedOut { seconds: DEFAULT_TIMEOUT.as_secs() }),
         Ok(Err(e)) => Err(NoEngine::Refused(engine_message(&e))),
@@ -104,5 +151,29 @@ async fn podman_machine_sockets() -> Result<Vec<String>, String> {
             paths if paths.is_empty() => Err("it names no machine (podman machine init)".into()),
             paths => Ok(paths),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_version_is_the_older_of_the_engines_and_bollards() {
+        let v = |s| api_version(s).map(|v| (v.major_version, v.minor_version));
+        assert_eq!(v("1.41"), Some((1, 41)));
+        assert_eq!(v(" 1.53 "), Some((1, 53)));
+        assert_eq!(v("1"), None);
+        assert_eq!(v("one.41"), None);
+        assert_eq!(v(""), None);
+        let newest = ClientVersion { major_version: 1, minor_version: 53 };
+        let pick = |a, b| {
+            let v = older(api_version(a).expect("version"), &api_version(b).expect("version"));
+            format!("{v}")
+        };
+        assert_eq!(pick("1.41", "1.53"), "1.41");
+        assert_eq!(pick("1.99", "1.53"), "1.53");
+        assert_eq!(pick("2.0", "1.53"), "1.53");
+        assert_eq!(format!("{}", older(ClientVersion { major_version: 1, minor_version: 44 }, &newest)), "1.44");
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Backend, BackendKind, Change, Installed, Job, JobEnv, next_run, run_tool, sh_quote};
+use super::{ALL_JOBS, Backend, BackendKind, Change, Installed, Job, JobEnv, next_run, run_tool, sh_quote};
 use crate::error::Error;
 
 const TEMPLATE: &str = include_str!("../../templates/schedule/cron.txt");
@@ -140,15 +140,27 @@ impl Backend for Cron {
         Ok(vec![Change { job: "all".into(), location: "crontab".into(), changed }])
     }
 
+    /// One `crontab -l` for every job.
+    fn installed(&self) -> anyhow::Result<Vec<&'static str>> {
+        let crontab = self.read()?;
+        let lines = block_lines(&crontab);
+        Ok(ALL_JOBS.into_iter().filter(|job| lines.iter().any(|l| l.contains(&marker(job)))).collect())
+    }
+
     fn status(&self, job: &str) -> anyhow::Result<Installed> {
         let crontab = self.read()?;
-        let marker = format!("--scheduled-job {job} ");
+        let marker = marker(job);
         let line = block_lines(&crontab).into_iter().find(|l| l.contains(&marker)).map(str::to_string);
         let next_run = line.as_deref().and_then(parse_spec).and_then(|spec| {
             next_run(&spec, &jiff::ZonedDateTime::now()).map(|t| t.strftime("%Y-%m-%d %H:%M %Z").to_string())
         });
         Ok(Installed { installed: line.is_some(), next_run, location: "crontab".into() })
     }
+}
+
+/// What marks `job`'s line in devbox's block.
+fn marker(job: &str) -> String {
+    format!("--scheduled-job {job} ")
 }
 
 /// The schedule part of one of devbox's own lines (it only writes the forms `Field` prints).

@@ -252,6 +252,17 @@ pub trait Backend {
     /// Removes every devbox job, and nothing else.
     fn remove(&self) -> anyhow::Result<Vec<Change>>;
     fn status(&self, job: &str) -> anyhow::Result<Installed>;
+    /// Which of devbox's jobs are installed, without when they run next: for `doctor`, which
+    /// needs no more. Backends whose status asks a tool per job read it once here.
+    fn installed(&self) -> anyhow::Result<Vec<&'static str>> {
+        let mut installed = Vec::new();
+        for job in ALL_JOBS {
+            if self.status(job)?.installed {
+                installed.push(job);
+            }
+        }
+        Ok(installed)
+    }
 }
 
 /// Removes, one by one, the devbox jobs that are not in `jobs`; returns those that were there.

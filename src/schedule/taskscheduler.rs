@@ -120,6 +120,11 @@ impl Backend for TaskScheduler {
         ALL_JOBS.iter().map(|job| self.remove_job(job)).collect()
     }
 
+    /// The tasks' XML files, with no `schtasks` run.
+    fn installed(&self) -> anyhow::Result<Vec<&'static str>> {
+        Ok(ALL_JOBS.into_iter().filter(|job| self.path(job).exists()).collect())
+    }
+
     fn status(&self, job: &str) -> anyhow::Result<Installed> {
         let installed = self.path(job).exists();
         let next_run = if installed {

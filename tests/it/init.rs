@@ -308,6 +308,8 @@ fn init_schedules_and_uninstall_with_real_cron_as_a_test_user() {
         .output_has("nothing changed")
         .run();
     assert_eq!(user.crontab(), crontab);
+    // doctor reads the same crontab, once for every job.
+    user.test(&["doctor", "--check", "schedules"]).output_has("✓ schedules").run();
 
     let removed = user
         .test(&["uninstall", "--yes"])
@@ -317,6 +319,9 @@ fn init_schedules_and_uninstall_with_real_cron_as_a_test_user() {
     let text = output_text(&removed);
     assert!(removed.status.success() || text.contains("cannot check the registry container"), "{text}");
     assert_eq!(user.crontab(), theirs, "uninstall did not leave the user's crontab as it was");
+    user.test(&["doctor", "--check", "schedules"])
+        .output_has("! schedules          not installed in cron: cleanup, refresh")
+        .run();
 }
 
 #[test]

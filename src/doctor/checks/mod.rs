@@ -102,10 +102,27 @@ pub type RegistryContainer = Result<Option<Arc<ContainerInfo>>, Option<String>>;
 
 impl<'a> Probe<'a> {
     pub fn new(env: &'a Environment, config: &'a Config, timeout: Duration) -> Probe<'a> {
+        // The connection serves the registry's inspect at once; the engine's info and clock
+        // (the slowest requests) are read meanwhile.
+        let connection = async move {
+            tokio::time::timeout(timeout, engine::connect(env))
+                .await
+                .unwrap_or_else(|_| Err(timed_out(CheckId::Engine, timeout)))
+        }
+        .boxed()
+        .shared();
+        let connected = connection.clone();
         let engine = async move {
             let started = Instant::now();
-            let connected = tokio::time::timeout(timeout, engine::connect(env)).await;
-            let (mut finding, facts) = connected.unwrap_or_else(|_| (timed_out(CheckId::Engine, timeout), None));
+            let facts = async move {
+                match connected.await {
+                    Ok(engine) => engine::facts(env, engine).await,
+                    Err(finding) => (finding, None),
+                }
+            };
+            let (mut finding, facts) = tokio::time::timeout(timeout, facts)
+                .await
+                .unwrap_or_else(|_| (timed_out(CheckId::Engine, timeout), None));
             finding.duration = started.elapsed();
             (finding, facts.map(Arc::new))
         };
@@ -116,10 +133,9 @@ impl<'a> Probe<'a> {
                 .unwrap_or_else(|_| Err(timed_out(CheckId::BaseImages, timeout)))
         };
         let engine = engine.boxed().shared();
-        let connected = engine.clone();
         let registry = async move {
-            let facts = connected.await.1.ok_or(None)?;
-            let inspected = facts.engine.container(&config.registry.container).await;
+            let engine = connection.await.map_err(|_| None)?;
+            let inspected = engine.container(&config.registry.container).await;
             inspected.map(|found| found.map(Arc::new)).map_err(|err| Some(format!("{err:#}")))
         };
         Probe { env, config, timeout, engine, digests: digests.boxed().shared(), registry: registry.boxed().shared() }

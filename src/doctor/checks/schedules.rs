@@ -40,7 +40,7 @@ pub fn measure<'p>(probe: &'p Probe<'_>) -> BoxFuture<'p, Judge<'p>> {
 }
 
 /// What the OS scheduler holds of devbox's jobs, every job that devbox may install. Blocking: the
-/// scheduler tools (crontab, systemctl, launchctl, schtasks) are plain processes.
+/// scheduler tools (crontab, systemctl, launchctl, schtasks) are plain processes, run once each.
 pub struct SchedulerState {
     backend: String,
     state_dir: std::path::PathBuf,
@@ -54,23 +54,11 @@ pub fn scheduler_state(env: &Environment) -> Result<Option<SchedulerState>, Find
     let read = || -> anyhow::Result<SchedulerState> {
         let paths = Paths::resolve(env)?;
         let kind = schedule::detect()?;
-        // Each job's status is a scheduler tool run (crontab -l, systemctl): all at once, not in turn.
-        let jobs = std::thread::scope(|scope| {
-            let paths = &paths;
-            let running: Vec<_> = schedule::ALL_JOBS
-                .into_iter()
-                .map(|name| {
-                    scope.spawn(move || -> anyhow::Result<_> {
-                        let installed = schedule::backend_for(kind, env, paths)?.status(name)?.installed;
-                        Ok((name, installed, schedule::read_run_record(paths.state_dir(), name)))
-                    })
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|job| job.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading a job's status crashed"))))
-                .collect::<anyhow::Result<Vec<_>>>()
-        })?;
+        let installed = schedule::backend_for(kind, env, &paths)?.installed()?;
+        let jobs = schedule::ALL_JOBS
+            .into_iter()
+            .map(|name| (name, installed.contains(&name), schedule::read_run_record(paths.state_dir(), name)))
+            .collect();
         Ok(SchedulerState { backend: kind.to_string(), state_dir: paths.state_dir().to_path_buf(), jobs })
     };
     read().map(Some).map_err(|err| Finding::fail(CheckId::Schedules, format!("{err:#}")))
