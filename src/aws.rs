@@ -156,7 +156,7 @@ pub enum ObjectError {
     #[error("{0}")]
     Unreachable(String),
     #[error("s3://{bucket}/{key} is {size} bytes, over the limit of {limit}")]
-    TooLarge { bucket: String, key: String, size: i64, limit: usize },
+    TooLarge { bucket: String, key: String, size: u64, limit: u64 },
     #[error("s3://{bucket}/{key} is not text")]
     NotText { bucket: String, key: String },
     #[error("cannot sign a URL for s3://{bucket}/{key}: {reason}")]
@@ -360,8 +360,9 @@ impl Aws {
         String::from_utf8(bytes).map_err(|_| ObjectError::NotText { bucket: self.bucket.clone(), key: key.to_string() })
     }
 
-    /// The object `key` of the bucket (a team's devbox.toml), refused above `max_bytes`.
-    pub async fn get_bytes(&self, key: &str, max_bytes: usize) -> Result<Vec<u8>, ObjectError> {
+    /// The object `key` of the bucket (a team's devbox.toml), refused above `max_bytes` without
+    /// reading past it.
+    pub async fn get_bytes(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, ObjectError> {
         let out = self
             .client
             .get_object()
@@ -370,18 +371,12 @@ impl Aws {
             .send()
             .await
             .map_err(|err| self.object_error(key, err))?;
-        if let Some(size) =
-            out.content_length().filter(|len| u64::try_from(*len).is_ok_and(|len| len > max_bytes as u64))
-        {
-            return Err(ObjectError::TooLarge {
-                bucket: self.bucket.clone(),
-                key: key.to_string(),
-                size,
-                limit: max_bytes,
-            });
-        }
-        let body = out.body.collect().await.map_err(|e| ObjectError::Unreachable(error::chain(&e)))?;
-        Ok(body.into_bytes().to_vec())
+        capped_body(out, max_bytes).await.map_err(|err| match err {
+            BodyError::TooLarge(size) => {
+                ObjectError::TooLarge { bucket: self.bucket.clone(), key: key.to_string(), size, limit: max_bytes }
+            }
+            BodyError::Failed(reason) => ObjectError::Unreachable(reason),
+        })
     }
 
     /// A URL that lets a plain HTTP client GET the object `key` for `valid_for`, signed with these
@@ -510,6 +505,33 @@ pub enum ActionError {
     TooLarge { resource: String, size: u64, limit: u64 },
 }
 
+/// Why an object's body was not read whole.
+enum BodyError {
+    /// Over the limit: its declared length, or as much as had arrived when it passed the limit.
+    TooLarge(u64),
+    Failed(String),
+}
+
+/// The body of a `GetObject` answer, refused above `max_bytes` without reading past it: by its
+/// declared length first, then as it streams (a length can be missing, or wrong).
+async fn capped_body(
+    out: aws_sdk_s3::operation::get_object::GetObjectOutput,
+    max_bytes: u64,
+) -> Result<Vec<u8>, BodyError> {
+    if let Some(size) = out.content_length().map(|l| l.max(0) as u64).filter(|s| *s > max_bytes) {
+        return Err(BodyError::TooLarge(size));
+    }
+    let mut body = out.body;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.try_next().await.map_err(|e| BodyError::Failed(error::chain(&e)))? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() as u64 > max_bytes {
+            return Err(BodyError::TooLarge(bytes.len() as u64));
+        }
+    }
+    Ok(bytes)
+}
+
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectInfo {
@@ -614,23 +636,12 @@ impl Aws {
             .send()
             .await
             .map_err(|e| self.action_error("s3:GetObject", key, e))?;
-        let too_large = |size: u64| ActionError::TooLarge { resource: self.resource(key), size, limit: max_bytes };
-        if let Some(size) = out.content_length().map(|l| l.max(0) as u64).filter(|s| *s > max_bytes) {
-            return Err(too_large(size));
-        }
-        let mut body = out.body;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body.try_next().await.map_err(|e| ActionError::Failed {
-            action: "s3:GetObject",
-            resource: self.resource(key),
-            reason: error::chain(&e),
-        })? {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() as u64 > max_bytes {
-                return Err(too_large(bytes.len() as u64));
+        capped_body(out, max_bytes).await.map_err(|err| match err {
+            BodyError::TooLarge(size) => ActionError::TooLarge { resource: self.resource(key), size, limit: max_bytes },
+            BodyError::Failed(reason) => {
+                ActionError::Failed { action: "s3:GetObject", resource: self.resource(key), reason }
             }
-        }
-        Ok(bytes)
+        })
     }
 
     /// Removes the object `key` (s3:DeleteObject).

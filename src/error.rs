@@ -295,7 +295,7 @@ impl Error {
             }
             Error::RegistryDown { .. } => "Start it with `devbox registry up`, then pull again.".into(),
             Error::Interrupted => {
-                "Nothing was half-tagged: run the same command again to finish.".into()
+                "Run the same command again to finish: it keeps what this run did and goes on from there (a pull moves no alias until its image is whole).".into()
             }
             Error::RegistryMissing { .. } => "Create it with `devbox registry up`.".into(),
             Error::ClockNotVm { remote: false, .. } => "Keep this host's clock right with NTP instead: `timedatectl set-ntp true` \

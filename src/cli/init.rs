@@ -67,9 +67,8 @@ impl InitArgs {
         let (text, failed) = summary(&ran.results, dry_run);
         ctx.printer.line("");
         ctx.printer.mark(if failed { Mark::Fail } else { Mark::Ok }, text);
-        if let Ok(loaded) = ctx.config() {
-            ctx.printer.hint(crate::fleet::reporting_sentence(&loaded.config));
-        }
+        // What the run set up (or, with --dry-run, would): not the file as it was before.
+        ctx.printer.hint(crate::fleet::reporting_sentence(run.config()));
         if ran.interrupted {
             return Err(Error::Interrupted.into());
         }

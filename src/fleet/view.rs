@@ -136,7 +136,7 @@ fn is_stale(m: &Machine, now: Timestamp, stale_after: Duration) -> bool {
     age_of(m.seen, now).unsigned_abs() > stale_after
 }
 
-/// "3d 4h", "5h 12m", "7m", "40s".
+/// "3d 4h", "3d", "5h 12m", "7m", "40s".
 pub fn format_age(age: SignedDuration) -> String {
     let s = age.as_secs().max(0);
     let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
@@ -144,6 +144,7 @@ pub fn format_age(age: SignedDuration) -> String {
         (0, 0, 0) => format!("{s}s"),
         (0, 0, m) => format!("{m}m"),
         (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
         (d, h, _) => format!("{d}d {h}h"),
     }
 }
@@ -196,7 +197,7 @@ pub fn summary(judged: &[Judged], now: Timestamp, stale_after: Duration) -> Summ
         machines: all.len(),
         reported_24h: all.iter().filter(|m| age_of(m.seen, now) <= SignedDuration::from_hours(24)).count(),
         stale: all.iter().filter(|m| stale(m)).count(),
-        stale_after: humantime::format_duration(stale_after).to_string(),
+        stale_after: format_age(SignedDuration::try_from(stale_after).unwrap_or(SignedDuration::MAX)),
         checks,
         currency: currency(&all),
         versions,

@@ -137,7 +137,7 @@ fn prune_takes_only_what_is_older_than_asked() {
     assert!(old.is_empty());
     let old = prunable(&fleet(), now(), Duration::from_secs(86_400));
     assert_eq!(old.iter().map(|p| p.name.clone().unwrap_or_default()).collect::<Vec<_>>(), ["old", "charlie"]);
-    assert_eq!(old[0].age, "10d 0h");
+    assert_eq!(old[0].age, "10d");
 }
 
 #[test]
@@ -146,4 +146,5 @@ fn ages_read_like_people_say_them() {
     assert_eq!(format_age(SignedDuration::from_secs(7 * 60 + 5)), "7m");
     assert_eq!(format_age(SignedDuration::from_secs(5 * 3600 + 12 * 60)), "5h 12m");
     assert_eq!(format_age(SignedDuration::from_secs(3 * 86_400 + 4 * 3600)), "3d 4h");
+    assert_eq!(format_age(SignedDuration::from_secs(3 * 86_400 + 59 * 60)), "3d");
 }

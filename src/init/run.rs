@@ -137,6 +137,12 @@ impl<'a> Run<'a> {
 
     /// Runs the steps in order, each once what it needs has not failed; `report` hears each
     /// outcome as it comes. Ctrl-C stops the run after the step it interrupted.
+    /// The configuration this run sets up: the one its config step writes (or, with `--dry-run`,
+    /// would write).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub async fn run(&mut self, mut report: impl FnMut(Step, &Outcome)) -> Ran {
         let mut ran = Ran { results: Vec::new(), usage: false, interrupted: false };
         // One listener for the whole run, made before the first step: a Ctrl-C that comes between

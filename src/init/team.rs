@@ -18,7 +18,7 @@ const HEADER_NOTE: &str =
     "# Installed by `devbox init --from`; change it at its source, then run `devbox init --from` again.\n";
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 /// A config is a few kilobytes; anything far bigger is not one.
-const MAX_BYTES: usize = 1024 * 1024;
+const MAX_BYTES: u64 = 1024 * 1024;
 
 /// Where a team config lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub async fn fetch(source: &TeamSource, s3: &S3Config) -> anyhow::Result<String>
             aws.get_bytes(key, MAX_BYTES).await.map_err(|e| failed(e.to_string()))?
         }
     };
-    if bytes.len() > MAX_BYTES {
+    if bytes.len() as u64 > MAX_BYTES {
         return Err(failed(format!("it is {} bytes; a devbox.toml is a few kilobytes", bytes.len())).into());
     }
     Ok(String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))?)

@@ -280,7 +280,7 @@ fn an_init_interrupted_during_the_pull_finishes_when_run_again() {
     assert_eq!(out.status.code(), Some(1), "{seen}{rest}{stderr}");
     assert!(rest.contains("✗ pull      interrupted"), "{rest}");
     assert!(!rest.contains("schedules"), "init went on after Ctrl-C: {rest}");
-    assert!(stderr.contains("run the same command again to finish"), "{stderr}");
+    assert!(stderr.contains("Run the same command again to finish"), "{stderr}");
     let (aliased, _) = docker_try(&["image", "inspect", &alias]);
     assert!(!aliased, "an interrupted pull tagged the alias");
 
@@ -393,10 +393,12 @@ fn a_dry_run_changes_nothing_and_a_busy_port_without_a_terminal_names_the_flag()
     let dir = tempfile::tempdir().expect("tempdir");
     let bed = Bed::new("initdry");
     let team = dir.path().join("team.toml");
-    std::fs::write(&team, team_text(&bed, "qa")).expect("write");
+    std::fs::write(&team, format!("{}[fleet]\nreport = true\n", team_text(&bed, "qa"))).expect("write");
     let before = files(bed.home.path());
     devbox(&bed, &["init", "--dry-run", "--from", team.to_str().expect("utf-8")])
         .output_has("✓ config    would write")
+        // The fleet line tells of the config the run would write, not of the file as it is.
+        .output_has("fleet: this machine reports its doctor results daily")
         // The diff is shown.
         .output_has("+# the qa team's devbox.toml")
         .output_has(format!("✓ registry  would create registry {}", bed.name))
