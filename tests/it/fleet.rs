@@ -363,9 +363,11 @@ fn a_thousand_reports_and_hostile_ones_are_summed_up_right_and_fast() {
     }
     let took = started.elapsed();
     println!("devbox fleet over 1,006 reports (debug build): {took:?}, at most {most} connections at once");
-    // 64 fetches at once; a connection whose answer is read may linger a moment before the pool
-    // takes it back, so a few more may be open. Unbounded, it would be hundreds.
-    assert!((16..=96).contains(&most), "{most} connections at once: not concurrent, or not bounded");
+    // At most 64 fetches at once, each on a connection. A connection whose answer was read goes
+    // back to the pool a moment later, on the connection's own task; a fetch that starts in that
+    // moment opens another (a new one opens only when none is idle). So up to about twice the
+    // bound can be open at once (a soak run saw 110). Unbounded, it would be up to 1,006.
+    assert!((16..=128).contains(&most), "{most} connections at once: not concurrent, or not bounded");
     // A debug build on a shared machine: the 2 s goal is bench/fleet.sh's, on a release build.
     assert!(took < Duration::from_secs(30), "devbox fleet over 1,006 reports took {took:?}");
     let summary = fleet_json(&bed, &["fleet", "--json"]);
