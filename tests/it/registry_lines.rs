@@ -63,7 +63,7 @@ fn image_that_ignores_its_command(bed: &mut Bed) -> String {
         &builder,
         &tag,
     ]);
-    docker(&["rm", "-f", &builder]);
+    docker(&["rm", "-f", "-v", &builder]);
     bed.remove_image_later(&tag);
     tag
 }
@@ -196,7 +196,7 @@ fn an_image_of_unknown_layout_is_refused_before_anything_is_made() {
     let builder = format!("{}-build", bed.name);
     docker(&["create", "--name", &builder, v2_image()]);
     docker(&["commit", "--change", "CMD [\"/srv/registry.yml\"]", &builder, &tag]);
-    docker(&["rm", "-f", &builder]);
+    docker(&["rm", "-f", "-v", &builder]);
     bed.remove_image_later(&tag);
     use_image(&bed, &tag, "");
     bed.test(&["registry", "up"])
