@@ -89,9 +89,18 @@ fn podman_registry_up_on_garage_serves_what_ci_pushed_read_only_and_pull_cleanup
     let stopped = format!("{}-stopped", bed.name);
     let made = podman_docker(&["create", "--name", &stopped, "--entrypoint", "/bin/date", REGISTRY_IMAGE]);
     assert!(made.status.success(), "{}", output_text(&made));
+    // The registry image declares a volume, so the stopped container has an anonymous one.
+    let volume = podman_docker(&["inspect", "--format", "{{range .Mounts}}{{.Name}}{{end}}", &stopped]);
+    let volume = String::from_utf8_lossy(&volume.stdout).trim().to_string();
+    assert!(!volume.is_empty(), "{stopped} has no volume");
     std::thread::sleep(Duration::from_secs(2));
     let out = bed.ok(&["cleanup"]);
     assert!(!podman_docker(&["inspect", &stopped]).status.success(), "{stopped} was not removed:\n{out}");
+    // Cleanup never removes a volume, not even an anonymous one whose container it removed; the
+    // test removes the one it caused.
+    assert!(podman_docker(&["volume", "inspect", &volume]).status.success(), "cleanup removed a volume:\n{out}");
+    let removed = podman_docker(&["volume", "rm", &volume]);
+    assert!(removed.status.success(), "{}", output_text(&removed));
     let infra = podman_in_vm(&format!("pod inspect --format '{{{{.InfraContainerID}}}}' {pod}"));
     let infra = String::from_utf8_lossy(&infra.stdout).trim().to_string();
     assert!(!infra.is_empty(), "the pod {pod} or its infra container is gone:\n{out}");
