@@ -363,6 +363,18 @@ impl Aws {
     /// The object `key` of the bucket (a team's devbox.toml), refused above `max_bytes` without
     /// reading past it.
     pub async fn get_bytes(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, ObjectError> {
+        self.get_capped(key, max_bytes).await.map_err(|err| match err {
+            GetFailed::Request(err) => self.object_error(key, *err),
+            GetFailed::Body(BodyError::TooLarge(size)) => {
+                ObjectError::TooLarge { bucket: self.bucket.clone(), key: key.to_string(), size, limit: max_bytes }
+            }
+            GetFailed::Body(BodyError::Failed(reason)) => ObjectError::Unreachable(reason),
+        })
+    }
+
+    /// The one `GetObject` request: the object `key`, refused above `max_bytes` without reading
+    /// past it. Each caller words the failure in its own error.
+    async fn get_capped(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, GetFailed> {
         let out = self
             .client
             .get_object()
@@ -370,13 +382,8 @@ impl Aws {
             .key(key)
             .send()
             .await
-            .map_err(|err| self.object_error(key, err))?;
-        capped_body(out, max_bytes).await.map_err(|err| match err {
-            BodyError::TooLarge(size) => {
-                ObjectError::TooLarge { bucket: self.bucket.clone(), key: key.to_string(), size, limit: max_bytes }
-            }
-            BodyError::Failed(reason) => ObjectError::Unreachable(reason),
-        })
+            .map_err(|e| GetFailed::Request(Box::new(e)))?;
+        capped_body(out, max_bytes).await.map_err(GetFailed::Body)
     }
 
     /// A URL that lets a plain HTTP client GET the object `key` for `valid_for`, signed with these
@@ -505,6 +512,12 @@ pub enum ActionError {
     TooLarge { resource: String, size: u64, limit: u64 },
 }
 
+/// Why a `GetObject` gave no whole object: the request failed, or its body.
+enum GetFailed {
+    Request(Box<SdkError<aws_sdk_s3::operation::get_object::GetObjectError>>),
+    Body(BodyError),
+}
+
 /// Why an object's body was not read whole.
 enum BodyError {
     /// Over the limit: its declared length, or as much as had arrived when it passed the limit.
@@ -628,17 +641,12 @@ impl Aws {
 
     /// The object `key`, refused above `max_bytes` without reading past it (s3:GetObject).
     pub async fn get_object(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, ActionError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.action_error("s3:GetObject", key, e))?;
-        capped_body(out, max_bytes).await.map_err(|err| match err {
-            BodyError::TooLarge(size) => ActionError::TooLarge { resource: self.resource(key), size, limit: max_bytes },
-            BodyError::Failed(reason) => {
+        self.get_capped(key, max_bytes).await.map_err(|err| match err {
+            GetFailed::Request(err) => self.action_error("s3:GetObject", key, *err),
+            GetFailed::Body(BodyError::TooLarge(size)) => {
+                ActionError::TooLarge { resource: self.resource(key), size, limit: max_bytes }
+            }
+            GetFailed::Body(BodyError::Failed(reason)) => {
                 ActionError::Failed { action: "s3:GetObject", resource: self.resource(key), reason }
             }
         })
