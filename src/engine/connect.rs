@@ -56,29 +56,18 @@ async fn try_connect(host: &str) -> Result<Docker, NoEngine> {
     // bollard's own limit is the longest devbox allows one request (a container start); each call
     // is bounded by devbox's own timeout for its kind (`Engine::call_raw_for`).
     let timeout = super::START_TIMEOUT.as_secs() + 10;
-    let refused = |e: bollard::errors::Error| NoEngine::Refused(e.to_string());
     if let Some(path) = host.strip_prefix("unix://") {
         if !std::path::Path::new(path).exists() {
             return Err(NoEngine::NoSocket);
         }
-        match ping(Some(std::path::Path::new(path)), "http://docker/_ping").await? {
-            Some(api) => Docker::connect_with_unix(path, timeout, &api).map_err(refused),
-            None => {
-                negotiate(Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION).map_err(refused)?)
-                    .await
-            }
-        }
+        let api = ping(Some(std::path::Path::new(path)), "http://docker/_ping").await?;
+        at_version(api, |version| Docker::connect_with_unix(path, timeout, version)).await
     } else if host.starts_with("tcp://") || host.starts_with("http://") {
         let url = format!("{}/_ping", host.replacen("tcp://", "http://", 1).trim_end_matches('/'));
-        match ping(None, &url).await? {
-            Some(api) => Docker::connect_with_http(host, timeout, &api).map_err(refused),
-            None => {
-                negotiate(Docker::connect_with_http(host, timeout, bollard::API_DEFAULT_VERSION).map_err(refused)?)
-                    .await
-            }
-        }
+        let api = ping(None, &url).await?;
+        at_version(api, |version| Docker::connect_with_http(host, timeout, version)).await
     } else if host.starts_with("npipe://") {
-        let docker = Docker::connect_with_host(host).map_err(refused)?;
+        let docker = Docker::connect_with_host(host).map_err(|e| NoEngine::Refused(e.to_string()))?;
         match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
             Err(_) => return Err(NoEngine::TimedOut { seconds: PING_TIMEOUT.as_secs() }),
             Ok(Err(e)) => return Err(NoEngine::Refused(engine_message(&e))),
@@ -87,6 +76,19 @@ async fn try_connect(host: &str) -> Result<Docker, NoEngine> {
         negotiate(docker).await
     } else {
         Err(NoEngine::UnsupportedScheme)
+    }
+}
+
+/// The client, speaking the API version the ping named; without one, bollard's newest until
+/// `/version` settles it.
+async fn at_version(
+    api: Option<ClientVersion>,
+    connect: impl Fn(&ClientVersion) -> Result<Docker, bollard::errors::Error>,
+) -> Result<Docker, NoEngine> {
+    let refused = |e: bollard::errors::Error| NoEngine::Refused(e.to_string());
+    match api {
+        Some(api) => connect(&api).map_err(refused),
+        None => negotiate(connect(bollard::API_DEFAULT_VERSION).map_err(refused)?).await,
     }
 }
 
@@ -112,12 +114,9 @@ fn api_version(header: &str) -> Option<ClientVersion> {
     Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
 }
 
+/// The older of two API versions.
 fn older(a: ClientVersion, b: &ClientVersion) -> ClientVersion {
-    if (a.major_version, a.minor_version) <= (b.major_version, b.minor_version) {
-        a
-    } else {
-        ClientVersion { major_version: b.major_version, minor_version: b.minor_version }
-    }
+    if a <= *b { a } else { *b }
 }
 
 /// The API version from `GET /version`, for an engine whose ping did not say it. It gets the
