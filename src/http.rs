@@ -41,17 +41,20 @@ impl Redirects {
 }
 
 /// A client for services on this machine: no proxy, no TLS trust store, a short connect timeout.
+pub fn loopback(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
+    loopback_builder(timeout, redirects).build().context("building the HTTP client")
+}
+
+/// What every client for this machine's services (and an engine's socket) is built from.
 // The one home of `reqwest::Client::builder`.
 #[allow(clippy::disallowed_methods)]
-pub fn loopback(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
+fn loopback_builder(timeout: Duration, redirects: Redirects) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(timeout)
-        .connect_timeout(LOOPBACK_CONNECT_TIMEOUT)
+        .connect_timeout(LOOPBACK_CONNECT_TIMEOUT.min(timeout))
         .redirect(redirects.policy())
         .no_proxy()
         .tls_certs_only([])
-        .build()
-        .context("building the HTTP client")
 }
 
 /// A client for the outside world: proxies from the environment, rustls with the platform's trust
@@ -68,16 +71,9 @@ pub fn outside(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwes
 }
 
 /// A client for a Docker engine's API: over the unix socket `socket` when given, else to the TCP
-/// address in each request's URL; no proxy, no TLS trust store.
-// The one home of `reqwest::Client::builder`.
-#[allow(clippy::disallowed_methods)]
+/// address in each request's URL; as [`loopback`] otherwise (bollard uses no proxy either).
 pub fn engine(socket: Option<&std::path::Path>, timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    let builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(LOOPBACK_CONNECT_TIMEOUT.min(timeout))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .tls_certs_only([]);
+    let builder = loopback_builder(timeout, Redirects::None);
     let builder = match socket {
         #[cfg(unix)]
         Some(path) => builder.unix_socket(path),
