@@ -140,7 +140,13 @@ pub async fn measure(
     // One name for every probe: a probe left behind (its run was cut short by a timeout, as
     // doctor's checks are) is removed by the next one.
     let spec = probe_spec(image, PROBE_NAME);
-    engine.remove_container(PROBE_NAME).await.map_err(|e| format!("{e:#}"))?;
+    // A probe left stopped by an earlier run goes, by its ID; one that runs is another run's.
+    if let Some(left) = engine.container(PROBE_NAME).await.map_err(|e| format!("{e:#}"))?
+        && left.label(crate::registry::LABEL_ROLE) == Some(PROBE_ROLE)
+        && !left.is_running()
+    {
+        engine.remove_container(&left.id).await.map_err(|e| format!("{e:#}"))?;
+    }
     match engine.run_once(&spec).await.map_err(|e| format!("{e:#}"))? {
         OneShotOutcome::Exited { code: 0, output } => parse_df(&output)
             .map(|sizes| inside(sizes, format!("df in a container of {image}")))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::api::{ApiError, RegistryApi};
 use super::cause::{self, StorageCause};
 use super::proof::{self, Proofs};
-use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide, line, verify};
+use super::{Action, Desired, LABEL_MANAGED, container_spec, decide, line, verify};
 use crate::aws::{Aws, AwsCredentials, ContainerCredentials};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, Engine};
@@ -17,6 +17,16 @@ use crate::ui::Progress;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the registry's logs are given to show the cause of an error it has just answered.
 const LOG_GRACE: Duration = Duration::from_secs(2);
+
+/// What `up` did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpOutcome {
+    Created,
+    Recreated { reason: String },
+    Started,
+    Unchanged,
+}
 
 /// What `converge` did, and the registry it left.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +79,7 @@ pub async fn connect_s3(config: &RegistryConfig) -> anyhow::Result<Option<Aws>> 
 /// Brings the registry container to the config, with an engine and AWS the caller already has
 /// (`init` connected to both in its preflight). Reports nothing but the registry image's pull,
 /// through `progress`.
-pub async fn converge(
+pub(super) async fn converge(
     engine: &Engine,
     config: &RegistryConfig,
     s3: Option<&Aws>,
@@ -104,20 +114,22 @@ pub async fn pending(
     Ok(Some(decide(existing.as_ref(), &desired, credentials, jiff::Timestamp::now())))
 }
 
-/// Removes devbox's registry container; `false` when there is none. A container of that name that
-/// devbox did not make is refused, never removed. Its volume stays.
-pub async fn remove(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<bool> {
+/// Removes devbox's registry container, by the ID it was found under; `false` when there is
+/// none. A container of that name that devbox did not make is refused, never removed. Its volume
+/// stays.
+pub(super) async fn remove(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<bool> {
     match engine.container(&config.container).await? {
         None => Ok(false),
         Some(existing) if existing.label(LABEL_MANAGED) != Some("true") => {
             Err(Error::ForeignContainer { container: config.container.clone() }.into())
         }
-        Some(_) => Ok(engine.remove_container(&config.container).await?),
+        Some(existing) => Ok(engine.remove_container(&existing.id).await?),
     }
 }
 
 /// Brings the container to `desired`, and waits until it answers. Whatever this run created is
-/// removed again if it cannot be made ready: nothing is left half-made.
+/// removed again, by its ID, if it cannot be made ready: nothing is left half-made, and nothing
+/// that another run made is taken for this run's.
 ///
 /// A container that needed no change but whose key S3 refuses (revoked on the server, or cut short
 /// while its lease still looks good) is recreated once with the fresh credentials: the lease labels
@@ -132,22 +144,24 @@ async fn up(
 ) -> anyhow::Result<UpOutcome> {
     let api = RegistryApi::new(&config.local_url())?;
     let credentials = s3.map(Aws::credentials);
-    let outcome = match decide(existing, desired, credentials, jiff::Timestamp::now()) {
+    // The container this run acted on, by ID: what it removes again when that cannot be made ready.
+    let (outcome, acted) = match decide(existing, desired, credentials, jiff::Timestamp::now()) {
         Action::Refuse => return Err(Error::ForeignContainer { container: config.container.clone() }.into()),
-        Action::Nothing => UpOutcome::Unchanged,
+        Action::Nothing => (UpOutcome::Unchanged, None),
         Action::Start => {
             engine.start_container(&config.container, Some(config.port)).await?;
-            UpOutcome::Started
+            (UpOutcome::Started, existing.map(|c| c.id.clone()))
         }
         action @ (Action::Create | Action::Recreate(_)) => {
-            replace(engine, config, desired, existing.is_some(), s3).await?;
-            match action {
+            let made = replace(engine, config, desired, existing, s3).await?;
+            let outcome = match action {
                 Action::Recreate(reason) => UpOutcome::Recreated { reason: reason.to_string() },
                 _ => UpOutcome::Created,
-            }
+            };
+            (outcome, Some(made))
         }
     };
-    let failure = match settle(engine, config, &api, s3, proofs, &outcome).await {
+    let failure = match settle(engine, config, &api, s3, proofs, &outcome, acted.as_deref()).await {
         Ok(()) => return Ok(outcome),
         Err(failure) => failure,
     };
@@ -157,9 +171,9 @@ async fn up(
     {
         match cause {
             StorageCause::Credentials { code } => {
-                replace(engine, config, desired, true, s3).await?;
+                let made = replace(engine, config, desired, existing, s3).await?;
                 let outcome = UpOutcome::Recreated { reason: format!("S3 refused its AWS credentials ({code})") };
-                return match settle(engine, config, &api, s3, proofs, &outcome).await {
+                return match settle(engine, config, &api, s3, proofs, &outcome, Some(&made)).await {
                     Ok(()) => Ok(outcome),
                     Err(failure) => Err(failure.error.into()),
                 };
@@ -173,15 +187,16 @@ async fn up(
     Err(failure.error.into())
 }
 
-/// Takes away the old container (when there is one) and makes the new one, after checking what
-/// the new one needs: a failed check leaves the old one as it was.
+/// Takes away the old container (when there is one, by its ID) and makes the new one, after
+/// checking what the new one needs: a failed check leaves the old one as it was. Returns the new
+/// container's ID.
 async fn replace(
     engine: &Engine,
     config: &RegistryConfig,
     desired: &Desired,
-    existing: bool,
+    existing: Option<&ContainerInfo>,
     s3: Option<&Aws>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     if let Some(s3) = s3 {
         s3.check_bucket().await?;
     }
@@ -190,8 +205,8 @@ async fn replace(
         Some(s3) => Some(s3.container_credentials(config.s3.session, config.s3.session_duration).await?),
         None => None,
     };
-    if existing {
-        engine.remove_container(&config.container).await?;
+    if let Some(existing) = existing {
+        engine.remove_container(&existing.id).await?;
     }
     create_and_start(engine, config, desired, credentials.as_ref().map(ContainerCredentials::credentials)).await
 }
@@ -203,9 +218,10 @@ struct Unsettled {
     answer: Option<ApiError>,
 }
 
-/// Waits until the registry answers, then proves it behaves as configured. What this run made and
-/// cannot vouch for goes again. A container left as it was is given no grace when it answers with
-/// a storage failure that its logs explain: waiting would not change S3's mind.
+/// Waits until the registry answers, then proves it behaves as configured. What this run made (or
+/// started: `acted`, its ID) and cannot vouch for goes again. A container left as it was is given
+/// no grace when it answers with a storage failure that its logs explain: waiting would not change
+/// S3's mind.
 async fn settle(
     engine: &Engine,
     config: &RegistryConfig,
@@ -213,6 +229,7 @@ async fn settle(
     s3: Option<&Aws>,
     proofs: &Proofs,
     outcome: &UpOutcome,
+    acted: Option<&str>,
 ) -> Result<(), Unsettled> {
     let not_ready = |reason: String| Error::RegistryNotReady {
         container: config.container.clone(),
@@ -228,16 +245,21 @@ async fn settle(
     }
     if let Err(not) = wait_ready(engine, api, &config.container).await {
         let answer = not.answer().cloned();
-        if *outcome != UpOutcome::Unchanged {
+        if let Some(id) = acted {
             // Keep the logs for the error, then leave no broken container behind.
-            let logs = last_log_lines(engine, &config.container).await;
-            let _ = engine.remove_container(&config.container).await;
+            let logs = last_log_lines(engine, id).await;
+            let _ = engine.remove_container(id).await;
             return Err(Unsettled { error: not_ready(format!("{not}{logs}")), answer });
         }
         return Err(Unsettled { error: not_ready(not.to_string()), answer });
     }
     // Answering is not enough: it must behave as devbox's config says (proven once per container).
-    let (error, answer) = match proof::prove_once(engine, api, config, s3, proofs).await {
+    let container = engine.container(&config.container).await.ok().flatten();
+    let (error, answer) = match proof::once(api, config, container.as_ref(), proof::S3::Connected(s3), proofs)
+        .await
+        .with_storage_read(api)
+        .await
+    {
         verify::Verdict::Proven(_) => return Ok(()),
         verify::Verdict::Ignored(cause) => (
             Error::RegistryIgnoredConfig {
@@ -254,9 +276,11 @@ async fn settle(
         ),
         verify::Verdict::Unproven { reason, answer } => (not_ready(format!("it answers, but {reason}")), answer),
     };
-    if matches!(outcome, UpOutcome::Created | UpOutcome::Recreated { .. }) {
+    if matches!(outcome, UpOutcome::Created | UpOutcome::Recreated { .. })
+        && let Some(id) = acted
+    {
         // What this run made and cannot vouch for goes again.
-        let _ = engine.remove_container(&config.container).await;
+        let _ = engine.remove_container(id).await;
     }
     Err(Unsettled { error, answer })
 }
@@ -316,14 +340,16 @@ async fn ensure_image(engine: &Engine, config: &RegistryConfig, progress: &dyn P
     }
 }
 
+/// Creates the container, hands it its config and starts it; returns its ID. A container that
+/// never started is removed again, by that ID.
 async fn create_and_start(
     engine: &Engine,
     config: &RegistryConfig,
     desired: &Desired,
     credentials: Option<&AwsCredentials>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let spec = container_spec(config, desired, credentials);
-    engine.create_container(&spec).await?;
+    let id = engine.create_container(&spec).await?;
     let started = async {
         // Into the config's own volume: the root filesystem is read-only.
         let name = line::CONFIG_PATH.rsplit('/').next().unwrap_or(line::CONFIG_PATH);
@@ -334,9 +360,10 @@ async fn create_and_start(
     .await;
     if started.is_err() {
         // A container that never ran is no use to anyone: take it away before reporting.
-        let _ = engine.remove_container(&config.container).await;
+        let _ = engine.remove_container(&id).await;
     }
-    Ok(started?)
+    started?;
+    Ok(id)
 }
 
 /// Why the registry cannot read its storage, from its error answer (S3's reason, when the body
