@@ -10,11 +10,13 @@ use super::proof::{self, Proofs};
 use super::{Action, Desired, LABEL_MANAGED, container_spec, decide, line, verify};
 use crate::aws::{Aws, AwsCredentials, ContainerCredentials};
 use crate::config::{RegistryConfig, Storage};
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::{ContainerInfo, Engine, EngineError};
 use crate::error::Error;
 use crate::ui::Progress;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a container name taken by an unfinished request is given to show its container.
+const NAME_GRACE: Duration = Duration::from_secs(10);
 /// How long the registry's logs are given to show the cause of an error it has just answered.
 const LOG_GRACE: Duration = Duration::from_secs(2);
 
@@ -88,7 +90,15 @@ pub(super) async fn converge(
 ) -> anyhow::Result<Converged> {
     let desired = desired_for_up(engine, config, progress).await?;
     let existing = engine.container(&config.container).await?;
-    let outcome = up(engine, config, &desired, existing.as_ref(), s3, proofs).await?;
+    let outcome = match up(engine, config, &desired, existing.as_ref(), s3, proofs).await {
+        // A run killed while the engine was making its container: the engine carried out that
+        // request after the run had died. What is there now is looked at, and decided on, once more.
+        Err(err) if err.downcast_ref::<NameTaken>().is_some() => {
+            let existing = appeared(engine, &config.container).await?;
+            up(engine, config, &desired, existing.as_ref(), s3, proofs).await?
+        }
+        other => other?,
+    };
     let storage = match (&desired.storage, &config.s3.bucket) {
         (Storage::S3, Some(bucket)) => format!("s3://{bucket}{}", config.s3.root_directory),
         _ => format!("volume {}", config.volume()),
@@ -100,6 +110,19 @@ pub(super) async fn converge(
         storage,
         readonly: desired.readonly,
     })
+}
+
+/// The container that took the name `container` while devbox was making its own: the engine
+/// reserves the name before the container can be inspected, so it is waited for, briefly.
+async fn appeared(engine: &Engine, container: &str) -> anyhow::Result<Option<ContainerInfo>> {
+    let deadline = std::time::Instant::now() + NAME_GRACE;
+    loop {
+        let found = engine.container(container).await?;
+        if found.is_some() || std::time::Instant::now() >= deadline {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What `converge` would do now, changing nothing: what `init --dry-run` shows. `None` when the
@@ -209,6 +232,15 @@ async fn replace(
         engine.remove_container(&existing.id).await?;
     }
     create_and_start(engine, config, desired, credentials.as_ref().map(ContainerCredentials::credentials)).await
+}
+
+/// The engine refused to make the container: a container of that name appeared after devbox
+/// looked (made by a run that was killed while the engine was making it).
+#[derive(Debug, thiserror::Error)]
+#[error("creating container {container} failed: {message}")]
+struct NameTaken {
+    container: String,
+    message: String,
 }
 
 /// Why a registry could not be made ready: the error for people, and the registry's error answer,
@@ -349,7 +381,13 @@ async fn create_and_start(
     credentials: Option<&AwsCredentials>,
 ) -> anyhow::Result<String> {
     let spec = container_spec(config, desired, credentials);
-    let id = engine.create_container(&spec).await?;
+    let id = match engine.create_container(&spec).await {
+        Ok(id) => id,
+        Err(EngineError::Refused { status: 409, message, .. }) => {
+            return Err(NameTaken { container: config.container.clone(), message }.into());
+        }
+        Err(err) => return Err(err.into()),
+    };
     let started = async {
         // Into the config's own volume: the root filesystem is read-only.
         let name = line::CONFIG_PATH.rsplit('/').next().unwrap_or(line::CONFIG_PATH);
