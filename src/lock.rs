@@ -3,13 +3,13 @@
 //! take theirs. It is the OS's lock on an open file (`flock` on Unix, `LockFileEx` on Windows), so
 //! a run that is killed releases it with its last file descriptor: nothing ever expires it by time.
 //!
-//! The holder writes its PID and command into the file, so that a second run can say whom it
-//! waits for. A run on a terminal waits as long as it takes, saying so once; a quiet or scheduled
+//! The holder writes its PID and command beside it (`devbox.lock.holder`, removed when it lets go),
+//! so that a second run can say whom it waits for; the lock file itself is never written, so a run
+//! that changes nothing leaves every file as it was. A run on a terminal waits as long as it takes, saying so once; a quiet or scheduled
 //! run waits silently up to a bound (`DEVBOX_LOCK_WAIT`, 10 minutes by default), then fails naming
 //! the holder. Read-only commands never take it, so they never wait.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,8 @@ use crate::error::Error;
 
 /// The lock file's name in the state directory.
 pub const FILE: &str = "devbox.lock";
+/// Who holds it: `PID COMMAND`, written by the holder and removed when it lets go.
+pub const HOLDER_FILE: &str = "devbox.lock.holder";
 
 /// How long a quiet or scheduled run waits for the lock when `DEVBOX_LOCK_WAIT` does not say.
 pub const DEFAULT_BOUND: Duration = Duration::from_secs(10 * 60);
@@ -32,6 +34,13 @@ const POLL: Duration = Duration::from_millis(100);
 pub struct Held {
     _file: File,
     state_dir: PathBuf,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Before the lock goes with the file: no one else writes it meanwhile.
+        let _ = std::fs::remove_file(self.state_dir.join(HOLDER_FILE));
+    }
 }
 
 impl Held {
@@ -99,7 +108,7 @@ pub async fn acquire(state_dir: &Path, command: &str, wait: Wait, waiting: impl 
         if try_lock(&file, &path)? {
             return claim(file, state_dir, command);
         }
-        let holder = read_holder(&path);
+        let holder = read_holder(state_dir);
         // The holder writes its line just after it locks: give it a moment before naming no one.
         if wait == Wait::Announced
             && let Some(tell) = waiting.take_if(|_| holder.is_some() || started.elapsed() >= POLL * 5)
@@ -146,19 +155,16 @@ fn try_lock(file: &File, path: &Path) -> anyhow::Result<bool> {
     }
 }
 
-/// Writes this run's PID and command into the file it now holds.
-fn claim(mut file: File, state_dir: &Path, command: &str) -> anyhow::Result<Held> {
+/// Writes this run's PID and command beside the lock it now holds.
+fn claim(file: File, state_dir: &Path, command: &str) -> anyhow::Result<Held> {
     let line = format!("{} {command}\n", std::process::id());
-    let written = file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(line.as_bytes()));
     // Only the waiting message needs it: the lock holds without it.
-    drop(written);
+    let _ = std::fs::write(state_dir.join(HOLDER_FILE), line);
     Ok(Held { _file: file, state_dir: state_dir.to_path_buf() })
 }
 
-fn read_holder(path: &Path) -> Option<Holder> {
-    let mut text = String::new();
-    File::open(path).ok()?.read_to_string(&mut text).ok()?;
-    Holder::parse(&text)
+fn read_holder(state_dir: &Path) -> Option<Holder> {
+    Holder::parse(&std::fs::read_to_string(state_dir.join(HOLDER_FILE)).ok()?)
 }
 
 #[cfg(test)]
@@ -190,7 +196,7 @@ mod tests {
     async fn a_held_lock_keeps_others_out_until_it_is_dropped() {
         let dir = tempfile::tempdir().expect("tempdir");
         let held = try_acquire(dir.path(), "registry up").expect("lock").expect("free");
-        assert_eq!(read_holder(&dir.path().join(FILE)).map(|h| h.command), Some("registry up".into()));
+        assert_eq!(read_holder(dir.path()).map(|h| h.command), Some("registry up".into()));
         // Another open file description: kept out, even in the same process.
         assert!(try_acquire(dir.path(), "pull").expect("lock").is_none());
         let err =
@@ -198,7 +204,13 @@ mod tests {
         let busy = err.downcast_ref::<Error>().expect("an Error");
         assert!(matches!(busy, Error::LockBusy { holder, .. } if holder.contains(&std::process::id().to_string())));
         drop(held);
+        assert_eq!(read_holder(dir.path()), None, "the holder's line goes with it");
         let again = acquire(dir.path(), "pull", Wait::Announced, |_| panic!("nothing to wait for")).await;
         assert!(again.is_ok());
+        drop(again);
+        // What is left between runs: the lock file, empty, and nothing else.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(FILE)]);
+        assert_eq!(std::fs::metadata(dir.path().join(FILE)).expect("lock file").len(), 0);
     }
 }

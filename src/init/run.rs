@@ -5,6 +5,7 @@
 //! team config that does not parse, an engine that does not answer, a busy port with no one to
 //! ask) is found before anything is written. `cli/init.rs` parses the flags and prints each step.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use crate::aws::Aws;
@@ -147,10 +148,15 @@ impl<'a> Run<'a> {
         &self.config
     }
 
-    /// `lock` is the state directory's lock, which every step that changes the machine needs; a dry
-    /// run changes nothing and passes none.
-    pub async fn run(&mut self, lock: Option<Held>, mut report: impl FnMut(Step, &Outcome)) -> Ran {
-        self.lock = lock;
+    /// `lock` takes the state directory's lock, which every step that changes the machine needs:
+    /// it is taken once preflight has passed (a run that stops there changes nothing, the lock
+    /// file included); a dry run changes nothing and passes none.
+    pub async fn run(
+        &mut self,
+        lock: Option<impl Future<Output = anyhow::Result<Held>>>,
+        mut report: impl FnMut(Step, &Outcome),
+    ) -> Ran {
+        let mut lock = lock;
         let mut ran = Ran { results: Vec::new(), usage: false, interrupted: false };
         // One listener for the whole run, made before the first step: a Ctrl-C that comes between
         // two steps (while one is reported) is kept for the next, where a listener made per step
@@ -164,7 +170,12 @@ impl<'a> Run<'a> {
                 Outcome::Blocked(root)
             } else {
                 let result = tokio::select! {
-                    result = self.step(step) => result,
+                    result = async {
+                        if step != Step::Preflight && let Some(lock) = lock.take() {
+                            self.lock = Some(lock.await?);
+                        }
+                        self.step(step).await
+                    } => result,
                     _ = &mut ctrl_c => Err(Error::Interrupted.into()),
                 };
                 match result {

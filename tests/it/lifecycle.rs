@@ -257,9 +257,10 @@ fn a_damaged_lease_label_is_an_error_for_renew_and_up_makes_the_registry_again()
     assert_one_current_registry(&bed);
 }
 
-/// The line the lock file holds once `pid` holds it.
+/// Whether `pid` holds the lock, by the line it writes beside it.
 fn holds_lock(bed: &Bed, pid: u32) -> bool {
-    std::fs::read_to_string(state_dir(bed).join("devbox.lock")).is_ok_and(|text| text.starts_with(&format!("{pid} ")))
+    std::fs::read_to_string(state_dir(bed).join("devbox.lock.holder"))
+        .is_ok_and(|text| text.starts_with(&format!("{pid} ")))
 }
 
 #[test]
