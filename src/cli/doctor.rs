@@ -14,9 +14,10 @@ use crate::doctor::{CheckId, Finding, Remedy, Report, Status, run::run, selectio
 use crate::error::ExitStatus;
 use crate::fleet::send::Sent;
 use crate::images::pull::Pulled;
+use crate::progress::Progress;
 use crate::registry::Converged;
 use crate::schedule::InstallOutcome;
-use crate::ui::{Mark, Printer, Progress, confirm, progress_for};
+use crate::ui::{Mark, Printer, confirm, progress_for};
 
 /// The per-check timeout when the config cannot be read.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -171,7 +172,7 @@ impl DoctorArgs {
             Ok(Sent::Uploaded { .. }) => {}
             Err(err) => {
                 p.problem(format!("devbox: {err:#}"));
-                if let Some(hint) = crate::error::hint_of(&err) {
+                if let Some(hint) = crate::engine::hint_of(&err) {
                     p.problem(format!("  hint: {hint}"));
                 }
             }

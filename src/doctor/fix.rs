@@ -15,9 +15,9 @@ use crate::env::Environment;
 use crate::images::{self, pull::Pulled, pull::pull_and_record};
 use crate::lock::Held;
 use crate::paths::Paths;
+use crate::progress::Progress;
 use crate::registry::{Converged, Service};
 use crate::schedule::{self, InstallOutcome};
-use crate::ui::Progress;
 
 /// What the remedies' outcomes look like to the person who asked for them.
 pub trait FixReport {

@@ -14,10 +14,10 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::lock::Held;
+use crate::progress::Progress;
 use crate::registry::api::{ApiError, Manifest, RegistryApi};
 use crate::registry::{self, Renewal, Service};
 use crate::state::{PullRecord, PullRecords};
-use crate::ui::Progress;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PullResult {

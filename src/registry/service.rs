@@ -14,7 +14,7 @@ use crate::aws::Aws;
 use crate::config::RegistryConfig;
 use crate::engine::Engine;
 use crate::lock::Held;
-use crate::ui::Progress;
+use crate::progress::Progress;
 
 /// The registry of `config` on `engine`, for a run that holds the lock.
 pub struct Service<'a> {
