@@ -22,6 +22,7 @@ mod init;
 mod paths;
 mod registry;
 mod schedule;
+mod signature;
 mod state;
 mod templates;
 mod ui;

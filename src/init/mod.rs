@@ -7,6 +7,7 @@ pub mod ask;
 pub mod run;
 pub mod steps;
 pub mod team;
+pub mod trust;
 
 use serde::Serialize;
 

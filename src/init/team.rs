@@ -1,7 +1,8 @@
 //! A team's devbox.toml, taken with `devbox init --from <path | https://… | s3://bucket/key>`.
 //!
-//! Where it came from is kept in the installed file's first line, a comment, so `config show`
-//! can name it and nothing else has to be kept in step with the file.
+//! Where it came from, how it was trusted and the team's recorded signing keys are kept in the
+//! installed file's first lines, comments, so `config show` can name them and nothing else has to
+//! be kept in step with the file.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,8 +13,13 @@ use crate::aws::Aws;
 use crate::config::{BucketName, S3Config};
 use crate::error::Error;
 use crate::http;
+use crate::init::trust::Trust;
 
 const HEADER_PREFIX: &str = "# devbox: team config from ";
+/// Every header line starts so; a team's own text never keeps such lines.
+const HEADER_MARK: &str = "# devbox: ";
+const TRUST_PREFIX: &str = "# devbox: trusted: ";
+const KEY_PREFIX: &str = "# devbox: team key ";
 const HEADER_NOTE: &str =
     "# Installed by `devbox init --from`; change it at its source, then run `devbox init --from` again.\n";
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -52,7 +58,10 @@ impl TeamSource {
             return if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
                 Ok(TeamSource::Http(text.into()))
             } else {
-                Err(format!("--from {text}: plain http is only allowed to this machine (127.0.0.1); use https://"))
+                Err(format!(
+                    "--from {text}: plain http:// is allowed only to this machine (127.0.0.1, [::1], localhost), \
+                     since anyone on the way could change the config; use https://"
+                ))
             };
         }
         if let Some((scheme, _)) = text.split_once("://") {
@@ -64,6 +73,23 @@ impl TeamSource {
             return Err("--from needs a path, an https:// URL or s3://BUCKET/KEY".into());
         }
         Ok(TeamSource::Path(PathBuf::from(text)))
+    }
+
+    /// Where its minisign signature lives: the same place, with `.minisig` appended.
+    pub fn signature(&self) -> TeamSource {
+        let suffix = crate::signature::SIGNATURE_SUFFIX;
+        match self {
+            TeamSource::Path(path) => {
+                let mut name = path.clone().into_os_string();
+                name.push(suffix);
+                TeamSource::Path(PathBuf::from(name))
+            }
+            TeamSource::Http(url) => {
+                let cut = url.find(['?', '#']).unwrap_or(url.len());
+                TeamSource::Http(format!("{}{suffix}{}", &url[..cut], &url[cut..]))
+            }
+            TeamSource::S3 { bucket, key } => TeamSource::S3 { bucket: bucket.clone(), key: format!("{key}{suffix}") },
+        }
     }
 
     /// How the source is recorded and shown: without credentials in the URL or a presigned
@@ -98,10 +124,12 @@ fn strip_userinfo(authority: &str) -> &str {
     authority.rsplit_once('@').map_or(authority, |(_, host)| host)
 }
 
-/// The file as installed: the source line, a note, then the team's text (without any header it
-/// already carried, so re-publishing an installed file does not stack them).
-pub fn with_header(source: &str, text: &str) -> String {
-    format!("{HEADER_PREFIX}{source}\n{HEADER_NOTE}{}", strip_header(text))
+/// The file as installed: the source line, how it was trusted, the team's recorded keys, a note,
+/// then the team's text (without any header lines it carried: re-publishing an installed file
+/// does not stack them, and a team's text cannot record a key of its own).
+pub fn with_header(source: &str, trust: &Trust, keys: &[String], text: &str) -> String {
+    let keys: String = keys.iter().map(|k| format!("{KEY_PREFIX}{k}\n")).collect();
+    format!("{HEADER_PREFIX}{source}\n{TRUST_PREFIX}{trust}\n{keys}{HEADER_NOTE}{}", strip_header(text))
 }
 
 /// The source recorded in an installed file's first line, if it has one.
@@ -109,11 +137,36 @@ pub fn recorded_source(text: &str) -> Option<&str> {
     text.lines().next()?.strip_prefix(HEADER_PREFIX).map(str::trim)
 }
 
-fn strip_header(text: &str) -> &str {
+/// The header's lines: the leading lines devbox wrote.
+fn header_lines(text: &str) -> impl Iterator<Item = &str> {
+    let installed = recorded_source(text).is_some();
+    text.lines().take_while(move |l| installed && l.starts_with(HEADER_MARK))
+}
+
+/// How an installed team config was trusted, as its header says.
+pub fn recorded_trust(text: &str) -> Option<Trust> {
+    header_lines(text).find_map(|l| l.strip_prefix(TRUST_PREFIX)).and_then(|t| Trust::parse(t.trim()))
+}
+
+/// The team's signing keys recorded in an installed file's header.
+pub fn recorded_keys(text: &str) -> Vec<String> {
+    header_lines(text).filter_map(|l| l.strip_prefix(KEY_PREFIX)).map(|k| k.trim().to_string()).collect()
+}
+
+/// An installed file's whole header (source, trust, keys and the note), to keep when the file is
+/// written again; empty when it has none.
+pub fn header_of(text: &str) -> &str {
     if recorded_source(text).is_none() {
-        return text;
+        return "";
     }
-    let rest = text.split_once('\n').map_or("", |(_, rest)| rest);
+    &text[..text.len() - strip_header(text).len()]
+}
+
+fn strip_header(text: &str) -> &str {
+    let mut rest = text;
+    while rest.starts_with(HEADER_MARK) {
+        rest = rest.split_once('\n').map_or("", |(_, r)| r);
+    }
     rest.strip_prefix(HEADER_NOTE).unwrap_or(rest)
 }
 
@@ -206,12 +259,26 @@ mod tests {
 
     #[test]
     fn the_header_round_trips_and_never_stacks() {
-        let installed = with_header("s3://acme/devbox.toml", "[images]\nbase = []\n");
+        let keys = vec!["RWQkey1".to_string()];
+        let installed =
+            with_header("s3://acme/devbox.toml", &Trust::Signed("RWQkey1".into()), &keys, "[images]\nbase = []\n");
         assert_eq!(recorded_source(&installed), Some("s3://acme/devbox.toml"));
-        assert!(installed.ends_with("\n[images]\nbase = []\n") || installed.ends_with("[images]\nbase = []\n"));
-        let again = with_header("https://example.com/devbox.toml", &installed);
+        assert_eq!(recorded_trust(&installed), Some(Trust::Signed("RWQkey1".into())));
+        assert_eq!(recorded_keys(&installed), keys);
+        assert!(installed.ends_with(&format!("{HEADER_NOTE}[images]\nbase = []\n")), "{installed}");
+        let again = with_header("https://example.com/devbox.toml", &Trust::Accepted, &[], &installed);
         assert_eq!(again.matches(HEADER_PREFIX).count(), 1, "{again}");
         assert_eq!(recorded_source(&again), Some("https://example.com/devbox.toml"));
+        assert_eq!(recorded_keys(&again), Vec::<String>::new(), "a team's text cannot carry keys: {again}");
         assert_eq!(recorded_source("[registry]\n"), None);
+        assert_eq!(recorded_keys("# devbox: team key RWQx\n[registry]\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_signature_sits_beside_the_config() {
+        let sig = |s: &str| TeamSource::parse(s).expect("source").signature().display();
+        assert_eq!(sig("https://x.dev/devbox.toml?v=1"), "https://x.dev/devbox.toml.minisig");
+        assert_eq!(sig("s3://acme/teams/devbox.toml"), "s3://acme/teams/devbox.toml.minisig");
+        assert_eq!(sig("team.toml"), "team.toml.minisig");
     }
 }

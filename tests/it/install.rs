@@ -30,6 +30,7 @@ impl Run {
             .env("HOME", self.home.path())
             .env("DEVBOX_INSTALL_DIR", self.install_dir())
             .env("DEVBOX_DOWNLOAD_URL", format!("{}/", feed.url))
+            .env("DEVBOX_PUBLIC_KEY", &feed.key.public)
             .env_remove("DEVBOX_VERSION");
         for (k, v) in extra_env {
             cmd.env(k, v);
@@ -61,6 +62,7 @@ fn install_sh_under_dash_installs_a_verified_release_that_runs() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "install.sh failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("verified devbox-0.2.0-"), "{stdout}");
+    assert!(stdout.contains(&format!("verified the signature of SHA256SUMS (minisign, key {})", feed.key.public)));
     assert!(stdout.contains("installed devbox 0.2.0 to"), "{stdout}");
     assert!(stdout.contains("is not on your PATH; add it, e.g.: export PATH="), "{stdout}");
     assert!(stdout.contains("next: devbox init"), "{stdout}");
@@ -69,7 +71,7 @@ fn install_sh_under_dash_installs_a_verified_release_that_runs() {
     let ran = Command::new(&installed).arg("--version").output().expect("run the installed binary");
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "devbox 0.2.0");
     let archive = format!("v0.2.0/devbox-0.2.0-{}.tar.gz", this_target());
-    assert_eq!(feed.requested(), ["latest", archive.as_str(), "v0.2.0/SHA256SUMS"]);
+    assert_eq!(feed.requested(), ["latest", archive.as_str(), "v0.2.0/SHA256SUMS", "v0.2.0/SHA256SUMS.minisig"]);
 
     // Run again with the install dir on PATH: no PATH hint, the same binary.
     // The test's own PATH, extended for the child: tests have no `Environment` to ask.
