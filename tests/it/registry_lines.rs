@@ -41,7 +41,8 @@ fn not_a_registry_image() -> &'static str {
 fn use_image(bed: &Bed, image: &str, extra: &str) {
     bed.write_config(extra);
     let text = std::fs::read_to_string(bed.config_path()).expect("read config");
-    bed.write_raw_config(&text.replacen(&format!("image = \"{REGISTRY_IMAGE}\""), &format!("image = \"{image}\""), 1));
+    let pinned = crate::testbed::registry_image_pinned();
+    bed.write_raw_config(&text.replacen(&format!("image = \"{pinned}\""), &format!("image = \"{image}\""), 1));
 }
 
 /// A copy of the v3 test image whose entrypoint ignores its command and always serves the image's

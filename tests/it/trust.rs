@@ -200,3 +200,43 @@ fn plain_http_is_refused_before_any_connection_where_https_is_required() {
     assert!(server.requested().is_empty(), "something connected: {:?}", server.requested());
     assert_eq!(files(bed.home.path()), before);
 }
+
+/// doctor's `registry-container` finding, from `--json`.
+fn registry_finding(bed: &Bed) -> serde_json::Value {
+    let json = bed.test(&["doctor", "--json", "--check", "registry-container"]).any_code().json();
+    let checks = json["checks"].as_array().expect("checks");
+    checks.iter().find(|c| c["id"] == "registry-container").cloned().unwrap_or_else(|| panic!("{json}"))
+}
+
+/// The bed's registry runs its image pinned by digest: doctor passes and shows the digest. A pin
+/// the running image does not carry fails, with the fix; a tag without a digest warns.
+#[test]
+fn doctor_fails_a_registry_image_whose_digest_differs_from_its_pin_and_warns_on_a_bare_tag() {
+    let bed = Bed::new("trustdigest");
+    let pinned = crate::testbed::registry_image_pinned();
+    let digest = pinned.split_once('@').expect("pinned by digest").1;
+    bed.test(&["registry", "up"]).run();
+    let finding = registry_finding(&bed);
+    assert_eq!(finding["status"], "ok", "{finding}");
+    assert_eq!(finding["details"]["image_digest"], digest, "{finding}");
+
+    // The same name, another digest in the pin: what runs is not what is pinned.
+    let other = format!("sha256:{}", "0".repeat(64));
+    let (name, _) = pinned.split_once('@').expect("pinned");
+    let config = std::fs::read_to_string(bed.config_path()).expect("config").replacen(digest, &other, 1);
+    bed.write_raw_config(&config);
+    let before = bed.container_identity();
+    let finding = registry_finding(&bed);
+    assert_eq!(finding["status"], "fail", "{finding}");
+    let hint = finding["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains(&format!("are not the pin {other} in registry.image")), "{finding}");
+    assert!(finding["fix"].as_str().unwrap_or_default().contains("devbox registry up"), "{finding}");
+    assert_eq!(bed.container_identity(), before, "doctor changed the container");
+
+    // A tag without a digest (the registry made from it): a warning that says how to pin it.
+    bed.write_config_with_image(name, "");
+    bed.test(&["registry", "up"]).run();
+    let finding = registry_finding(&bed);
+    assert_eq!(finding["status"], "warn", "{finding}");
+    assert!(finding["hint"].as_str().unwrap_or_default().contains("is a tag without a digest"), "{finding}");
+}
