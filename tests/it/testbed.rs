@@ -73,7 +73,7 @@ fn shared() -> &'static Shared {
 /// `image` pushed to a local registry and pulled back by `tests/testbed/pin-images.sh` (idempotent),
 /// as `127.0.0.1:5990/<name>:<tag>@sha256:<its digest>`: a reference pinned by digest, the way
 /// devbox's default `registry.image` is.
-fn pin_by_digest(image: &str) -> String {
+pub fn pin_by_digest(image: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/pin-images.sh");
     let pinned = Command::new("sh").arg(&script).arg(image).status().expect("run pin-images.sh");
     assert!(pinned.success(), "pinning the testbed registry image by digest failed (see above)");
