@@ -192,7 +192,7 @@ pub async fn judge(
         let refused = |reason: String| Error::TeamConfigSignature { from: from.clone(), reason };
         let signature = team::fetch(&sig_source, s3).await.map_err(|e| {
             refused(format!(
-                "its signature {} cannot be read ({e:#}); once a key is recorded, every team config must be signed",
+                "its signature {} cannot be read ({e:#}); once a key is recorded, every team config must be signed by it (or pinned with #sha256=)",
                 sig_source.display()
             ))
         })?;
