@@ -240,3 +240,38 @@ fn doctor_fails_a_registry_image_whose_digest_differs_from_its_pin_and_warns_on_
     assert_eq!(finding["status"], "warn", "{finding}");
     assert!(finding["hint"].as_str().unwrap_or_default().contains("is a tag without a digest"), "{finding}");
 }
+
+/// On a terminal, an unpinned, unsigned config that changes the registry image is asked about:
+/// "no" refuses it (exit 2, nothing written), "yes" applies it and records that it was accepted.
+#[test]
+fn on_a_terminal_a_trust_relevant_change_is_applied_only_after_a_yes() {
+    use crate::testbed::tty::{Pty, screen};
+    let bed = Bed::new("trusttty");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let team = dir.path().join("team.toml");
+    let mine = std::fs::read_to_string(bed.config_path()).expect("bed config");
+    let pinned = crate::testbed::registry_image_pinned();
+    let other = pinned.split_once('@').map_or(pinned, |(name, _)| name);
+    std::fs::write(&team, mine.replacen(pinned, other, 1)).expect("write");
+    let from = team.to_string_lossy().into_owned();
+    let mut args = vec!["init", "--from", from.as_str()];
+    args.extend(CONFIG_ONLY);
+    let question = "is neither pinned nor signed, and it changes registry.image";
+
+    let before = files(bed.home.path());
+    let mut pty = Pty::spawn(&bed, &args);
+    pty.answer(question, "n");
+    let (code, raw) = pty.finish();
+    assert_eq!(code, Some(2), "{}", screen(&raw));
+    assert_eq!(files(bed.home.path()), before, "a refused config was written");
+
+    let mut pty = Pty::spawn(&bed, &args);
+    pty.answer(question, "y");
+    let (code, raw) = pty.finish();
+    let seen = screen(&raw);
+    assert_eq!(code, Some(0), "{seen}");
+    assert!(seen.contains("<- trust-relevant"), "{seen}");
+    let installed = std::fs::read_to_string(bed.config_path()).expect("installed");
+    assert!(installed.contains(&format!("image = \"{other}\"")), "{installed}");
+    assert!(installed.contains("# devbox: trusted: trusted unsigned (its trust-relevant changes were accepted)"));
+}
