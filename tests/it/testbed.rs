@@ -21,6 +21,7 @@ mod ci;
 pub mod garage;
 mod http;
 mod moto;
+mod pin;
 mod run;
 pub mod tty;
 
@@ -34,6 +35,7 @@ use std::time::{Duration, Instant};
 pub use ci::{layer_tar, push_image, start_ci_registry};
 pub use garage::{ENDPOINT as GARAGE_ENDPOINT, garage};
 pub use http::HttpServer;
+pub use pin::pin_by_digest;
 pub use run::Test;
 
 /// The registry image the tests use, built by `tests/testbed/registry-image.sh`.
@@ -68,24 +70,6 @@ fn shared() -> &'static Shared {
         let (s3_port, moto) = moto::start_moto();
         Shared { s3_port, registry_pinned, _moto: moto }
     })
-}
-
-/// `image` pushed to a local registry and pulled back by `tests/testbed/pin-images.sh` (idempotent),
-/// as `127.0.0.1:5990/<name>:<tag>@sha256:<its digest>`: a reference pinned by digest, the way
-/// devbox's default `registry.image` is.
-pub fn pin_by_digest(image: &str) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/pin-images.sh");
-    let pinned = Command::new("sh").arg(&script).arg(image).status().expect("run pin-images.sh");
-    assert!(pinned.success(), "pinning the testbed registry image by digest failed (see above)");
-    let pulled = format!("127.0.0.1:5990/{image}");
-    let repo = format!("{}@", pulled.rsplit_once(':').map_or(pulled.as_str(), |(repo, _)| repo));
-    let out = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", &pulled])
-        .output()
-        .expect("docker image inspect");
-    let digests = String::from_utf8_lossy(&out.stdout).into_owned();
-    let digest = digests.lines().find_map(|l| l.strip_prefix(&repo)).unwrap_or_else(|| panic!("{pulled}: {digests}"));
-    format!("{pulled}@{digest}")
 }
 
 /// The testbed's registry image, pinned by digest: what every bed's `registry.image` says.

@@ -2,8 +2,18 @@
 //! running image does not carry fails, a tag without a digest warns. The verdict is
 //! `registry::pin::judge`'s; this file says how it reads.
 
+use std::sync::Arc;
+
 use crate::doctor::{Finding, Remedy, Status};
+use crate::engine::{ContainerInfo, Engine};
 use crate::registry::pin::PinVerdict;
+
+/// The repository digests of the image the inspected container runs (by its image ID, whatever
+/// its name points to now); none when there is no container or the engine does not say.
+pub async fn digests_of(engine: &Engine, inspected: &Result<Option<Arc<ContainerInfo>>, String>) -> Vec<String> {
+    let Ok(Some(container)) = inspected else { return Vec::new() };
+    engine.image(&container.image_id).await.ok().flatten().map(|image| image.repo_digests).unwrap_or_default()
+}
 
 /// A digest mismatch: the registry runs an image other than the pinned one. `None` otherwise.
 pub fn mismatch(finding: &Finding, verdict: &PinVerdict, name: &str) -> Option<Finding> {
@@ -30,5 +40,42 @@ pub fn unpinned(finding: Finding, verdict: &PinVerdict, image: &str) -> Finding 
         )),
         PinVerdict::Matches { digest } => finding.detail("image_digest", digest.clone()),
         PinVerdict::Mismatch { .. } => finding,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::CheckId;
+
+    #[test]
+    fn a_digest_other_than_the_pin_fails_with_the_fix() {
+        let ok = Finding::ok(CheckId::RegistryContainer, "running");
+        let other = PinVerdict::Mismatch { pinned: "sha256:1".into(), found: vec!["sha256:2".into()] };
+        let failed = mismatch_finding(&ok, &other);
+        assert_eq!(failed.status, Status::Fail);
+        assert!(
+            failed.hint.as_deref().is_some_and(|h| h.contains("(sha256:2) are not the pin sha256:1")),
+            "{failed:?}"
+        );
+        assert_eq!(failed.remedy, Some(Remedy::RegistryUp));
+        assert!(mismatch(&ok, &PinVerdict::Unpinned, "r").is_none());
+    }
+
+    #[test]
+    fn a_bare_tag_warns_with_how_to_pin_it_and_a_match_shows_the_digest() {
+        let ok = Finding::ok(CheckId::RegistryContainer, "running");
+        let warned = unpinned(ok.clone(), &PinVerdict::Unpinned, "registry:3.0.0");
+        assert_eq!(warned.status, Status::Warn);
+        assert!(warned.hint.as_deref().is_some_and(|h| h.contains("registry.image = \"registry:3.0.0@sha256:")));
+        let matched = unpinned(ok, &PinVerdict::Matches { digest: "sha256:1".into() }, "r@sha256:1");
+        assert_eq!(
+            (matched.status, matched.details.get("image_digest").map(String::as_str)),
+            (Status::Ok, Some("sha256:1"))
+        );
+    }
+
+    fn mismatch_finding(ok: &Finding, verdict: &PinVerdict) -> Finding {
+        mismatch(ok, verdict, "devbox-registry").expect("a mismatch fails")
     }
 }
