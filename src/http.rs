@@ -54,20 +54,10 @@ impl Redirects {
     }
 }
 
-/// Whether `url` may be fetched at all: HTTPS, or plain HTTP to this machine only (where nothing
-/// travels a network someone else can change). Checked before any connection is made; the error
-/// says why, for the caller to name the key or flag it came from.
-pub fn require_https(url: &str) -> Result<(), String> {
-    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("https") => Ok(()),
-        Some("http") if is_loopback(url) => Ok(()),
-        Some("http") => Err("plain http:// is allowed only to this machine (127.0.0.1, [::1], localhost): \
-                             anyone on the way could change what it sends; use https://"
-            .into()),
-        _ => Err("must start with https:// (or http:// to 127.0.0.1)".into()),
-    }
-}
+/// Whether `url` may be fetched at all: HTTPS, or plain HTTP to this machine only. The rule is
+/// the config's (`update.url` and `registry.s3.endpoint` are held to it where they are read), so
+/// that it is one rule; here it also judges each redirect.
+pub use crate::config::require_https;
 
 /// Whether a redirect from `from` to `to` may be followed: `to` must itself be allowed, and an
 /// HTTPS answer never sends us to plain HTTP, not even on this machine.
@@ -188,19 +178,6 @@ mod tests {
         assert!(!is_loopback("http://127.0.0.1.example.com/"));
         assert!(!is_loopback("http://minio.lan:9000/bucket"));
         assert!(!is_loopback("https://s3.eu-west-1.amazonaws.com/acme"));
-    }
-
-    #[test]
-    fn only_https_or_plain_http_to_this_machine_is_allowed() {
-        assert_eq!(require_https("https://dl.acme.dev/devbox/"), Ok(()));
-        assert_eq!(require_https("HTTPS://dl.acme.dev/devbox/"), Ok(()));
-        assert_eq!(require_https("http://127.0.0.1:8000/feed"), Ok(()));
-        assert_eq!(require_https("http://[::1]:8000/feed"), Ok(()));
-        assert_eq!(require_https("http://localhost/feed"), Ok(()));
-        assert!(require_https("http://dl.acme.dev/devbox/").expect_err("plain").contains("use https://"));
-        assert!(require_https("http://127.0.0.1.evil.dev/").is_err());
-        assert!(require_https("ftp://127.0.0.1/").is_err());
-        assert!(require_https("dl.acme.dev").is_err());
     }
 
     #[test]

@@ -47,12 +47,12 @@ impl ConfigArgs {
             ConfigCommand::Show { json } => {
                 let loaded = ctx.config()?;
                 let text = std::fs::read_to_string(loaded.source.path()).unwrap_or_default();
-                let team_source = crate::init::team::recorded_source(&text);
-                let team_trust = team_source.map(|_| match crate::init::team::recorded_trust(&text) {
+                let team_source = crate::init::header::recorded_source(&text);
+                let team_trust = team_source.map(|_| match crate::init::header::recorded_trust(&text) {
                     Some(trust) => trust.to_string(),
                     None => "not recorded (installed by an older devbox)".to_string(),
                 });
-                let team_keys = crate::init::team::recorded_keys(&text);
+                let team_keys = crate::init::header::recorded_keys(&text);
                 if json {
                     let shown =
                         Shown { source: &loaded.source, team_source, team_trust, team_keys, config: &loaded.config };

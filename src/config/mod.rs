@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use load::parse_str;
 pub use load::{ConfigSource, LoadedConfig, defaults, load};
-pub use values::{BucketName, ByteSize, KeepLabel, Period};
+pub use values::{BucketName, ByteSize, KeepLabel, Period, require_https};
 
 /// The defaults, embedded in the binary. A user's file is laid over them key by key.
 const DEFAULTS: &str = include_str!("../../templates/devbox.toml");
@@ -249,7 +249,7 @@ impl Config {
         }
         let endpoint = &r.s3.endpoint;
         if !endpoint.is_empty()
-            && let Err(reason) = crate::http::require_https(endpoint)
+            && let Err(reason) = require_https(endpoint)
         {
             return invalid("registry.s3.endpoint", format!("{endpoint:?}: {reason}; or empty for AWS"));
         }
@@ -300,7 +300,7 @@ impl Config {
         }
         let update = &self.update;
         if !update.url.is_empty()
-            && let Err(reason) = crate::http::require_https(&update.url)
+            && let Err(reason) = require_https(&update.url)
         {
             return invalid("update.url", format!("{:?}: {reason}, e.g. \"https://dl.acme.dev/devbox/\"", update.url));
         }

@@ -4,6 +4,8 @@
 
 pub mod answers;
 pub mod ask;
+pub mod front;
+pub mod header;
 pub mod run;
 pub mod steps;
 pub mod team;

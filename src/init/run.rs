@@ -14,10 +14,10 @@ use crate::env::Environment;
 use crate::error::{Error, ExitStatus, exit_status_of};
 use crate::images::pull::pull_and_record;
 use crate::init::answers::{self, Question};
-use crate::init::ask::{Front, port_free};
+use crate::init::front::{Front, port_free};
 use crate::init::team::{self, TeamSource};
-use crate::init::trust;
 use crate::init::{ALL_STEPS, Outcome, Step, blocker, steps};
+use crate::init::{header, trust};
 use crate::paths::{Paths, write_if_changed};
 use crate::registry;
 use crate::schedule;
@@ -116,9 +116,9 @@ impl<'a> Run<'a> {
                 let team_config = config::parse_str(&text, Path::new(&shown)).map_err(Error::from)?;
                 let asked = trust::Asked { pin, key: options.key.as_deref(), trust_unsigned: options.trust_unsigned };
                 let offered = trust::Offered { source: &source, text: &text, config: &team_config };
-                let recorded = current.as_deref().map(team::recorded_keys).unwrap_or_default();
+                let recorded = current.as_deref().map(header::recorded_keys).unwrap_or_default();
                 let (trust, keys) = trust::judge(offered, &now, recorded, asked, &now.registry.s3, front).await?;
-                (Some(team::with_header(&shown, &trust, &keys, &text)), Some(format!("{shown}, {trust}")))
+                (Some(header::with_header(&shown, &trust, &keys, &text)), Some(format!("{shown}, {trust}")))
             }
             None => {
                 if let Err(err) = current_config {
@@ -177,7 +177,7 @@ impl<'a> Run<'a> {
                         ran.interrupted =
                             err.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Interrupted)));
                         ran.usage |= exit_status_of(&err) == ExitStatus::Usage;
-                        Outcome::Failed { message: format!("{err:#}"), hint: crate::error::hint_of(&err) }
+                        Outcome::Failed { message: format!("{err:#}"), hint: crate::engine::hint_of(&err) }
                     }
                 }
             };

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, S3Config};
 use crate::error::Error;
-use crate::init::ask::Front;
+use crate::init::front::Front;
 use crate::init::team::{self, TeamSource};
 use crate::signature::{self, PublicKey};
 
