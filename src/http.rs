@@ -4,9 +4,10 @@
 //!   127.0.0.1). No proxy, since a proxy would have to come back to this machine; and no TLS trust
 //!   store, since these speak plain HTTP and loading the system's certificates costs more than the
 //!   requests themselves (it showed in `doctor`'s timing).
-//! - [`outside`]: everything else (a team config on HTTPS, a release feed, S3's clock). The proxies in
-//!   `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are honoured, as curl honours them;
-//!   TLS is rustls with the platform's trust store.
+//! - [`outside`]: everything else (a team config on HTTPS, a release feed, S3's clock). It goes
+//!   through the proxy of the [`Network`] in force (`[network]`, else the environment as curl reads
+//!   it), and TLS is rustls with the platform's trust store plus the company CAs.
+//! - [`aws_sdk`]: the AWS SDK's HTTP client (S3, STS, SSO), with the same proxy and trust.
 //!
 //! - [`engine`]: a Docker engine's API, for the one request devbox makes outside bollard (the
 //!   ping that tells the engine's API version): plain HTTP over its unix socket or TCP address, no
@@ -15,9 +16,33 @@
 //! All have a connect timeout and an overall timeout per request; the caller says how long a whole
 //! request may take, since a version check and a download differ.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+
+use crate::network::Network;
+
+/// The network settings in force: put here by whoever resolved the config (`use_network`), read
+/// only by the client builders below. Before any config is loaded: no proxy, the OS's roots.
+static NETWORK: RwLock<Option<Arc<Network>>> = RwLock::new(None);
+
+/// Makes `network` the settings every outside client is built with from now on.
+pub fn use_network(network: Network) {
+    if let Ok(mut slot) = NETWORK.write() {
+        *slot = Some(Arc::new(network));
+    }
+}
+
+/// The network settings in force.
+pub fn network() -> Arc<Network> {
+    NETWORK.read().ok().and_then(|slot| slot.clone()).unwrap_or_default()
+}
+
+/// How many certificates a PEM bundle holds; an error when a PEM block in it is not one.
+pub fn pem_certificates(pem: &[u8]) -> Result<usize, String> {
+    reqwest::Certificate::from_pem_bundle(pem).map(|certs| certs.len()).map_err(|e| crate::error::chain(&e))
+}
 
 /// How long connecting to this machine may take: it is immediate or refused.
 const LOOPBACK_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -57,17 +82,132 @@ fn loopback_builder(timeout: Duration, redirects: Redirects) -> reqwest::ClientB
         .tls_certs_only([])
 }
 
-/// A client for the outside world: proxies from the environment, rustls with the platform's trust
-/// store, and connect and overall timeouts.
+/// A client for the outside world: the proxy of the network settings in force, rustls with the
+/// platform's trust store and the company CAs, and connect and overall timeouts.
+pub fn outside(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
+    outside_with(&network(), timeout, redirects, Trust::Company)
+}
+
+/// Which roots a client trusts: the platform's and the company's, or the platform's alone (what
+/// doctor compares with to tell TLS inspection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    Company,
+    PlatformOnly,
+}
+
+/// [`outside`] for the given settings and trust.
+pub fn outside_with(
+    network: &Network,
+    timeout: Duration,
+    redirects: Redirects,
+    trust: Trust,
+) -> anyhow::Result<reqwest::Client> {
+    outside_builder(network, timeout, redirects, trust)?.build().context("building the HTTP client")
+}
+
+/// What every client for the outside world is built from.
 // The one home of `reqwest::Client::builder`.
 #[allow(clippy::disallowed_methods)]
-pub fn outside(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+fn outside_builder(
+    network: &Network,
+    timeout: Duration,
+    redirects: Redirects,
+    trust: Trust,
+) -> anyhow::Result<reqwest::ClientBuilder> {
+    // The environment is read once, by `env.rs`, into `network`: reqwest must not read it again.
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(OUTSIDE_CONNECT_TIMEOUT.min(timeout))
         .redirect(redirects.policy())
-        .build()
-        .context("building the HTTP client")
+        .no_proxy();
+    let no_proxy = reqwest::NoProxy::from_string(&network.no_proxy_value());
+    if let Some((proxy, _)) = &network.https_proxy {
+        let proxy = reqwest::Proxy::https(proxy.with_credentials()).context("the HTTPS proxy")?;
+        builder = builder.proxy(proxy.no_proxy(no_proxy.clone()));
+    }
+    if let Some((proxy, _)) = &network.http_proxy {
+        let proxy = reqwest::Proxy::http(proxy.with_credentials()).context("the HTTP proxy")?;
+        builder = builder.proxy(proxy.no_proxy(no_proxy));
+    }
+    if trust == Trust::Company && !network.cas.is_empty() {
+        let certs = reqwest::Certificate::from_pem_bundle(network.ca_bundle().as_bytes())
+            .context("reading network.ca_certificates")?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    Ok(builder)
+}
+
+/// What an HTTPS server shows through the network in force: whether a client that trusts the
+/// company CAs accepts its certificate, whether one that trusts the platform's roots alone does,
+/// and its certificate (DER), taken whoever issued it. Doctor tells TLS inspection by these.
+#[derive(Debug)]
+pub struct TlsSeen {
+    pub company: Result<(), NoAnswer>,
+    pub platform: Result<(), NoAnswer>,
+    /// The server's own certificate, when a handshake that trusts anything got one.
+    pub leaf: Option<Vec<u8>>,
+}
+
+/// Looks at the HTTPS server of `url` three ways (see [`TlsSeen`]), each request within `timeout`.
+pub async fn tls_seen(network: &Network, url: &str, timeout: Duration) -> TlsSeen {
+    let ask = |trust: Trust| async move {
+        let client =
+            outside_with(network, timeout, Redirects::None, trust).map_err(|e| NoAnswer::Failed(format!("{e:#}")))?;
+        client.head(url).send().await.map(|_| ()).map_err(|e| NoAnswer::of(&e, timeout))
+    };
+    let leaf = async {
+        // Only to read who issued the certificate: nothing is sent but a HEAD.
+        let client = outside_builder(network, timeout, Redirects::None, Trust::Company)
+            .ok()?
+            .tls_danger_accept_invalid_certs(true)
+            .tls_info(true)
+            .build()
+            .ok()?;
+        let response = client.head(url).send().await.ok()?;
+        response.extensions().get::<reqwest::tls::TlsInfo>()?.peer_certificate().map(<[u8]>::to_vec)
+    };
+    let (company, platform, leaf) = tokio::join!(ask(Trust::Company), ask(Trust::PlatformOnly), leaf);
+    TlsSeen { company, platform, leaf }
+}
+
+/// The AWS SDK's HTTP client for an endpoint (`plain_http`: an `http://` one, which needs no TLS:
+/// loading the system's certificates costs more than a local store's requests). It goes through the
+/// proxy in force for that scheme, and trusts the platform's roots and the company CAs.
+pub fn aws_sdk(plain_http: bool) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Connector, proxy::ProxyConfig};
+    let network = network();
+    let for_scheme = if plain_http { &network.http_proxy } else { &network.https_proxy };
+    let proxy = match for_scheme {
+        Some((proxy, _)) => {
+            let url = proxy.with_credentials();
+            let config = if plain_http { ProxyConfig::http(url) } else { ProxyConfig::https(url) };
+            // The URL was checked when it was read; should the SDK still refuse it, go direct
+            // rather than fail every call: doctor's network check names the proxy.
+            config.map(|c| c.no_proxy(network.no_proxy_value())).unwrap_or_else(|_| ProxyConfig::disabled())
+        }
+        None => ProxyConfig::disabled(),
+    };
+    let mut trust = tls::TrustStore::default();
+    for ca in &network.cas {
+        trust.add_pem_certificate(ca.pem.as_bytes());
+    }
+    // It never refuses a trust store (PEM is checked when the TLS provider loads it, and was
+    // checked when the config was read); should it, the OS's roots are still trusted.
+    let context = tls::TlsContext::builder().with_trust_store(trust).build().unwrap_or_default();
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut builder = Connector::builder().proxy_config(proxy.clone());
+        builder.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            builder.set_sleep_impl(components.sleep_impl());
+        }
+        if plain_http {
+            builder.build_http()
+        } else {
+            builder.tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc)).tls_context(context.clone()).build()
+        }
+    })
 }
 
 /// A client for a Docker engine's API: over the unix socket `socket` when given, else to the TCP

@@ -19,6 +19,7 @@ mod fleet;
 mod http;
 mod images;
 mod init;
+mod network;
 mod paths;
 mod registry;
 mod schedule;

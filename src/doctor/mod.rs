@@ -20,6 +20,7 @@ pub enum CheckId {
     Disk,
     RegistryContainer,
     RegistryApi,
+    Network,
     AwsCredentials,
     Clock,
     BaseImages,
@@ -29,12 +30,13 @@ pub enum CheckId {
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 11] = [
+    pub const ALL: [CheckId; 12] = [
         CheckId::Config,
         CheckId::Engine,
         CheckId::Disk,
         CheckId::RegistryContainer,
         CheckId::RegistryApi,
+        CheckId::Network,
         CheckId::AwsCredentials,
         CheckId::Clock,
         CheckId::BaseImages,
@@ -50,6 +52,7 @@ impl CheckId {
             CheckId::Disk => "disk",
             CheckId::RegistryContainer => "registry-container",
             CheckId::RegistryApi => "registry-api",
+            CheckId::Network => "network",
             CheckId::AwsCredentials => "aws-credentials",
             CheckId::Clock => "clock",
             CheckId::BaseImages => "base-images",

@@ -98,11 +98,14 @@ impl<'a> Run<'a> {
                     TeamSource::Path(p) => TeamSource::Path(std::fs::canonicalize(&p).unwrap_or(p)),
                     other => other,
                 };
-                // S3 is reached with the S3 settings in force now (endpoint, region, profile).
-                let s3 = match &current_config {
-                    Ok(c) => c.registry.s3.clone(),
-                    Err(_) => parse(None, &path)?.registry.s3,
+                // S3 is reached with the S3 settings in force now (endpoint, region, profile), and
+                // so is the network (proxy, CAs).
+                let now = match &current_config {
+                    Ok(c) => c.clone(),
+                    Err(_) => parse(None, &path)?,
                 };
+                crate::network::install(&now.network, env, &path)?;
+                let s3 = now.registry.s3;
                 let text = team::fetch(&source, &s3).await?;
                 let shown = source.display();
                 // Validated before anything is written: errors name the source, line and key.
@@ -117,6 +120,9 @@ impl<'a> Run<'a> {
             }
         };
         let config = parse(base.as_deref(), &path)?;
+        // The network settings this run's steps go out with (a team config may set them): checked
+        // now, before anything is written.
+        crate::network::install(&config.network, env, &path)?;
         let mut run = Run {
             env,
             front,

@@ -7,6 +7,7 @@ mod converge;
 pub mod hardening;
 pub mod lease;
 pub mod line;
+pub mod network;
 pub mod proof;
 mod renew;
 pub mod verify;
@@ -52,6 +53,8 @@ pub struct Desired {
     pub readonly: bool,
     /// How the container is confined.
     pub hardening: Hardening,
+    /// The proxy and CAs it gets (`network.rs`, `with_network`).
+    pub network: network::ContainerNetwork,
 }
 
 impl Desired {
@@ -61,7 +64,8 @@ impl Desired {
         let config_yaml = render_config(config, layout.line)?;
         let hardening = hardening(config);
         let hash = config_hash(config, &layout, &config_yaml, &hardening);
-        Ok(Desired { layout, config_yaml, hash, storage, readonly, hardening })
+        let network = network::ContainerNetwork::default();
+        Ok(Desired { layout, config_yaml, hash, storage, readonly, hardening, network })
     }
 }
 
@@ -229,6 +233,7 @@ fn container_spec(config: &RegistryConfig, desired: &Desired, credentials: Optio
             .unwrap_or_default()
             .into_iter()
             .chain(desired.layout.env())
+            .chain(desired.network.env.iter().cloned())
             .collect(),
         labels,
         publish: Some(("127.0.0.1".to_string(), config.port, 5000)),

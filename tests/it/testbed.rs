@@ -18,6 +18,7 @@
 //! and the `Test` builder (`testbed/run.rs`).
 
 mod ci;
+pub mod corp;
 pub mod garage;
 mod http;
 mod moto;
