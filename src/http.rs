@@ -139,36 +139,80 @@ fn outside_builder(
 }
 
 /// What an HTTPS server shows through the network in force: whether a client that trusts the
-/// company CAs accepts its certificate, whether one that trusts the platform's roots alone does,
-/// and its certificate (DER), taken whoever issued it. Doctor tells TLS inspection by these.
+/// company CAs accepts its certificate, and whether one that trusts the platform's roots alone
+/// does. Doctor tells TLS inspection by these, and names the issuer from [`peer_certificate`].
 #[derive(Debug)]
 pub struct TlsSeen {
     pub company: Result<(), NoAnswer>,
     pub platform: Result<(), NoAnswer>,
-    /// The server's own certificate, when a handshake that trusts anything got one.
-    pub leaf: Option<Vec<u8>>,
 }
 
-/// Looks at the HTTPS server of `url` three ways (see [`TlsSeen`]), each request within `timeout`.
+/// Asks the HTTPS server of `url` both ways (see [`TlsSeen`]), each request within `timeout`.
 pub async fn tls_seen(network: &Network, url: &str, timeout: Duration) -> TlsSeen {
     let ask = |trust: Trust| async move {
         let client =
             outside_with(network, timeout, Redirects::None, trust).map_err(|e| NoAnswer::Failed(format!("{e:#}")))?;
         client.head(url).send().await.map(|_| ()).map_err(|e| NoAnswer::of(&e, timeout))
     };
-    let leaf = async {
-        // Only to read who issued the certificate: nothing is sent but a HEAD.
-        let client = outside_builder(network, timeout, Redirects::None, Trust::Company)
-            .ok()?
-            .tls_danger_accept_invalid_certs(true)
-            .tls_info(true)
-            .build()
-            .ok()?;
-        let response = client.head(url).send().await.ok()?;
-        response.extensions().get::<reqwest::tls::TlsInfo>()?.peer_certificate().map(<[u8]>::to_vec)
-    };
-    let (company, platform, leaf) = tokio::join!(ask(Trust::Company), ask(Trust::PlatformOnly), leaf);
-    TlsSeen { company, platform, leaf }
+    let (company, platform) = tokio::join!(ask(Trust::Company), ask(Trust::PlatformOnly));
+    TlsSeen { company, platform }
+}
+
+/// The certificate (DER) that the TLS server for `host` presents on `stream` (a connection to it,
+/// or a proxy's tunnel), whoever issued it: only to name the issuer. reqwest tells nothing of a
+/// certificate it got through a proxy's tunnel, hence this handshake of its own. Nothing is sent
+/// after it.
+pub async fn peer_certificate(stream: tokio::net::TcpStream, host: &str) -> Option<Vec<u8>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).ok()?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.ok()?;
+    tls.get_ref().1.peer_certificates()?.first().map(|cert| cert.to_vec())
+}
+
+/// A verifier that accepts any certificate (the handshake's signatures still checked): for
+/// [`peer_certificate`], which only reads who issued it and sends nothing.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// The AWS SDK's HTTP client for an endpoint (`plain_http`: an `http://` one, which needs no TLS:

@@ -31,16 +31,20 @@ fn doctor(bed: &Bed) -> Test {
     bed.test(&args)
 }
 
-/// A bed whose bucket holds a base image CI pushed, with S3 over TLS in front of it and the
-/// direct path to that closed.
+/// A bed whose bucket holds a base image CI pushed, on S3 over TLS with a private CA, the direct
+/// path to which is closed.
 fn corp_bed(test: &str) -> (Bed, Corp) {
-    let mut bed = Bed::new(test);
+    let mut corp = Corp::with_moto(test);
+    let mut bed = Bed::on_s3_server(test, &corp.moto_endpoint());
+    let made = std::process::Command::new("curl")
+        .args(["-s", "-f", "-X", "PUT", &format!("{}/{}", corp.moto_endpoint(), bed.bucket)])
+        .output()
+        .expect("run curl");
+    assert!(made.status.success(), "creating the bucket: {}", output_text(&made));
     let ci = bed.ci_registry();
     bed.push_image(ci, "base/tool:1", 100_000);
     bed.remove_image_later(&format!("127.0.0.1:{}/base/tool:1", bed.port));
     bed.remove_image_later(&format!("{}/base/tool:1", bed.name));
-    let moto_port = bed.s3_endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("moto's port");
-    let mut corp = Corp::new(test, moto_port);
     corp.close_direct_path();
     (bed, corp)
 }

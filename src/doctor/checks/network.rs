@@ -39,11 +39,16 @@ async fn network(probe: &Probe<'_>) -> Finding {
     let any_proxy = network.https_proxy.as_ref().or(network.http_proxy.as_ref());
     let mut details: Vec<(&str, String)> = Vec::new();
     let mut said = Vec::new();
+    // The proxy's tunnel to S3, kept for the look at S3's certificate.
+    let mut tunneled = None;
     match (&s3_proxy, any_proxy) {
         (Some((proxy, source)), _) => {
             let target = s3.as_deref().filter(|u| u.starts_with("https://")).and_then(host_port);
             match tunnel(proxy, target.as_deref(), probe.timeout).await {
-                Tunnel::Open => said.push(format!("S3 through proxy {proxy} ({source})")),
+                Tunnel::Open(stream) => {
+                    tunneled = stream;
+                    said.push(format!("S3 through proxy {proxy} ({source})"));
+                }
                 failed => return proxy_finding(id, proxy, source, target.as_deref(), failed),
             }
             details.push(("proxy", proxy.to_string()));
@@ -64,7 +69,7 @@ async fn network(probe: &Probe<'_>) -> Finding {
         details.push(("ca_certificates", paths.join(", ")));
     }
     let mut finding = match s3.as_deref().filter(|u| u.starts_with("https://")) {
-        Some(url) => match tls(&network, url, probe.timeout).await {
+        Some(url) => match tls(&network, url, tunneled, probe.timeout).await {
             Ok(line) => {
                 said.push(line);
                 Finding::ok(id, said.join("; "))
@@ -86,13 +91,16 @@ async fn network(probe: &Probe<'_>) -> Finding {
 fn proxy_finding(id: CheckId, proxy: &ProxyUrl, source: &str, target: Option<&str>, failed: Tunnel) -> Finding {
     let to = target.map(|t| format!(" to {t}")).unwrap_or_default();
     let (what, hint) = match failed {
-        Tunnel::Open => ("the proxy let devbox through".to_string(), String::new()),
+        Tunnel::Open(_) => ("the proxy let devbox through".to_string(), String::new()),
         Tunnel::Refused(reason) => (
             format!("the proxy {proxy} ({source}) does not answer: {reason}; devbox cannot reach S3 without it"),
             format!("Start the proxy, or fix {source} (`devbox config show`; HTTPS_PROXY / NO_PROXY in your shell)."),
         ),
-        Tunnel::AuthRequired { offered } => (
-            format!("the proxy {proxy} ({source}) asks for credentials (HTTP 407 Proxy Authentication Required)"),
+        Tunnel::AuthRequired { offered, status } => (
+            format!(
+                "the proxy {proxy} ({source}) asks for credentials (HTTP {status}{})",
+                if status == 407 { " Proxy Authentication Required" } else { "" }
+            ),
             if offered {
                 format!("It refused the user and password in {source}: fix them (http://USER:PASSWORD@HOST:PORT).")
             } else {
@@ -108,17 +116,37 @@ fn proxy_finding(id: CheckId, proxy: &ProxyUrl, source: &str, target: Option<&st
     Finding::new(id, Status::Fail, what).hint(hint).detail("proxy", proxy.to_string())
 }
 
+/// The certificate S3 presents, on the proxy's tunnel when there is one, else directly.
+async fn s3_certificate(url: &str, tunneled: Option<tokio::net::TcpStream>, timeout: Duration) -> Option<Vec<u8>> {
+    let target = host_port(url)?;
+    let host = target.rsplit_once(':').map_or(target.as_str(), |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let look = async {
+        let stream = match tunneled {
+            Some(stream) => stream,
+            None => tokio::net::TcpStream::connect(target.as_str()).await.ok()?,
+        };
+        http::peer_certificate(stream, &host).await
+    };
+    tokio::time::timeout(timeout, look).await.ok().flatten()
+}
+
 /// Whether devbox trusts S3's certificate, and who issued it: a line for the finding, or the
 /// finding that fails.
-async fn tls(network: &Network, url: &str, timeout: Duration) -> Result<String, Finding> {
+async fn tls(
+    network: &Network,
+    url: &str,
+    tunneled: Option<tokio::net::TcpStream>,
+    timeout: Duration,
+) -> Result<String, Finding> {
     let id = CheckId::Network;
-    let seen = http::tls_seen(network, url, timeout).await;
-    let issuer = seen.leaf.as_deref().and_then(issuer_of).unwrap_or_else(|| "an unknown issuer".to_string());
-    match (&seen.company, &seen.platform, &seen.leaf) {
+    let (seen, leaf) = tokio::join!(http::tls_seen(network, url, timeout), s3_certificate(url, tunneled, timeout));
+    let issuer = leaf.as_deref().and_then(issuer_of).unwrap_or_else(|| "an unknown issuer".to_string());
+    match (&seen.company, &seen.platform, &leaf) {
         (Ok(()), Ok(()), _) => Ok(format!("S3's certificate is issued by {issuer}, publicly trusted")),
         (Ok(()), Err(_), _) => Ok(format!(
-            "S3's certificate is issued by {issuer}, a CA outside the public roots (TLS inspection), \
-             trusted through network.ca_certificates"
+            "S3's certificate is issued by {issuer}, a CA outside the public roots (a private CA, or TLS \
+             inspection), trusted through network.ca_certificates"
         )),
         (Err(_), _, Some(_)) => Err(Finding::fail(
             id,
@@ -182,14 +210,16 @@ pub fn untrusted_certificate(line: &str) -> Option<String> {
 }
 
 /// What a proxy did with a `CONNECT`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Tunnel {
-    Open,
+    /// It answers; with a target, the tunnel to it.
+    Open(Option<tokio::net::TcpStream>),
     /// Nothing answered: refused, timed out, or not HTTP.
     Refused(String),
-    /// HTTP 407; `offered`: credentials were sent.
+    /// HTTP 407, or 401 to credentials it refused; `offered`: credentials were sent.
     AuthRequired {
         offered: bool,
+        status: u16,
     },
     Status(u16),
 }
@@ -201,7 +231,7 @@ async fn tunnel(proxy: &ProxyUrl, target: Option<&str>, timeout: Duration) -> Tu
         let host = proxy.host().trim_start_matches('[').trim_end_matches(']');
         let mut stream =
             tokio::net::TcpStream::connect((host, proxy.port())).await.map_err(|e| Tunnel::Refused(e.to_string()))?;
-        let Some(target) = target else { return Ok(Tunnel::Open) };
+        let Some(target) = target else { return Ok(Tunnel::Open(None)) };
         let auth = credentials_of(proxy)
             .map(|c| format!("Proxy-Authorization: Basic {}\r\n", base64(c.as_bytes())))
             .unwrap_or_default();
@@ -216,9 +246,13 @@ async fn tunnel(proxy: &ProxyUrl, target: Option<&str>, timeout: Duration) -> Tu
             }
             head.extend_from_slice(&buf[..n]);
         }
+        let offered = proxy.has_credentials();
         Ok::<Tunnel, Tunnel>(match status_of(&head) {
-            Some(200..=299) => Tunnel::Open,
-            Some(407) => Tunnel::AuthRequired { offered: proxy.has_credentials() },
+            // A TLS server sends nothing before the client's hello: the tunnel is clean.
+            Some(200..=299) => Tunnel::Open(Some(stream)),
+            Some(status @ 407) => Tunnel::AuthRequired { offered, status },
+            // tinyproxy answers 401 to credentials it refuses.
+            Some(status @ 401) if offered => Tunnel::AuthRequired { offered, status },
             Some(status) => Tunnel::Status(status),
             None => Tunnel::Refused("it did not answer as an HTTP proxy".into()),
         })
@@ -376,8 +410,13 @@ mod tests {
     #[test]
     fn a_refused_proxy_is_named_without_its_credentials() {
         let proxy = ProxyUrl::parse("http://alice:s3cret@127.0.0.1:3128", true).expect("a proxy");
-        let finding =
-            proxy_finding(CheckId::Network, &proxy, "HTTPS_PROXY", None, Tunnel::AuthRequired { offered: true });
+        let finding = proxy_finding(
+            CheckId::Network,
+            &proxy,
+            "HTTPS_PROXY",
+            None,
+            Tunnel::AuthRequired { offered: true, status: 407 },
+        );
         let shown = format!("{finding:?}");
         assert!(shown.contains("407") && shown.contains("http://***@127.0.0.1:3128"), "{shown}");
         assert!(!shown.contains("s3cret"), "{shown}");
