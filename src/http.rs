@@ -85,25 +85,12 @@ fn loopback_builder(timeout: Duration, redirects: Redirects) -> reqwest::ClientB
 /// A client for the outside world: the proxy of the network settings in force, rustls with the
 /// platform's trust store and the company CAs, and connect and overall timeouts.
 pub fn outside(timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
-    outside_with(&network(), timeout, redirects, Trust::Company)
+    outside_with(&network(), timeout, redirects)
 }
 
-/// Which roots a client trusts: the platform's and the company's, or the platform's alone (what
-/// doctor compares with to tell TLS inspection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trust {
-    Company,
-    PlatformOnly,
-}
-
-/// [`outside`] for the given settings and trust.
-pub fn outside_with(
-    network: &Network,
-    timeout: Duration,
-    redirects: Redirects,
-    trust: Trust,
-) -> anyhow::Result<reqwest::Client> {
-    outside_builder(network, timeout, redirects, trust)?.build().context("building the HTTP client")
+/// [`outside`] for the given settings.
+pub fn outside_with(network: &Network, timeout: Duration, redirects: Redirects) -> anyhow::Result<reqwest::Client> {
+    outside_builder(network, timeout, redirects)?.build().context("building the HTTP client")
 }
 
 /// What every client for the outside world is built from.
@@ -113,7 +100,6 @@ fn outside_builder(
     network: &Network,
     timeout: Duration,
     redirects: Redirects,
-    trust: Trust,
 ) -> anyhow::Result<reqwest::ClientBuilder> {
     // The environment is read once, by `env.rs`, into `network`: reqwest must not read it again.
     let mut builder = reqwest::Client::builder()
@@ -130,7 +116,7 @@ fn outside_builder(
         let proxy = reqwest::Proxy::http(proxy.with_credentials()).context("the HTTP proxy")?;
         builder = builder.proxy(proxy.no_proxy(no_proxy));
     }
-    if trust == Trust::Company && !network.cas.is_empty() {
+    if !network.cas.is_empty() {
         let certs = reqwest::Certificate::from_pem_bundle(network.ca_bundle().as_bytes())
             .context("reading network.ca_certificates")?;
         builder = builder.tls_certs_merge(certs);
@@ -138,31 +124,19 @@ fn outside_builder(
     Ok(builder)
 }
 
-/// What an HTTPS server shows through the network in force: whether a client that trusts the
-/// company CAs accepts its certificate, and whether one that trusts the platform's roots alone
-/// does. Doctor tells TLS inspection by these, and names the issuer from [`peer_certificate`].
-#[derive(Debug)]
-pub struct TlsSeen {
-    pub company: Result<(), NoAnswer>,
-    pub platform: Result<(), NoAnswer>,
+/// Whether a client of the network in force (the platform's roots and the company CAs) accepts
+/// the certificate of the HTTPS server at `url`: one HEAD within `timeout`.
+pub async fn reaches(network: &Network, url: &str, timeout: Duration) -> Result<(), NoAnswer> {
+    let client = outside_with(network, timeout, Redirects::None).map_err(|e| NoAnswer::Failed(format!("{e:#}")))?;
+    client.head(url).send().await.map(|_| ()).map_err(|e| NoAnswer::of(&e, timeout))
 }
 
-/// Asks the HTTPS server of `url` both ways (see [`TlsSeen`]), each request within `timeout`.
-pub async fn tls_seen(network: &Network, url: &str, timeout: Duration) -> TlsSeen {
-    let ask = |trust: Trust| async move {
-        let client =
-            outside_with(network, timeout, Redirects::None, trust).map_err(|e| NoAnswer::Failed(format!("{e:#}")))?;
-        client.head(url).send().await.map(|_| ()).map_err(|e| NoAnswer::of(&e, timeout))
-    };
-    let (company, platform) = tokio::join!(ask(Trust::Company), ask(Trust::PlatformOnly));
-    TlsSeen { company, platform }
-}
-
-/// The certificate (DER) that the TLS server for `host` presents on `stream` (a connection to it,
-/// or a proxy's tunnel), whoever issued it: only to name the issuer. reqwest tells nothing of a
+/// The certificate chain (DER, the server's own first) that the TLS server for `host` presents
+/// on `stream` (a connection to it, or a proxy's tunnel), whoever issued it: for doctor, which
+/// names the issuer and judges the chain with [`chain_trust`]. reqwest tells nothing of a
 /// certificate it got through a proxy's tunnel, hence this handshake of its own. Nothing is sent
 /// after it.
-pub async fn peer_certificate(stream: tokio::net::TcpStream, host: &str) -> Option<Vec<u8>> {
+pub async fn peer_chain(stream: tokio::net::TcpStream, host: &str) -> Option<Vec<Vec<u8>>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -172,11 +146,54 @@ pub async fn peer_certificate(stream: tokio::net::TcpStream, host: &str) -> Opti
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_string()).ok()?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.ok()?;
-    tls.get_ref().1.peer_certificates()?.first().map(|cert| cert.to_vec())
+    let chain: Vec<Vec<u8>> = tls.get_ref().1.peer_certificates()?.iter().map(|cert| cert.to_vec()).collect();
+    (!chain.is_empty()).then_some(chain)
+}
+
+/// Which roots a certificate chain for `host` is good under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainTrust {
+    /// The public roots (Mozilla's, as webpki-roots carries them): what a registry image's own
+    /// bundle holds.
+    pub public: bool,
+    /// The company CAs of `[network] ca_certificates` alone: what devbox gives the registry.
+    pub company_cas: bool,
+}
+
+/// Judges `chain` (DER, the server's own first) for `host`, now, against the public roots and
+/// against the company CAs. Pure: nothing is asked of the network or the OS.
+pub fn chain_trust(chain: &[Vec<u8>], host: &str, cas: &[crate::network::CompanyCa]) -> ChainTrust {
+    use rustls::pki_types::pem::PemObject;
+    let mut public = rustls::RootCertStore::empty();
+    public.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut company = rustls::RootCertStore::empty();
+    for ca in cas {
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.pem.as_bytes()).flatten() {
+            let _ = company.add(cert);
+        }
+    }
+    ChainTrust { public: verifies(public, chain, host), company_cas: verifies(company, chain, host) }
+}
+
+fn verifies(roots: rustls::RootCertStore, chain: &[Vec<u8>], host: &str) -> bool {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let Ok(verifier) = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()
+    else {
+        return false;
+    };
+    let (Some((leaf, rest)), Ok(name)) = (chain.split_first(), ServerName::try_from(host.to_string())) else {
+        return false;
+    };
+    let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+    verifier
+        .verify_server_cert(&CertificateDer::from(leaf.as_slice()), &intermediates, &name, &[], UnixTime::now())
+        .is_ok()
 }
 
 /// A verifier that accepts any certificate (the handshake's signatures still checked): for
-/// [`peer_certificate`], which only reads who issued it and sends nothing.
+/// [`peer_chain`], which only reads who issued it and sends nothing.
 #[derive(Debug)]
 struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
 
@@ -333,6 +350,22 @@ mod tests {
         assert!(!is_loopback("http://127.0.0.1.example.com/"));
         assert!(!is_loopback("http://minio.lan:9000/bucket"));
         assert!(!is_loopback("https://s3.eu-west-1.amazonaws.com/acme"));
+    }
+
+    #[test]
+    fn a_chain_is_judged_against_the_public_roots_and_the_company_cas() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/network");
+        let leaf = std::fs::read(fixtures.join("leaf.der")).expect("the fixture certificate");
+        let ca = crate::network::CompanyCa {
+            path: fixtures.join("ca.pem"),
+            pem: std::fs::read_to_string(fixtures.join("ca.pem")).expect("the fixture CA"),
+        };
+        let chain = vec![leaf];
+        let with_ca = chain_trust(&chain, "s3.example.test", std::slice::from_ref(&ca));
+        assert_eq!(with_ca, ChainTrust { public: false, company_cas: true });
+        assert_eq!(chain_trust(&chain, "s3.example.test", &[]), ChainTrust { public: false, company_cas: false });
+        assert_eq!(chain_trust(&chain, "other.example.test", &[ca]), ChainTrust { public: false, company_cas: false });
+        assert_eq!(chain_trust(&[], "s3.example.test", &[]), ChainTrust { public: false, company_cas: false });
     }
 
     #[test]

@@ -232,3 +232,21 @@ fn vm_network_through_the_proxy_and_through_tls_inspection() {
     write_config(&bed, &corp, &format!("proxy = {:?}", mitm.url()));
     bed.test(&["doctor", "--check", "network"]).code(1).stdout_has("Devbox Corp Inspection CA").run();
 }
+
+/// The company's CA in this machine's own trust store (IT installed it; here `SSL_CERT_FILE`, which
+/// the OS store's loader reads) but not in `[network] ca_certificates`: devbox trusts S3, the
+/// registry container would not, and doctor says so before it matters.
+#[test]
+fn network_a_ca_only_this_machine_trusts_is_named_for_the_registry() {
+    let (bed, mut corp) = corp_bed("netosca");
+    let proxy = corp.tinyproxy(free_port(), None);
+    write_config(&bed, &corp, "");
+    bed.test(&["doctor", "--check", "network"])
+        .env("HTTPS_PROXY", proxy.url())
+        .env("SSL_CERT_FILE", &corp.s3_ca)
+        .code(1)
+        .stdout_has("issued by CN=Devbox Corp S3 CA, O=Devbox Corp, a CA outside the public roots")
+        .stdout_has("the registry container will not trust it")
+        .stdout_has("[network] ca_certificates = [")
+        .run();
+}

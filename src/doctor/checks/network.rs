@@ -116,8 +116,13 @@ fn proxy_finding(id: CheckId, proxy: &ProxyUrl, source: &str, target: Option<&st
     Finding::new(id, Status::Fail, what).hint(hint).detail("proxy", proxy.to_string())
 }
 
-/// The certificate S3 presents, on the proxy's tunnel when there is one, else directly.
-async fn s3_certificate(url: &str, tunneled: Option<tokio::net::TcpStream>, timeout: Duration) -> Option<Vec<u8>> {
+/// S3's host name, and its certificate chain as presented on the proxy's tunnel when there is
+/// one, else directly.
+async fn s3_chain(
+    url: &str,
+    tunneled: Option<tokio::net::TcpStream>,
+    timeout: Duration,
+) -> Option<(String, Vec<Vec<u8>>)> {
     let target = host_port(url)?;
     let host = target.rsplit_once(':').map_or(target.as_str(), |(host, _)| host);
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
@@ -126,13 +131,16 @@ async fn s3_certificate(url: &str, tunneled: Option<tokio::net::TcpStream>, time
             Some(stream) => stream,
             None => tokio::net::TcpStream::connect(target.as_str()).await.ok()?,
         };
-        http::peer_certificate(stream, &host).await
+        http::peer_chain(stream, &host).await
     };
-    tokio::time::timeout(timeout, look).await.ok().flatten()
+    let chain = tokio::time::timeout(timeout, look).await.ok().flatten()?;
+    Some((host, chain))
 }
 
-/// Whether devbox trusts S3's certificate, and who issued it: a line for the finding, or the
-/// finding that fails.
+/// Whether devbox, and the registry container it sets up, trust S3's certificate, and who issued
+/// it: a line for the finding, or the finding that fails. The container trusts its image's bundle
+/// (the public roots) and the company CAs devbox gives it, never this machine's own store: a CA
+/// that only the OS trusts (IT installed it) still fails there.
 async fn tls(
     network: &Network,
     url: &str,
@@ -140,24 +148,32 @@ async fn tls(
     timeout: Duration,
 ) -> Result<String, Finding> {
     let id = CheckId::Network;
-    let (seen, leaf) = tokio::join!(http::tls_seen(network, url, timeout), s3_certificate(url, tunneled, timeout));
-    let issuer = leaf.as_deref().and_then(issuer_of).unwrap_or_else(|| "an unknown issuer".to_string());
-    match (&seen.company, &seen.platform, &leaf) {
-        (Ok(()), Ok(()), _) => Ok(format!("S3's certificate is issued by {issuer}, publicly trusted")),
-        (Ok(()), Err(_), _) => Ok(format!(
+    let (devbox, seen) = tokio::join!(http::reaches(network, url, timeout), s3_chain(url, tunneled, timeout));
+    let issuer = seen
+        .as_ref()
+        .and_then(|(_, chain)| chain.first())
+        .and_then(|leaf| issuer_of(leaf))
+        .unwrap_or_else(|| "an unknown issuer".to_string());
+    let trust = seen.as_ref().map(|(host, chain)| http::chain_trust(chain, host, &network.cas));
+    let untrusted = |what: String| Finding::fail(id, what).hint(CA_FIX).detail("issuer", issuer.clone());
+    match (devbox, trust) {
+        (Ok(()), Some(trust)) if trust.public => {
+            Ok(format!("S3's certificate is issued by {issuer}, publicly trusted"))
+        }
+        (Ok(()), Some(trust)) if trust.company_cas => Ok(format!(
             "S3's certificate is issued by {issuer}, a CA outside the public roots (a private CA, or TLS \
              inspection), trusted through network.ca_certificates"
         )),
-        (Err(_), _, Some(_)) => Err(Finding::fail(
-            id,
-            format!(
-                "S3's certificate at {url} is issued by {issuer}, a CA this machine does not trust \
-                 (TLS inspection by a company proxy or firewall?)"
-            ),
-        )
-        .hint(CA_FIX)
-        .detail("issuer", issuer)),
-        (Err(reason), _, None) => {
+        (Ok(()), Some(_)) => Err(untrusted(format!(
+            "S3's certificate is issued by {issuer}, a CA outside the public roots that this machine's own \
+             trust store has but network.ca_certificates does not: the registry container will not trust it"
+        ))),
+        (Ok(()), None) => Ok("S3's certificate is trusted".to_string()),
+        (Err(_), Some(_)) => Err(untrusted(format!(
+            "S3's certificate at {url} is issued by {issuer}, a CA this machine does not trust \
+             (TLS inspection by a company proxy or firewall?)"
+        ))),
+        (Err(reason), None) => {
             let through = match network.proxy_for(url) {
                 Some((proxy, source)) => format!(" through proxy {proxy} ({source})"),
                 None if network.https_proxy.is_some() => " directly (NO_PROXY sends it around the proxy)".to_string(),
