@@ -21,8 +21,10 @@ mod images;
 mod init;
 mod network;
 mod paths;
+mod progress;
 mod registry;
 mod schedule;
+mod signature;
 mod state;
 mod templates;
 mod ui;
@@ -49,7 +51,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli, env)) {
         Ok(status) => status.into(),
         Err(err) => {
-            ui::print_error(&err, error::hint_of(&err));
+            ui::print_error(&err, engine::hint_of(&err));
             error::exit_status_of(&err).into()
         }
     }

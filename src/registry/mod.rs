@@ -8,6 +8,7 @@ pub mod hardening;
 pub mod lease;
 pub mod line;
 pub mod network;
+pub mod pin;
 pub mod proof;
 mod renew;
 pub mod verify;

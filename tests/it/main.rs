@@ -31,5 +31,6 @@ mod security;
 mod self_update;
 mod speed;
 mod testbed;
+mod trust;
 mod vm;
 mod vm_bed;

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod images;
 pub mod network;
 pub mod registry;
+pub mod registry_pin;
 pub mod schedules;
 pub mod security;
 pub mod version;
