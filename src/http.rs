@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::network::Network;
+use std::path::{Path, PathBuf};
+
+use crate::network::{CompanyCa, Network};
 
 /// The network settings in force: put here by whoever resolved the config (`use_network`), read
 /// only by the client builders below. Before any config is loaded: no proxy, the OS's roots.
@@ -37,6 +39,47 @@ pub fn use_network(network: Network) {
 /// The network settings in force.
 pub fn network() -> Arc<Network> {
     NETWORK.read().ok().and_then(|slot| slot.clone()).unwrap_or_default()
+}
+
+/// Resolves the network settings of `config` (read from `config_file`, whose directory relative CA
+/// paths start from) with the environment, and makes them the ones every client is built with.
+/// A CA file that is not PEM, or a proxy variable that is not a URL, is bad input (exit 2).
+pub fn install_network(
+    config: &crate::config::NetworkConfig,
+    env: &crate::env::Environment,
+    config_file: &Path,
+) -> Result<(), crate::error::Error> {
+    let dir = config_file.parent().unwrap_or(Path::new("."));
+    let cas = read_cas(&config.ca_certificates, dir).map_err(|reason| {
+        crate::error::Error::Usage(format!("network.ca_certificates: {reason}. Fix the path in devbox.toml."))
+    })?;
+    use_network(Network::resolve(config.proxy.as_ref(), &config.no_proxy, cas, env)?);
+    Ok(())
+}
+
+/// Reads the CA files of `paths` (relative ones from `base`, the config file's directory). Each
+/// must hold at least one PEM certificate: the error says which file is not, and why.
+pub fn read_cas(paths: &[PathBuf], base: &Path) -> Result<Vec<CompanyCa>, String> {
+    paths
+        .iter()
+        .map(|path| {
+            let path = if path.is_absolute() { path.clone() } else { base.join(path) };
+            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let not_pem = |why: &str| {
+                format!(
+                    "{} is not a PEM certificate ({why}): give the company CA as PEM text, \
+                     \"-----BEGIN CERTIFICATE-----\" … (convert DER with `openssl x509 -inform der -in CA.cer -out ca.pem`)",
+                    path.display()
+                )
+            };
+            let pem = String::from_utf8(bytes).map_err(|_| not_pem("it is not text"))?;
+            match pem_certificates(pem.as_bytes()) {
+                Ok(0) => Err(not_pem("no certificate in it")),
+                Ok(_) => Ok(CompanyCa { path, pem }),
+                Err(reason) => Err(not_pem(&reason)),
+            }
+        })
+        .collect()
 }
 
 /// How many certificates a PEM bundle holds; an error when a PEM block in it is not one.
@@ -379,6 +422,22 @@ mod tests {
         assert!(!is_loopback("http://127.0.0.1.example.com/"));
         assert!(!is_loopback("http://minio.lan:9000/bucket"));
         assert!(!is_loopback("https://s3.eu-west-1.amazonaws.com/acme"));
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_pem_certificates() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/network");
+        let read = read_cas(&[PathBuf::from("ca.pem")], &fixtures).expect("a PEM CA");
+        assert_eq!(read[0].path, fixtures.join("ca.pem"));
+        assert!(read[0].pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("notes.txt"), "this is not a certificate\n").expect("write");
+        std::fs::write(dir.path().join("bad.pem"), "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
+            .expect("write");
+        for name in ["notes.txt", "bad.pem", "missing.pem"] {
+            let err = read_cas(&[PathBuf::from(name)], dir.path()).expect_err(name);
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

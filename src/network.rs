@@ -7,9 +7,8 @@
 //! the registry container only: [`ProxyUrl`]'s `Display`, `Debug` and serialized form leave them out.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::config::NetworkConfig;
 use crate::env::Environment;
 use crate::error::Error;
 
@@ -197,31 +196,6 @@ pub struct CompanyCa {
     pub pem: String,
 }
 
-/// Reads the CA files of `paths` (relative ones from `base`, the config file's directory). Each
-/// must hold at least one PEM certificate: the error says which file is not, and why.
-pub fn read_cas(paths: &[PathBuf], base: &Path) -> Result<Vec<CompanyCa>, String> {
-    paths
-        .iter()
-        .map(|path| {
-            let path = if path.is_absolute() { path.clone() } else { base.join(path) };
-            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let not_pem = |why: &str| {
-                format!(
-                    "{} is not a PEM certificate ({why}): give the company CA as PEM text, \
-                     \"-----BEGIN CERTIFICATE-----\" … (convert DER with `openssl x509 -inform der -in CA.cer -out ca.pem`)",
-                    path.display()
-                )
-            };
-            let pem = String::from_utf8(bytes).map_err(|_| not_pem("it is not text"))?;
-            match crate::http::pem_certificates(pem.as_bytes()) {
-                Ok(0) => Err(not_pem("no certificate in it")),
-                Ok(_) => Ok(CompanyCa { path, pem }),
-                Err(reason) => Err(not_pem(&reason)),
-            }
-        })
-        .collect()
-}
-
 /// Where the proxy in force came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxySource {
@@ -261,12 +235,17 @@ fn env_proxy(env: &Environment, names: &[&'static str]) -> Result<Option<(ProxyU
 }
 
 impl Network {
-    /// The settings from `[network]` (its CAs read from `config_dir`) and the environment, as curl
-    /// reads it: `https_proxy`/`HTTPS_PROXY`, `http_proxy`/`HTTP_PROXY`, `all_proxy`/`ALL_PROXY`,
-    /// `no_proxy`/`NO_PROXY`. `[network] proxy` wins over the environment's proxies; the NO_PROXY
-    /// rules of both apply.
-    pub fn resolve(config: &NetworkConfig, env: &Environment, config_dir: &Path) -> Result<Network, Error> {
-        let (https_proxy, http_proxy) = match &config.proxy {
+    /// The settings from `[network]` (its `proxy`, `no_proxy` and the CAs read from its
+    /// `ca_certificates`) and the environment, as curl reads it: `https_proxy`/`HTTPS_PROXY`,
+    /// `http_proxy`/`HTTP_PROXY`, `all_proxy`/`ALL_PROXY`, `no_proxy`/`NO_PROXY`. `[network] proxy`
+    /// wins over the environment's proxies; the NO_PROXY rules of both apply.
+    pub fn resolve(
+        proxy: Option<&ProxyUrl>,
+        no_proxy: &[String],
+        cas: Vec<CompanyCa>,
+        env: &Environment,
+    ) -> Result<Network, Error> {
+        let (https_proxy, http_proxy) = match proxy {
             Some(proxy) => (Some((proxy.clone(), ProxySource::Config)), Some((proxy.clone(), ProxySource::Config))),
             None => {
                 let all = env_proxy(env, &["all_proxy", "ALL_PROXY"])?;
@@ -277,8 +256,7 @@ impl Network {
             }
         };
         let from_env = env.var("no_proxy").or_else(|| env.var("NO_PROXY")).unwrap_or_default();
-        let mut no_proxy: Vec<String> = config
-            .no_proxy
+        let mut no_proxy: Vec<String> = no_proxy
             .iter()
             .map(String::as_str)
             .chain(from_env.split(','))
@@ -287,9 +265,6 @@ impl Network {
             .filter(|r| !r.is_empty())
             .collect();
         no_proxy.dedup();
-        let cas = read_cas(&config.ca_certificates, config_dir).map_err(|reason| {
-            Error::Usage(format!("network.ca_certificates: {reason}. Fix the path in devbox.toml."))
-        })?;
         Ok(Network { https_proxy, http_proxy, no_proxy, cas })
     }
 
@@ -319,14 +294,6 @@ impl Network {
     pub fn ca_bundle(&self) -> String {
         self.cas.iter().map(|ca| format!("{}\n", ca.pem.trim_end())).collect()
     }
-}
-
-/// Resolves the network settings of `config` (read from `config_file`, whose directory relative CA
-/// paths start from) and hands them to `http.rs`, for every client built from now on.
-pub fn install(config: &NetworkConfig, env: &Environment, config_file: &Path) -> Result<(), Error> {
-    let dir = config_file.parent().unwrap_or(Path::new("."));
-    crate::http::use_network(Network::resolve(config, env, dir)?);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -378,17 +345,18 @@ mod tests {
         assert!(bypasses("anything", &["*".to_string()]));
     }
 
-    fn network(config: &str, env: &[(&str, &str)]) -> Result<Network, Error> {
-        let config: NetworkConfig = toml::from_str(config).expect("a [network] table");
+    fn network(proxy: Option<&str>, no_proxy: &[&str], env: &[(&str, &str)]) -> Result<Network, Error> {
+        let proxy = proxy.map(|p| ProxyUrl::parse(p, true).expect("a proxy"));
+        let no_proxy: Vec<String> = no_proxy.iter().map(|r| r.to_string()).collect();
         let env = env.iter().fold(Environment::default(), |e, (k, v)| e.with(k, v));
-        Network::resolve(&config, &env, Path::new("/"))
+        Network::resolve(proxy.as_ref(), &no_proxy, Vec::new(), &env)
     }
 
     #[test]
     fn the_config_wins_over_the_environment_and_no_proxy_rules_add_up() {
-        let empty = "proxy = \"\"\nno_proxy = []\nca_certificates = []";
-        let net = network(empty, &[("HTTPS_PROXY", "http://env-proxy:3128"), ("no_proxy", ".corp.example,10.0.0.0/8")])
-            .expect("resolves");
+        let net =
+            network(None, &[], &[("HTTPS_PROXY", "http://env-proxy:3128"), ("no_proxy", ".corp.example,10.0.0.0/8")])
+                .expect("resolves");
         let (proxy, source) = net.https_proxy.clone().expect("a proxy");
         assert_eq!((proxy.to_string(), source), ("http://env-proxy:3128".to_string(), ProxySource::Env("HTTPS_PROXY")));
         assert_eq!(net.http_proxy, None);
@@ -398,30 +366,17 @@ mod tests {
         assert!(net.proxy_for("https://127.0.0.1:9000").is_none());
         assert!(net.proxy_for("http://example.com").is_none());
 
-        let ours = "proxy = \"http://cfg-proxy:8080\"\nno_proxy = [\"s3.internal\"]\nca_certificates = []";
-        let net = network(ours, &[("https_proxy", "http://env-proxy:3128"), ("NO_PROXY", ".corp.example")])
-            .expect("resolves");
+        let net = network(
+            Some("http://cfg-proxy:8080"),
+            &["s3.internal"],
+            &[("https_proxy", "http://env-proxy:3128"), ("NO_PROXY", ".corp.example")],
+        )
+        .expect("resolves");
         assert_eq!(net.proxy_for("http://example.com").map(|p| p.1.clone()), Some(ProxySource::Config));
         assert_eq!(net.no_proxy_value(), "s3.internal,.corp.example,localhost,127.0.0.0/8,::1");
 
-        let all = network(empty, &[("ALL_PROXY", "socks5://x:1")]).expect_err("socks is refused");
+        let all = network(None, &[], &[("ALL_PROXY", "socks5://x:1")]).expect_err("socks is refused");
         assert!(all.to_string().starts_with("ALL_PROXY: "), "{all}");
         assert_eq!(all.exit_status(), crate::error::ExitStatus::Usage);
-    }
-
-    #[test]
-    fn a_ca_file_must_hold_pem_certificates() {
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/network");
-        let read = read_cas(&[PathBuf::from("ca.pem")], &fixtures).expect("a PEM CA");
-        assert_eq!(read[0].path, fixtures.join("ca.pem"));
-        assert!(read[0].pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        let dir = tempfile::tempdir().expect("a temp dir");
-        std::fs::write(dir.path().join("notes.txt"), "this is not a certificate\n").expect("write");
-        std::fs::write(dir.path().join("bad.pem"), "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
-            .expect("write");
-        for name in ["notes.txt", "bad.pem", "missing.pem"] {
-            let err = read_cas(&[PathBuf::from(name)], dir.path()).expect_err(name);
-            assert!(err.contains(name), "{err}");
-        }
     }
 }

@@ -127,7 +127,7 @@ impl Context {
     pub fn config(&self) -> anyhow::Result<LoadedConfig> {
         let loaded = crate::config::load(self.config_source()?).map_err(crate::error::Error::from)?;
         self.printer.detail(format!("config: {}", loaded.source));
-        crate::network::install(&loaded.config.network, &self.env, loaded.source.path())?;
+        crate::http::install_network(&loaded.config.network, &self.env, loaded.source.path())?;
         Ok(loaded)
     }
 

@@ -111,7 +111,7 @@ impl<'a> Run<'a> {
                     Ok(c) => c.clone(),
                     Err(_) => parse(None, &path)?,
                 };
-                crate::network::install(&now.network, env, &path)?;
+                crate::http::install_network(&now.network, env, &path)?;
                 let text = team::fetch(&source, &now.registry.s3).await?;
                 let shown = source.display();
                 // Validated before anything is written: errors name the source, line and key.
@@ -132,7 +132,7 @@ impl<'a> Run<'a> {
         let config = parse(base.as_deref(), &path)?;
         // The network settings this run's steps go out with (a team config may set them): checked
         // now, before anything is written.
-        crate::network::install(&config.network, env, &path)?;
+        crate::http::install_network(&config.network, env, &path)?;
         let mut run = Run {
             env,
             front,
