@@ -78,7 +78,7 @@ const ALL_BUT_MACHINE_CHECKS: [&str; 20] = [
     "version",
 ];
 
-fn doctor<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+pub fn doctor<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["doctor"];
     args.extend_from_slice(extra);
     args.extend_from_slice(&ALL_BUT_MACHINE_CHECKS);
