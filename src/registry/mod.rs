@@ -56,7 +56,6 @@ pub struct Desired {
     pub readonly: bool,
     /// How the container is confined.
     pub hardening: Hardening,
-    /// The proxy and CAs it gets (`network.rs`, `with_network`).
     pub network: network::ContainerNetwork,
 }
 
@@ -67,8 +66,7 @@ impl Desired {
         let config_yaml = render_config(config, layout.line)?;
         let hardening = hardening(config);
         let hash = config_hash(config, &layout, &config_yaml, &hardening);
-        let network = network::ContainerNetwork::default();
-        Ok(Desired { layout, config_yaml, hash, storage, readonly, hardening, network })
+        Ok(Desired { layout, config_yaml, hash, storage, readonly, hardening, network: Default::default() })
     }
 }
 
