@@ -20,6 +20,9 @@ pub struct DiskUsage {
     /// The engine's data root (`docker info`'s DockerRootDir).
     pub root: String,
     pub total_bytes: u64,
+    /// In use, as `df` counts it: the size less the free blocks (root's reserve is free, not used).
+    pub used_bytes: u64,
+    /// What an unprivileged writer may still use (`df`'s "Available": the reserve left out).
     pub available_bytes: u64,
     /// How it was measured, in words: "this host's statvfs", "df in container devbox-registry".
     pub measured: String,
@@ -28,9 +31,12 @@ pub struct DiskUsage {
 }
 
 impl DiskUsage {
+    /// How full the disk is, as `df` says it: used of used plus available. A filesystem's reserve
+    /// for root (5 % by default, far more on some machines) is neither, so a disk is not called
+    /// full while `df` says it has room.
     pub fn used_percent(&self) -> f64 {
-        let total = self.total_bytes.max(1);
-        100.0 * (total - self.available_bytes.min(total)) as f64 / total as f64
+        let usable = (self.used_bytes + self.available_bytes).max(1);
+        100.0 * self.used_bytes as f64 / usable as f64
     }
 
     /// "12.1 GB free of 62.7 GB at /var/lib/docker (inside colima's VM)".
@@ -49,13 +55,20 @@ pub fn on_this_host(engine: &Classification) -> bool {
     matches!(engine.runtime, Runtime::NativeLinux | Runtime::NativeWindows)
 }
 
-/// `df -P -k` output: the size and the space available of its one filesystem, in bytes.
-pub fn parse_df(text: &str) -> Option<(u64, u64)> {
+/// The size, the space used and the space available of one filesystem, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    pub total: u64,
+    pub used: u64,
+    pub available: u64,
+}
+
+/// `df -P -k` output: the sizes of its one filesystem.
+pub fn parse_df(text: &str) -> Option<Sizes> {
     let line = text.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|f| f.parse::<u64>().is_ok()))?;
     let fields: Vec<&str> = line.split_whitespace().collect();
-    let total: u64 = fields.get(1)?.parse().ok()?;
-    let available: u64 = fields.get(3)?.parse().ok()?;
-    Some((total * 1024, available * 1024))
+    let kib = |at: usize| fields.get(at)?.parse::<u64>().ok().map(|k| k * 1024);
+    Some(Sizes { total: kib(1)?, used: kib(2)?, available: kib(3)? })
 }
 
 /// The probe container, when there is no running registry container to ask: the registry's own
@@ -83,7 +96,7 @@ pub const HEALTH_FIGURE_MAX_AGE: std::time::Duration = std::time::Duration::from
 
 /// The disk figure the registry's health check printed on its last run (`df -P -k /` after its
 /// probe: see `registry::hardening`), when it is recent enough; with its age.
-pub fn from_health(run: &HealthRun, now: jiff::Timestamp) -> Option<((u64, u64), std::time::Duration)> {
+pub fn from_health(run: &HealthRun, now: jiff::Timestamp) -> Option<(Sizes, std::time::Duration)> {
     let age = now.duration_since(run.ended?).unsigned_abs();
     (age <= HEALTH_FIGURE_MAX_AGE).then_some(())?;
     Some((parse_df(&run.output)?, age))
@@ -104,15 +117,17 @@ pub async fn measure(
         return Ok(DiskUsage {
             root: root.to_string(),
             total_bytes: stats.total_space(),
+            used_bytes: stats.total_space().saturating_sub(stats.free_space()),
             available_bytes: stats.available_space(),
             measured: "this host's statvfs".into(),
             inside_engine: false,
         });
     }
-    let inside = |(total_bytes, available_bytes), measured: String| DiskUsage {
+    let inside = |sizes: Sizes, measured: String| DiskUsage {
         root: root.to_string(),
-        total_bytes,
-        available_bytes,
+        total_bytes: sizes.total,
+        used_bytes: sizes.used,
+        available_bytes: sizes.available,
         measured,
         inside_engine: true,
     };
@@ -183,10 +198,13 @@ mod tests {
     fn df_is_read_from_busybox_and_coreutils() {
         let busybox = "Filesystem           1024-blocks    Used Available Capacity Mounted on\n\
                        overlay                 6120712   2157676   3632120  37% /\n";
-        assert_eq!(parse_df(busybox), Some((6_120_712 * 1024, 3_632_120 * 1024)));
+        let sizes = |total: u64, used: u64, available: u64| {
+            Some(Sizes { total: total * 1024, used: used * 1024, available: available * 1024 })
+        };
+        assert_eq!(parse_df(busybox), sizes(6_120_712, 2_157_676, 3_632_120));
         let coreutils = "Filesystem     1024-blocks      Used Available Capacity Mounted on\n\
                          overlay          244506940 120000000 112000000      52% /\n";
-        assert_eq!(parse_df(coreutils), Some((244_506_940 * 1024, 112_000_000 * 1024)));
+        assert_eq!(parse_df(coreutils), sizes(244_506_940, 120_000_000, 112_000_000));
         assert_eq!(parse_df("df: /: No such file or directory"), None);
     }
 
@@ -197,10 +215,27 @@ mod tests {
         let output = "Filesystem 1024-blocks Used Available Capacity Mounted on\noverlay 1000 400 600 40% /\n";
         let run = |output: &str, ended| HealthRun { exit_code: Some(0), output: output.to_string(), ended };
         let fresh = from_health(&run(output, ended(12)), now);
-        assert_eq!(fresh, Some(((1000 * 1024, 600 * 1024), std::time::Duration::from_secs(12))));
+        let sizes = Sizes { total: 1000 * 1024, used: 400 * 1024, available: 600 * 1024 };
+        assert_eq!(fresh, Some((sizes, std::time::Duration::from_secs(12))));
         assert_eq!(from_health(&run(output, ended(600)), now), None, "too old: the check stopped");
         assert_eq!(from_health(&run(output, None), now), None, "no time: no age to say");
         assert_eq!(from_health(&run("df: not found\n", ended(5)), now), None);
+    }
+
+    /// A disk whose reserve for root is large (this testbed's: 252 GB, 185 GB free, 24 GB
+    /// available to others) is as full as `df` says (74 %), not 90 %.
+    #[test]
+    fn a_disk_is_as_full_as_df_says_whatever_its_reserve() {
+        let gib = 1024 * 1024 * 1024;
+        let usage = DiskUsage {
+            root: "/var/lib/docker".into(),
+            total_bytes: 252 * gib,
+            used_bytes: 67 * gib,
+            available_bytes: 24 * gib,
+            measured: "this host's statvfs".into(),
+            inside_engine: false,
+        };
+        assert_eq!(usage.used_percent().round(), 74.0);
     }
 
     #[test]
@@ -216,6 +251,7 @@ mod tests {
         let usage = DiskUsage {
             root: "/var/lib/docker".into(),
             total_bytes: 6 * 1024 * 1024 * 1024,
+            used_bytes: 3 * 1024 * 1024 * 1024,
             available_bytes: 3 * 1024 * 1024 * 1024,
             measured: "df in container devbox-registry".into(),
             inside_engine: true,
