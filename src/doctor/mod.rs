@@ -23,13 +23,14 @@ pub enum CheckId {
     AwsCredentials,
     Clock,
     BaseImages,
+    ImageSignatures,
     Schedules,
     PushCredentials,
     Version,
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 11] = [
+    pub const ALL: [CheckId; 12] = [
         CheckId::Config,
         CheckId::Engine,
         CheckId::Disk,
@@ -38,6 +39,7 @@ impl CheckId {
         CheckId::AwsCredentials,
         CheckId::Clock,
         CheckId::BaseImages,
+        CheckId::ImageSignatures,
         CheckId::Schedules,
         CheckId::PushCredentials,
         CheckId::Version,
@@ -53,6 +55,7 @@ impl CheckId {
             CheckId::AwsCredentials => "aws-credentials",
             CheckId::Clock => "clock",
             CheckId::BaseImages => "base-images",
+            CheckId::ImageSignatures => "image-signatures",
             CheckId::Schedules => "schedules",
             CheckId::PushCredentials => "push-credentials",
             CheckId::Version => "version",

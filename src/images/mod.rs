@@ -1,7 +1,9 @@
 //! Base images: which ones the config asks for, what they are called locally and in production,
 //! and how one pull's outcome is judged. Pure; the pulling and its record are in `pull.rs`.
 
+pub mod keys;
 pub mod pull;
+pub mod verify;
 
 use serde::Serialize;
 
@@ -128,6 +130,10 @@ pub enum PullError {
     /// The image to alias is gone from the engine.
     #[error("{0} is not on this engine")]
     NotOnEngine(String),
+    /// `images.verify = "require"` and the registry's digest is not signed by a trusted key: it
+    /// is not tagged, and what was there stays.
+    #[error("refused {}: {why}; nothing was tagged or removed (images.verify = \"require\")", short(digest))]
+    Refused { digest: String, why: String },
 }
 
 impl PullError {

@@ -104,7 +104,7 @@ fn a_healthy_machine_passes_every_check() {
             assert!(check.get(key).is_some(), "{key} missing from {check}");
         }
     }
-    assert_eq!(json["checks"].as_array().map(Vec::len), Some(11));
+    assert_eq!(json["checks"].as_array().map(Vec::len), Some(12));
     bed.test(&doctor(&[])).stdout_has("all 9 checks passed").run();
 }
 

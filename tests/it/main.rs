@@ -28,6 +28,8 @@ mod release_feed;
 mod schedule;
 mod security;
 mod self_update;
+mod signatures;
+mod signer;
 mod speed;
 mod testbed;
 mod vm;
