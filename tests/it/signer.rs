@@ -82,7 +82,9 @@ pub struct Api {
 }
 
 fn curl(args: &[&str]) -> (String, Vec<u8>) {
-    let out = Command::new("curl").args(["-s", "-S", "-D", "-"]).args(args).output().expect("run curl");
+    // No `Expect: 100-continue`: its interim answer would come first.
+    let out =
+        Command::new("curl").args(["-s", "-S", "-D", "-", "-H", "Expect:"]).args(args).output().expect("run curl");
     assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     // Headers, a blank line, then the body.
     let text = out.stdout;
