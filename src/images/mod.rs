@@ -132,7 +132,10 @@ pub enum PullError {
     NotOnEngine(String),
     /// `images.verify = "require"` and the registry's digest is not signed by a trusted key: it
     /// is not tagged, and what was there stays.
-    #[error("refused {}: {why}; nothing was tagged or removed (images.verify = \"require\")", short(digest))]
+    #[error(
+        "refused {}: {why}; nothing was tagged or removed (images.verify = \"require\"). Ask the platform team: only a digest CI signed with a key in images.public_keys is tagged",
+        short(digest)
+    )]
     Refused { digest: String, why: String },
 }
 
