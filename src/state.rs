@@ -153,3 +153,29 @@ impl SignatureRecords {
         self.repos.get(repo)?.get(digest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(verdict: &str, seconds: i64) -> SignatureRecord {
+        let since = jiff::Timestamp::from_second(1_800_000_000 + seconds).expect("time");
+        SignatureRecord { verdict: verdict.into(), signed_by: None, problem: None, since }
+    }
+
+    #[test]
+    fn a_verdict_seen_again_keeps_its_record_and_only_the_newest_digests_stay() {
+        let mut records = SignatureRecords::default();
+        records.note("r", "sha256:a", record("verified", 0));
+        records.note("r", "sha256:a", record("verified", 60));
+        assert_eq!(records.get("r", "sha256:a"), Some(&record("verified", 0)), "rewritten with the same verdict");
+        records.note("r", "sha256:a", record("unsigned", 120));
+        assert_eq!(records.get("r", "sha256:a").map(|r| r.verdict.as_str()), Some("unsigned"));
+        for i in 0..SignatureRecords::KEEP as i64 {
+            records.note("r", &format!("sha256:{i}"), record("verified", 200 + i));
+        }
+        assert_eq!(records.repos["r"].len(), SignatureRecords::KEEP);
+        assert!(records.get("r", "sha256:a").is_none(), "the oldest went first");
+        assert!(records.get("other", "sha256:a").is_none());
+    }
+}

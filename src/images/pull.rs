@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::verify::{self, Checked, Gate, Trust};
+use super::verify::{self, Checked, Gate, Signature, Trust};
 use super::{BaseImage, Outcome, PullError};
 use crate::config::Config;
 use crate::engine::Engine;
@@ -88,15 +88,9 @@ impl Pulled {
             .filter(|r| !matches!(r.outcome, Outcome::Failed { .. }))
             .filter_map(|r| {
                 let checked = r.signature.as_ref()?;
-                (verify::gate(crate::config::VerifyMode::Warn, Some(&checked.signature)) == Gate::TagWithWarning).then(
-                    || {
-                        format!(
-                            "{}: tagged, but {} (images.verify = \"warn\")",
-                            r.image.name,
-                            checked.signature.describe(&r.image.repo, &checked.digest)
-                        )
-                    },
-                )
+                let said = checked.signature.describe(&r.image.repo, &checked.digest);
+                let verified = matches!(checked.signature, Signature::Verified { .. });
+                (!verified).then(|| format!("{}: tagged, but {said} (images.verify = \"warn\")", r.image.name))
             })
             .collect()
     }
