@@ -3,6 +3,7 @@
 //! Loading (file lookup, merging over the defaults, error locations) lives in `load.rs`; this file
 //! holds the shape of the config and the rules each value must follow.
 
+pub mod keys;
 mod load;
 mod values;
 
@@ -364,7 +365,7 @@ impl Config {
     /// one when `images.verify` is on.
     fn validate_keys(&self) -> Result<(), Invalid> {
         let images = &self.images;
-        if let Err(bad) = crate::images::keys::load(&images.public_keys) {
+        if let Err(bad) = keys::load(&images.public_keys) {
             // The key named is the list: serde's path to one item is not a `&'static str`.
             let message = format!("entry {} (counting from 0): {}", bad.index, bad.reason);
             return Err(Invalid { key: "images.public_keys", message });

@@ -1,7 +1,6 @@
 //! Base images: which ones the config asks for, what they are called locally and in production,
 //! and how one pull's outcome is judged. Pure; the pulling and its record are in `pull.rs`.
 
-pub mod keys;
 pub mod pull;
 pub mod verify;
 

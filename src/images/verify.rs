@@ -19,8 +19,8 @@ use p256::ecdsa::signature::Verifier;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::keys::TrustedKeys;
 use crate::config::VerifyMode;
+use crate::config::keys::TrustedKeys;
 use crate::registry::api::{ApiError, ManifestBody, RegistryApi};
 
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -327,7 +327,7 @@ pub struct Trust {
 impl Trust {
     /// From `[images]`; the config's validation has read the keys once already.
     pub fn from_config(images: &crate::config::ImagesConfig) -> Result<Trust, crate::error::Error> {
-        let keys = super::keys::load(&images.public_keys).map_err(|bad| {
+        let keys = crate::config::keys::load(&images.public_keys).map_err(|bad| {
             crate::error::Error::Usage(format!("images.public_keys entry {}: {}", bad.index, bad.reason))
         })?;
         Ok(Trust { mode: images.verify, keys })

@@ -3,8 +3,8 @@ use p256::ecdsa::SigningKey;
 use p256::ecdsa::signature::Signer;
 
 use super::*;
-use crate::images::keys::tests::{public_pem, signing_key};
-use crate::images::keys::{TrustedKeys, parse_pem};
+use crate::config::keys::tests::{public_pem, signing_key};
+use crate::config::keys::{TrustedKeys, parse_pem};
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";

@@ -6,10 +6,11 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::{EngineFacts, Probe};
+use crate::config::keys;
 use crate::config::{Config, VerifyMode};
 use crate::doctor::{CheckId, Finding, Remedy, Status};
 use crate::engine::Engine;
-use crate::images::{self, keys, short};
+use crate::images::{self, short};
 use crate::paths::Paths;
 use crate::state::SignatureRecords;
 
