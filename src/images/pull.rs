@@ -280,8 +280,10 @@ async fn try_pull(
         Manifest::Found(digest) => digest,
     };
     // Before anything is pulled or tagged: under `require`, what is not signed never arrives.
-    gate(api, trust, image, &remote, signature).await?;
-    let before = engine.image(&image.local).await?;
+    // The engine's look at the local image meanwhile is a read.
+    let (gated, before) = tokio::join!(gate(api, trust, image, &remote, signature), engine.image(&image.local));
+    gated?;
+    let before = before?;
     let old_digest = before.as_ref().and_then(|i| i.digest_in(image.local_repo())).map(String::from);
     if old_digest.as_deref() == Some(remote.as_str()) {
         ensure_alias(engine, image).await?;
