@@ -23,6 +23,7 @@ mod paths;
 mod progress;
 mod registry;
 mod schedule;
+mod signature;
 mod state;
 mod templates;
 mod ui;

@@ -32,5 +32,6 @@ mod signatures;
 mod signer;
 mod speed;
 mod testbed;
+mod trust;
 mod vm;
 mod vm_bed;
