@@ -6,7 +6,7 @@
 
 use crate::garage_bed::GarageBed;
 use crate::signer::{Api, Signer, signature_tag};
-use crate::testbed::{Bed, REGISTRY_IMAGE, docker, docker_try};
+use crate::testbed::{Bed, docker, docker_try, pin_by_digest, registry_image_pinned};
 
 const IMAGE: &str = "base/python:3.12";
 
@@ -17,15 +17,16 @@ fn digests_of(reference: &str) -> String {
     text
 }
 
-/// This bed's config: its registry on `image`, the base image with an alias, `verify` and `keys`.
+/// This bed's config: its registry on `image` (pinned by digest), the base image with an alias, `verify` and `keys`.
 fn configure(bed: &Bed, image: &str, verify: &str, keys: &[String]) {
     let keys = keys.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
-    bed.write_config(&format!(
-        "[images]\nbase = [\"{IMAGE}\"]\nalias = \"{}/{{name}}\"\nverify = \"{verify}\"\npublic_keys = [{keys}]\n",
-        bed.name
-    ));
-    let text = std::fs::read_to_string(bed.config_path()).expect("read config");
-    bed.write_raw_config(&text.replacen(&format!("image = \"{REGISTRY_IMAGE}\""), &format!("image = \"{image}\""), 1));
+    bed.write_config_with_image(
+        image,
+        &format!(
+            "[images]\nbase = [\"{IMAGE}\"]\nalias = \"{}/{{name}}\"\nverify = \"{verify}\"\npublic_keys = [{keys}]\n",
+            bed.name
+        ),
+    );
 }
 
 fn pull_json(bed: &Bed, code: i32) -> serde_json::Value {
@@ -177,7 +178,7 @@ fn signed_base_images(test: &str, registry_image: &str) {
 
 #[test]
 fn signatures_on_line_2_8() {
-    signed_base_images("sig28", REGISTRY_IMAGE);
+    signed_base_images("sig28", registry_image_pinned());
 }
 
 #[test]
@@ -189,7 +190,7 @@ fn signatures_on_line_3() {
         .status()
         .expect("run registry-image.sh");
     assert!(built.success(), "building {v3} failed");
-    signed_base_images("sig3", v3);
+    signed_base_images("sig3", &pin_by_digest(v3));
 }
 
 /// On Garage, the S3 server that checks signatures and dates as AWS does: a signed image is
@@ -199,7 +200,7 @@ fn signatures_on_garage() {
     let mut garage = GarageBed::new("siggarage", "60m");
     let world = World::new(&mut garage.bed);
     let trusted = world.signer.public_key("trusted");
-    configure(&garage.bed, REGISTRY_IMAGE, "require", &[trusted]);
+    configure(&garage.bed, registry_image_pinned(), "require", &[trusted]);
     garage.bed.test(&["registry", "up"]).run();
     let verified = world.push_signed(&mut garage.bed, "trusted");
     let json = pull_json(&garage.bed, 0);
