@@ -65,11 +65,12 @@ par=$(printf '%s\n' "${p[@]}" | median)
 n=(); for _ in $(seq 5); do n+=("$(seconds "$DEVBOX" pull --quiet)"); done
 nochange=$(printf '%s\n' "${n[@]}" | median)
 
-# The same pull, with and without signature checks, alternately.
+# The same pull, with and without signature checks, alternately, each first in every other round.
 r=(); o=()
-for _ in $(seq "$rounds"); do
-  configure require; clear_local; r+=("$(seconds "$DEVBOX" pull --quiet)")
-  configure off; clear_local; o+=("$(seconds "$DEVBOX" pull --quiet)")
+with_require() { configure require; clear_local; r+=("$(seconds "$DEVBOX" pull --quiet)"); }
+with_off() { configure off; clear_local; o+=("$(seconds "$DEVBOX" pull --quiet)"); }
+for i in $(seq "$rounds"); do
+  if [ $((i % 2)) = 1 ]; then with_require; with_off; else with_off; with_require; fi
 done
 req=$(printf '%s\n' "${r[@]}" | median)
 off=$(printf '%s\n' "${o[@]}" | median)
