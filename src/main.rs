@@ -19,6 +19,8 @@ mod fleet;
 mod http;
 mod images;
 mod init;
+mod lock;
+mod network;
 mod paths;
 mod progress;
 mod registry;

@@ -27,6 +27,9 @@ pub fn pulled(p: &Printer, pulled: &Pulled) -> ExitStatus {
     if let Some(up) = &pulled.renewed {
         registry_up(p, up);
     }
+    if let Some(rebuilt) = &pulled.rebuilt {
+        p.detail(rebuilt);
+    }
     for warning in pulled.warnings() {
         p.mark(Mark::Warn, warning);
     }

@@ -4,6 +4,7 @@
 //! checks themselves, `run.rs` runs them as their records say.
 
 pub mod checks;
+pub mod fix;
 pub mod run;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,7 @@ pub enum CheckId {
     Disk,
     RegistryContainer,
     RegistryApi,
+    Network,
     AwsCredentials,
     Clock,
     BaseImages,
@@ -30,12 +32,13 @@ pub enum CheckId {
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 12] = [
+    pub const ALL: [CheckId; 13] = [
         CheckId::Config,
         CheckId::Engine,
         CheckId::Disk,
         CheckId::RegistryContainer,
         CheckId::RegistryApi,
+        CheckId::Network,
         CheckId::AwsCredentials,
         CheckId::Clock,
         CheckId::BaseImages,
@@ -52,6 +55,7 @@ impl CheckId {
             CheckId::Disk => "disk",
             CheckId::RegistryContainer => "registry-container",
             CheckId::RegistryApi => "registry-api",
+            CheckId::Network => "network",
             CheckId::AwsCredentials => "aws-credentials",
             CheckId::Clock => "clock",
             CheckId::BaseImages => "base-images",

@@ -17,6 +17,8 @@ mod fleet;
 mod garage_bed;
 mod init;
 mod install;
+mod lifecycle;
+mod network;
 mod podman;
 mod podman_bed;
 mod private_engine;
