@@ -114,6 +114,67 @@ impl ProofRecords {
     }
 }
 
+/// `signatures.json`: what each base image's digests were found to be signed with, by local
+/// repository (`127.0.0.1:5000/base/python`) and digest. `pull` writes it when `images.verify` is
+/// on; doctor's `image-signatures` check reads whether the digest an alias points to was verified.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignatureRecords {
+    pub repos: BTreeMap<String, BTreeMap<String, SignatureRecord>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignatureRecord {
+    /// `verified`, `unsigned` or `bad_signature`.
+    pub verdict: String,
+    /// The trusted key's fingerprint, when verified.
+    pub signed_by: Option<String>,
+    /// Why it did not verify, for people.
+    pub problem: Option<String>,
+    /// When this verdict was first reached; a check with the same verdict leaves the record alone.
+    pub since: jiff::Timestamp,
+}
+
+impl SignatureRecords {
+    /// The most digests kept per repository: the newest verdicts.
+    pub const KEEP: usize = 16;
+
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("signatures.json")
+    }
+
+    pub fn load(state_dir: &Path) -> SignatureRecords {
+        load(&Self::path(state_dir)).0
+    }
+
+    pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
+        save(&Self::path(state_dir), self)
+    }
+
+    /// Records `record` for `digest` in `repo`, keeping the older record when its verdict is the
+    /// same, and only the newest `KEEP` digests.
+    pub fn note(&mut self, repo: &str, digest: &str, record: SignatureRecord) {
+        let digests = self.repos.entry(repo.to_string()).or_default();
+        let same = digests.get(digest).is_some_and(|old| {
+            old.verdict == record.verdict && old.signed_by == record.signed_by && old.problem == record.problem
+        });
+        if !same {
+            digests.insert(digest.to_string(), record);
+        }
+        while digests.len() > Self::KEEP {
+            let oldest = digests.iter().min_by_key(|(_, r)| r.since).map(|(d, _)| d.clone());
+            match oldest {
+                Some(d) => digests.remove(&d),
+                None => break,
+            };
+        }
+    }
+
+    /// The record of `digest` in `repo`.
+    pub fn get(&self, repo: &str, digest: &str) -> Option<&SignatureRecord> {
+        self.repos.get(repo)?.get(digest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +188,26 @@ mod tests {
         assert_eq!(records, PullRecords::default());
         let note = note.expect("a note");
         assert!(note.contains("pulls.json") && note.contains("rebuilt"), "{note}");
+    }
+
+    fn record(verdict: &str, seconds: i64) -> SignatureRecord {
+        let since = jiff::Timestamp::from_second(1_800_000_000 + seconds).expect("time");
+        SignatureRecord { verdict: verdict.into(), signed_by: None, problem: None, since }
+    }
+
+    #[test]
+    fn a_verdict_seen_again_keeps_its_record_and_only_the_newest_digests_stay() {
+        let mut records = SignatureRecords::default();
+        records.note("r", "sha256:a", record("verified", 0));
+        records.note("r", "sha256:a", record("verified", 60));
+        assert_eq!(records.get("r", "sha256:a"), Some(&record("verified", 0)), "rewritten with the same verdict");
+        records.note("r", "sha256:a", record("unsigned", 120));
+        assert_eq!(records.get("r", "sha256:a").map(|r| r.verdict.as_str()), Some("unsigned"));
+        for i in 0..SignatureRecords::KEEP as i64 {
+            records.note("r", &format!("sha256:{i}"), record("verified", 200 + i));
+        }
+        assert_eq!(records.repos["r"].len(), SignatureRecords::KEEP);
+        assert!(records.get("r", "sha256:a").is_none(), "the oldest went first");
+        assert!(records.get("other", "sha256:a").is_none());
     }
 }

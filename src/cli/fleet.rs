@@ -170,6 +170,10 @@ fn print_summary(p: &Printer, s: &Summary, source: &str) {
             }
         }
     }
+    if s.unverified_images > 0 {
+        let machines = plural(s.unverified_images, "machine has", "machines have");
+        p.mark(Mark::Warn, format!("{machines} a base image not verified against the team's keys (image-signatures)"));
+    }
     if !s.versions.is_empty() {
         let versions: Vec<String> = s.versions.iter().map(|v| format!("{} ({})", v.version, v.machines)).collect();
         p.line(format!("\ndevbox versions: {}", versions.join(", ")));

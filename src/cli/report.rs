@@ -30,6 +30,9 @@ pub fn pulled(p: &Printer, pulled: &Pulled) -> ExitStatus {
     if let Some(rebuilt) = &pulled.rebuilt {
         p.detail(rebuilt);
     }
+    for warning in pulled.warnings() {
+        p.mark(Mark::Warn, warning);
+    }
     let failed = pulled.failed() > 0;
     p.mark(if failed { Mark::Fail } else { Mark::Ok }, pulled.summary());
     if failed { ExitStatus::Failure } else { ExitStatus::Success }

@@ -3,6 +3,7 @@
 //! Loading (file lookup, merging over the defaults, error locations) lives in `load.rs`; this file
 //! holds the shape of the config and the rules each value must follow.
 
+pub mod keys;
 mod load;
 mod values;
 
@@ -130,6 +131,32 @@ pub struct ImagesConfig {
     pub alias: String,
     pub concurrency: usize,
     pub refresh: Period,
+    /// Whether a base image must carry CI's cosign signature before it is tagged.
+    pub verify: VerifyMode,
+    /// The cosign public keys (PEM, ECDSA P-256, inline or an absolute path) any of which may sign.
+    pub public_keys: Vec<String>,
+}
+
+/// `images.verify`: what a pull does with a base image that is not signed by a trusted key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// Signatures are not looked at.
+    Off,
+    /// Tagged anyway, with a warning.
+    Warn,
+    /// Not tagged: the alias keeps its last verified image.
+    Require,
+}
+
+impl std::fmt::Display for VerifyMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerifyMode::Off => "off",
+            VerifyMode::Warn => "warn",
+            VerifyMode::Require => "require",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -347,6 +374,27 @@ impl Config {
         }
         if self.images.concurrency == 0 {
             return invalid("images.concurrency", "must be at least 1".into());
+        }
+        self.validate_keys()
+    }
+
+    /// `images.public_keys`: each one a P-256 PEM key (read now when it is a path), and at least
+    /// one when `images.verify` is on.
+    fn validate_keys(&self) -> Result<(), Invalid> {
+        let images = &self.images;
+        if let Err(bad) = keys::load(&images.public_keys) {
+            // The key named is the list: serde's path to one item is not a `&'static str`.
+            let message = format!("entry {} (counting from 0): {}", bad.index, bad.reason);
+            return Err(Invalid { key: "images.public_keys", message });
+        }
+        if images.verify != VerifyMode::Off && images.public_keys.is_empty() {
+            return Err(Invalid {
+                key: "images.public_keys",
+                message: format!(
+                    "is empty, but images.verify = \"{}\" needs the key CI signs with (its cosign.pub, PEM)",
+                    images.verify
+                ),
+            });
         }
         Ok(())
     }

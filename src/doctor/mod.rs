@@ -25,13 +25,14 @@ pub enum CheckId {
     AwsCredentials,
     Clock,
     BaseImages,
+    ImageSignatures,
     Schedules,
     PushCredentials,
     Version,
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 12] = [
+    pub const ALL: [CheckId; 13] = [
         CheckId::Config,
         CheckId::Engine,
         CheckId::Disk,
@@ -41,6 +42,7 @@ impl CheckId {
         CheckId::AwsCredentials,
         CheckId::Clock,
         CheckId::BaseImages,
+        CheckId::ImageSignatures,
         CheckId::Schedules,
         CheckId::PushCredentials,
         CheckId::Version,
@@ -57,6 +59,7 @@ impl CheckId {
             CheckId::AwsCredentials => "aws-credentials",
             CheckId::Clock => "clock",
             CheckId::BaseImages => "base-images",
+            CheckId::ImageSignatures => "image-signatures",
             CheckId::Schedules => "schedules",
             CheckId::PushCredentials => "push-credentials",
             CheckId::Version => "version",

@@ -140,6 +140,7 @@ mod tests {
                 skipped(CheckId::RegistryApi),
                 (CheckId::AwsCredentials, Status::Ok, "fine".into()),
                 skipped(CheckId::BaseImages),
+                skipped(CheckId::ImageSignatures),
                 (CheckId::PushCredentials, Status::Ok, "fine".into()),
             ]
         );

@@ -20,6 +20,9 @@ pub struct Summary {
     pub reported_24h: usize,
     pub stale: usize,
     pub stale_after: String,
+    /// Machines (not stale) whose `image-signatures` check warns or fails: an alias on a digest
+    /// not verified against the team's keys.
+    pub unverified_images: usize,
     pub checks: Vec<CheckCounts>,
     pub currency: Vec<ImageCurrency>,
     pub versions: Vec<VersionCount>,
@@ -163,7 +166,7 @@ fn check_names<'a>(machines: impl Iterator<Item = &'a Machine>) -> Vec<String> {
 pub fn summary(judged: &[Judged], now: Timestamp, stale_after: Duration) -> Summary {
     let all: Vec<&Machine> = machines(judged).collect();
     let stale = |m: &Machine| is_stale(m, now, stale_after);
-    let checks = check_names(all.iter().copied())
+    let checks: Vec<CheckCounts> = check_names(all.iter().copied())
         .into_iter()
         .map(|check| {
             let mut counts = CheckCounts { check, pass: 0, warn: 0, fail: 0, stale: 0, unknown: 0, pass_percent: 0.0 };
@@ -198,6 +201,7 @@ pub fn summary(judged: &[Judged], now: Timestamp, stale_after: Duration) -> Summ
         reported_24h: all.iter().filter(|m| age_of(m.seen, now) <= SignedDuration::from_hours(24)).count(),
         stale: all.iter().filter(|m| stale(m)).count(),
         stale_after: format_age(SignedDuration::try_from(stale_after).unwrap_or(SignedDuration::MAX)),
+        unverified_images: unverified_images(&checks),
         checks,
         currency: currency(&all),
         versions,
@@ -212,6 +216,11 @@ pub fn summary(judged: &[Judged], now: Timestamp, stale_after: Duration) -> Summ
             .collect(),
         timeline: timeline(&all, now),
     }
+}
+
+/// The machines whose `image-signatures` check warns or fails.
+fn unverified_images(checks: &[CheckCounts]) -> usize {
+    checks.iter().find(|c| c.check == CheckId::ImageSignatures.name()).map_or(0, |c| c.warn + c.fail)
 }
 
 /// For each base image: the current digest is what the registry served the machine that reported

@@ -148,3 +148,17 @@ fn ages_read_like_people_say_them() {
     assert_eq!(format_age(SignedDuration::from_secs(3 * 86_400 + 4 * 3600)), "3d 4h");
     assert_eq!(format_age(SignedDuration::from_secs(3 * 86_400 + 59 * 60)), "3d");
 }
+
+#[test]
+fn machines_with_an_unverified_base_image_are_counted_unless_stale() {
+    use CheckStatus::*;
+    let fleet = vec![
+        machine("alpha", 1, &[("image-signatures", Ok)], None),
+        machine("bravo", 2, &[("image-signatures", Fail)], None),
+        machine("charlie", 3, &[("image-signatures", Warn)], None),
+        machine("old", 24 * 10, &[("image-signatures", Fail)], None),
+        machine("delta", 1, &[("clock", Ok)], None),
+    ];
+    assert_eq!(summary(&fleet, now(), THREE_DAYS).unverified_images, 2);
+    assert_eq!(summary(&fleet[..1], now(), THREE_DAYS).unverified_images, 0);
+}

@@ -2,6 +2,7 @@
 //! and how one pull's outcome is judged. Pure; the pulling and its record are in `pull.rs`.
 
 pub mod pull;
+pub mod verify;
 
 use serde::Serialize;
 
@@ -128,6 +129,13 @@ pub enum PullError {
     /// The image to alias is gone from the engine.
     #[error("{0} is not on this engine")]
     NotOnEngine(String),
+    /// `images.verify = "require"` and the registry's digest is not signed by a trusted key: it
+    /// is not tagged, and what was there stays.
+    #[error(
+        "refused {}: {why}; nothing was tagged or removed (images.verify = \"require\"). Ask the platform team: only a digest CI signed with a key in images.public_keys is tagged",
+        short(digest)
+    )]
+    Refused { digest: String, why: String },
 }
 
 impl PullError {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::verify::{self, Checked, Gate, Signature, Trust};
 use super::{BaseImage, Outcome, PullError};
 use crate::config::Config;
 use crate::engine::Engine;
@@ -17,7 +18,7 @@ use crate::lock::Held;
 use crate::progress::Progress;
 use crate::registry::api::{ApiError, Manifest, RegistryApi};
 use crate::registry::{self, Renewal, Service};
-use crate::state::{PullRecord, PullRecords};
+use crate::state::{PullRecord, PullRecords, SignatureRecords};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PullResult {
@@ -25,6 +26,9 @@ pub struct PullResult {
     pub image: BaseImage,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// Its signature, when `images.verify` is on.
+    #[serde(flatten)]
+    pub signature: Option<Checked>,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
 }
@@ -57,15 +61,41 @@ impl Pulled {
     pub fn failed(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Failed { .. }))
     }
-    /// `1 updated, 2 unchanged, 0 failed in 3.4s`
+    /// `1 updated, 2 unchanged, 0 failed in 3.4s`, then, when signatures were checked,
+    /// `; signatures: 2 verified, 1 unsigned, 0 bad`.
     pub fn summary(&self) -> String {
-        format!(
+        let mut line = format!(
             "{} updated, {} unchanged, {} failed in {:.1}s",
             self.updated(),
             self.unchanged(),
             self.failed(),
             self.elapsed.as_secs_f64()
-        )
+        );
+        let words: Vec<&str> =
+            self.results.iter().filter_map(|r| Some(r.signature.as_ref()?.signature.word())).collect();
+        if !words.is_empty() {
+            let count = |word: &str| words.iter().filter(|w| **w == word).count();
+            line.push_str(&format!(
+                "; signatures: {} verified, {} unsigned, {} bad",
+                count("verified"),
+                count("unsigned"),
+                count("bad signature")
+            ));
+        }
+        line
+    }
+    /// One warning for each image tagged without a verified signature (`images.verify = "warn"`).
+    pub fn warnings(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .filter(|r| !matches!(r.outcome, Outcome::Failed { .. }))
+            .filter_map(|r| {
+                let checked = r.signature.as_ref()?;
+                let said = checked.signature.describe(&r.image.repo, &checked.digest);
+                let verified = matches!(checked.signature, Signature::Verified { .. });
+                (!verified).then(|| format!("{}: tagged, but {said} (images.verify = \"warn\")", r.image.name))
+            })
+            .collect()
     }
     /// `base/go:1.23: not in the registry: base/go:1.23`, one for each image that failed.
     pub fn failures(&self) -> Vec<String> {
@@ -93,6 +123,7 @@ pub async fn pull_and_record(
     let state_dir = lock.state_dir();
     let url = config.registry.local_url();
     let api = RegistryApi::new(&url)?;
+    let trust = Trust::from_config(&config.images)?;
     // The weekly job may be the first to find the registry's credentials due: renew them first.
     let renewed = match Service::new(engine, &config.registry, lock).renew(progress).await? {
         Renewal::Renewed(up) => Some(up),
@@ -105,7 +136,7 @@ pub async fn pull_and_record(
 
     let started = Instant::now();
     let results = tokio::select! {
-        results = pull_all(engine, &api, images, config.images.concurrency, progress) => results,
+        results = pull_all(engine, &api, &trust, images, config.images.concurrency, progress) => results,
         _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
     };
     let rebuilt = record(state_dir, &results)?;
@@ -137,6 +168,15 @@ const RECHECK_RECORD_SECS: i64 = 3600;
 fn record(state_dir: &Path, results: &[PullResult]) -> anyhow::Result<Option<String>> {
     let (mut records, rebuilt) = PullRecords::load_noting(state_dir);
     let now = jiff::Timestamp::now();
+    let checked: Vec<(&PullResult, &Checked)> =
+        results.iter().filter_map(|r| Some((r, r.signature.as_ref()?))).collect();
+    if !checked.is_empty() {
+        let mut signatures = SignatureRecords::load(state_dir);
+        for (result, checked) in checked {
+            signatures.note(result.image.local_repo(), &checked.digest, checked.record(now));
+        }
+        signatures.save(state_dir)?;
+    }
     for result in results {
         let (digest, pulled) = match &result.outcome {
             Outcome::Updated { new_digest, .. } => (new_digest, true),
@@ -172,6 +212,7 @@ fn record(state_dir: &Path, results: &[PullResult]) -> anyhow::Result<Option<Str
 pub async fn pull_all(
     engine: &Engine,
     api: &RegistryApi,
+    trust: &Trust,
     images: &[BaseImage],
     concurrency: usize,
     progress: &dyn Progress,
@@ -180,12 +221,15 @@ pub async fn pull_all(
     let mut results: Vec<(usize, PullResult)> = futures_util::stream::iter(images.iter().enumerate())
         .map(|(index, image)| async move {
             let started = Instant::now();
-            let outcome = pull_one(engine, api, image, progress).await;
-            match &outcome {
-                Outcome::Failed { reason } => progress.finish(&image.name, Err(&reason.to_string())),
-                done => progress.finish(&image.name, Ok(&done.describe())),
+            let (outcome, signature) = pull_one(engine, api, trust, image, progress).await;
+            match (&outcome, &signature) {
+                (Outcome::Failed { reason }, _) => progress.finish(&image.name, Err(&reason.to_string())),
+                (done, Some(checked)) => {
+                    progress.finish(&image.name, Ok(&format!("{} ({})", done.describe(), checked.signature.word())))
+                }
+                (done, None) => progress.finish(&image.name, Ok(&done.describe())),
             }
-            (index, PullResult { image: image.clone(), outcome, duration: started.elapsed() })
+            (index, PullResult { image: image.clone(), outcome, signature, duration: started.elapsed() })
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
@@ -194,24 +238,58 @@ pub async fn pull_all(
     results.into_iter().map(|(_, result)| result).collect()
 }
 
-async fn pull_one(engine: &Engine, api: &RegistryApi, image: &BaseImage, progress: &dyn Progress) -> Outcome {
-    match try_pull(engine, api, image, progress).await {
+async fn pull_one(
+    engine: &Engine,
+    api: &RegistryApi,
+    trust: &Trust,
+    image: &BaseImage,
+    progress: &dyn Progress,
+) -> (Outcome, Option<Checked>) {
+    let mut signature = None;
+    let outcome = match try_pull(engine, api, trust, image, &mut signature, progress).await {
         Ok(outcome) => outcome,
         Err(reason) => Outcome::Failed { reason },
+    };
+    (outcome, signature)
+}
+
+/// Checks the signature of `digest` (when `images.verify` is on) into `signature`: an error when
+/// the mode refuses it, so nothing is pulled or tagged.
+async fn gate(
+    api: &RegistryApi,
+    trust: &Trust,
+    image: &BaseImage,
+    digest: &str,
+    signature: &mut Option<Checked>,
+) -> Result<(), PullError> {
+    *signature = trust.check(api, &image.repo, digest).await?;
+    let found = signature.as_ref().map(|c| &c.signature);
+    match verify::gate(trust.mode, found) {
+        Gate::Tag | Gate::TagWithWarning => Ok(()),
+        Gate::Refuse => Err(PullError::Refused {
+            digest: digest.to_string(),
+            why: found.map_or_else(String::new, |s| s.describe(&image.repo, digest)),
+        }),
     }
 }
 
 async fn try_pull(
     engine: &Engine,
     api: &RegistryApi,
+    trust: &Trust,
     image: &BaseImage,
+    signature: &mut Option<Checked>,
     progress: &dyn Progress,
 ) -> Result<Outcome, PullError> {
     let remote = match api.manifest(&image.repo, &image.tag).await? {
         Manifest::NotFound => return Err(PullError::NotInRegistry(image.name.clone())),
         Manifest::Found(digest) => digest,
     };
-    let before = engine.image(&image.local).await?;
+    // Before anything is pulled or tagged: under `require`, what is not signed never arrives.
+    // The engine's look at the local image meanwhile is a read.
+    let (gated, before) = tokio::join!(gate(api, trust, image, &remote, signature), engine.image(&image.local));
+    gated?;
+    let before = before?;
     let old_digest = before.as_ref().and_then(|i| i.digest_in(image.local_repo())).map(String::from);
     if old_digest.as_deref() == Some(remote.as_str()) {
         ensure_alias(engine, image).await?;
@@ -230,6 +308,10 @@ async fn try_pull(
         (Err(reason), _) => return Err(reason.into()),
         (Ok(()), None) => return Err(PullError::Missing(image.local.clone())),
     };
+    // CI moved the tag between the digest check and the pull: what arrived is judged too.
+    if new_digest != remote {
+        gate(api, trust, image, &new_digest, signature).await?;
+    }
     ensure_alias(engine, image).await?;
     if Some(&new_digest) == old_digest.as_ref() {
         return Ok(Outcome::Unchanged { digest: new_digest });

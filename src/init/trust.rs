@@ -16,9 +16,11 @@ use crate::init::team::{self, TeamSource};
 use crate::signature::{self, PublicKey};
 
 /// The keys a team config can use to make this machine run another image, send its AWS session
-/// elsewhere, or replace devbox itself.
+/// elsewhere, or replace devbox itself; or to trust other signers of the base images (or none).
 pub const TRUST_RELEVANT: &[&str] = &[
     "registry.image",
+    "images.verify",
+    "images.public_keys",
     "registry.s3.endpoint",
     "registry.s3.session",
     "update.github",

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// A manifest found, but without its digest.
     #[error("{url} answered without a Docker-Content-Digest header")]
     NoDigest { url: String },
+    /// An answer longer than devbox reads for it: what it asked for is never that large.
+    #[error("{url} answered with more than {limit} bytes, more than devbox reads for it")]
+    TooLarge { url: String, limit: u64 },
 }
 
 impl ApiError {
@@ -149,6 +152,75 @@ impl RegistryApi {
             status => Err(ApiError::status(url, status, "")),
         }
     }
+}
+
+/// A manifest read whole: its media type (`Content-Type`) and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestBody {
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The manifest types a signature artifact comes as: cosign and containers/image write an OCI
+/// image manifest; older cosign a Docker v2 one.
+const SIGNATURE_MANIFEST_TYPES: &str =
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+impl RegistryApi {
+    /// `GET /v2/<name>/manifests/<tag>` for a signature artifact (cosign's `sha256-<hex>.sig`):
+    /// `None` when the registry has no such tag; at most `limit` bytes are read.
+    pub async fn signature_manifest(
+        &self,
+        name: &str,
+        tag: &str,
+        limit: u64,
+    ) -> Result<Option<ManifestBody>, ApiError> {
+        let url = format!("{}/v2/{name}/manifests/{tag}", self.base);
+        let response =
+            self.http.get(&url).header("Accept", SIGNATURE_MANIFEST_TYPES).send().await.map_err(no_answer)?;
+        match response.status().as_u16() {
+            404 => Ok(None),
+            200 => {
+                let media_type = response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let bytes = read_capped(response, &url, limit).await?;
+                Ok(Some(ManifestBody { media_type, bytes }))
+            }
+            status => Err(ApiError::status(url, status, &response.text().await.unwrap_or_default())),
+        }
+    }
+
+    /// `GET /v2/<name>/blobs/<digest>`: a small blob, read whole, at most `limit` bytes. `None`
+    /// when the registry has no such blob.
+    pub async fn small_blob(&self, name: &str, digest: &str, limit: u64) -> Result<Option<Vec<u8>>, ApiError> {
+        let url = format!("{}/v2/{name}/blobs/{digest}", self.base);
+        let response = self.http.get(&url).send().await.map_err(no_answer)?;
+        match response.status().as_u16() {
+            404 => Ok(None),
+            200 => read_capped(response, &url, limit).await.map(Some),
+            status => Err(ApiError::status(url, status, &response.text().await.unwrap_or_default())),
+        }
+    }
+}
+
+/// The body of `response`, refused once it passes `limit` bytes (announced or counted).
+async fn read_capped(mut response: reqwest::Response, url: &str, limit: u64) -> Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError::TooLarge { url: url.to_string(), limit };
+    if response.content_length().is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(no_answer)? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn no_answer(err: reqwest::Error) -> ApiError {

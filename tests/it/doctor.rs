@@ -106,7 +106,7 @@ fn a_healthy_machine_passes_every_check() {
             assert!(check.get(key).is_some(), "{key} missing from {check}");
         }
     }
-    assert_eq!(json["checks"].as_array().map(Vec::len), Some(12));
+    assert_eq!(json["checks"].as_array().map(Vec::len), Some(13));
     bed.test(&doctor(&[])).stdout_has("all 10 checks passed").run();
 }
 

@@ -30,6 +30,8 @@ mod release_feed;
 mod schedule;
 mod security;
 mod self_update;
+mod signatures;
+mod signer;
 mod speed;
 mod testbed;
 mod trust;

@@ -19,6 +19,8 @@
 #     skips it): QEMU, debootstrap to build its image, socat and ssh to reach it;
 #   - a second VM with Debian trixie's podman 5.4, rootless and rootful, reached as podman machine's
 #     (podman/vm.sh; DEVBOX_TESTBED_PODMAN=0 skips it).
+#   - devbox-testbed/skopeo, Debian trixie's skopeo 1.18 in a debootstrapped root packed by `docker
+#     import` (skopeo/build.sh): the real signer that signs base images as CI would (cosign format).
 # Idempotent: what is already there is left as it is. Runs as root, or as a user with sudo.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -89,6 +91,10 @@ if [ "${DEVBOX_TESTBED_VM:-1}" != 0 ]; then
   $sudo sh tests/testbed/vm/build.sh >"$vm_log" 2>&1 &
   vm_build=$!
 fi
+# The signer's image: a trixie root (debootstrap, mostly the network), built beside the VM images.
+skopeo_log=/tmp/devbox-testbed-skopeo-build.log
+$sudo sh tests/testbed/skopeo/build.sh >"$skopeo_log" 2>&1 &
+skopeo_build=$!
 podman_build=""
 podman_log=/tmp/devbox-testbed-podman-vm-build.log
 if [ "${DEVBOX_TESTBED_PODMAN:-1}" != 0 ]; then
@@ -109,6 +115,12 @@ start_vm() {
   grep -v '^/' "$2" || true
   $sudo sh "$3"
 }
+if ! wait "$skopeo_build"; then
+  echo "testbed: building the signer image devbox-testbed/skopeo failed; its log ($skopeo_log):" >&2
+  tail -n 40 "$skopeo_log" >&2 || true
+  exit 1
+fi
+cat "$skopeo_log"
 start_vm "$vm_build" "$vm_log" tests/testbed/vm/up.sh "VM"
 start_vm "$podman_build" "$podman_log" tests/testbed/podman/up.sh "podman VM"
 echo "testbed: Docker engine $(docker version --format '{{.Server.Version}}'), $(docker-registry --version 2>&1 | head -n 1), moto $(python3 -c 'import moto; print(moto.__version__)')"

@@ -16,6 +16,7 @@ pub mod registry;
 pub mod registry_pin;
 pub mod schedules;
 pub mod security;
+pub mod signatures;
 pub mod version;
 
 use std::sync::Arc;
@@ -79,6 +80,8 @@ impl CheckId {
             // The clock check reads the engine's clock when it can, and S3's in any case.
             Clock => (&[Config], Run::ThenEngine(clock::measure)),
             BaseImages => (&[RegistryApi], Run::OnEngine(images::check)),
+            // What the aliases point to, against what pull recorded: the engine and the state directory.
+            ImageSignatures => (&[Engine], Run::OnEngine(signatures::check)),
             // Whether the clock job is expected depends on the engine running in a VM.
             Schedules => (&[Config], Run::ThenEngine(schedules::measure)),
             PushCredentials => (&[Config], Run::Alone(security::check)),
