@@ -5,7 +5,8 @@
 #     devbox-testbed/registry:3 (the official 2.8 and v3 image layouts, the same 2.8 binary);
 #   - devbox-testbed/not-a-registry, an image that runs and listens nowhere (a fault test);
 #   - moto's S3 server (from PyPI); the tests start their own instance of it;
-#   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests).
+#   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests);
+#   - parliament (from PyPI), the IAM policy linter that checks docs/onboarding.md's policies.
 #   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
 #   - shellcheck and dash, for install.sh's tests (POSIX sh, run under dash).
 #   - Garage, an S3 server that really expires keys (garage/up.sh: built once with `cargo install`,
@@ -52,6 +53,11 @@ if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
   echo "testbed: installing moto[server]"
   python3 -m pip install -q 'moto[server]>=5.1,<6' \
     || python3 -m pip install -q --break-system-packages 'moto[server]>=5.1,<6'
+fi
+if ! python3 -c 'import parliament' >/dev/null 2>&1; then
+  echo "testbed: installing parliament (IAM policy linter)"
+  python3 -m pip install -q 'parliament==1.6.4' \
+    || python3 -m pip install -q --break-system-packages 'parliament==1.6.4'
 fi
 
 if ! docker version >/dev/null 2>&1; then
