@@ -166,7 +166,7 @@ impl Aws {
                 .bucket(&self.bucket)
                 .prefix(prefix)
                 .encoding_type(aws_sdk_s3::types::EncodingType::Url)
-                .max_keys(i32::try_from((cap + 1 - objects.len()).min(1000)).unwrap_or(1000))
+                .max_keys(i32::try_from(cap.saturating_add(1).saturating_sub(objects.len()).min(1000)).unwrap_or(1000))
                 .set_continuation_token(token.take())
                 .send()
                 .await
