@@ -54,7 +54,8 @@ impl Principal {
 /// What an STS endpoint that answered said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum StsAnswer {
-    /// It has no such action: an S3-compatible store without STS (HTTP 501 or `NotImplemented`).
+    /// It has no STS: HTTP 501, the code `NotImplemented`, or an S3 error document (`<Error>` at
+    /// its root, where STS answers `<ErrorResponse>`): an S3-compatible store answering for S3.
     NotImplemented(String),
     /// Any other refusal, or an answer that is not STS's.
     Refused(String),
@@ -130,8 +131,11 @@ where
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or("no error code").to_string();
             let said = format!("STS {action} answered HTTP {status} ({code})");
+            let s3_error = service.raw().body().bytes().is_some_and(is_s3_error_document);
             if status == 501 || code == "NotImplemented" {
                 Ok(StsAnswer::NotImplemented(said))
+            } else if s3_error {
+                Ok(StsAnswer::NotImplemented(format!("{said}, an S3 error where STS's would be: it has no STS")))
             } else {
                 Ok(StsAnswer::Refused(said))
             }
@@ -141,6 +145,17 @@ where
         }
         _ => Err(error::chain(&err)),
     }
+}
+
+/// Whether `body` is an S3 error document (`<Error>` at its root, as S3 and the stores that copy
+/// it answer), not an STS one (`<ErrorResponse>`): the endpoint answered for S3, not for STS.
+fn is_s3_error_document(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let mut rest = text.trim_start();
+    if let Some(after) = rest.strip_prefix("<?xml") {
+        rest = after.split_once("?>").map_or("", |(_, r)| r).trim_start();
+    }
+    rest.starts_with("<Error>") || rest.starts_with("<Error ")
 }
 
 impl Aws {
@@ -345,6 +360,16 @@ mod tests {
         assert!(!may_hand_the_key(SessionMode::Auto, false, local, &refused), "a refusal is an error");
         assert!(!may_hand_the_key(SessionMode::Auto, true, local, &none), "AWS always has STS");
         assert!(!may_hand_the_key(SessionMode::Auto, false, "https://minio.acme.dev", &none), "a stranger");
+    }
+
+    #[test]
+    fn an_s3_error_where_sts_would_answer_means_no_sts() {
+        let garage = br#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidRequest</Code><Message>Bad request: Missing X-Amz-Content-Sha256 field</Message></Error>"#;
+        assert!(is_s3_error_document(garage));
+        let sts = br#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Code>AccessDenied</Code></Error></ErrorResponse>"#;
+        assert!(!is_s3_error_document(sts));
+        assert!(!is_s3_error_document(b"<html>proxy says no</html>"));
+        assert!(!is_s3_error_document(b""));
     }
 
     #[test]

@@ -52,21 +52,25 @@ fn write_only_key(bed: &GarageBed, bucket: &str, keep: &Path) -> PathBuf {
     script(&bed.bed, "write-only-key", &body)
 }
 
-/// `aws s3 ARGS…` on Garage with `bed`'s `devbox` profile, for what a test puts or reads itself.
-pub(crate) fn aws_s3(bed: &GarageBed, args: &[&str]) -> Output {
+/// `aws s3 …` on Garage with `bed`'s `devbox` profile, arguments to come.
+pub(crate) fn aws_s3_command(bed: &GarageBed) -> Command {
     let home = bed.bed.home.path();
-    let out = Command::new("aws")
+    let mut command = Command::new("aws");
+    command
         .args(["--endpoint-url", ENDPOINT, "--region", "us-east-1", "--profile", "devbox", "s3"])
-        .args(args)
         .env("HOME", home)
         .env("AWS_CONFIG_FILE", home.join(".aws/config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join(".aws/credentials"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run aws");
+        .env_remove("AWS_PROFILE");
+    command
+}
+
+/// `aws s3 ARGS…` on Garage with `bed`'s `devbox` profile, for what a test puts or reads itself.
+pub(crate) fn aws_s3(bed: &GarageBed, args: &[&str]) -> Output {
+    let out = aws_s3_command(bed).args(args).output().expect("run aws");
     assert!(out.status.success(), "aws s3 {args:?}: {}", output_text(&out));
     out
 }

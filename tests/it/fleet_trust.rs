@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::fleet::{PREFIX, aws_s3, fleet_json, real_report, reports, run};
+use crate::fleet::{PREFIX, aws_s3, aws_s3_command, fleet_json, real_report, reports, run};
 use crate::garage_bed::GarageBed;
 use crate::testbed::output_text;
 
@@ -165,8 +165,15 @@ fn lying_hostile_and_unreadable_reports_are_flagged_counted_once_and_pruned_exac
     std::thread::sleep(Duration::from_secs(2));
     let pruned = fleet_json(&bed, &["fleet", "prune", "--older-than", "1s", "--json"]);
     assert!(pruned["errors"].as_array().is_some_and(Vec::is_empty), "{pruned}");
-    let left = aws_s3(&bed, &["ls", "--recursive", &format!("s3://{}/{PREFIX}", bed.bed.bucket)]);
-    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "prune left objects behind");
+    let mut listed = aws_s3_command(&bed);
+    let left =
+        listed.args(["ls", "--recursive", &format!("s3://{}/{PREFIX}", bed.bed.bucket)]).output().expect("run aws");
+    // `aws s3 ls` exits 1 when it lists nothing.
+    assert_eq!(
+        (left.status.code(), String::from_utf8_lossy(&left.stdout).trim()),
+        (Some(1), ""),
+        "prune left objects behind"
+    );
 }
 
 /// Every IAM policy docs/onboarding.md gives passes parliament, an IAM policy linter (from PyPI;
@@ -181,7 +188,7 @@ fn the_onboarding_iam_policies_pass_parliament() {
         .filter_map(|rest| rest.split("```").next())
         .filter(|block| block.contains("\"Statement\""))
         .collect();
-    assert!(policies.len() >= 4, "laptop, registry session, platform team: {} policies found", policies.len());
+    assert!(policies.len() >= 3, "laptop, registry session, platform team: {} policies found", policies.len());
     for policy in &policies {
         let mut child = Command::new("parliament")
             .arg("--json")
@@ -240,6 +247,10 @@ fn the_html_page_renders_in_chromium_and_runs_no_report_value() {
 
     let shot = dir.path().join("fleet.png");
     chromium(&[&format!("--screenshot={}", shot.display())]);
+    // Kept where a person can look at it after the run.
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fleet-page.png");
+    std::fs::copy(&shot, &kept).expect("keep the screenshot");
+    println!("the page's screenshot: {}", kept.display());
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("a screenshot")));
     let mut reader = decoder.read_info().expect("a PNG");
     let mut pixels = vec![0; reader.output_buffer_size()];
