@@ -3,7 +3,7 @@
 //!
 //! This is the crate's vocabulary, so it depends on nothing else in the crate. Each outside system's
 //! home says what happened to its requests in its own enum (`engine::EngineError`,
-//! `registry::api::ApiError`, `http::NoAnswer`, `aws::ObjectError`); `error::hint_of` finds the hint
+//! `registry::api::ApiError`, `http::NoAnswer`, `aws::ObjectError`); `engine::hint_of` finds the hint
 //! of either kind in an error's chain.
 
 use std::fmt;
@@ -386,18 +386,6 @@ pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
 /// An error with its causes on one line, joined by ": ". The one formatter of error chains.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     causes(err).join(": ")
-}
-
-/// What to do next about `err`: the hint of the first expected error in its chain, whether it is
-/// devbox's own (`Error`) or an outside system's that has one (`EngineError`).
-pub fn hint_of(err: &anyhow::Error) -> Option<String> {
-    err.chain().find_map(|cause| {
-        if let Some(known) = cause.downcast_ref::<crate::error::Error>() {
-            Some(known.hint())
-        } else {
-            cause.downcast_ref::<crate::engine::EngineError>().map(crate::engine::EngineError::hint)
-        }
-    })?
 }
 
 #[cfg(test)]

@@ -21,9 +21,9 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
-use crate::ui::{Progress, TransferState};
+use crate::progress::{Progress, TransferState};
 
-pub use error::EngineError;
+pub use error::{EngineError, hint_of};
 pub use listing::{ContainerEntry, ImageEntry, RemoveError};
 #[cfg(test)]
 pub use model::info_from_json;

@@ -4,6 +4,7 @@
 
 pub mod answers;
 pub mod ask;
+pub mod front;
 pub mod run;
 pub mod steps;
 pub mod team;

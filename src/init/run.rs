@@ -14,7 +14,7 @@ use crate::env::Environment;
 use crate::error::{Error, ExitStatus, exit_status_of};
 use crate::images::pull::pull_and_record;
 use crate::init::answers::{self, Question};
-use crate::init::ask::{Front, port_free};
+use crate::init::front::{Front, port_free};
 use crate::init::team::{self, TeamSource};
 use crate::init::{ALL_STEPS, Outcome, Step, blocker, steps};
 use crate::paths::{Paths, write_if_changed};
@@ -166,7 +166,7 @@ impl<'a> Run<'a> {
                         ran.interrupted =
                             err.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Interrupted)));
                         ran.usage |= exit_status_of(&err) == ExitStatus::Usage;
-                        Outcome::Failed { message: format!("{err:#}"), hint: crate::error::hint_of(&err) }
+                        Outcome::Failed { message: format!("{err:#}"), hint: crate::engine::hint_of(&err) }
                     }
                 }
             };

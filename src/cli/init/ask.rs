@@ -6,8 +6,9 @@ use crate::cli::{Context, report};
 use crate::clock::sync::SyncReport;
 use crate::config::{self, Config};
 use crate::error::Error;
-use crate::init::ask::{Front, port_free};
-use crate::ui::{self, Progress, progress_for};
+use crate::init::front::{Front, port_free};
+use crate::progress::Progress;
+use crate::ui::{self, progress_for};
 
 pub(super) struct Terminal {
     ctx: Context,
