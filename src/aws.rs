@@ -179,6 +179,13 @@ pub struct Aws {
     endpoint: String,
     /// No `registry.s3.endpoint`: AWS itself, which always has STS.
     on_aws: bool,
+    /// What the registry's narrowed session and the principal need (boxed: an `Aws` travels in
+    /// enums).
+    session: Box<SessionSettings>,
+}
+
+/// The settings `sts.rs` reads.
+struct SessionSettings {
     /// The registry's root in the bucket, which its session policy names.
     root_directory: String,
     /// `registry.s3.role_arn`: the role the registry's session is narrowed through.
@@ -211,11 +218,9 @@ impl Aws {
         if !s3.profile.is_empty() {
             loader = loader.profile_name(&s3.profile);
         }
-        // A plain-HTTP endpoint (an S3-compatible store on this machine) needs no TLS: without
-        // this, every client loads the system's certificates, which costs more than the requests.
-        if s3.endpoint.starts_with("http://") {
-            loader = loader.http_client(aws_smithy_http_client::Builder::new().build_http());
-        }
+        // Through the company proxy, trusting the company CAs (`http.rs`); a plain-HTTP endpoint
+        // (an S3-compatible store on this machine) without TLS.
+        loader = loader.http_client(crate::http::aws_sdk(s3.endpoint.starts_with("http://")));
         let sdk = loader.load().await;
         let profile = s3.profile.clone();
         let no_credentials = |reason: String| Error::AwsCredentials { profile: profile.clone(), reason };
@@ -270,9 +275,11 @@ impl Aws {
             bucket,
             endpoint,
             on_aws: s3.endpoint.is_empty(),
-            root_directory: s3.root_directory.clone(),
-            role_arn: Some(s3.role_arn.trim()).filter(|r| !r.is_empty()).map(String::from),
-            profile: s3.profile.clone(),
+            session: Box::new(SessionSettings {
+                root_directory: s3.root_directory.clone(),
+                role_arn: Some(s3.role_arn.trim()).filter(|r| !r.is_empty()).map(String::from),
+                profile: s3.profile.clone(),
+            }),
         })
     }
 

@@ -204,6 +204,29 @@ pub enum Error {
 
     #[error("cannot update {} to devbox {version}: {reason}", path.display())]
     UpdateFailed { path: PathBuf, version: String, reason: String },
+
+    /// Another run holds the state directory's lock, and this one waited as long as it may.
+    #[error("another devbox run holds the lock {}: {holder}; gave up after waiting {waited}", path.display())]
+    LockBusy { holder: String, waited: String, path: PathBuf },
+
+    /// A record devbox needs is there but unreadable: it is never silently made again.
+    #[error("{what} in {place} is damaged: {reason}")]
+    DamagedRecord { what: String, place: String, reason: String, fix: String },
+
+    #[error("{what} {url}: {reason}")]
+    InsecureUrl { what: String, url: String, reason: String },
+
+    #[error("devbox {to} is older than this devbox {from}")]
+    Downgrade { from: String, to: String },
+
+    #[error("the team config from {from} is not the pinned one: its SHA-256 is {actual}, the pin says {expected}")]
+    TeamConfigPin { from: String, expected: String, actual: String },
+
+    #[error("the team config from {from} is not signed by a trusted key: {reason}")]
+    TeamConfigSignature { from: String, reason: String },
+
+    #[error("the team config from {from} is neither pinned nor signed, and it changes {}", keys.join(", "))]
+    TeamConfigUntrusted { from: String, keys: Vec<String> },
 }
 
 /// An image's entrypoint and command as one line, for messages.
@@ -230,7 +253,12 @@ impl Error {
             | Error::ClockForced { .. }
             | Error::Unanswered { .. }
             | Error::NoReleaseFeed
-            | Error::PackageManaged { .. } => ExitStatus::Usage,
+            | Error::PackageManaged { .. }
+            | Error::InsecureUrl { .. }
+            | Error::Downgrade { .. }
+            | Error::TeamConfigPin { .. }
+            | Error::TeamConfigSignature { .. }
+            | Error::TeamConfigUntrusted { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         }
     }
@@ -356,6 +384,11 @@ impl Error {
             Error::PackageManaged { manager, .. } => format!(
                 "Update devbox with {manager} (e.g. `brew upgrade devbox`, `sudo apt-get install --only-upgrade devbox`). Nothing was changed."
             ),
+            Error::LockBusy { holder, .. } => format!(
+                "Run it again once {holder} has finished (it goes on by itself; if it hangs, stop it). \
+                 DEVBOX_LOCK_WAIT sets how long a quiet or scheduled run waits (e.g. 30m)."
+            ),
+            Error::DamagedRecord { fix, .. } => fix.clone(),
             Error::UpdateFailed { path, .. } => format!(
                 "Nothing was replaced: {} is still devbox {}. Run `devbox self-update` again, or reinstall with install.sh.",
                 path.display(),
@@ -363,6 +396,22 @@ impl Error {
                 // compiler so the error vocabulary needs nothing from the crate.
                 env!("CARGO_PKG_VERSION")
             ),
+            Error::InsecureUrl { what, .. } => format!(
+                "Use the https:// address for {what} (plain http:// only to 127.0.0.1, [::1] or localhost). Nothing was fetched or changed."
+            ),
+            Error::Downgrade { to, .. } => {
+                format!("To go back on purpose: `devbox self-update --version {to} --allow-downgrade`. Nothing was changed.")
+            }
+            Error::TeamConfigPin { .. } => "Nothing was written. Ask the platform team for the current pin \
+                (`sha256sum devbox.toml`), or check who changed the file at its source."
+                .into(),
+            Error::TeamConfigSignature { .. } => "Nothing was written. Ask the platform team to sign the file with \
+                their key (`minisign -S -m devbox.toml`), or pass the key they publish with --key if it changed."
+                .into(),
+            Error::TeamConfigUntrusted { .. } => "Nothing was written. Pin the file (--from SRC#sha256=HEX), have it \
+                signed (SRC.minisig, with --key KEY), answer yes on a terminal, or pass --trust-unsigned if you \
+                trust whoever can change it."
+                .into(),
         })
     }
 }

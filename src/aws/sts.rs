@@ -180,11 +180,11 @@ impl Aws {
     ) -> Result<ContainerCredentials, Error> {
         let host = &self.credentials;
         let temporary = host.expiry.is_some() || host.session_token.is_some();
-        if mode == SessionMode::Off || (temporary && self.role_arn.is_none()) {
+        if mode == SessionMode::Off || (temporary && self.session.role_arn.is_none()) {
             return Ok(ContainerCredentials::AsResolved(host.clone()));
         }
-        let policy = read_only_policy(&self.bucket, &self.root_directory);
-        let (action, asked) = match &self.role_arn {
+        let policy = read_only_policy(&self.bucket, &self.session.root_directory);
+        let (action, asked) = match &self.session.role_arn {
             Some(role) => {
                 let seconds = i32::try_from(duration.min(MAX_ROLE_SESSION).as_secs()).unwrap_or(i32::MAX);
                 let asked = self
@@ -216,7 +216,7 @@ impl Aws {
             }
         };
         let refused = |answer: StsAnswer| {
-            if self.role_arn.is_none() && may_hand_the_key(mode, self.on_aws, &self.endpoint, &answer) {
+            if self.session.role_arn.is_none() && may_hand_the_key(mode, self.on_aws, &self.endpoint, &answer) {
                 return Ok(ContainerCredentials::LongLived(host.clone()));
             }
             let reason = match answer {
@@ -227,7 +227,7 @@ impl Aws {
             }
             Err(Error::NoSessionCredentials {
                 endpoint: self.endpoint.clone(),
-                required: mode == SessionMode::Required || self.role_arn.is_some(),
+                required: mode == SessionMode::Required || self.session.role_arn.is_some(),
                 reason,
             })
         };
@@ -249,7 +249,7 @@ impl Aws {
             resolved_at: jiff::Timestamp::now(),
             source_key: host.source_key.clone(),
         };
-        let via = match &self.role_arn {
+        let via = match &self.session.role_arn {
             Some(role) => Narrowing::AssumeRole(role.clone()),
             None => Narrowing::FederationToken,
         };
@@ -262,7 +262,7 @@ impl Aws {
     pub async fn principal(&self) -> Result<Principal, Error> {
         let asked = self.sts.get_caller_identity().send().await;
         let failed = |reason: String| Error::AwsCredentials {
-            profile: self.profile.clone(),
+            profile: self.session.profile.clone(),
             reason: format!("STS GetCallerIdentity, which names this machine's fleet report, failed: {reason}"),
         };
         match asked {
@@ -284,7 +284,9 @@ impl Aws {
     /// holds a session (SSO, assume-role) and no `registry.s3.role_arn` narrows it.
     pub fn hands_over_full_session(&self, mode: SessionMode) -> bool {
         let host = &self.credentials;
-        mode != SessionMode::Off && self.role_arn.is_none() && (host.expiry.is_some() || host.session_token.is_some())
+        mode != SessionMode::Off
+            && self.session.role_arn.is_none()
+            && (host.expiry.is_some() || host.session_token.is_some())
     }
 }
 

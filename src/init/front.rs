@@ -16,6 +16,9 @@ pub trait Front: Sync {
     fn profile(&self, default: &str, found: &[String]) -> anyhow::Result<String>;
     /// Another port for the registry, as `why` says `busy` is taken.
     fn port(&self, why: &str, suggestion: Option<u16>) -> anyhow::Result<u16>;
+    /// Whether to apply the team config from `from`, neither pinned nor signed, which changes the
+    /// trust-relevant `keys`. Asked only when `interactive`.
+    fn trust(&self, from: &str, keys: &[String]) -> anyhow::Result<bool>;
     /// One line of the difference between the config file now and as it will be written.
     fn diff_line(&self, line: &str);
     /// A detail for `--verbose`: which engine, which scheduler.

@@ -1,10 +1,11 @@
 //! One `init` run: the config it converges to, and its steps carried out in order, each the same
-//! domain action as its own command: `registry::converge` (`registry up`), `images::pull` (`pull`),
+//! domain action as its own command: `registry::Service::up` (`registry up`), `images::pull` (`pull`),
 //! `clock::sync` (`clock sync --if-skewed`), `schedule::install` (`schedule install`), and the
 //! doctor's checks; `steps.rs` says how each result reads. Everything that could refuse the run (a
 //! team config that does not parse, an engine that does not answer, a busy port with no one to
 //! ask) is found before anything is written. `cli/init.rs` parses the flags and prints each step.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use crate::aws::Aws;
@@ -17,15 +18,22 @@ use crate::init::answers::{self, Question};
 use crate::init::front::{Front, port_free};
 use crate::init::team::{self, TeamSource};
 use crate::init::{ALL_STEPS, Outcome, Step, blocker, steps};
+use crate::init::{header, trust};
+use crate::lock::Held;
 use crate::paths::{Paths, write_if_changed};
-use crate::registry;
+use crate::registry::{self, Service};
 use crate::schedule;
 
 /// What the flags asked of this run.
 #[derive(Debug, Default)]
 pub struct Options {
-    /// A team's devbox.toml: a path, an https:// URL or s3://BUCKET/KEY.
+    /// A team's devbox.toml: a path, an https:// URL or s3://BUCKET/KEY, optionally pinned
+    /// with `#sha256=HEX`.
     pub from: Option<String>,
+    /// `--key`: the team's minisign key (or a path to it), recorded at the first signed init.
+    pub key: Option<String>,
+    /// `--trust-unsigned`: apply an unpinned, unsigned config's trust-relevant changes.
+    pub trust_unsigned: bool,
     pub dry_run: bool,
     pub skip: Vec<Step>,
     pub bucket: Option<String>,
@@ -69,6 +77,8 @@ pub struct Run<'a> {
     pub(super) config: Config,
     engine: Option<Engine>,
     aws: Option<Aws>,
+    /// The state directory's lock, held while the steps change the machine (none in a dry run).
+    lock: Option<Held>,
 }
 
 impl<'a> Run<'a> {
@@ -94,20 +104,27 @@ impl<'a> Run<'a> {
         };
         let (base, team) = match &options.from {
             Some(from) => {
+                let (from, pin) = trust::split_pin(from).map_err(Error::Usage)?;
                 let source = match TeamSource::parse(from).map_err(Error::Usage)? {
                     TeamSource::Path(p) => TeamSource::Path(std::fs::canonicalize(&p).unwrap_or(p)),
                     other => other,
                 };
-                // S3 is reached with the S3 settings in force now (endpoint, region, profile).
-                let s3 = match &current_config {
-                    Ok(c) => c.registry.s3.clone(),
-                    Err(_) => parse(None, &path)?.registry.s3,
+                // S3 is reached with the S3 settings in force now (endpoint, region, profile), and
+                // so is the network (proxy, CAs).
+                let now = match &current_config {
+                    Ok(c) => c.clone(),
+                    Err(_) => parse(None, &path)?,
                 };
-                let text = team::fetch(&source, &s3).await?;
+                crate::http::install_network(&now.network, env, &path)?;
+                let text = team::fetch(&source, &now.registry.s3).await?;
                 let shown = source.display();
                 // Validated before anything is written: errors name the source, line and key.
-                config::parse_str(&text, Path::new(&shown)).map_err(Error::from)?;
-                (Some(team::with_header(&shown, &text)), Some(shown))
+                let team_config = config::parse_str(&text, Path::new(&shown)).map_err(Error::from)?;
+                let asked = trust::Asked { pin, key: options.key.as_deref(), trust_unsigned: options.trust_unsigned };
+                let offered = trust::Offered { source: &source, text: &text, config: &team_config };
+                let recorded = current.as_deref().map(header::recorded_keys).unwrap_or_default();
+                let (trust, keys) = trust::judge(offered, &now, recorded, asked, &now.registry.s3, front).await?;
+                (Some(header::with_header(&shown, &trust, &keys, &text)), Some(format!("{shown}, {trust}")))
             }
             None => {
                 if let Err(err) = current_config {
@@ -117,6 +134,9 @@ impl<'a> Run<'a> {
             }
         };
         let config = parse(base.as_deref(), &path)?;
+        // The network settings this run's steps go out with (a team config may set them): checked
+        // now, before anything is written.
+        crate::http::install_network(&config.network, env, &path)?;
         let mut run = Run {
             env,
             front,
@@ -130,6 +150,7 @@ impl<'a> Run<'a> {
             config,
             engine: None,
             aws: None,
+            lock: None,
         };
         run.ask_about_s3()?;
         Ok(run)
@@ -143,7 +164,15 @@ impl<'a> Run<'a> {
         &self.config
     }
 
-    pub async fn run(&mut self, mut report: impl FnMut(Step, &Outcome)) -> Ran {
+    /// `lock` takes the state directory's lock, which every step that changes the machine needs:
+    /// it is taken once preflight has passed (a run that stops there changes nothing, the lock
+    /// file included); a dry run changes nothing and passes none.
+    pub async fn run(
+        &mut self,
+        lock: Option<impl Future<Output = anyhow::Result<Held>>>,
+        mut report: impl FnMut(Step, &Outcome),
+    ) -> Ran {
+        let mut lock = lock;
         let mut ran = Ran { results: Vec::new(), usage: false, interrupted: false };
         // One listener for the whole run, made before the first step: a Ctrl-C that comes between
         // two steps (while one is reported) is kept for the next, where a listener made per step
@@ -157,7 +186,12 @@ impl<'a> Run<'a> {
                 Outcome::Blocked(root)
             } else {
                 let result = tokio::select! {
-                    result = self.step(step) => result,
+                    result = async {
+                        if step != Step::Preflight && let Some(lock) = lock.take() {
+                            self.lock = Some(lock.await?);
+                        }
+                        self.step(step).await
+                    } => result,
                     _ = &mut ctrl_c => Err(Error::Interrupted.into()),
                 };
                 match result {
@@ -284,8 +318,8 @@ impl<'a> Run<'a> {
         }
         if let Some(old) = &self.current {
             let diff = team::diff(old, &text, &format!("{path} (now)"), &format!("{path} (new)"));
-            for line in diff.lines() {
-                self.front.diff_line(line);
+            for line in trust::mark_diff(&diff, old, &text) {
+                self.front.diff_line(&line);
             }
         }
         if self.options.dry_run {
@@ -316,8 +350,8 @@ impl<'a> Run<'a> {
         self.engine().await?;
         let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
         let progress = self.front.progress();
-        let proofs = registry::proof::Proofs::in_state_dir(self.env);
-        let up = registry::converge(engine, &config, self.aws.as_ref(), &proofs, progress.as_ref()).await?;
+        let service = Service::new(engine, &config, held(&self.lock)?);
+        let up = service.up_with(self.aws.as_ref(), progress.as_ref()).await?;
         Ok(steps::registry(&up))
     }
 
@@ -335,9 +369,8 @@ impl<'a> Run<'a> {
         let images = crate::images::to_pull(&self.config, &[])?;
         self.engine().await?;
         let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
-        let paths = Paths::resolve(self.env)?;
         let progress = self.front.progress();
-        let pulled = pull_and_record(engine, &self.config, &images, paths.state_dir(), progress.as_ref()).await?;
+        let pulled = pull_and_record(engine, &self.config, &images, held(&self.lock)?, progress.as_ref()).await?;
         Ok(steps::pull(&pulled))
     }
 
@@ -399,6 +432,11 @@ impl<'a> Run<'a> {
             hint: Some("Run `devbox doctor` for each problem and its fix.".into()),
         })
     }
+}
+
+/// The lock a step that changes the machine runs under: `run` was given it unless this is a dry run.
+fn held(lock: &Option<Held>) -> anyhow::Result<&Held> {
+    lock.as_ref().ok_or_else(|| anyhow::anyhow!("init changes the machine only under the state directory's lock"))
 }
 
 /// The config `text` makes, or the built-in defaults when there is no text.

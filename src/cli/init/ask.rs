@@ -75,6 +75,15 @@ impl Front for Terminal {
         Ok(answer.parse().map_err(|_| Error::Usage(format!("not a port: {answer}")))?)
     }
 
+    fn trust(&self, from: &str, keys: &[String]) -> anyhow::Result<bool> {
+        let question = format!(
+            "The team config from {from} is neither pinned nor signed, and it changes {} (what this machine runs, \
+             where its AWS session goes, or where devbox updates from). Apply it?",
+            keys.join(", ")
+        );
+        ui::confirm(&self.ctx.printer, &question, false)
+    }
+
     fn diff_line(&self, line: &str) {
         self.ctx.printer.hint(format!("{:10}{line}", ""));
     }

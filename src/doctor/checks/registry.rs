@@ -6,15 +6,17 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{EngineFacts, Probe};
+use super::{EngineFacts, Probe, registry_pin};
 use crate::config::{ByteSize, RegistryConfig, SessionMode};
 use crate::doctor::{CheckId, Finding, Remedy, Status};
 use crate::engine::{ContainerInfo, Engine, Hardening};
+use crate::paths::Paths;
 use crate::registry;
 use crate::registry::api::{ApiError, RegistryApi};
 use crate::registry::cause::FixCommand;
 use crate::registry::lease::{Lease, LeaseVerdict, human_until};
-use crate::registry::proof::Proofs;
+use crate::registry::pin::PinVerdict;
+use crate::registry::proof::{self, Proofs};
 
 pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
     async move {
@@ -44,6 +46,9 @@ pub struct ContainerFound {
     pub hardening: Hardening,
     /// `registry.s3.session`, named when the registry holds a long-lived key.
     pub session: SessionMode,
+    /// `registry.image`, and what its pin says of the image the container runs.
+    pub image: String,
+    pub pin: PinVerdict,
 }
 
 /// The registry container, in the terms the judge needs.
@@ -96,6 +101,7 @@ pub async fn measure_container(
     registry: &RegistryConfig,
     inspected: Result<Option<Arc<ContainerInfo>>, String>,
 ) -> ContainerFound {
+    let digests = registry_pin::digests_of(engine, &inspected).await;
     let container = inspected.map(|found| found.as_deref().map(ContainerSeen::of));
     let stopped = matches!(&container, Ok(None)) || matches!(&container, Ok(Some(c)) if !c.is_running());
     ContainerFound {
@@ -107,6 +113,8 @@ pub async fn measure_container(
         now: jiff::Timestamp::now(),
         hardening: registry::hardening(registry),
         session: registry.s3.session,
+        image: registry.image.clone(),
+        pin: registry::pin::judge(&registry.image, &digests),
     }
 }
 
@@ -157,6 +165,9 @@ pub fn judge_container(found: &ContainerFound) -> Finding {
     )
     .detail("image", container.image.clone())
     .detail("id", container.id.chars().take(12).collect::<String>());
+    if let Some(failed) = registry_pin::mismatch(&finding, &found.pin, name) {
+        return failed;
+    }
     // Its own credentials, not the host's: those are what S3 sees from the registry.
     let finding = match container.lease.verdict(found.now) {
         LeaseVerdict::Expired { expiry } => {
@@ -216,7 +227,7 @@ pub fn judge_container(found: &ContainerFound) -> Finding {
              can read. {why}"
         ));
     }
-    finding
+    registry_pin::unpinned(finding, &found.pin, &found.image)
 }
 
 /// Each hardening setting as a detail, present (with its value) or "missing"; and the missing ones.
@@ -323,28 +334,26 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
     explained(probe, answer.as_ref(), unreadable(&failed)).await.unwrap_or_else(|| unreadable(&failed).hint(generic))
 }
 
-/// The proofs that the registry runs devbox's config: the record made for this container when
-/// there is one, else the proofs themselves, recorded when they pass.
+/// The proofs that the registry runs devbox's config, by the one rule (`registry::proof::once`):
+/// the record made for this container when there is one, else the proofs themselves, recorded when
+/// they pass and no other run holds the lock. The read that shows the storage still answers is this
+/// check's own (the base images' manifests, or the catalog).
 async fn prove_once(probe: &Probe<'_>) -> registry::verify::Verdict {
     let config = &probe.config.registry;
-    // A writable registry on its own volume has nothing to prove: no need to wait for its inspect.
-    if !registry::effective_readonly(config) && config.storage() == crate::config::Storage::Filesystem {
+    // Nothing to prove: no need to wait for the container's inspect.
+    if proof::nothing_to_prove(config) {
         return registry::verify::Verdict::Proven(Vec::new());
-    }
-    let proofs = Proofs::in_state_dir(probe.env);
-    let container = probe.registry_container().await.ok().flatten();
-    if let Some(record) = container.as_ref().and_then(|c| proofs.recorded(&config.container, c)) {
-        return registry::verify::Verdict::Proven(registry::proof::shown(&record));
     }
     let api = match RegistryApi::new(&config.local_url()) {
         Ok(api) => api,
         Err(err) => return registry::verify::Verdict::Unproven { reason: format!("{err:#}"), answer: None },
     };
-    let verdict = registry::verify::prove_connecting(&api, config).await;
-    if let (registry::verify::Verdict::Proven(shown), Some(container)) = (&verdict, &container) {
-        proofs.record(&config.container, container, shown);
-    }
-    verdict
+    let proofs = match Paths::resolve(probe.env) {
+        Ok(paths) => Proofs::reading(paths.state_dir()),
+        Err(_) => Proofs::default(),
+    };
+    let container = probe.registry_container().await.ok().flatten();
+    proof::once(&api, config, container.as_deref(), proof::S3::FromProfile, &proofs).await.verdict()
 }
 
 /// `finding` with the root cause the registry gives for a failed storage read, and its fix; `None`
@@ -376,6 +385,8 @@ mod tests {
             now: jiff::Timestamp::from_second(1_800_000_000).expect("a timestamp"),
             hardening: hardened(),
             session: SessionMode::Auto,
+            image: "registry:3.0.0@sha256:1".into(),
+            pin: PinVerdict::Matches { digest: "sha256:1".into() },
         }
     }
 
