@@ -1,6 +1,6 @@
 //! The registry's own credentials narrowed to reading its bucket (issue 27), and never the
-//! long-lived key to a stranger (issue 25): what devbox asks STS for, as moto records it, and that
-//! the registry works with what it gets.
+//! long-lived key to a stranger (issue 25; its decision is unit-tested in src/aws/sts.rs): what
+//! devbox asks STS for, as moto records it, and that the registry works with what it gets.
 
 use std::time::Duration;
 
@@ -188,70 +188,4 @@ fn the_registry_session_is_narrowed_to_reading_its_bucket() {
     let _ = crate::testbed::docker_try(&["rmi", &reference]);
     let (pulled, said) = crate::testbed::docker_try(&["pull", &reference]);
     assert!(pulled, "the registry could not read with its assumed role's session: {said}");
-}
-
-/// An /etc/hosts name for 127.0.0.1, removed when dropped (even when the test fails).
-struct HostsName {
-    line: String,
-}
-
-impl HostsName {
-    fn add(name: &str) -> HostsName {
-        let line = format!("127.0.0.1 {name} # devbox test {}", std::process::id());
-        let hosts = std::fs::read_to_string("/etc/hosts").expect("read /etc/hosts");
-        std::fs::write("/etc/hosts", format!("{}\n{line}\n", hosts.trim_end())).expect("write /etc/hosts");
-        HostsName { line }
-    }
-}
-
-impl Drop for HostsName {
-    fn drop(&mut self) {
-        if let Ok(hosts) = std::fs::read_to_string("/etc/hosts") {
-            let kept: Vec<&str> = hosts.lines().filter(|l| *l != self.line).collect();
-            let _ = std::fs::write("/etc/hosts", kept.join("\n") + "\n");
-        }
-    }
-}
-
-/// Garage has no STS. Named by its address on this machine, `session = "auto"` hands it the
-/// long-lived key (security.rs shows that); named by a hostname (here one that resolves to
-/// 127.0.0.1, as a public store's would resolve elsewhere), it is a stranger: `registry up` exits
-/// 2, says why and what to do, and makes no container.
-#[test]
-fn auto_keeps_the_long_lived_key_from_a_store_that_is_not_named_as_private() {
-    let bed = GarageBed::new("stsstranger", "60m");
-    let name = format!("devbox-stranger-{}.test", std::process::id());
-    let _hosts = HostsName::add(&name);
-    let mint = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/mint-key");
-    let out = std::process::Command::new(mint)
-        .args(["--bucket", &bed.bed.bucket, "--lifetime", "3h"])
-        .output()
-        .expect("mint-key");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("mint-key prints JSON");
-    let (id, secret) = (json["AccessKeyId"].as_str().expect("id"), json["SecretAccessKey"].as_str().expect("secret"));
-    let aws = bed.bed.home.path().join(".aws");
-    std::fs::write(aws.join("config"), "[profile devbox]\nregion = us-east-1\n").expect("write config");
-    std::fs::write(
-        aws.join("credentials"),
-        format!("[devbox]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
-    )
-    .expect("write credentials");
-    let port = crate::testbed::GARAGE_ENDPOINT.rsplit(':').next().expect("a port");
-    bed.bed.write_raw_config(&format!(
-        "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
-         [registry.s3]\nbucket = \"{}\"\nendpoint = \"http://{name}:{port}\"\npath_style = true\n",
-        crate::testbed::REGISTRY_IMAGE,
-        bed.bed.name,
-        bed.bed.port,
-        bed.bed.bucket
-    ));
-    let up = bed.devbox(&["registry", "up"]).output().expect("run");
-    let said = text(&up);
-    println!("registry up against a stranger without STS, exit {:?}:\n{said}", up.status.code());
-    assert_eq!(up.status.code(), Some(2), "{said}");
-    assert!(said.contains(&format!("does not hand the long-lived key to http://{name}:{port}")), "{said}");
-    assert!(said.contains("registry.s3.session = \"off\""), "the fix is named: {said}");
-    assert!(!said.contains(secret), "the secret was printed");
-    let (exists, _) = crate::testbed::docker_try(&["inspect", &bed.bed.name]);
-    assert!(!exists, "a container was made");
 }
