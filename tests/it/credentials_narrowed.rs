@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use crate::garage_bed::GarageBed;
 use crate::testbed::{Bed, output_text as text};
 
 /// A moto of the test's own that records every request it answers (moto's recorder, switched on
