@@ -12,8 +12,14 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{ProvideCredentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-use crate::config::{S3Config, SessionMode};
+use crate::config::S3Config;
 use crate::error::{self, Error};
+
+mod objects;
+mod sts;
+pub use objects::{ActionError, ObjectInfo};
+use objects::{BodyError, GetFailed, capped_body};
+pub use sts::{Narrowing, Principal, valid_segment};
 
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one S3 operation may take, retries included.
@@ -102,18 +108,19 @@ fn key_hash(access_key_id: &str, secret_access_key: &str) -> String {
 /// What the registry container was given, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContainerCredentials {
-    /// A session minted by STS GetSessionToken from the host's long-lived key.
-    Minted(AwsCredentials),
+    /// A session from STS narrowed by the read-only session policy (`sts.rs`).
+    Narrowed(AwsCredentials, Narrowing),
     /// The host's credentials as they are: already temporary, or `registry.s3.session = "off"`.
     AsResolved(AwsCredentials),
-    /// The host's long-lived key, because the endpoint has no STS (`session = "auto"`).
+    /// The host's long-lived key, because the endpoint, on this machine or a private network, has
+    /// no STS (`session = "auto"`).
     LongLived(AwsCredentials),
 }
 
 impl ContainerCredentials {
     pub fn credentials(&self) -> &AwsCredentials {
         match self {
-            ContainerCredentials::Minted(c)
+            ContainerCredentials::Narrowed(c, _)
             | ContainerCredentials::AsResolved(c)
             | ContainerCredentials::LongLived(c) => c,
         }
@@ -172,6 +179,18 @@ pub struct Aws {
     endpoint: String,
     /// No `registry.s3.endpoint`: AWS itself, which always has STS.
     on_aws: bool,
+    /// What the registry's narrowed session and the principal need (boxed: an `Aws` travels in
+    /// enums).
+    session: Box<SessionSettings>,
+}
+
+/// The settings `sts.rs` reads.
+struct SessionSettings {
+    /// The registry's root in the bucket, which its session policy names.
+    root_directory: String,
+    /// `registry.s3.role_arn`: the role the registry's session is narrowed through.
+    role_arn: Option<String>,
+    profile: String,
 }
 
 /// Who the credentials belong to.
@@ -179,6 +198,8 @@ pub struct Aws {
 pub struct Identity {
     pub account: String,
     pub arn: String,
+    /// `aws:userid`: what a fleet report's key is filed under.
+    pub user_id: String,
 }
 
 impl Aws {
@@ -254,77 +275,16 @@ impl Aws {
             bucket,
             endpoint,
             on_aws: s3.endpoint.is_empty(),
+            session: Box::new(SessionSettings {
+                root_directory: s3.root_directory.clone(),
+                role_arn: Some(s3.role_arn.trim()).filter(|r| !r.is_empty()).map(String::from),
+                profile: s3.profile.clone(),
+            }),
         })
     }
 
     pub fn credentials(&self) -> &AwsCredentials {
         &self.credentials
-    }
-
-    /// The credentials the registry container gets. A long-lived key (no expiry, no session token)
-    /// stays on the host: STS GetSessionToken mints a session of `duration` from it, which carries
-    /// the key's hash so that rotating the key is still seen. Credentials that are already
-    /// temporary are handed over as they are.
-    ///
-    /// Under `auto`, an S3-compatible endpoint that answers but gives no session (it has no STS:
-    /// MinIO, Garage, Ceph) gets the key itself; AWS always has STS, so there a refusal is an
-    /// error. Under `required` it is an error everywhere. An STS that gives no answer is an error
-    /// in every mode: nothing is handed over that the user did not choose.
-    pub async fn container_credentials(
-        &self,
-        mode: SessionMode,
-        duration: Duration,
-    ) -> Result<ContainerCredentials, Error> {
-        let host = &self.credentials;
-        if mode == SessionMode::Off || host.expiry.is_some() || host.session_token.is_some() {
-            return Ok(ContainerCredentials::AsResolved(host.clone()));
-        }
-        let seconds = i32::try_from(duration.as_secs()).unwrap_or(i32::MAX);
-        let asked = self.sts.get_session_token().duration_seconds(seconds).send().await;
-        let answered_without_session = |reason: String| {
-            if mode == SessionMode::Auto && !self.on_aws {
-                Ok(ContainerCredentials::LongLived(host.clone()))
-            } else {
-                Err(Error::NoSessionCredentials {
-                    endpoint: self.endpoint.clone(),
-                    required: mode == SessionMode::Required,
-                    reason,
-                })
-            }
-        };
-        let out = match asked {
-            Ok(out) => out,
-            Err(SdkError::ServiceError(service)) => {
-                let status = service.raw().status().as_u16();
-                let code = aws_sdk_sts::error::ProvideErrorMetadata::code(service.err()).unwrap_or("no error code");
-                return answered_without_session(format!("STS GetSessionToken answered HTTP {status} ({code})"));
-            }
-            Err(err @ SdkError::ResponseError(_)) => {
-                return answered_without_session(format!(
-                    "its answer to STS GetSessionToken is not an STS answer ({})",
-                    error::chain(&err)
-                ));
-            }
-            Err(err) => {
-                return Err(Error::SessionCredentialsUnanswered {
-                    endpoint: self.endpoint.clone(),
-                    reason: error::chain(&err),
-                });
-            }
-        };
-        let Some(session) = out.credentials() else {
-            return answered_without_session("STS GetSessionToken answered without credentials".into());
-        };
-        let expiry =
-            std::time::SystemTime::try_from(*session.expiration()).ok().and_then(|t| jiff::Timestamp::try_from(t).ok());
-        Ok(ContainerCredentials::Minted(AwsCredentials {
-            access_key_id: session.access_key_id().to_string(),
-            secret_access_key: session.secret_access_key().to_string(),
-            session_token: Some(session.session_token().to_string()),
-            expiry,
-            resolved_at: jiff::Timestamp::now(),
-            source_key: host.source_key.clone(),
-        }))
     }
 
     /// Proves the bucket exists and these credentials may use it (HeadBucket). Returns the latency.
@@ -345,6 +305,7 @@ impl Aws {
         Ok(Identity {
             account: out.account().unwrap_or_default().to_string(),
             arn: out.arn().unwrap_or_default().to_string(),
+            user_id: out.user_id().unwrap_or_default().to_string(),
         })
     }
 
@@ -466,6 +427,22 @@ impl Aws {
         Ok(None)
     }
 
+    /// The digest `repo:tag` resolves to now in the registry's storage under `root`: the tag's
+    /// `current/link` object. `None` when the bucket holds no such tag.
+    pub async fn tag_digest(&self, root: &str, repo: &str, tag: &str) -> Result<Option<String>, ObjectError> {
+        let root = root.trim_matches('/');
+        let base = if root.is_empty() { String::new() } else { format!("{root}/") };
+        let key = format!("{base}docker/registry/v2/repositories/{repo}/_manifests/tags/{tag}/current/link");
+        match self.get_bytes(&key, 1024).await {
+            Ok(bytes) => Ok(String::from_utf8(bytes)
+                .ok()
+                .map(|link| link.trim().to_string())
+                .filter(|digest| digest.starts_with("sha256:") && digest.len() == 71)),
+            Err(ObjectError::NotFound { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     fn bucket_error<E: std::error::Error + 'static>(&self, err: SdkError<E>) -> Error {
         let unreachable = |reason: String| Error::S3Unreachable {
             endpoint: self.endpoint.clone(),
@@ -488,178 +465,6 @@ impl Aws {
             },
             _ => unreachable(error::chain(&err)),
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Objects under a prefix, for the fleet reports (issue 17): put, list, get and delete, each error
-// saying which S3 action on which resource failed, so a denial names what an IAM policy must allow.
-
-/// One S3 object request that failed, by what happened.
-#[derive(Debug, thiserror::Error)]
-pub enum ActionError {
-    #[error("S3 refused {action} on {resource} for these credentials (HTTP 403)")]
-    Denied { action: &'static str, resource: String },
-    #[error("no object {resource} (HTTP 404)")]
-    NotFound { resource: String },
-    #[error("{action} on {resource}: {endpoint} did not answer within 10s")]
-    Timeout { action: &'static str, resource: String, endpoint: String },
-    #[error("{action} on {resource}: {reason}")]
-    Failed { action: &'static str, resource: String, reason: String },
-    #[error("{resource} is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { resource: String, size: u64, limit: u64 },
-}
-
-/// Why a `GetObject` gave no whole object: the request failed, or its body.
-enum GetFailed {
-    Request(Box<SdkError<aws_sdk_s3::operation::get_object::GetObjectError>>),
-    Body(BodyError),
-}
-
-/// Why an object's body was not read whole.
-enum BodyError {
-    /// Over the limit: its declared length, or as much as had arrived when it passed the limit.
-    TooLarge(u64),
-    Failed(String),
-}
-
-/// The body of a `GetObject` answer, refused above `max_bytes` without reading past it: by its
-/// declared length first, then as it streams (a length can be missing, or wrong).
-async fn capped_body(
-    out: aws_sdk_s3::operation::get_object::GetObjectOutput,
-    max_bytes: u64,
-) -> Result<Vec<u8>, BodyError> {
-    if let Some(size) = out.content_length().map(|l| l.max(0) as u64).filter(|s| *s > max_bytes) {
-        return Err(BodyError::TooLarge(size));
-    }
-    let mut body = out.body;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.try_next().await.map_err(|e| BodyError::Failed(error::chain(&e)))? {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() as u64 > max_bytes {
-            return Err(BodyError::TooLarge(bytes.len() as u64));
-        }
-    }
-    Ok(bytes)
-}
-
-/// One object of a listing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObjectInfo {
-    pub key: String,
-    pub size: u64,
-    pub last_modified: Option<jiff::Timestamp>,
-}
-
-impl AwsCredentials {
-    /// The parts that must never leave this machine, so a report can be checked for them.
-    pub fn secret_parts(&self) -> Vec<&str> {
-        std::iter::once(self.secret_access_key.as_str()).chain(self.session_token.as_deref()).collect()
-    }
-}
-
-impl Aws {
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    /// The resource an IAM policy names for `key` of this bucket (the bucket itself for "").
-    pub fn resource(&self, key: &str) -> String {
-        if key.is_empty() {
-            format!("arn:aws:s3:::{}", self.bucket)
-        } else {
-            format!("arn:aws:s3:::{}/{key}", self.bucket)
-        }
-    }
-
-    fn action_error<E: std::error::Error + 'static>(
-        &self,
-        action: &'static str,
-        key: &str,
-        err: SdkError<E>,
-    ) -> ActionError {
-        let resource = self.resource(key);
-        match &err {
-            SdkError::TimeoutError(_) => ActionError::Timeout { action, resource, endpoint: self.endpoint.clone() },
-            SdkError::ServiceError(service) => match service.raw().status().as_u16() {
-                403 => ActionError::Denied { action, resource },
-                404 => ActionError::NotFound { resource },
-                status => {
-                    ActionError::Failed { action, resource, reason: format!("HTTP {status} from {}", self.endpoint) }
-                }
-            },
-            _ => ActionError::Failed { action, resource, reason: error::chain(&err) },
-        }
-    }
-
-    /// Writes `body` as the object `key` (s3:PutObject).
-    pub async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), ActionError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| self.action_error("s3:PutObject", key, e))?;
-        Ok(())
-    }
-
-    /// Every object whose key starts with `prefix`, a page of 1,000 at a time (s3:ListBucket).
-    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ActionError> {
-        let mut objects = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| self.action_error("s3:ListBucket", "", e))?;
-            objects.extend(page.contents().iter().filter_map(|o| {
-                Some(ObjectInfo {
-                    key: o.key()?.to_string(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    last_modified: o
-                        .last_modified()
-                        .and_then(|t| std::time::SystemTime::try_from(*t).ok())
-                        .and_then(|t| jiff::Timestamp::try_from(t).ok()),
-                })
-            }));
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
-                _ => return Ok(objects),
-            }
-        }
-    }
-
-    /// The object `key`, refused above `max_bytes` without reading past it (s3:GetObject).
-    pub async fn get_object(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, ActionError> {
-        self.get_capped(key, max_bytes).await.map_err(|err| match err {
-            GetFailed::Request(err) => self.action_error("s3:GetObject", key, *err),
-            GetFailed::Body(BodyError::TooLarge(size)) => {
-                ActionError::TooLarge { resource: self.resource(key), size, limit: max_bytes }
-            }
-            GetFailed::Body(BodyError::Failed(reason)) => {
-                ActionError::Failed { action: "s3:GetObject", resource: self.resource(key), reason }
-            }
-        })
-    }
-
-    /// Removes the object `key` (s3:DeleteObject).
-    pub async fn delete_object(&self, key: &str) -> Result<(), ActionError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.action_error("s3:DeleteObject", key, e))?;
-        Ok(())
     }
 }
 

@@ -117,6 +117,14 @@ pub enum Error {
     #[error("cannot get session credentials for the registry from STS at {endpoint}: {reason}")]
     SessionCredentialsUnanswered { endpoint: String, reason: String },
 
+    /// `session = "auto"` keeps a long-lived key from an endpoint that is not on this machine or a
+    /// private network (issue 25).
+    #[error(
+        "registry.s3.session = \"auto\" does not hand the long-lived key to {endpoint}: it gives no session \
+         credentials ({reason}), and it is not on this machine or a private network"
+    )]
+    LongLivedKeyWithheld { endpoint: String, reason: String },
+
     /// The registry answers, but S3 refuses its reads, for a reason devbox named.
     #[error("the registry {container} cannot read its storage: {cause}")]
     RegistryStorage { container: String, cause: String, fix: String },
@@ -239,6 +247,7 @@ impl Error {
             | Error::Usage(_)
             | Error::UnknownRegistryImage { .. }
             | Error::NoSessionCredentials { required: true, .. }
+            | Error::LongLivedKeyWithheld { .. }
             | Error::NoBaseImages
             | Error::ClockNotVm { .. }
             | Error::ClockForced { .. }
@@ -300,10 +309,17 @@ impl Error {
                  long-lived key there (doctor then warns), or give the profile temporary credentials (SSO, \
                  assume-role). The registry was left as it was."
                 .into(),
-            Error::NoSessionCredentials { .. } => "AWS refused to make a session from this key: check the key \
-                 (`aws sts get-session-token --profile PROFILE`), or set registry.s3.session = \"off\" to hand the \
+            Error::NoSessionCredentials { .. } => "STS refused to make a session from these credentials: check \
+                 them, and that they may call sts:GetFederationToken (or sts:AssumeRole on registry.s3.role_arn; \
+                 docs/onboarding.md lists the permissions), or set registry.s3.session = \"off\" to hand the \
                  registry the key itself. The registry was left as it was."
                 .into(),
+            Error::LongLivedKeyWithheld { endpoint, .. } => format!(
+                "devbox hands a long-lived key only to an S3-compatible store named by its address on this machine \
+                 or a private network (127.0.0.1, localhost, 10.x, 172.16-31.x, 192.168.x). Give the profile \
+                 temporary credentials (SSO, assume-role), or, if you trust {endpoint} with the key itself, set \
+                 registry.s3.session = \"off\". The registry was left as it was."
+            ),
             Error::SessionCredentialsUnanswered { .. } => "Check registry.s3.endpoint and your network or VPN, then \
                  run the command again. The registry was left as it was."
                 .into(),

@@ -40,7 +40,8 @@ pub struct DoctorArgs {
     #[arg(long = "check", value_name = "NAME", value_enum)]
     checks: Vec<CheckId>,
 
-    /// Then upload this machine's report to the team's bucket, when [fleet] report = true
+    /// Then write this machine's report to fleet-report.json in the state directory, and upload it
+    /// to the team's bucket when [fleet] report = true
     #[arg(long)]
     report: bool,
 
@@ -164,10 +165,21 @@ impl DoctorArgs {
         };
         let p = &ctx.printer;
         match sent {
-            Ok(Sent::Off) => p.problem("devbox: no fleet report sent: [fleet] report = false in devbox.toml"),
-            Ok(Sent::Uploaded { url, bytes }) if !self.json => {
+            Ok(Sent::Local { local }) => p.problem(format!(
+                "devbox: fleet report written to {}; not sent: [fleet] report = false in devbox.toml",
+                local.display()
+            )),
+            Ok(Sent::Uploaded { url, bytes, local, by_access_key }) if !self.json => {
                 p.line("");
-                p.mark(Mark::Ok, format!("fleet report sent to {url} ({bytes} bytes)"));
+                p.mark(
+                    Mark::Ok,
+                    format!("fleet report sent to {url} ({bytes} bytes), and written to {}", local.display()),
+                );
+                if by_access_key {
+                    p.hint(
+                        "  filed under the access key ID: this S3 endpoint has no STS to name the caller's aws:userid",
+                    );
+                }
             }
             Ok(Sent::Uploaded { .. }) => {}
             Err(err) => {

@@ -35,6 +35,10 @@ pub struct FleetArgs {
     /// Also write the summary as one self-contained HTML page to FILE
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+
+    /// Read at most N objects under the prefix (the listing stops there, and says so)
+    #[arg(long, global = true, value_name = "N", default_value_t = read::DEFAULT_MAX_REPORTS)]
+    max_reports: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,7 +63,7 @@ enum FleetCommand {
 impl FleetArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
         let config = ctx.config()?.config;
-        let fleet = Fleet::read(&config).await?;
+        let fleet = Fleet::read(&config, self.max_reports).await?;
         let now = jiff::Timestamp::now();
         let stale_after = config.fleet.stale_after;
         let p = &ctx.printer;
@@ -72,7 +76,7 @@ impl FleetArgs {
                 return prune(p, &fleet, view::prunable(&fleet.judged, now, older_than), dry_run, self.json).await;
             }
             None => {
-                let summary = view::summary(&fleet.judged, now, stale_after);
+                let summary = view::summary(&fleet.judged, now, stale_after, &fleet.current, fleet.truncated_at);
                 if let Some(file) = &self.html {
                     let page = html::render(&summary, &fleet.source, now)?;
                     std::fs::write(file, page)
@@ -103,19 +107,45 @@ impl FleetArgs {
 struct Fleet {
     aws: Arc<Aws>,
     judged: Vec<Judged>,
+    truncated_at: Option<usize>,
+    /// Each base image and the digest its tag resolves to in the registry's storage now.
+    current: Vec<(String, Option<String>)>,
     /// "bucket/prefix/machines/", for people.
     source: String,
 }
 
 impl Fleet {
-    async fn read(config: &Config) -> anyhow::Result<Fleet> {
+    async fn read(config: &Config, cap: usize) -> anyhow::Result<Fleet> {
         let s3 = fleet_s3(config)?;
         let aws = Arc::new(Aws::connect(&s3).await?);
         let prefix = &config.fleet.prefix;
-        let judged = read::fetch_all(&aws, prefix).await.map_err(|err| read_error(&aws, prefix, &s3.profile, err))?;
+        let (fetched, current) = tokio::join!(read::fetch_all(&aws, prefix, cap), current_digests(config, &aws));
+        let fetched = fetched.map_err(|err| read_error(&aws, prefix, &s3.profile, err))?;
         let source = format!("{}/{}", aws.bucket(), machines_prefix(prefix));
-        Ok(Fleet { aws, judged, source })
+        Ok(Fleet { aws, judged: fetched.judged, truncated_at: fetched.truncated_at, current, source })
     }
+}
+
+/// What each configured base image's tag resolves to in the registry's storage, read from its
+/// bucket (the fleet's, or the registry's own when that is another). Unknown (`None`) where the
+/// registry keeps no S3 storage or the bucket could not be read: never taken from a report.
+async fn current_digests(config: &Config, fleet: &Arc<Aws>) -> Vec<(String, Option<String>)> {
+    let images = crate::images::base_images(config, &[]).unwrap_or_default();
+    let s3 = &config.registry.s3;
+    let registry = match s3.bucket.as_ref() {
+        None => None,
+        Some(bucket) if bucket.to_string() == fleet.bucket() => Some(Arc::clone(fleet)),
+        Some(_) => Aws::connect(s3).await.ok().map(Arc::new),
+    };
+    let digests = futures_util::future::join_all(images.iter().map(|image| {
+        let registry = registry.clone();
+        async move {
+            let registry = registry?;
+            registry.tag_digest(&s3.root_directory, &image.repo, &image.tag).await.ok().flatten()
+        }
+    }))
+    .await;
+    images.into_iter().map(|i| i.name).zip(digests).collect()
 }
 
 /// A refused read names the two actions the platform team's policy needs.
@@ -154,14 +184,18 @@ fn print_summary(p: &Printer, s: &Summary, source: &str) {
             "check", "pass", "warn", "fail", "stale", "unknown", "pass%"
         ));
         for c in &s.checks {
+            let check = if c.ids > 1 { format!("{} ({} ids)", c.check, c.ids) } else { c.check.clone() };
             p.line(format!(
                 "{:<20}{:>6}{:>6}{:>6}{:>7}{:>9}{:>7.0}%",
-                c.check, c.pass, c.warn, c.fail, c.stale, c.unknown, c.pass_percent
+                check, c.pass, c.warn, c.fail, c.stale, c.unknown, c.pass_percent
             ));
         }
     }
     if !s.currency.is_empty() {
-        p.line(format!("\n{:<28}{:>9}{:>7}{:>12}  current digest", "base image", "current", "older", "not pulled"));
+        p.line(format!(
+            "\n{:<28}{:>9}{:>7}{:>12}  current digest (the registry's)",
+            "base image", "current", "older", "not pulled"
+        ));
         for i in &s.currency {
             let digest = i.current.as_deref().map_or("unknown", crate::images::short);
             p.line(format!("{:<28}{:>9}{:>7}{:>12}  {digest}", i.image, i.on_current, i.on_older, i.not_pulled));
@@ -185,8 +219,30 @@ fn print_summary(p: &Printer, s: &Summary, source: &str) {
     print_skipped(p, s);
 }
 
-/// Reports that were not read, and those shown escaped: counted and named, never fatal.
+/// Reports that were not read, not counted, flagged or shown escaped: counted and named, never
+/// fatal.
 fn print_skipped(p: &Printer, s: &Summary) {
+    if let Some(cap) = s.truncated_at {
+        p.mark(
+            Mark::Warn,
+            format!("only the first {cap} objects were read: there are more (raise it with --max-reports N)"),
+        );
+    }
+    for f in &s.flagged {
+        p.mark(Mark::Warn, format!("{} (machine {}, principal {}): {}", f.name, f.machine_id, f.principal, f.says));
+    }
+    if !s.superseded.is_empty() {
+        p.mark(
+            Mark::Warn,
+            format!(
+                "{} not counted: the same machine reported again under another key:",
+                plural(s.superseded.len(), "report", "reports")
+            ),
+        );
+        for r in &s.superseded {
+            p.hint(format!("  {} (counted: {})", r.key, r.by));
+        }
+    }
     if !s.rejected.is_empty() {
         p.mark(Mark::Warn, format!("{} skipped:", plural(s.rejected.len(), "report", "reports")));
         for r in &s.rejected {
@@ -197,7 +253,7 @@ fn print_skipped(p: &Printer, s: &Summary) {
         p.mark(
             Mark::Warn,
             format!(
-                "{} held markup or control characters, shown escaped: {}",
+                "{} held markup, or control, bidi or zero-width characters, shown escaped: {}",
                 plural(s.escaped.len(), "report", "reports"),
                 s.escaped.join(", ")
             ),
@@ -211,17 +267,25 @@ fn print_failing(p: &Printer, check: &str, found: &[Failing]) {
         p.mark(Mark::Ok, format!("{check}: no machine fails or warns"));
         return;
     }
-    p.line(format!("{check}: {} fail, {} warn", fails, found.len() - fails));
+    p.line(format!(
+        "{check}: {} fail, {} warn (quoted: what each machine reported, in its own words)",
+        fails,
+        found.len() - fails
+    ));
     for f in found {
         let mark = if f.status == CheckStatus::Fail { Mark::Fail } else { Mark::Warn };
         let stale = if f.stale { ", stale" } else { "" };
         // Under --quiet a failure still prints; its fix goes with it.
-        p.mark(mark, format!("{} ({} ago{stale}): {}", f.name, f.age, f.summary));
-        if let Some(hint) = &f.hint {
-            p.hint(format!("  {hint}"));
+        p.mark(mark, format!("{} ({} ago{stale}, principal {})", f.name, f.age, f.principal));
+        p.hint(format!("  reported: \u{201c}{}\u{201d}", f.reported_summary));
+        if let Some(hint) = &f.reported_hint {
+            p.hint(format!("  reported hint: \u{201c}{hint}\u{201d}"));
+        }
+        if let Some(fix) = &f.reported_fix {
+            p.hint(format!("  reported fix: \u{201c}{fix}\u{201d}"));
         }
         if let Some(fix) = &f.fix {
-            p.hint(format!("  fix: {fix}"));
+            p.hint(format!("  devbox's fix: {fix}"));
         }
     }
 }
@@ -263,8 +327,8 @@ async fn prune(
     let mut errors = Vec::new();
     if !dry_run {
         for item in &old {
-            if let Err(err) = fleet.aws.delete_object(&item.key).await {
-                errors.push(err.to_string());
+            if let Err(err) = fleet.aws.delete_object(&item.exact_key).await {
+                errors.push(crate::fleet::read::clean(&err.to_string()).0);
             }
         }
     }

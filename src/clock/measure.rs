@@ -146,6 +146,7 @@ mod tests {
             profile: "devbox".into(),
             session: crate::config::SessionMode::Auto,
             session_duration: std::time::Duration::from_secs(12 * 3600),
+            role_arn: String::new(),
         }
     }
 

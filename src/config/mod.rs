@@ -97,6 +97,10 @@ pub struct S3Config {
     /// How long those session credentials last (STS GetSessionToken's duration).
     #[serde(with = "humantime_serde")]
     pub session_duration: Duration,
+    /// A role the registry's session is taken through (STS AssumeRole, with the read-only session
+    /// policy); empty: GetFederationToken from a long-lived key.
+    #[serde(default)]
+    pub role_arn: String,
 }
 
 /// What the registry container gets when the host's AWS key is long-lived (it has no expiry).

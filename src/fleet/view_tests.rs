@@ -10,9 +10,12 @@ fn now() -> Timestamp {
 fn machine(name: &str, hours_ago: i64, checks: &[(&str, CheckStatus)], image: Option<(&str, &str)>) -> Judged {
     let ran_at = now() - SignedDuration::from_hours(hours_ago);
     Judged::Machine(Box::new(Machine {
-        key: format!("devbox/fleet/machines/{name}.json"),
+        key: format!("devbox/fleet/machines/AIDA{name}/id-{name}.json"),
+        shown_key: format!("devbox/fleet/machines/AIDA{name}/id-{name}.json"),
+        principal: format!("AIDA{name}"),
         seen: ran_at,
         escaped: false,
+        flags: Vec::new(),
         report: MachineReport {
             schema: SCHEMA,
             machine_id: format!("id-{name}"),
@@ -59,7 +62,8 @@ fn fleet() -> Vec<Judged> {
         machine("charlie", 30, &[("clock", Warn), ("engine", Skipped)], Some(("", "sha256:older"))),
         machine("old", 24 * 10, &[("clock", Fail), ("engine", Ok)], Some(("sha256:ancient", ""))),
         Judged::Rejected(Rejected {
-            key: "devbox/fleet/machines/bad.json".into(),
+            key: "devbox/fleet/machines/p/bad.json".into(),
+            exact_key: "devbox/fleet/machines/p/bad.json".into(),
             reason: "is not JSON".into(),
             last_modified: None,
         }),
@@ -67,6 +71,15 @@ fn fleet() -> Vec<Judged> {
 }
 
 const THREE_DAYS: Duration = Duration::from_secs(3 * 86_400);
+
+/// What the registry's storage says `base/go:1` is now.
+fn current() -> Vec<(String, Option<String>)> {
+    vec![("base/go:1".into(), Some("sha256:new".into()))]
+}
+
+fn summary(judged: &[Judged], now: Timestamp, stale_after: Duration) -> Summary {
+    super::summary(judged, now, stale_after, &current(), None)
+}
 
 #[test]
 fn the_summary_counts_machines_checks_versions_and_rejects() {
@@ -93,17 +106,20 @@ fn the_summary_counts_machines_checks_versions_and_rejects() {
 }
 
 #[test]
-fn currency_follows_the_most_recent_registry_digest() {
-    let s = summary(&fleet(), now(), THREE_DAYS);
+fn currency_follows_the_registry_not_the_reports() {
+    // A report that claims the registry serves another digest, from the future, changes nothing.
+    let mut judged = fleet();
+    judged.push(machine("liar", -24 * 365, &[], Some(("sha256:forged", "sha256:forged"))));
+    let s = summary(&judged, now(), THREE_DAYS);
     assert_eq!(
         s.currency,
         vec![ImageCurrency {
             image: "base/go:1".into(),
             current: Some("sha256:new".into()),
             on_current: 1,
-            on_older: 2,
+            on_older: 3,
             not_pulled: 1,
-            behind: vec!["bravo".into(), "old".into()],
+            behind: vec!["bravo".into(), "liar".into(), "old".into()],
         }]
     );
 }
@@ -113,7 +129,8 @@ fn failing_lists_failures_first_with_their_fixes() {
     let found = failing(&fleet(), "clock", now(), THREE_DAYS);
     let names: Vec<(&str, CheckStatus)> = found.iter().map(|f| (f.name.as_str(), f.status)).collect();
     assert_eq!(names, vec![("bravo", CheckStatus::Fail), ("old", CheckStatus::Fail), ("charlie", CheckStatus::Warn)]);
-    assert_eq!(found[0].fix.as_deref(), Some("devbox fix-clock"));
+    assert_eq!(found[0].reported_fix.as_deref(), Some("devbox fix-clock"), "the machine's words, as such");
+    assert_eq!(found[0].fix.as_deref(), Some("devbox doctor --check clock --fix"), "devbox's own");
     assert!(found[1].stale);
     assert!(failing(&fleet(), "nonesuch", now(), THREE_DAYS).is_empty());
 }
@@ -161,4 +178,24 @@ fn machines_with_an_unverified_base_image_are_counted_unless_stale() {
     ];
     assert_eq!(summary(&fleet, now(), THREE_DAYS).unverified_images, 2);
     assert_eq!(summary(&fleet[..1], now(), THREE_DAYS).unverified_images, 0);
+}
+
+#[test]
+fn unknown_check_ids_beyond_a_few_are_summed_as_other() {
+    use CheckStatus::*;
+    let ids: Vec<String> = (0..1500).map(|i| format!("invented-{i:04}")).collect();
+    let mut judged = fleet();
+    for n in 0..3 {
+        let checks: Vec<(&str, CheckStatus)> =
+            ids.iter().enumerate().map(|(i, id)| (id.as_str(), if i % 2 == 0 { Ok } else { Fail })).collect();
+        judged.push(machine(&format!("many{n}"), 1, &checks, None));
+    }
+    let s = summary(&judged, now(), THREE_DAYS);
+    assert_eq!(s.checks.len(), CheckId::ALL.len() + OWN_ROWS_FOR_OTHER_IDS + 1);
+    let other = s.checks.last().expect("other");
+    assert_eq!((other.check.as_str(), other.ids), ("other", 1500 - OWN_ROWS_FOR_OTHER_IDS));
+    assert_eq!(other.pass + other.fail, 3 * (1500 - OWN_ROWS_FOR_OTHER_IDS));
+    let line = machine_lines(&judged, now(), THREE_DAYS, SortBy::Failing).into_iter().next().expect("a line");
+    assert_eq!(line.failing.len(), 11, "ten ids and a count");
+    assert_eq!(line.failing.last().map(String::as_str), Some("and 740 more"));
 }

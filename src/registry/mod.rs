@@ -274,6 +274,7 @@ mod tests {
                 profile: "devbox".into(),
                 session: SessionMode::Auto,
                 session_duration: std::time::Duration::from_secs(12 * 3600),
+                role_arn: String::new(),
             },
         }
     }

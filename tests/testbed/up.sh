@@ -7,7 +7,8 @@
 #   - both registry images pushed to a throwaway local registry and pulled back as
 #     127.0.0.1:5990/devbox-testbed/registry:{2.8,3}, so they have repository digests to pin;
 #   - moto's S3 server (from PyPI); the tests start their own instance of it;
-#   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests).
+#   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests);
+#   - parliament (from PyPI), the IAM policy linter that checks docs/onboarding.md's policies.
 #   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
 #   - shellcheck and dash, for install.sh's tests (POSIX sh, run under dash); minisign, to sign and
 #     check the test releases and team configs.
@@ -59,6 +60,11 @@ if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
   echo "testbed: installing moto[server]"
   python3 -m pip install -q 'moto[server]>=5.1,<6' \
     || python3 -m pip install -q --break-system-packages 'moto[server]>=5.1,<6'
+fi
+if ! python3 -c 'import parliament' >/dev/null 2>&1; then
+  echo "testbed: installing parliament (IAM policy linter)"
+  python3 -m pip install -q 'parliament==1.6.4' \
+    || python3 -m pip install -q --break-system-packages 'parliament==1.6.4'
 fi
 
 sh tests/testbed/network/up.sh

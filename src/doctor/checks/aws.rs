@@ -50,16 +50,41 @@ async fn aws_credentials(config: &Config) -> Finding {
         Err(err) => return failed(config, &err),
     };
     let account = identity.as_ref().map(|i| i.account.clone()).unwrap_or_else(|_| "unknown".into());
+    // Not a warning: it is what SSO users get unless a role is set up. But it is said, with how
+    // to narrow it, since the registry's copy sits in `docker inspect` until it expires.
+    let (given, narrowing) = registry_credentials(&aws, s3);
     let finding = Finding::new(
         id,
         Status::Ok,
-        format!("account {account}, bucket {bucket} reachable ({} ms), credentials {credentials}", latency.as_millis()),
+        format!(
+            "account {account}, bucket {bucket} reachable ({} ms), credentials {credentials}{narrowing}",
+            latency.as_millis()
+        ),
     )
+    .detail("registry_credentials", given)
     .detail("endpoint", aws.endpoint())
     .detail("bucket_latency_ms", latency.as_millis().to_string());
     match identity {
         Ok(identity) => finding.detail("identity", identity.arn),
         Err(err) => finding.detail("identity", err.to_string()),
+    }
+}
+
+/// What the registry container gets from these credentials, and, when that is the user's whole
+/// session, how to narrow it.
+fn registry_credentials(aws: &Aws, s3: &crate::config::S3Config) -> (&'static str, &'static str) {
+    use crate::config::SessionMode;
+    if aws.hands_over_full_session(s3.session) {
+        return (
+            "your full session",
+            "; the registry gets your full session, with all your permissions: set registry.s3.role_arn to a role \
+             that may read the registry's bucket, and devbox narrows it to read-only (docs/onboarding.md)",
+        );
+    }
+    match s3.session {
+        SessionMode::Off => ("the credentials themselves (registry.s3.session = \"off\")", ""),
+        _ if !s3.role_arn.trim().is_empty() => ("a read-only session (sts:AssumeRole on registry.s3.role_arn)", ""),
+        _ => ("a read-only session (sts:GetFederationToken), where the endpoint has STS", ""),
     }
 }
 
