@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::cli::Context;
-use crate::config::{Config, ConfigSource};
+use crate::config::{ConfigSource, Written, load_written};
 use crate::error::ExitStatus;
 
 #[derive(Debug, Args)]
@@ -30,7 +30,8 @@ struct Shown<'a> {
     source: &'a ConfigSource,
     /// Where the team config was taken from (`devbox init --from`), when it was.
     team_source: Option<&'a str>,
-    config: &'a Config,
+    /// Each value in the words it was written in ("512MiB", "24h").
+    config: &'a Written,
 }
 
 impl ConfigArgs {
@@ -41,13 +42,14 @@ impl ConfigArgs {
                 ctx.printer.product(ctx.config_source()?.path().display().to_string());
             }
             ConfigCommand::Show { json } => {
-                let loaded = ctx.config()?;
+                let (loaded, written) = load_written(ctx.config_source()?).map_err(crate::error::Error::from)?;
+                ctx.printer.detail(format!("config: {}", loaded.source));
                 let text = std::fs::read_to_string(loaded.source.path()).unwrap_or_default();
                 let team_source = crate::init::team::recorded_source(&text);
                 if json {
-                    ctx.printer.json(&Shown { source: &loaded.source, team_source, config: &loaded.config })?;
+                    ctx.printer.json(&Shown { source: &loaded.source, team_source, config: &written })?;
                 } else {
-                    let toml = toml::to_string_pretty(&loaded.config)?;
+                    let toml = toml::to_string_pretty(&written)?;
                     let team = team_source.map(|t| format!("\n# team config from: {t}")).unwrap_or_default();
                     ctx.printer.product(format!("# source: {}{team}\n\n{toml}", loaded.source));
                 }
