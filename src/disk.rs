@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::clock::runtime::{Classification, Runtime};
 use crate::config::{ByteSize, RegistryConfig};
-use crate::engine::{Engine, HealthRun, OneShotOutcome, OneShotSpec};
+use crate::engine::{Engine, EngineError, HealthRun, OneShotOutcome, OneShotSpec};
 
 pub const PROBE_ROLE: &str = "disk-probe";
 const PROBE_NAME: &str = "devbox-disk-probe";
@@ -98,9 +98,9 @@ pub async fn measure(
     root: &str,
     registry: &RegistryConfig,
     health: Option<&HealthRun>,
-) -> Result<DiskUsage, String> {
+) -> Result<DiskUsage, DiskError> {
     if on_this_host(classification) && !root.is_empty() && std::path::Path::new(root).is_dir() {
-        let stats = fs4::statvfs(root).map_err(|e| format!("statvfs {root}: {e}"))?;
+        let stats = fs4::statvfs(root).map_err(|source| DiskError::Statvfs { root: root.to_string(), source })?;
         return Ok(DiskUsage {
             root: root.to_string(),
             total_bytes: stats.total_space(),
@@ -132,22 +132,41 @@ pub async fn measure(
         return Ok(inside(sizes, format!("df in container {container}")));
     }
     let image = &registry.image;
-    if !engine.has_image(image).await.map_err(|e| format!("{e:#}"))? {
-        return Err(format!(
-            "measured inside the engine with the registry image, and {image} is not on the engine (devbox registry up)"
-        ));
+    if !engine.has_image(image).await? {
+        return Err(DiskError::NoImage { image: image.clone() });
     }
     // One name for every probe: a probe left behind (its run was cut short by a timeout, as
     // doctor's checks are) is removed by the next one.
     let spec = probe_spec(image, PROBE_NAME);
-    engine.remove_container(PROBE_NAME).await.map_err(|e| format!("{e:#}"))?;
-    match engine.run_once(&spec).await.map_err(|e| format!("{e:#}"))? {
-        OneShotOutcome::Exited { code: 0, output } => parse_df(&output)
-            .map(|sizes| inside(sizes, format!("df in a container of {image}")))
-            .ok_or_else(|| format!("df in a container of {image} said: {output}")),
-        OneShotOutcome::Exited { code, output } => Err(format!("df in a container of {image} exited {code}: {output}")),
-        OneShotOutcome::NotStarted { reason } => Err(format!("a container of {image} did not start: {reason}")),
+    engine.remove_container(PROBE_NAME).await?;
+    let image = image.clone();
+    match engine.run_once(&spec).await? {
+        OneShotOutcome::Exited { code: 0, output } => match parse_df(&output) {
+            Some(sizes) => Ok(inside(sizes, format!("df in a container of {image}"))),
+            None => Err(DiskError::Unreadable { image, output }),
+        },
+        OneShotOutcome::Exited { code, output } => Err(DiskError::ProbeFailed { image, code, output }),
+        OneShotOutcome::NotStarted { reason } => Err(DiskError::ProbeNotStarted { image, reason }),
     }
+}
+
+/// Why the engine's disk was not measured.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("statvfs {root}: {source}")]
+    Statvfs { root: String, source: std::io::Error },
+    #[error(
+        "measured inside the engine with the registry image, and {image} is not on the engine (devbox registry up)"
+    )]
+    NoImage { image: String },
+    #[error("df in a container of {image} said: {output}")]
+    Unreadable { image: String, output: String },
+    #[error("df in a container of {image} exited {code}: {output}")]
+    ProbeFailed { image: String, code: i64, output: String },
+    #[error("a container of {image} did not start: {reason}")]
+    ProbeNotStarted { image: String, reason: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 #[cfg(test)]

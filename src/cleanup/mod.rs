@@ -78,8 +78,8 @@ pub async fn engine_disk(
     engine: &Engine,
     env: &crate::env::Environment,
     config: &Config,
-) -> Result<(crate::disk::DiskUsage, crate::clock::Classification), String> {
-    let info = engine.info().await.map_err(|e| format!("{e:#}"))?;
+) -> Result<(crate::disk::DiskUsage, crate::clock::Classification), crate::disk::DiskError> {
+    let info = engine.info().await?;
     let classification = crate::clock::runtime::effective(
         crate::clock::runtime::classify(&info, engine.endpoint(), std::env::consts::OS),
         env,

@@ -129,21 +129,42 @@ pub fn on_path(env: &Environment, program: &str) -> bool {
     env.finds_program(program)
 }
 
-/// Runs the runtime's CLI and feeds its shell. Its failure is the user's error, with its own words.
-pub async fn run_cli(argv: &[String]) -> Result<String, Error> {
-    let how = argv.join(" ");
-    let fail = |reason: String| Error::ClockFix { how: how.clone(), reason };
-    match tokio::time::timeout(CLI_TIMEOUT, feed_cli(argv)).await {
-        Err(_) => Err(fail(format!("no answer within {}s", CLI_TIMEOUT.as_secs()))),
-        Ok(Err(reason)) => Err(fail(reason)),
-        Ok(Ok(text)) => Ok(text),
-    }
+/// Why the runtime's CLI did not set the clock. A CLI that fails fast (`podman machine ssh` with the
+/// machine stopped, `colima ssh` with no instance) may close its input before devbox writes to it, or
+/// while it does: that is reported by what the CLI said and how it exited, never by the pipe.
+#[derive(Debug, thiserror::Error)]
+pub enum CliFailure {
+    #[error("it did not start: {0}")]
+    NotStarted(#[source] std::io::Error),
+    #[error("it exited with {status}: {}", said_or_nothing(.output))]
+    Exited { status: std::process::ExitStatus, output: String },
+    #[error("its shell ended before it read the time: {}", said_or_nothing(.output))]
+    EndedEarly { output: String },
+    #[error("no answer within {}s", .0.as_secs())]
+    TimedOut(Duration),
+    #[error("talking to it: {0}")]
+    Io(#[source] std::io::Error),
 }
 
-async fn feed_cli(argv: &[String]) -> Result<String, String> {
+fn said_or_nothing(output: &str) -> &str {
+    if output.is_empty() { "it said nothing" } else { output }
+}
+
+/// Runs the runtime's CLI and feeds its shell. Its failure is the user's error, with its own words.
+pub async fn run_cli(argv: &[String]) -> Result<String, Error> {
+    let outcome = match tokio::time::timeout(CLI_TIMEOUT, feed_cli(argv)).await {
+        Err(_) => Err(CliFailure::TimedOut(CLI_TIMEOUT)),
+        Ok(outcome) => outcome,
+    };
+    outcome.map_err(|failure| Error::ClockFix { how: argv.join(" "), reason: failure.to_string() })
+}
+
+async fn feed_cli(argv: &[String]) -> Result<String, CliFailure> {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-    let (program, args) = argv.split_first().ok_or("no command")?;
+    let Some((program, args)) = argv.split_first() else {
+        return Err(CliFailure::NotStarted(std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command")));
+    };
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -151,18 +172,26 @@ async fn feed_cli(argv: &[String]) -> Result<String, String> {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("it did not start: {e}"))?;
+        .map_err(CliFailure::NotStarted)?;
     let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        return Err("its standard streams were not connected".into());
+        return Err(CliFailure::Io(std::io::Error::other("its standard streams were not connected")));
     };
-    let broken = |e: std::io::Error| format!("its input closed early: {e}");
-    stdin.write_all(HELLO.as_bytes()).await.map_err(broken)?;
+    // Its errors are read all along, so that a CLI that writes much to stderr never blocks on a
+    // full pipe while devbox waits for its output.
+    let errors = tokio::spawn(async move {
+        let mut errors = String::new();
+        let _ = stderr.read_to_string(&mut errors).await;
+        errors
+    });
+    // A write to a CLI that has already exited fails (EPIPE); what it said, and its exit status,
+    // tell why, so the write's own failure only means "it never read this".
+    let mut fed = stdin.write_all(HELLO.as_bytes()).await.is_ok();
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let mut said = Vec::new();
     let mut ready = false;
-    while let Some(line) = lines.next_line().await.map_err(|e| format!("reading its output: {e}"))? {
+    while let Some(line) = lines.next_line().await.map_err(CliFailure::Io)? {
         if line.trim() == READY {
             ready = true;
             break;
@@ -171,20 +200,19 @@ async fn feed_cli(argv: &[String]) -> Result<String, String> {
     }
     if ready {
         let command = set_command_in_vm(wait_next_second().await);
-        stdin.write_all(command.as_bytes()).await.map_err(broken)?;
+        fed &= stdin.write_all(command.as_bytes()).await.is_ok();
     }
     drop(stdin);
-    while let Some(line) = lines.next_line().await.map_err(|e| format!("reading its output: {e}"))? {
+    while let Some(line) = lines.next_line().await.map_err(CliFailure::Io)? {
         said.push(line);
     }
-    let mut errors = String::new();
-    let _ = stderr.read_to_string(&mut errors).await;
-    let status = child.wait().await.map_err(|e| format!("waiting for it: {e}"))?;
-    let text = format!("{}\n{}", said.join("\n"), errors).trim().to_string();
-    match (status.success(), ready) {
-        (true, true) => Ok(text),
-        (true, false) => Err(format!("its shell ended before it read the time: {text}")),
-        (false, _) => Err(format!("it exited with {status}: {text}")),
+    let status = child.wait().await.map_err(CliFailure::Io)?;
+    let errors = errors.await.unwrap_or_default();
+    let output = format!("{}\n{}", said.join("\n"), errors).trim().to_string();
+    match (status.success(), ready && fed) {
+        (true, true) => Ok(output),
+        (true, false) => Err(CliFailure::EndedEarly { output }),
+        (false, _) => Err(CliFailure::Exited { status, output }),
     }
 }
 

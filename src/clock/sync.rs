@@ -295,8 +295,27 @@ mod tests {
         let second: i64 =
             out.strip_prefix("date -u -s @").and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{out}"));
         assert!(second > before && second <= Timestamp::now().as_second(), "{second} {before}");
-        let failed = run_cli(&["sh".into(), "-c".into(), "exit 3".into()]).await.expect_err("exits 3");
-        assert!(failed.to_string().contains("exited with exit status: 3"), "{failed}");
+    }
+
+    /// A CLI that fails fast (`podman machine ssh` with the machine stopped) exits before devbox
+    /// writes to it, or while it does: either way it is reported by its exit status and its own
+    /// words, never by the pipe that closed.
+    #[tokio::test]
+    async fn a_cli_that_exits_at_once_is_reported_by_its_status_and_words() {
+        let sh = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+        for script in ["echo 'no instance' >&2; exit 3", "exec 0<&-; echo 'no instance' >&2; exit 3"] {
+            let failed = run_cli(&sh(script)).await.expect_err("exits 3");
+            assert_eq!(
+                failed.to_string(),
+                format!(
+                    "setting the VM's clock with sh -c {script} failed: it exited with exit status: 3: no instance"
+                )
+            );
+        }
+        let ended = run_cli(&sh("exec 0<&-; echo bye")).await.expect_err("never read the time");
+        assert!(ended.to_string().ends_with("its shell ended before it read the time: bye"), "{ended}");
+        let missing = run_cli(&["/nonexistent/devbox-cli".to_string()]).await.expect_err("no such program");
+        assert!(missing.to_string().contains("it did not start: "), "{missing}");
     }
 
     #[test]

@@ -134,23 +134,36 @@ async fn negotiate(docker: Docker) -> Result<Docker, NoEngine> {
 const PODMAN_INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The API sockets of podman's machines, as podman itself reports them.
-async fn podman_machine_sockets() -> Result<Vec<String>, String> {
+async fn podman_machine_sockets() -> Result<Vec<String>, PodmanInspectError> {
     let inspect = tokio::process::Command::new("podman")
         .args(["machine", "inspect", "--format", "{{.ConnectionInfo.PodmanSocket.Path}}"])
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
     match tokio::time::timeout(PODMAN_INSPECT_TIMEOUT, inspect).await {
-        Err(_) => Err(format!("no answer within {}s", PODMAN_INSPECT_TIMEOUT.as_secs())),
-        Ok(Err(e)) => Err(format!("it did not run: {e}")),
+        Err(_) => Err(PodmanInspectError::TimedOut(PODMAN_INSPECT_TIMEOUT)),
+        Ok(Err(e)) => Err(PodmanInspectError::NotRun(e)),
         Ok(Ok(out)) if !out.status.success() => {
-            Err(format!("it failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            Err(PodmanInspectError::Failed { stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
         }
         Ok(Ok(out)) => match endpoint::podman_inspect_paths(&String::from_utf8_lossy(&out.stdout)) {
-            paths if paths.is_empty() => Err("it names no machine (podman machine init)".into()),
+            paths if paths.is_empty() => Err(PodmanInspectError::NoMachine),
             paths => Ok(paths),
         },
     }
+}
+
+/// Why `podman machine inspect` named no socket.
+#[derive(Debug, thiserror::Error)]
+pub enum PodmanInspectError {
+    #[error("no answer within {}s", .0.as_secs())]
+    TimedOut(Duration),
+    #[error("it did not run: {0}")]
+    NotRun(std::io::Error),
+    #[error("it failed: {stderr}")]
+    Failed { stderr: String },
+    #[error("it names no machine (podman machine init)")]
+    NoMachine,
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub fn plan(env: &Environment, os: &str) -> Plan {
             return match docker_config.as_deref().map(|dir| context_host(dir, &name)) {
                 Some(Ok(host)) => Plan { candidates: vec![Candidate { host, origin }], notes, discovering: false },
                 Some(Err(why)) => {
-                    notes.push((origin, why));
+                    notes.push((origin, why.to_string()));
                     Plan { candidates: Vec::new(), notes, discovering: false }
                 }
                 None => {
@@ -65,7 +65,7 @@ pub fn plan(env: &Environment, os: &str) -> Plan {
 /// podman 5's own word on where its machine's API is (`podman machine inspect`, run by `connect`
 /// when `podman` is on PATH), added to a plan that is still discovering: after the sockets of the
 /// same name already listed, in place of podman's fixed guesses, and without duplicates.
-pub fn add_podman_inspected(plan: &mut Plan, inspected: Result<Vec<String>, String>) {
+pub fn add_podman_inspected(plan: &mut Plan, inspected: Result<Vec<String>, impl std::fmt::Display>) {
     if !plan.discovering {
         return;
     }
@@ -80,7 +80,7 @@ pub fn add_podman_inspected(plan: &mut Plan, inspected: Result<Vec<String>, Stri
                 .collect();
             plan.candidates.splice(at..at, new);
         }
-        Err(why) => plan.notes.push((PODMAN_INSPECT.into(), why)),
+        Err(why) => plan.notes.push((PODMAN_INSPECT.into(), why.to_string())),
     }
 }
 
@@ -98,18 +98,33 @@ fn current_context(docker_config: &Path) -> Option<String> {
     json.get("currentContext")?.as_str().filter(|s| !s.is_empty()).map(String::from)
 }
 
+/// Why a docker context named no endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("cannot read {}: {source}; list contexts with `docker context ls`", .meta.display())]
+    Unreadable { meta: PathBuf, source: std::io::Error },
+    #[error("{} is not valid JSON: {source}", .meta.display())]
+    NotJson { meta: PathBuf, source: serde_json::Error },
+    #[error("{} names no docker endpoint", .meta.display())]
+    NoEndpoint { meta: PathBuf },
+}
+
 /// The docker CLI stores a context's endpoint in `contexts/meta/<sha256 of its name>/meta.json`.
-fn context_host(docker_config: &Path, name: &str) -> Result<String, String> {
+fn context_host(docker_config: &Path, name: &str) -> Result<String, ContextError> {
     let digest = hex::encode(Sha256::digest(name.as_bytes()));
     let meta = docker_config.join("contexts/meta").join(digest).join("meta.json");
-    let text = std::fs::read_to_string(&meta)
-        .map_err(|e| format!("cannot read {}: {e}; list contexts with `docker context ls`", meta.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", meta.display()))?;
-    json.pointer("/Endpoints/docker/Host")
-        .and_then(|h| h.as_str())
-        .map(String::from)
-        .ok_or_else(|| format!("{} names no docker endpoint", meta.display()))
+    let text = match std::fs::read_to_string(&meta) {
+        Ok(text) => text,
+        Err(source) => return Err(ContextError::Unreadable { meta, source }),
+    };
+    let json: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(json) => json,
+        Err(source) => return Err(ContextError::NotJson { meta, source }),
+    };
+    match json.pointer("/Endpoints/docker/Host").and_then(|h| h.as_str()) {
+        Some(host) => Ok(host.to_string()),
+        None => Err(ContextError::NoEndpoint { meta }),
+    }
 }
 
 /// The sockets that Docker Desktop, colima, OrbStack, Rancher Desktop, rootless Docker and podman
@@ -254,7 +269,7 @@ mod tests {
         let env = Environment::default().with("HOME", "/home/dev");
         let mut found = plan(&env, "linux");
         let listed = "/run/user/1000/podman/podman-machine-default-api.sock\n/tmp/other-api.sock\n";
-        add_podman_inspected(&mut found, Ok(podman_inspect_paths(listed)));
+        add_podman_inspected(&mut found, Ok::<_, String>(podman_inspect_paths(listed)));
         let inspected: Vec<&str> =
             found.candidates.iter().filter(|c| c.origin == PODMAN_INSPECT).map(|c| c.host.as_str()).collect();
         assert_eq!(
@@ -265,10 +280,10 @@ mod tests {
         assert_eq!(found.candidates[first_podman].origin, PODMAN_INSPECT, "podman's own word before the guesses");
         // A failed inspect is a note for the error; an explicit choice is left alone.
         let mut failed = plan(&env, "linux");
-        add_podman_inspected(&mut failed, Err("it failed: no machine".into()));
+        add_podman_inspected(&mut failed, Err::<Vec<String>, _>("it failed: no machine"));
         assert!(failed.notes.contains(&(PODMAN_INSPECT.to_string(), "it failed: no machine".to_string())));
         let mut chosen = plan(&env.clone().with("DOCKER_HOST", "unix:///x.sock"), "linux");
-        add_podman_inspected(&mut chosen, Ok(vec!["/tmp/other-api.sock".into()]));
+        add_podman_inspected(&mut chosen, Ok::<_, String>(vec!["/tmp/other-api.sock".into()]));
         assert_eq!(chosen.candidates.len(), 1);
         assert!(podman_inspect_paths("Error: no machine\n").is_empty());
     }

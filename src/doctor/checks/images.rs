@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use super::{EngineFacts, Probe};
 use crate::config::Config;
 use crate::doctor::{CheckId, Finding, Remedy};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::images::{self, BaseImage, short};
 use crate::registry::api::{Manifest, RegistryApi};
 
@@ -54,10 +54,13 @@ pub enum ImageState {
 }
 
 /// Compares each base image on the engine with the registry's digest (from `registry_digests`).
-pub async fn measure(engine: &Engine, remote: &[(BaseImage, Manifest)]) -> Result<Vec<(String, ImageState)>, String> {
+pub async fn measure(
+    engine: &Engine,
+    remote: &[(BaseImage, Manifest)],
+) -> Result<Vec<(String, ImageState)>, EngineError> {
     let states = futures_util::future::join_all(remote.iter().map(|(image, manifest)| async move {
         let Manifest::Found(remote) = manifest else { return Ok((image.name.clone(), ImageState::Absent)) };
-        let local = engine.image(&image.local).await.map_err(|e| format!("{e:#}"))?;
+        let local = engine.image(&image.local).await?;
         let state = match local.as_ref().and_then(|i| i.digest_in(image.local_repo())) {
             None => ImageState::Missing,
             Some(digest) if digest == remote => ImageState::Current,
@@ -71,12 +74,12 @@ pub async fn measure(engine: &Engine, remote: &[(BaseImage, Manifest)]) -> Resul
 
 /// Images missing from the registry fail (CI has not published them); stale or unpulled ones are a
 /// warning that `devbox pull` fixes. Pure.
-pub fn judge(found: Result<Vec<(String, ImageState)>, String>) -> Finding {
+pub fn judge(found: Result<Vec<(String, ImageState)>, EngineError>) -> Finding {
     let id = CheckId::BaseImages;
     let images = match found {
         Ok(images) if images.is_empty() => return Finding::ok(id, "none configured (images.base is empty)"),
         Ok(images) => images,
-        Err(reason) => return Finding::fail(id, reason),
+        Err(reason) => return Finding::fail(id, reason.to_string()),
     };
     let named = |wanted: fn(&ImageState) -> bool| -> Vec<&str> {
         images.iter().filter(|(_, state)| wanted(state)).map(|(name, _)| name.as_str()).collect()
@@ -169,7 +172,12 @@ mod tests {
 
     #[test]
     fn an_engine_error_is_the_finding() {
-        let finding = judge(Err("engine said no".into()));
-        assert_eq!((finding.status, finding.summary.as_str()), (Status::Fail, "engine said no"));
+        let refused =
+            EngineError::Failed { what: "inspecting base/python:3.12".into(), message: "engine said no".into() };
+        let finding = judge(Err(refused));
+        assert_eq!(
+            (finding.status, finding.summary.as_str()),
+            (Status::Fail, "inspecting base/python:3.12 failed: engine said no")
+        );
     }
 }
