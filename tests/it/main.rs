@@ -32,3 +32,4 @@ mod speed;
 mod testbed;
 mod vm;
 mod vm_bed;
+mod vm_systemd;
