@@ -34,12 +34,20 @@ fn vm_root(script: &str) -> Output {
     vm_script(script).any_code().run()
 }
 
-/// The shell lines that remove test user `name` from the VM, with its manager and its home.
+/// Where the test puts its drop-ins for the user's runtime directory and manager (see
+/// `VmUser::new`).
+const DROP_IN: &str = "/run/systemd/system/user-runtime-dir@$uid.service.d";
+const MANAGER_DROP_IN: &str = "/run/systemd/system/user@$uid.service.d";
+
+/// The shell lines that remove test user `name` from the VM: its manager, its runtime directory's
+/// drop-in, its lingering and its home.
 fn remove_user(name: &str) -> String {
     format!(
         "if uid=$(id -u {name} 2>/dev/null); then\n\
          loginctl disable-linger {name} 2>/dev/null; rm -f /var/lib/systemd/linger/{name}\n\
          systemctl stop user@$uid.service user-runtime-dir@$uid.service\n\
+         systemctl reset-failed user@$uid.service user-runtime-dir@$uid.service 2>/dev/null\n\
+         rm -rf {DROP_IN} {MANAGER_DROP_IN} && systemctl daemon-reload\n\
          userdel --remove {name} 2>/dev/null; rm -rf /home/{name}\n\
          fi\n"
     )
@@ -61,13 +69,24 @@ impl VmUser {
         assert!(out.status.success(), "useradd in the VM: {}", output_text(&out));
         // From here on, the user is removed whatever happens.
         let user = VmUser { name, uid: String::from_utf8_lossy(&out.stdout).trim().to_string() };
-        // Lingering, as `loginctl enable-linger` records it. The testbed's VM has no D-Bus, so no
-        // logind to read that record and start the user's manager: this starts it, as logind
-        // does at boot for a lingering user (on a VM with logind, it is started already).
+        // Lingering, as `loginctl enable-linger` records it; then the user's manager, started as
+        // logind starts it at boot for a lingering user. The testbed's VM has no D-Bus, hence no
+        // logind and no pam_systemd: `systemd-user-runtime-dir` (which asks logind) cannot make
+        // the user's runtime directory, and nothing sets XDG_RUNTIME_DIR. Two drop-ins do that
+        // instead; the manager itself is the real `user@.service`.
         vm_script(&format!(
-            "loginctl enable-linger {0} 2>/dev/null || {{ mkdir -p /var/lib/systemd/linger && touch /var/lib/systemd/linger/{0}; }}\n\
-             systemctl start user@{1}.service",
-            user.name, user.uid
+            "set -e\n\
+             loginctl enable-linger {name} 2>/dev/null || {{ mkdir -p /var/lib/systemd/linger; touch /var/lib/systemd/linger/{name}; }}\n\
+             uid={uid}\n\
+             mkdir -p {DROP_IN}\n\
+             printf '%s\\n' '[Service]' 'ExecStart=' 'ExecStart=/usr/bin/install -d -m 0700 -o {name} -g {name} /run/user/{uid}' \
+               'ExecStop=' 'ExecStop=/bin/rm -rf /run/user/{uid}' >{DROP_IN}/devbox-test.conf\n\
+             mkdir -p {MANAGER_DROP_IN}\n\
+             printf '%s\\n' '[Service]' 'Environment=XDG_RUNTIME_DIR=/run/user/{uid}' >{MANAGER_DROP_IN}/devbox-test.conf\n\
+             systemctl daemon-reload\n\
+             systemctl start user@{uid}.service\n",
+            name = user.name,
+            uid = user.uid
         ))
         .run();
         // The manager answers once its private socket is up.
