@@ -1,14 +1,26 @@
 #!/bin/sh
 # Installs devbox for this user, without root, into ~/.local/bin (or $DEVBOX_INSTALL_DIR).
 #
-#   ./install.sh                  download the newest release, check its SHA-256, install it
+#   ./install.sh                  download the newest release, check its signature and SHA-256,
+#                                 install it
+#   ./install.sh --require-signature   the same, but refuse unless the signature was checked
 #   ./install.sh --from-source    build this checkout with cargo and install the binary
 #
 # Environment:
 #   DEVBOX_INSTALL_DIR    where to install (default: ~/.local/bin)
 #   DEVBOX_VERSION        install this version (e.g. 0.2.0) instead of the newest
-#   DEVBOX_DOWNLOAD_URL   the base URL of a release feed (a mirror) instead of GitHub releases
+#   DEVBOX_DOWNLOAD_URL   the base URL of a release feed (a mirror) instead of GitHub releases;
+#                         https:// only (plain http:// only to 127.0.0.1, [::1] or localhost)
 #   DEVBOX_GITHUB_REPO    the GitHub repository whose releases to use (default: devbox/devbox)
+#   DEVBOX_PUBLIC_KEY     the minisign key releases are signed with (default: the project's, below;
+#                         a company that builds its own releases sets its own)
+#
+# What is verified: SHA256SUMS's minisign signature, with the `minisign` tool when it is installed
+# (Debian/Ubuntu: apt-get install minisign; macOS: brew install minisign), against
+# DEVBOX_PUBLIC_KEY; then the archive's SHA-256 against SHA256SUMS. With minisign installed, a
+# missing or bad signature is refused. Without it, only the SHA-256 is checked (the sums come from
+# the same server as the archive, so that proves the download is whole, not who made it), and it
+# says so; --require-signature refuses instead.
 #
 # A release feed (the same layout `devbox self-update` reads):
 #   <base>/latest                                     the newest version, e.g. 0.2.0
@@ -16,24 +28,35 @@
 #   <base>/v<version>/SHA256SUMS                      sha256sum's output for the archives
 # On GitHub, <base> is https://github.com/<repo>/releases/download (tag v<version>), and each
 # release also carries a `latest` asset, read through releases/latest/download/latest.
+#   <base>/v<version>/SHA256SUMS.minisig              minisign's signature of SHA256SUMS
 #
 # POSIX sh: runs under dash; `shellcheck -s sh install.sh` is clean.
 set -eu
 
 install_dir=${DEVBOX_INSTALL_DIR:-"$HOME/.local/bin"}
 github_repo=${DEVBOX_GITHUB_REPO:-devbox/devbox}
+# The project's release key (keys/release.pub in the source; devbox embeds the same one).
+project_key="RWTLAy6SipEvF2gnjJ3fky+/hOrkjAzr6QoSfnm21RyItm1hmEMmwgo5"
+public_key=${DEVBOX_PUBLIC_KEY:-$project_key}
+require_signature=no
+# curl's allowed protocols: https only, unless the feed is plain http on this machine.
+proto='=https'
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+usage_error() { printf 'install.sh: %s\n' "$*" >&2; exit 2; }
 
 usage() {
-  say "usage: ./install.sh [--from-source]"
+  say "usage: ./install.sh [--require-signature | --from-source]"
   say ""
-  say "  (no option)     download the newest release, verify its SHA-256, and install it"
-  say "  --from-source   build devbox from this checkout with cargo, then install it"
+  say "  (no option)          download the newest release, verify its signature (with minisign,"
+  say "                       when installed) and its SHA-256, and install it"
+  say "  --require-signature  refuse unless the signature was verified (minisign must be installed)"
+  say "  --from-source        build devbox from this checkout with cargo, then install it"
   say ""
   say "Environment: DEVBOX_INSTALL_DIR (default: ~/.local/bin), DEVBOX_VERSION (e.g. 0.2.0),"
-  say "DEVBOX_DOWNLOAD_URL (a release feed's base URL), DEVBOX_GITHUB_REPO (default: devbox/devbox)"
+  say "DEVBOX_DOWNLOAD_URL (a release feed's https:// base URL), DEVBOX_GITHUB_REPO (default: devbox/devbox),"
+  say "DEVBOX_PUBLIC_KEY (the minisign key releases are signed with)"
 }
 
 from_source() {
@@ -65,7 +88,8 @@ detect_target() {
 # fetch URL FILE: downloads URL into FILE, failing on any HTTP error.
 fetch() {
   if command -v curl >/dev/null 2>&1; then
-    curl -fsSL --proto '=https,http' --retry 2 -o "$2" "$1"
+    # A redirect may only lead to https, never from it to plain http.
+    curl -fsSL --proto "$proto" --proto-redir '=https' --retry 2 -o "$2" "$1"
   elif command -v wget >/dev/null 2>&1; then
     wget -q -O "$2" "$1"
   else
@@ -88,9 +112,49 @@ sha256_of() {
   printf '%s\n' "${sum%% *}" | tr 'ABCDEF' 'abcdef'
 }
 
+# check_feed URL: https, or plain http to this machine only; refused before anything connects.
+check_feed() {
+  case "$1" in
+    https://*) ;;
+    http://*)
+      host=${1#http://}
+      host=${host%%/*}
+      host=${host##*@}
+      case "$host" in
+        \[::1\] | \[::1\]:*) ;;
+        *) host=${host%%:*} ;;
+      esac
+      case "$host" in
+        127.0.0.1 | localhost | "[::1]" | \[::1\]:*) proto='=http' ;;
+        *) usage_error "DEVBOX_DOWNLOAD_URL=$1: plain http:// is allowed only to this machine (127.0.0.1, [::1], localhost), since anyone on the way could change what it sends; use https://" ;;
+      esac
+      ;;
+    *) usage_error "DEVBOX_DOWNLOAD_URL=$1 must start with https://" ;;
+  esac
+}
+
+# verify_signature DIR VERSION: checks DIR/SHA256SUMS against DIR/SHA256SUMS.minisig with
+# minisign and $public_key. Dies on a bad or missing signature; without minisign, says what was
+# not verified (and dies under --require-signature).
+verify_signature() {
+  if ! command -v minisign >/dev/null 2>&1; then
+    how="install minisign (Debian/Ubuntu: sudo apt-get install minisign; macOS: brew install minisign) and run again"
+    [ "$require_signature" = no ] \
+      || die "--require-signature: cannot verify the signature of SHA256SUMS without minisign; $how (nothing was installed)"
+    say "NOT verified: the signature of SHA256SUMS (minisign is not installed); only the SHA-256 below, which comes from the same server. To verify it: $how"
+    return
+  fi
+  [ -s "$1/SHA256SUMS.minisig" ] \
+    || die "the release has no signature ($base/v$2/SHA256SUMS.minisig), so it cannot be trusted; nothing was installed"
+  minisign -V -q -P "$public_key" -m "$1/SHA256SUMS" -x "$1/SHA256SUMS.minisig" >/dev/null 2>&1 \
+    || die "the signature of SHA256SUMS does not verify with key $public_key (the release was changed, or signed by another key); nothing was installed"
+  say "verified the signature of SHA256SUMS (minisign, key $public_key)"
+}
+
 from_release() {
   target=$(detect_target)
   if [ -n "${DEVBOX_DOWNLOAD_URL:-}" ]; then
+    check_feed "$DEVBOX_DOWNLOAD_URL"
     base=${DEVBOX_DOWNLOAD_URL%/}
     latest_url="$base/latest"
   else
@@ -119,6 +183,10 @@ from_release() {
   say "downloading devbox $version for $target from $base/v$version/"
   fetch "$base/v$version/$archive" "$tmp/$archive" || die "cannot download $base/v$version/$archive"
   fetch "$base/v$version/SHA256SUMS" "$tmp/SHA256SUMS" || die "cannot download $base/v$version/SHA256SUMS, so the archive cannot be verified; nothing was installed"
+  if command -v minisign >/dev/null 2>&1; then
+    fetch "$base/v$version/SHA256SUMS.minisig" "$tmp/SHA256SUMS.minisig" 2>/dev/null || rm -f "$tmp/SHA256SUMS.minisig"
+  fi
+  verify_signature "$tmp" "$version"
 
   # sha256sum's format: "<hex>  <name>" (or "<hex> *<name>" in binary mode).
   expected=$(awk -v f="$archive" '$2 == f || $2 == "*" f { print tolower($1); exit }' "$tmp/SHA256SUMS")
@@ -155,6 +223,7 @@ place() {
 case "${1:-}" in
   --from-source) from_source ;;
   -h|--help) usage ;;
+  --require-signature) require_signature=yes; from_release ;;
   "") from_release ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -1,13 +1,18 @@
 #!/bin/sh
 # Makes devbox's releases in the feed layout that install.sh and `devbox self-update` read.
 #
-#   scripts/release.sh package [--target T] [--binary FILE] [--version V] [--out DIR]
+#   scripts/release.sh package [--target T] [--binary FILE] [--version V] [--out DIR] [--key KEY]
 #       builds devbox for T with `cargo build --release --locked --target T` (or takes FILE, a
 #       binary already built for T), packs it as DIR/v<V>/devbox-<V>-<T>.tar.gz, rewrites
 #       DIR/v<V>/SHA256SUMS, and sets DIR/latest to V (with DIR/install.sh beside it) unless
 #       V is a pre-release or a newer release is already there
-#   scripts/release.sh sums [--version V] [--out DIR]
+#   scripts/release.sh sums [--version V] [--out DIR] [--key KEY]
 #       rewrites DIR/v<V>/SHA256SUMS over the archives there (after merging per-target builds)
+#
+# With --key KEY (a minisign secret key file, made with `minisign -G`; never committed), the
+# script signs SHA256SUMS as DIR/v<V>/SHA256SUMS.minisig. Without it, any old signature is
+# removed and the release is unsigned: `devbox self-update` and `install.sh --require-signature`
+# refuse it. A key with a password asks for it on the terminal; CI's key has none (`minisign -G -W`).
 #
 # Defaults: T is this machine's target (rustc's host), V is Cargo.toml's version,
 # DIR is ./dist. Bad input exits 2 and writes nothing.
@@ -17,6 +22,7 @@
 #   DIR/install.sh                                   the newest release's install.sh
 #   DIR/v<version>/devbox-<version>-<target>.tar.gz  holds the devbox binary at its root
 #   DIR/v<version>/SHA256SUMS                        "<sha256>  <archive>" for each archive
+#   DIR/v<version>/SHA256SUMS.minisig                minisign's signature of SHA256SUMS (--key)
 #
 # POSIX sh: runs under dash; `shellcheck -s sh scripts/release.sh` is clean.
 set -eu
@@ -33,12 +39,14 @@ usage_error() {
 }
 
 usage() {
-  say "usage: scripts/release.sh package [--target T] [--binary FILE] [--version V] [--out DIR]"
-  say "       scripts/release.sh sums [--version V] [--out DIR]"
+  say "usage: scripts/release.sh package [--target T] [--binary FILE] [--version V] [--out DIR] [--key KEY]"
+  say "       scripts/release.sh sums [--version V] [--out DIR] [--key KEY]"
   say ""
   say "  package   build devbox for T (or take FILE, already built for T), pack it into"
   say "            DIR/v<V>/devbox-<V>-<T>.tar.gz, rewrite DIR/v<V>/SHA256SUMS, update DIR/latest"
   say "  sums      rewrite DIR/v<V>/SHA256SUMS over the archives in DIR/v<V>"
+  say ""
+  say "  --key KEY  sign SHA256SUMS with this minisign secret key (SHA256SUMS.minisig beside it)"
   say ""
   say "Defaults: T is this machine's target, V is Cargo.toml's version, DIR is ./dist."
 }
@@ -75,6 +83,22 @@ write_sums() {
     mv -f SHA256SUMS.tmp SHA256SUMS
   )
   say "wrote $1/SHA256SUMS"
+  sign_sums "$1"
+}
+
+# sign_sums DIR: signs DIR/SHA256SUMS with $key as DIR/SHA256SUMS.minisig; without a key, removes
+# any signature there (it would be for other sums) and says the release is unsigned.
+sign_sums() {
+  if [ -z "$key" ]; then
+    rm -f "$1/SHA256SUMS.minisig"
+    say "not signed (no --key): devbox self-update and install.sh --require-signature refuse an unsigned release"
+    return
+  fi
+  # The trusted comment is signed too: it names what was signed.
+  minisign -S -s "$key" -m "$1/SHA256SUMS" -x "$1/SHA256SUMS.minisig.tmp" -t "devbox $version SHA256SUMS" >/dev/null \
+    || { rm -f "$1/SHA256SUMS.minisig.tmp"; die "minisign could not sign $1/SHA256SUMS with $key"; }
+  mv -f "$1/SHA256SUMS.minisig.tmp" "$1/SHA256SUMS.minisig"
+  say "signed $1/SHA256SUMS with $key ($1/SHA256SUMS.minisig)"
 }
 
 # newer_or_same A B: whether version A is at least B (numeric major.minor.patch).
@@ -154,15 +178,17 @@ target=$host
 binary=""
 version=""
 out="dist"
+key=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --target | --binary | --version | --out)
+    --target | --binary | --version | --out | --key)
       { [ $# -ge 2 ] && [ -n "$2" ]; } || usage_error "$1 needs a value"
       case "$1" in
         --target) target=$2 ;;
         --binary) binary=$2 ;;
         --version) version=$2 ;;
         --out) out=$2 ;;
+        --key) key=$2 ;;
       esac
       shift 2
       ;;
@@ -185,6 +211,11 @@ case "$target" in
   "") ;;
   *[!0-9A-Za-z._-]* | -*) usage_error "\"$target\" is not a target such as x86_64-unknown-linux-gnu" ;;
 esac
+if [ -n "$key" ]; then
+  [ -f "$key" ] || usage_error "--key $key: no such file (a minisign secret key, made with: minisign -G -W -s $key)"
+  command -v minisign >/dev/null 2>&1 \
+    || usage_error "--key needs minisign to sign; install it (apt-get install minisign, brew install minisign)"
+fi
 if [ -n "$binary" ]; then
   [ -f "$binary" ] || usage_error "--binary $binary: no such file"
   # Run as a path, never looked up on PATH.

@@ -3,7 +3,7 @@
 //!
 //! This is the crate's vocabulary, so it depends on nothing else in the crate. Each outside system's
 //! home says what happened to its requests in its own enum (`engine::EngineError`,
-//! `registry::api::ApiError`, `http::NoAnswer`, `aws::ObjectError`); `error::hint_of` finds the hint
+//! `registry::api::ApiError`, `http::NoAnswer`, `aws::ObjectError`); `engine::hint_of` finds the hint
 //! of either kind in an error's chain.
 
 use std::fmt;
@@ -196,6 +196,21 @@ pub enum Error {
 
     #[error("cannot update {} to devbox {version}: {reason}", path.display())]
     UpdateFailed { path: PathBuf, version: String, reason: String },
+
+    #[error("{what} {url}: {reason}")]
+    InsecureUrl { what: String, url: String, reason: String },
+
+    #[error("devbox {to} is older than this devbox {from}")]
+    Downgrade { from: String, to: String },
+
+    #[error("the team config from {from} is not the pinned one: its SHA-256 is {actual}, the pin says {expected}")]
+    TeamConfigPin { from: String, expected: String, actual: String },
+
+    #[error("the team config from {from} is not signed by a trusted key: {reason}")]
+    TeamConfigSignature { from: String, reason: String },
+
+    #[error("the team config from {from} is neither pinned nor signed, and it changes {}", keys.join(", "))]
+    TeamConfigUntrusted { from: String, keys: Vec<String> },
 }
 
 /// An image's entrypoint and command as one line, for messages.
@@ -221,7 +236,12 @@ impl Error {
             | Error::ClockForced { .. }
             | Error::Unanswered { .. }
             | Error::NoReleaseFeed
-            | Error::PackageManaged { .. } => ExitStatus::Usage,
+            | Error::PackageManaged { .. }
+            | Error::InsecureUrl { .. }
+            | Error::Downgrade { .. }
+            | Error::TeamConfigPin { .. }
+            | Error::TeamConfigSignature { .. }
+            | Error::TeamConfigUntrusted { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         }
     }
@@ -347,6 +367,22 @@ impl Error {
                 // compiler so the error vocabulary needs nothing from the crate.
                 env!("CARGO_PKG_VERSION")
             ),
+            Error::InsecureUrl { what, .. } => format!(
+                "Use the https:// address for {what} (plain http:// only to 127.0.0.1, [::1] or localhost). Nothing was fetched or changed."
+            ),
+            Error::Downgrade { to, .. } => {
+                format!("To go back on purpose: `devbox self-update --version {to} --allow-downgrade`. Nothing was changed.")
+            }
+            Error::TeamConfigPin { .. } => "Nothing was written. Ask the platform team for the current pin \
+                (`sha256sum devbox.toml`), or check who changed the file at its source."
+                .into(),
+            Error::TeamConfigSignature { .. } => "Nothing was written. Ask the platform team to sign the file with \
+                their key (`minisign -S -m devbox.toml`), or pass the key they publish with --key if it changed."
+                .into(),
+            Error::TeamConfigUntrusted { .. } => "Nothing was written. Pin the file (--from SRC#sha256=HEX), have it \
+                signed (SRC.minisig, with --key KEY), answer yes on a terminal, or pass --trust-unsigned if you \
+                trust whoever can change it."
+                .into(),
         })
     }
 }
@@ -370,18 +406,6 @@ pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
 /// An error with its causes on one line, joined by ": ". The one formatter of error chains.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     causes(err).join(": ")
-}
-
-/// What to do next about `err`: the hint of the first expected error in its chain, whether it is
-/// devbox's own (`Error`) or an outside system's that has one (`EngineError`).
-pub fn hint_of(err: &anyhow::Error) -> Option<String> {
-    err.chain().find_map(|cause| {
-        if let Some(known) = cause.downcast_ref::<crate::error::Error>() {
-            Some(known.hint())
-        } else {
-            cause.downcast_ref::<crate::engine::EngineError>().map(crate::engine::EngineError::hint)
-        }
-    })?
 }
 
 #[cfg(test)]

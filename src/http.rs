@@ -31,13 +31,42 @@ pub enum Redirects {
     None,
 }
 
+/// How many redirects a request follows, as reqwest's default policy.
+const MAX_REDIRECTS: usize = 10;
+
 impl Redirects {
     fn policy(self) -> reqwest::redirect::Policy {
         match self {
-            Redirects::Follow => reqwest::redirect::Policy::default(),
+            // Each hop must pass the rule its first URL passed: a redirect never leaves HTTPS
+            // (nor plain HTTP on this machine) for plain HTTP elsewhere.
+            Redirects::Follow => reqwest::redirect::Policy::custom(|attempt| {
+                let from = attempt.previous().last().map(|u| u.as_str()).unwrap_or_default();
+                if attempt.previous().len() > MAX_REDIRECTS {
+                    attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+                } else if let Err(reason) = redirect_allowed(from, attempt.url().as_str()) {
+                    attempt.error(reason)
+                } else {
+                    attempt.follow()
+                }
+            }),
             Redirects::None => reqwest::redirect::Policy::none(),
         }
     }
+}
+
+/// Whether `url` may be fetched at all: HTTPS, or plain HTTP to this machine only. The rule is
+/// the config's (`update.url` and `registry.s3.endpoint` are held to it where they are read), so
+/// that it is one rule; here it also judges each redirect.
+pub use crate::config::require_https;
+
+/// Whether a redirect from `from` to `to` may be followed: `to` must itself be allowed, and an
+/// HTTPS answer never sends us to plain HTTP, not even on this machine.
+fn redirect_allowed(from: &str, to: &str) -> Result<(), String> {
+    let https = |u: &str| u.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    if https(from) && !https(to) {
+        return Err(format!("{from} redirected to {to}: a redirect from HTTPS to plain HTTP is refused"));
+    }
+    require_https(to).map_err(|reason| format!("{from} redirected to {to}, refused: {reason}"))
 }
 
 /// A client for services on this machine: no proxy, no TLS trust store, a short connect timeout.
@@ -149,6 +178,17 @@ mod tests {
         assert!(!is_loopback("http://127.0.0.1.example.com/"));
         assert!(!is_loopback("http://minio.lan:9000/bucket"));
         assert!(!is_loopback("https://s3.eu-west-1.amazonaws.com/acme"));
+    }
+
+    #[test]
+    fn redirects_never_leave_https_for_plain_http() {
+        assert_eq!(redirect_allowed("https://a.dev/x", "https://b.dev/y"), Ok(()));
+        assert_eq!(redirect_allowed("http://127.0.0.1:1/x", "http://127.0.0.1:2/y"), Ok(()));
+        assert!(
+            redirect_allowed("https://a.dev/x", "http://a.dev/x").expect_err("down").contains("HTTPS to plain HTTP")
+        );
+        assert!(redirect_allowed("https://a.dev/x", "http://127.0.0.1/x").is_err());
+        assert!(redirect_allowed("http://127.0.0.1/x", "http://evil.dev/x").is_err());
     }
 
     #[test]

@@ -20,8 +20,10 @@ mod http;
 mod images;
 mod init;
 mod paths;
+mod progress;
 mod registry;
 mod schedule;
+mod signature;
 mod state;
 mod templates;
 mod ui;
@@ -48,7 +50,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli, env)) {
         Ok(status) => status.into(),
         Err(err) => {
-            ui::print_error(&err, error::hint_of(&err));
+            ui::print_error(&err, engine::hint_of(&err));
             error::exit_status_of(&err).into()
         }
     }

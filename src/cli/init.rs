@@ -16,9 +16,20 @@ use crate::ui::{Mark, Printer};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Take the team's devbox.toml from a path, an https:// URL or s3://BUCKET/KEY
+    /// Take the team's devbox.toml from a path, an https:// URL or s3://BUCKET/KEY; SRC#sha256=HEX
+    /// pins it by its hash
     #[arg(long, value_name = "SRC")]
     from: Option<String>,
+
+    /// The team's minisign public key (or a path to it): SRC.minisig must be signed by it, and it
+    /// is recorded, so every later --from must be signed too
+    #[arg(long, value_name = "KEY", requires = "from")]
+    key: Option<String>,
+
+    /// Apply a team config that is neither pinned nor signed even when it changes the registry
+    /// image, the S3 endpoint or session, the update feed or the fleet bucket
+    #[arg(long, requires = "from")]
+    trust_unsigned: bool,
 
     /// Ask nothing: take the defaults, or fail naming the flag when there is none
     #[arg(short, long)]
@@ -55,6 +66,8 @@ impl InitArgs {
         let dry_run = self.dry_run;
         let options = Options {
             from: self.from,
+            key: self.key,
+            trust_unsigned: self.trust_unsigned,
             dry_run,
             skip: self.skip,
             bucket: self.bucket,

@@ -16,14 +16,24 @@ pub struct SelfUpdateArgs {
     #[arg(long)]
     check: bool,
 
-    /// Install this version (e.g. 0.2.0), newer or older, instead of the newest
+    /// Install this version (e.g. 0.2.0) instead of the newest; an older one needs --allow-downgrade
     #[arg(long, value_name = "V")]
     version: Option<String>,
+
+    /// Allow --version to name a version older than this one
+    #[arg(long, requires = "version")]
+    allow_downgrade: bool,
 }
 
 impl SelfUpdateArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
         let pinned = self.version.as_deref().map(update::parse_version).transpose().map_err(Error::Usage)?;
+        if let Some(version) = &pinned
+            && update::is_newer(version, CURRENT_VERSION)
+            && !self.allow_downgrade
+        {
+            return Err(Error::Downgrade { from: CURRENT_VERSION.into(), to: version.clone() }.into());
+        }
         let config = ctx.config()?.config;
         let feed = Feed::from_config(&config.update, &ctx.env)?;
         let (exe, manager) = update::this_binary()?;
@@ -67,8 +77,14 @@ impl SelfUpdateArgs {
         }
         ctx.printer.line(format!("updating devbox {CURRENT_VERSION} → {version} from {feed}"));
         let installed = update::install(&feed, &config, &version, &exe).await?;
-        ctx.printer
-            .mark(Mark::Ok, format!("updated to {installed} (checked against {} before replacing)", update::SUMS_FILE));
+        ctx.printer.mark(
+            Mark::Ok,
+            format!(
+                "updated to {installed} ({} signed by key {}; the archive matched its SHA-256 there)",
+                update::SUMS_FILE,
+                installed.key
+            ),
+        );
         Ok(ExitStatus::Success)
     }
 }

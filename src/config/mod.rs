@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use load::parse_str;
 pub use load::{ConfigSource, LoadedConfig, Written, defaults, load, load_written};
-pub use values::{BucketName, ByteSize, KeepLabel, Period};
+pub use values::{BucketName, ByteSize, KeepLabel, Period, require_https};
 
 /// The defaults, embedded in the binary. A user's file is laid over them key by key.
 const DEFAULTS: &str = include_str!("../../templates/devbox.toml");
@@ -185,6 +185,8 @@ pub struct UpdateConfig {
     pub github: String,
     pub s3_bucket: String,
     pub url: String,
+    /// The minisign key releases must be signed with; empty: the project's, embedded.
+    pub public_key: String,
 }
 
 impl RegistryConfig {
@@ -246,11 +248,10 @@ impl Config {
             return invalid("registry.s3.region", "must be set for S3 storage, e.g. \"us-east-1\"".into());
         }
         let endpoint = &r.s3.endpoint;
-        if !(endpoint.is_empty() || endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return invalid(
-                "registry.s3.endpoint",
-                format!("{endpoint:?} must start with http:// or https://, or be empty for AWS"),
-            );
+        if !endpoint.is_empty()
+            && let Err(reason) = require_https(endpoint)
+        {
+            return invalid("registry.s3.endpoint", format!("{endpoint:?}: {reason}; or empty for AWS"));
         }
         if !r.s3.root_directory.starts_with('/') {
             return invalid(
@@ -298,11 +299,15 @@ impl Config {
             return invalid("doctor.timeout", "must be more than 0s, e.g. \"5s\"".into());
         }
         let update = &self.update;
-        if !(update.url.is_empty() || update.url.starts_with("http://") || update.url.starts_with("https://")) {
-            return invalid(
-                "update.url",
-                format!("{:?} must start with https:// (or http://), e.g. \"https://dl.acme.dev/devbox/\"", update.url),
-            );
+        if !update.url.is_empty()
+            && let Err(reason) = require_https(&update.url)
+        {
+            return invalid("update.url", format!("{:?}: {reason}, e.g. \"https://dl.acme.dev/devbox/\"", update.url));
+        }
+        if !update.public_key.is_empty()
+            && let Err(reason) = crate::signature::PublicKey::parse(&update.public_key)
+        {
+            return invalid("update.public_key", reason);
         }
         if !(update.github.is_empty() || update.github.split('/').filter(|p| !p.is_empty()).count() == 2) {
             return invalid(
@@ -379,7 +384,18 @@ mod tests {
         assert_eq!(config.update.github, "devbox/devbox");
         config.update.url = "dl.acme.dev/devbox".into();
         assert_eq!(config.validate().expect_err("must fail").key, "update.url");
+        config.update.url = "http://dl.acme.dev/devbox/".into();
+        assert!(config.validate().expect_err("plain http").message.contains("use https://"));
+        config.update.url = "http://127.0.0.1:8000/devbox/".into();
+        assert_eq!(config.validate(), Ok(()));
         config.update.url = "https://dl.acme.dev/devbox/".into();
+        assert_eq!(config.validate(), Ok(()));
+        config.update.public_key = "not a key".into();
+        assert_eq!(config.validate().expect_err("must fail").key, "update.public_key");
+        config.update.public_key = String::new();
+        config.registry.s3.endpoint = "http://minio.lan:9000".into();
+        assert_eq!(config.validate().expect_err("plain http").key, "registry.s3.endpoint");
+        config.registry.s3.endpoint = "http://localhost:9000".into();
         assert_eq!(config.validate(), Ok(()));
         config.update.github = "acme".into();
         assert_eq!(config.validate().expect_err("must fail").key, "update.github");

@@ -207,9 +207,51 @@ impl From<Period> for String {
     }
 }
 
+/// Whether `url` may be fetched at all: HTTPS, or plain HTTP to this machine only (`127.0.0.0/8`,
+/// `localhost`, `[::1]`), where nothing travels a network someone else can change. Checked before
+/// any connection is made; the error says why, for the caller to name the key or flag.
+pub fn require_https(url: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("must start with https:// (or http:// to 127.0.0.1)".into());
+    };
+    if scheme.eq_ignore_ascii_case("https") {
+        return Ok(());
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err("must start with https:// (or http:// to 127.0.0.1)".into());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next().unwrap_or(host_port)
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    if host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()) {
+        Ok(())
+    } else {
+        Err("plain http:// is allowed only to this machine (127.0.0.1, [::1], localhost): anyone on the way \
+             could change what it sends; use https://"
+            .into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_https_or_plain_http_to_this_machine_is_allowed() {
+        assert_eq!(require_https("https://dl.acme.dev/devbox/"), Ok(()));
+        assert_eq!(require_https("HTTPS://dl.acme.dev/devbox/"), Ok(()));
+        assert_eq!(require_https("http://127.0.0.1:8000/feed"), Ok(()));
+        assert_eq!(require_https("http://[::1]:8000/feed"), Ok(()));
+        assert_eq!(require_https("http://localhost/feed"), Ok(()));
+        assert!(require_https("http://dl.acme.dev/devbox/").expect_err("plain").contains("use https://"));
+        assert!(require_https("http://127.0.0.1.evil.dev/").is_err());
+        assert!(require_https("ftp://127.0.0.1/").is_err());
+        assert!(require_https("dl.acme.dev").is_err());
+    }
 
     #[test]
     fn bucket_names_follow_aws_rules() {

@@ -56,6 +56,19 @@ impl EngineError {
     }
 }
 
+/// What to do next about `err`: the hint of the first expected error in its chain, whether it is
+/// devbox's own (`Error`) or the engine's (`EngineError`). It lives here, the lowest module that
+/// knows both.
+pub fn hint_of(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|cause| {
+        if let Some(known) = cause.downcast_ref::<crate::error::Error>() {
+            Some(known.hint())
+        } else {
+            cause.downcast_ref::<crate::engine::EngineError>().map(crate::engine::EngineError::hint)
+        }
+    })?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,9 +21,9 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
-use crate::ui::{Progress, TransferState};
+use crate::progress::{Progress, TransferState};
 
-pub use error::EngineError;
+pub use error::{EngineError, hint_of};
 pub use listing::{ContainerEntry, ImageEntry, RemoveError};
 #[cfg(test)]
 pub use model::info_from_json;
@@ -135,6 +135,7 @@ impl Engine {
             created: inspect.created.unwrap_or_default(),
             state: inspect.state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
             image: config.image.unwrap_or_default(),
+            image_id: inspect.image.unwrap_or_default(),
             labels: config.labels.unwrap_or_default(),
             published,
             env: config.env.unwrap_or_default(),
@@ -365,6 +366,14 @@ fn is_port_conflict(message: &str) -> bool {
 
 /// Splits `repo[:tag]`, minding registry ports (`127.0.0.1:5000/base/go` has no tag).
 pub fn split_tag(image: &str) -> (&str, &str) {
+    // `name[:tag]@sha256:…`: the digest decides, so the engine is asked for exactly that.
+    if let Some((name, digest)) = image.split_once('@') {
+        let repo = match name.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => repo,
+            _ => name,
+        };
+        return (repo, digest);
+    }
     match image.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') && !image.contains('@') => (repo, tag),
         _ => (image, "latest"),
@@ -409,6 +418,8 @@ mod tests {
         assert_eq!(split_tag("127.0.0.1:5000/base/go"), ("127.0.0.1:5000/base/go", "latest"));
         assert_eq!(split_tag("127.0.0.1:5000/base/go:1.23"), ("127.0.0.1:5000/base/go", "1.23"));
         assert_eq!(split_tag("alpine"), ("alpine", "latest"));
+        assert_eq!(split_tag("registry:3.0.0@sha256:abc"), ("registry", "sha256:abc"));
+        assert_eq!(split_tag("127.0.0.1:5990/r@sha256:abc"), ("127.0.0.1:5990/r", "sha256:abc"));
     }
 
     #[test]

@@ -137,7 +137,10 @@ pub struct ContainerInfo {
     pub id: String,
     pub created: String,
     pub state: String,
+    /// The image as it was asked for (`Config.Image`), e.g. `registry:3.0.0@sha256:…`.
     pub image: String,
+    /// The ID of the image it runs, whatever the name now points to.
+    pub image_id: String,
     pub labels: HashMap<String, String>,
     /// "host address:host port" for each published port.
     pub published: Vec<String>,
@@ -181,6 +184,7 @@ impl ContainerInfo {
             created: String::new(),
             state: state.into(),
             image: "registry:2.8.3".into(),
+            image_id: "sha256:0123".into(),
             labels,
             published: vec![],
             env,
@@ -246,6 +250,7 @@ mod tests {
             created: String::new(),
             state: "running".into(),
             image: "registry:2".into(),
+            image_id: String::new(),
             labels: HashMap::new(),
             published: vec![],
             env: vec!["AWS_SECRET_ACCESS_KEY=hunter2".into()],

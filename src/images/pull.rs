@@ -13,10 +13,10 @@ use super::{BaseImage, Outcome, PullError};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::progress::Progress;
 use crate::registry::api::{ApiError, Manifest, RegistryApi};
 use crate::registry::{self, Renewal};
 use crate::state::{PullRecord, PullRecords};
-use crate::ui::Progress;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PullResult {

@@ -1,7 +1,7 @@
 //! What `init` asks for, and how the answers land in the user's devbox.toml. Pure: the runner
 //! asks (or takes defaults and flags) and writes.
 
-use super::team;
+use super::header;
 
 /// A value `init` may ask for, with its config key and its flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,7 @@ pub fn apply(text: Option<&str>, answers: &[(Question, toml::Value)]) -> anyhow:
     if answers.is_empty() {
         return Ok(text.map(String::from));
     }
-    let source = text.and_then(team::recorded_source).map(String::from);
+    let header = text.map(header::header_of).unwrap_or_default().to_string();
     let mut table: toml::Table = match text {
         Some(text) => toml::from_str(text)?,
         None => toml::Table::new(),
@@ -102,10 +102,7 @@ pub fn apply(text: Option<&str>, answers: &[(Question, toml::Value)]) -> anyhow:
         set(&mut table, question.key(), value.clone());
     }
     let body = toml::to_string_pretty(&table)?;
-    Ok(Some(match source {
-        Some(source) => team::with_header(&source, &body),
-        None => body,
-    }))
+    Ok(Some(format!("{header}{body}")))
 }
 
 fn set(table: &mut toml::Table, key: &str, value: toml::Value) {
@@ -166,13 +163,18 @@ mod tests {
 
     #[test]
     fn answers_land_under_their_keys_and_keep_the_team_source() {
-        let team = team::with_header("s3://acme/devbox.toml", "[images]\nbase = [\"base/python:3.12\"]\n");
+        let trust = crate::init::trust::Trust::Signed("RWQkey".into());
+        let keys = ["RWQkey".to_string()];
+        let team =
+            header::with_header("s3://acme/devbox.toml", &trust, &keys, "[images]\nbase = [\"base/python:3.12\"]\n");
         let answers = [
             (Question::Bucket, toml::Value::String("acme-registry".into())),
             (Question::Port, toml::Value::Integer(5001)),
         ];
         let text = apply(Some(&team), &answers).expect("apply").expect("text");
-        assert_eq!(team::recorded_source(&text), Some("s3://acme/devbox.toml"));
+        assert_eq!(header::recorded_source(&text), Some("s3://acme/devbox.toml"));
+        assert_eq!(header::recorded_trust(&text), Some(trust));
+        assert_eq!(header::recorded_keys(&text), keys);
         let parsed = table(&text);
         assert_eq!(parsed["registry"]["s3"]["bucket"].as_str(), Some("acme-registry"));
         assert_eq!(parsed["registry"]["port"].as_integer(), Some(5001));

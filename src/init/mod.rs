@@ -4,9 +4,12 @@
 
 pub mod answers;
 pub mod ask;
+pub mod front;
+pub mod header;
 pub mod run;
 pub mod steps;
 pub mod team;
+pub mod trust;
 
 use serde::Serialize;
 

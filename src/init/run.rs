@@ -14,9 +14,10 @@ use crate::env::Environment;
 use crate::error::{Error, ExitStatus, exit_status_of};
 use crate::images::pull::pull_and_record;
 use crate::init::answers::{self, Question};
-use crate::init::ask::{Front, port_free};
+use crate::init::front::{Front, port_free};
 use crate::init::team::{self, TeamSource};
 use crate::init::{ALL_STEPS, Outcome, Step, blocker, steps};
+use crate::init::{header, trust};
 use crate::paths::{Paths, write_if_changed};
 use crate::registry;
 use crate::schedule;
@@ -24,8 +25,13 @@ use crate::schedule;
 /// What the flags asked of this run.
 #[derive(Debug, Default)]
 pub struct Options {
-    /// A team's devbox.toml: a path, an https:// URL or s3://BUCKET/KEY.
+    /// A team's devbox.toml: a path, an https:// URL or s3://BUCKET/KEY, optionally pinned
+    /// with `#sha256=HEX`.
     pub from: Option<String>,
+    /// `--key`: the team's minisign key (or a path to it), recorded at the first signed init.
+    pub key: Option<String>,
+    /// `--trust-unsigned`: apply an unpinned, unsigned config's trust-relevant changes.
+    pub trust_unsigned: bool,
     pub dry_run: bool,
     pub skip: Vec<Step>,
     pub bucket: Option<String>,
@@ -94,20 +100,25 @@ impl<'a> Run<'a> {
         };
         let (base, team) = match &options.from {
             Some(from) => {
+                let (from, pin) = trust::split_pin(from).map_err(Error::Usage)?;
                 let source = match TeamSource::parse(from).map_err(Error::Usage)? {
                     TeamSource::Path(p) => TeamSource::Path(std::fs::canonicalize(&p).unwrap_or(p)),
                     other => other,
                 };
                 // S3 is reached with the S3 settings in force now (endpoint, region, profile).
-                let s3 = match &current_config {
-                    Ok(c) => c.registry.s3.clone(),
-                    Err(_) => parse(None, &path)?.registry.s3,
+                let now = match &current_config {
+                    Ok(c) => c.clone(),
+                    Err(_) => parse(None, &path)?,
                 };
-                let text = team::fetch(&source, &s3).await?;
+                let text = team::fetch(&source, &now.registry.s3).await?;
                 let shown = source.display();
                 // Validated before anything is written: errors name the source, line and key.
-                config::parse_str(&text, Path::new(&shown)).map_err(Error::from)?;
-                (Some(team::with_header(&shown, &text)), Some(shown))
+                let team_config = config::parse_str(&text, Path::new(&shown)).map_err(Error::from)?;
+                let asked = trust::Asked { pin, key: options.key.as_deref(), trust_unsigned: options.trust_unsigned };
+                let offered = trust::Offered { source: &source, text: &text, config: &team_config };
+                let recorded = current.as_deref().map(header::recorded_keys).unwrap_or_default();
+                let (trust, keys) = trust::judge(offered, &now, recorded, asked, &now.registry.s3, front).await?;
+                (Some(header::with_header(&shown, &trust, &keys, &text)), Some(format!("{shown}, {trust}")))
             }
             None => {
                 if let Err(err) = current_config {
@@ -166,7 +177,7 @@ impl<'a> Run<'a> {
                         ran.interrupted =
                             err.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Interrupted)));
                         ran.usage |= exit_status_of(&err) == ExitStatus::Usage;
-                        Outcome::Failed { message: format!("{err:#}"), hint: crate::error::hint_of(&err) }
+                        Outcome::Failed { message: format!("{err:#}"), hint: crate::engine::hint_of(&err) }
                     }
                 }
             };
@@ -284,8 +295,8 @@ impl<'a> Run<'a> {
         }
         if let Some(old) = &self.current {
             let diff = team::diff(old, &text, &format!("{path} (now)"), &format!("{path} (new)"));
-            for line in diff.lines() {
-                self.front.diff_line(line);
+            for line in trust::mark_diff(&diff, old, &text) {
+                self.front.diff_line(&line);
             }
         }
         if self.options.dry_run {

@@ -1,7 +1,7 @@
 //! A team's devbox.toml, taken with `devbox init --from <path | https://… | s3://bucket/key>`.
 //!
-//! Where it came from is kept in the installed file's first line, a comment, so `config show`
-//! can name it and nothing else has to be kept in step with the file.
+//! Where it came from, how it was trusted and the team's recorded keys are kept in the installed
+//! file's header (`header.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,9 +13,6 @@ use crate::config::{BucketName, S3Config};
 use crate::error::Error;
 use crate::http;
 
-const HEADER_PREFIX: &str = "# devbox: team config from ";
-const HEADER_NOTE: &str =
-    "# Installed by `devbox init --from`; change it at its source, then run `devbox init --from` again.\n";
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 /// A config is a few kilobytes; anything far bigger is not one.
 const MAX_BYTES: u64 = 1024 * 1024;
@@ -52,7 +49,10 @@ impl TeamSource {
             return if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
                 Ok(TeamSource::Http(text.into()))
             } else {
-                Err(format!("--from {text}: plain http is only allowed to this machine (127.0.0.1); use https://"))
+                Err(format!(
+                    "--from {text}: plain http:// is allowed only to this machine (127.0.0.1, [::1], localhost), \
+                     since anyone on the way could change the config; use https://"
+                ))
             };
         }
         if let Some((scheme, _)) = text.split_once("://") {
@@ -64,6 +64,23 @@ impl TeamSource {
             return Err("--from needs a path, an https:// URL or s3://BUCKET/KEY".into());
         }
         Ok(TeamSource::Path(PathBuf::from(text)))
+    }
+
+    /// Where its minisign signature lives: the same place, with `.minisig` appended.
+    pub fn signature(&self) -> TeamSource {
+        let suffix = crate::signature::SIGNATURE_SUFFIX;
+        match self {
+            TeamSource::Path(path) => {
+                let mut name = path.clone().into_os_string();
+                name.push(suffix);
+                TeamSource::Path(PathBuf::from(name))
+            }
+            TeamSource::Http(url) => {
+                let cut = url.find(['?', '#']).unwrap_or(url.len());
+                TeamSource::Http(format!("{}{suffix}{}", &url[..cut], &url[cut..]))
+            }
+            TeamSource::S3 { bucket, key } => TeamSource::S3 { bucket: bucket.clone(), key: format!("{key}{suffix}") },
+        }
     }
 
     /// How the source is recorded and shown: without credentials in the URL or a presigned
@@ -96,25 +113,6 @@ fn host_of(after_scheme: &str) -> &str {
 
 fn strip_userinfo(authority: &str) -> &str {
     authority.rsplit_once('@').map_or(authority, |(_, host)| host)
-}
-
-/// The file as installed: the source line, a note, then the team's text (without any header it
-/// already carried, so re-publishing an installed file does not stack them).
-pub fn with_header(source: &str, text: &str) -> String {
-    format!("{HEADER_PREFIX}{source}\n{HEADER_NOTE}{}", strip_header(text))
-}
-
-/// The source recorded in an installed file's first line, if it has one.
-pub fn recorded_source(text: &str) -> Option<&str> {
-    text.lines().next()?.strip_prefix(HEADER_PREFIX).map(str::trim)
-}
-
-fn strip_header(text: &str) -> &str {
-    if recorded_source(text).is_none() {
-        return text;
-    }
-    let rest = text.split_once('\n').map_or("", |(_, rest)| rest);
-    rest.strip_prefix(HEADER_NOTE).unwrap_or(rest)
 }
 
 /// The difference between the file as it was and as it will be, as a unified diff.
@@ -205,13 +203,10 @@ mod tests {
     }
 
     #[test]
-    fn the_header_round_trips_and_never_stacks() {
-        let installed = with_header("s3://acme/devbox.toml", "[images]\nbase = []\n");
-        assert_eq!(recorded_source(&installed), Some("s3://acme/devbox.toml"));
-        assert!(installed.ends_with("\n[images]\nbase = []\n") || installed.ends_with("[images]\nbase = []\n"));
-        let again = with_header("https://example.com/devbox.toml", &installed);
-        assert_eq!(again.matches(HEADER_PREFIX).count(), 1, "{again}");
-        assert_eq!(recorded_source(&again), Some("https://example.com/devbox.toml"));
-        assert_eq!(recorded_source("[registry]\n"), None);
+    fn the_signature_sits_beside_the_config() {
+        let sig = |s: &str| TeamSource::parse(s).expect("source").signature().display();
+        assert_eq!(sig("https://x.dev/devbox.toml?v=1"), "https://x.dev/devbox.toml.minisig");
+        assert_eq!(sig("s3://acme/teams/devbox.toml"), "s3://acme/teams/devbox.toml.minisig");
+        assert_eq!(sig("team.toml"), "team.toml.minisig");
     }
 }

@@ -12,7 +12,7 @@ use crate::aws::{Aws, AwsCredentials, ContainerCredentials};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
-use crate::ui::Progress;
+use crate::progress::Progress;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the registry's logs are given to show the cause of an error it has just answered.

@@ -7,6 +7,7 @@ mod converge;
 pub mod hardening;
 pub mod lease;
 pub mod line;
+pub mod pin;
 pub mod proof;
 mod renew;
 pub mod verify;

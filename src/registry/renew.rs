@@ -9,7 +9,7 @@ use super::proof::Proofs;
 use super::{LABEL_MANAGED, lease_of};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::Engine;
-use crate::ui::Progress;
+use crate::progress::Progress;
 
 /// What a renewal found, or did.
 #[derive(Debug, Clone, PartialEq, Eq)]

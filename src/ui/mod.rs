@@ -9,7 +9,7 @@ mod prompt;
 
 use std::io::{IsTerminal, Write};
 
-pub use progress::{Progress, TransferState, progress_for};
+pub use progress::progress_for;
 pub use prompt::{confirm, input, interactive, select};
 
 /// `--color`: when to colour output.

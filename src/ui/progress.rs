@@ -9,32 +9,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Printer;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferState {
-    Waiting,
-    Pulling,
-    Extracting,
-}
-
-impl TransferState {
-    fn label(self) -> &'static str {
-        match self {
-            TransferState::Waiting => "waiting",
-            TransferState::Pulling => "pulling",
-            TransferState::Extracting => "extracting",
-        }
-    }
-}
-
-/// How domain code reports a transfer. Implementations decide how (or whether) to draw it.
-pub trait Progress: Send + Sync {
-    /// Every item that will be reported, in display order, before any starts.
-    fn plan(&self, _items: &[String]) {}
-    fn start(&self, item: &str);
-    fn update(&self, item: &str, done: u64, total: u64, state: TransferState);
-    fn finish(&self, item: &str, outcome: Result<&str, &str>);
-}
+use crate::progress::{Progress, TransferState};
 
 pub fn progress_for(printer: &Printer) -> Box<dyn Progress> {
     if printer.quiet {

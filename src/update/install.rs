@@ -1,24 +1,31 @@
 //! Reading a feed (its newest version, its files' URLs) and replacing this binary with a release.
 //!
-//! self_update does the replacing: it fetches `SHA256SUMS`, downloads the archive, checks its
-//! digest against that file, extracts `devbox`, runs our check on it, and only then swaps it in
-//! with `self_replace`. Any failure before the swap leaves the old binary as it was.
+//! devbox reads the release's `SHA256SUMS` and its signature and checks the signature itself;
+//! self_update then downloads the archive, checks its digest against the one the signed sums list,
+//! extracts `devbox`, runs our check on it, and only then swaps it in with `self_replace`. Any
+//! failure before the swap leaves the old binary as it was.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use self_update::{Release, ReleaseAsset, ReleaseSource};
 
-use super::{CURRENT_VERSION, Feed, SUMS_FILE, archive_name, parse_version, this_target};
+use super::{
+    CURRENT_VERSION, Feed, SUMS_FILE, archive_name, digest_for, parse_version, release_key, signature_file, this_target,
+};
 use crate::aws::Aws;
 use crate::config::{BucketName, Config};
 use crate::error::Error;
-use crate::http;
+use crate::{http, signature};
 
 /// How long the archive's download may take.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a presigned S3 URL stays valid: long enough for one download.
 const PRESIGN_FOR: Duration = Duration::from_secs(900);
+/// How long reading the sums or the signature may take.
+const SMALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A sums file or a signature is a few hundred bytes; anything far bigger is neither.
+const SMALL_MAX: u64 = 1024 * 1024;
 
 /// The newest version the feed publishes.
 pub async fn latest_version(feed: &Feed, config: &Config, timeout: Duration) -> Result<String, Error> {
@@ -69,54 +76,95 @@ async fn s3(config: &Config, bucket: &str) -> Result<Aws, Error> {
     Aws::connect(&s3).await
 }
 
-/// What was installed, and where.
+/// What was installed, and where, and which key signed its release.
 #[derive(Debug, Clone)]
 pub struct Installed {
     pub version: String,
     pub path: PathBuf,
+    pub key: String,
 }
 
-/// Replaces the binary at `exe` with `version` from `feed`, verified against the release's
-/// `SHA256SUMS` before anything is replaced. On any error `exe` is untouched.
+/// Replaces the binary at `exe` with `version` from `feed`. First the release's `SHA256SUMS` and
+/// its minisign signature are read and the signature is checked against the release key; then
+/// the archive is downloaded and checked against the digest the signed sums list; only then is
+/// the binary swapped. On any error `exe` is untouched.
 pub async fn install(feed: &Feed, config: &Config, version: &str, exe: &Path) -> Result<Installed, Error> {
+    let key = release_key(&config.update)?;
     let target = this_target();
     let archive = archive_name(version, target);
     let failed = |reason: String| Error::UpdateFailed { path: exe.to_path_buf(), version: version.to_string(), reason };
-    let release = match feed {
-        Feed::Http { base } => {
-            Some(one_release(version, &archive, |file| format!("{base}/{}", Feed::key(version, file))))
-        }
-        Feed::S3 { bucket } => {
-            let aws = s3(config, bucket).await?;
-            let unsigned = |e: crate::aws::ObjectError| failed(e.to_string());
-            let archive_url = aws.presigned_get(&Feed::key(version, &archive), PRESIGN_FOR).await.map_err(unsigned)?;
-            let sums_url = aws.presigned_get(&Feed::key(version, SUMS_FILE), PRESIGN_FOR).await.map_err(unsigned)?;
-            Some(one_release(
-                version,
-                &archive,
-                |file| if file == SUMS_FILE { sums_url.clone() } else { archive_url.clone() },
-            ))
-        }
-        Feed::GitHub { .. } => None,
-    }
-    .transpose()
-    .map_err(|e| failed(e.to_string()))?;
+    let files = Files::open(feed, config).await?;
+    let sums = files.read(version, SUMS_FILE).await.map_err(&failed)?;
+    let sig_name = signature_file();
+    let signature = files.read(version, &sig_name).await.map_err(|reason| {
+        failed(format!("the release has no readable signature ({sig_name}: {reason}), so it cannot be trusted"))
+    })?;
+    let sig_text = String::from_utf8(signature).unwrap_or_default();
+    signature::verify(&sums, &sig_text, std::slice::from_ref(&key))
+        .map_err(|e| failed(format!("{SUMS_FILE} is refused: {e}")))?;
+    let sums = String::from_utf8(sums).map_err(|_| failed(format!("{SUMS_FILE} is not text")))?;
+    let digest =
+        digest_for(&sums, &archive).ok_or_else(|| failed(format!("{SUMS_FILE} lists no checksum for {archive}")))?;
+    let release = Release::builder()
+        .version(version)
+        .asset(ReleaseAsset::new(&archive, files.url(version, &archive).await.map_err(&failed)?))
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
 
-    let (feed, version_owned, exe_owned) = (feed.clone(), version.to_string(), exe.to_path_buf());
-    let replaced = tokio::task::spawn_blocking(move || replace(&feed, release, &version_owned, &exe_owned))
+    let (version_owned, exe_owned) = (version.to_string(), exe.to_path_buf());
+    let replaced = tokio::task::spawn_blocking(move || replace(release, digest, &version_owned, &exe_owned))
         .await
         .map_err(|e| failed(e.to_string()))?;
     replaced.map_err(|e| failed(e.to_string()))?;
-    Ok(Installed { version: version.to_string(), path: exe.to_path_buf() })
+    Ok(Installed { version: version.to_string(), path: exe.to_path_buf(), key: key.to_string() })
 }
 
-/// A release of the feed: the archive and its sums file, at the URLs `url_of(file)` gives.
-fn one_release(version: &str, archive: &str, url_of: impl Fn(&str) -> String) -> self_update::Result<Release> {
-    Release::builder()
-        .version(version)
-        .asset(ReleaseAsset::new(archive, url_of(archive)))
-        .asset(ReleaseAsset::new(SUMS_FILE, url_of(SUMS_FILE)))
-        .build()
+/// How a feed's files are reached: by URL (HTTPS, a loopback feed, GitHub's release downloads),
+/// or in a bucket (read with the AWS SDK; the archive through a presigned URL).
+enum Files {
+    Base(String),
+    S3(Aws),
+}
+
+impl Files {
+    async fn open(feed: &Feed, config: &Config) -> Result<Files, Error> {
+        Ok(match feed {
+            Feed::Http { base } => Files::Base(base.clone()),
+            Feed::GitHub { owner, name } => Files::Base(format!("https://github.com/{owner}/{name}/releases/download")),
+            Feed::S3 { bucket } => Files::S3(s3(config, bucket).await?),
+        })
+    }
+
+    async fn url(&self, version: &str, file: &str) -> Result<String, String> {
+        match self {
+            Files::Base(base) => Ok(format!("{base}/{}", Feed::key(version, file))),
+            Files::S3(aws) => {
+                aws.presigned_get(&Feed::key(version, file), PRESIGN_FOR).await.map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// A small file of the release (the sums, the signature), whole.
+    async fn read(&self, version: &str, file: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Files::Base(_) => http_bytes(&self.url(version, file).await?, SMALL_TIMEOUT).await,
+            Files::S3(aws) => aws.get_bytes(&Feed::key(version, file), SMALL_MAX).await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+async fn http_bytes(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+    let client = http::for_url(url, timeout, http::Redirects::Follow).map_err(|e| format!("{e:#}"))?;
+    let response = client.get(url).send().await.map_err(|e| format!("GET {url}: {}", http::describe(&e, timeout)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("GET {url} answered HTTP {status}"));
+    }
+    let bytes = response.bytes().await.map_err(|e| format!("GET {url}: {}", http::describe(&e, timeout)))?;
+    if bytes.len() as u64 > SMALL_MAX {
+        return Err(format!("GET {url}: {} bytes, more than a sums file or signature holds", bytes.len()));
+    }
+    Ok(bytes.to_vec())
 }
 
 /// A feed's release, already resolved: the version asked for, whatever self_update asks.
@@ -132,36 +180,24 @@ impl ReleaseSource for Resolved {
     }
 }
 
-/// The blocking part: self_update's download, checks and swap. The options are the same for every
-/// backend, but each backend has its own builder type, hence the macro.
-fn replace(feed: &Feed, release: Option<Release>, version: &str, exe: &Path) -> anyhow::Result<()> {
-    macro_rules! configured {
-        ($builder:expr) => {
-            $builder
-                .bin_name("devbox")
-                .current_version(CURRENT_VERSION)
-                .release_tag(format!("v{version}"))
-                .target(this_target())
-                .bin_install_path(exe)
-                .checksum_from_asset(SUMS_FILE)
-                .verify_binary(reports_version(version.to_string()))
-                .timeout(DOWNLOAD_TIMEOUT)
-                .show_download_progress(false)
-                .show_output(false)
-                .no_confirm(true)
-        };
-    }
-    let status = match (feed, release) {
-        (Feed::GitHub { owner, name }, _) => {
-            configured!(self_update::backends::github::Update::configure().repo_owner(owner).repo_name(name))
-                .build()?
-                .update()?
-        }
-        (_, Some(release)) => configured!(self_update::backends::custom::Update::configure().source(Resolved(release)))
-            .build()?
-            .update()?,
-        (_, None) => anyhow::bail!("no release was resolved for {feed}"),
-    };
+/// The blocking part: self_update's download, its check of the archive against `digest` (from
+/// the signed sums), the new binary's own check, and the swap.
+fn replace(release: Release, digest: String, version: &str, exe: &Path) -> anyhow::Result<()> {
+    let status = self_update::backends::custom::Update::configure()
+        .source(Resolved(release))
+        .bin_name("devbox")
+        .current_version(CURRENT_VERSION)
+        .release_tag(format!("v{version}"))
+        .target(this_target())
+        .bin_install_path(exe)
+        .verify_checksum(self_update::Checksum::Sha256(digest))
+        .verify_binary(reports_version(version.to_string()))
+        .timeout(DOWNLOAD_TIMEOUT)
+        .show_download_progress(false)
+        .show_output(false)
+        .no_confirm(true)
+        .build()?
+        .update()?;
     anyhow::ensure!(status.is_updated(), "self_update did not replace the binary ({status:?})");
     Ok(())
 }

@@ -1,18 +1,21 @@
 //! devbox's own releases: where they are published (the feed), which is newest, and replacing this
 //! binary with one of them. Only this module (and `install.rs` in it) knows the self_update crate.
 //!
-//! A release feed, over HTTPS/HTTP (`update.url`, `DEVBOX_DOWNLOAD_URL`) or in an S3 bucket
-//! (`update.s3_bucket`), has this layout, relative to its base URL or the bucket's root:
+//! A release feed, over HTTPS (`update.url`, `DEVBOX_DOWNLOAD_URL`; plain HTTP only to this
+//! machine) or in an S3 bucket (`update.s3_bucket`), has this layout, relative to its base URL or
+//! the bucket's root:
 //!
 //! ```text
 //! latest                                     the newest version, e.g. "0.2.0" (one line)
 //! v<version>/devbox-<version>-<target>.tar.gz  holds the `devbox` binary at its root
 //! v<version>/SHA256SUMS                      `sha256sum` output: "<hex>  <file name>" per line
+//! v<version>/SHA256SUMS.minisig              minisign's signature of SHA256SUMS
 //! ```
 //!
 //! GitHub releases (`update.github`) hold the same files: the tag is `v<version>`, its assets are
-//! the archives and `SHA256SUMS`, and "latest" is GitHub's latest release. `install.sh` reads the
-//! same layout.
+//! the archives, `SHA256SUMS` and its signature, and "latest" is GitHub's latest release.
+//! `install.sh` reads the same layout. The signature is what makes a release trusted: the sums
+//! come from the same place as the archives, so whoever can change one can change the other.
 
 mod cache;
 mod install;
@@ -26,12 +29,37 @@ pub use install::{install, latest_version};
 use crate::config::UpdateConfig;
 use crate::env::Environment;
 use crate::error::Error;
+use crate::signature::{PublicKey, SIGNATURE_SUFFIX};
 
 /// This build's version.
 pub const CURRENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The name of the sums file in every release.
 pub const SUMS_FILE: &str = "SHA256SUMS";
+
+/// The name of the sums file's minisign signature.
+pub fn signature_file() -> String {
+    format!("{SUMS_FILE}{SIGNATURE_SUFFIX}")
+}
+
+/// The key releases must be signed with: `update.public_key`, else the project's, embedded.
+pub fn release_key(update: &UpdateConfig) -> Result<PublicKey, Error> {
+    if update.public_key.trim().is_empty() {
+        return Ok(PublicKey::project());
+    }
+    PublicKey::parse(&update.public_key).map_err(|reason| Error::Usage(format!("update.public_key: {reason}")))
+}
+
+/// The SHA-256 that a `SHA256SUMS` text lists for `file` ("<hex>  <name>", or "<hex> *<name>" in
+/// binary mode), in lowercase hex.
+pub fn digest_for(sums: &str, file: &str) -> Option<String> {
+    sums.lines().find_map(|line| {
+        let (hex, name) = line.trim_end().split_once(' ')?;
+        let name = name.trim_start_matches(' ').trim_start_matches('*');
+        let hex = hex.to_ascii_lowercase();
+        (name == file && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+    })
+}
 
 /// Where releases are published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +74,19 @@ pub enum Feed {
 
 impl Feed {
     /// The feed in force: `DEVBOX_DOWNLOAD_URL` (a mirror, as for install.sh), then `update.url`,
-    /// then `update.s3_bucket`, then `update.github`.
+    /// then `update.s3_bucket`, then `update.github`. A plain `http://` feed is refused here, before
+    /// anything connects, unless it is on this machine.
     pub fn from_config(update: &UpdateConfig, env: &Environment) -> Result<Feed, Error> {
-        let url = env.var("DEVBOX_DOWNLOAD_URL").unwrap_or(&update.url);
+        let (url, what) = match env.var("DEVBOX_DOWNLOAD_URL") {
+            Some(url) => (url, "DEVBOX_DOWNLOAD_URL"),
+            None => (update.url.as_str(), "update.url"),
+        };
         if !url.is_empty() {
+            crate::http::require_https(url).map_err(|reason| Error::InsecureUrl {
+                what: what.into(),
+                url: url.into(),
+                reason,
+            })?;
             return Ok(Feed::Http { base: url.trim_end_matches('/').to_string() });
         }
         if !update.s3_bucket.is_empty() {
@@ -150,7 +187,40 @@ mod tests {
     use super::*;
 
     fn update(github: &str, s3_bucket: &str, url: &str) -> UpdateConfig {
-        UpdateConfig { github: github.into(), s3_bucket: s3_bucket.into(), url: url.into() }
+        UpdateConfig { github: github.into(), s3_bucket: s3_bucket.into(), url: url.into(), public_key: String::new() }
+    }
+
+    #[test]
+    fn plain_http_feeds_are_refused_unless_on_this_machine() {
+        let env = Environment::default();
+        let plain = update("", "", "http://dl.acme.dev/devbox/");
+        assert!(
+            matches!(Feed::from_config(&plain, &env), Err(Error::InsecureUrl { ref what, .. }) if what == "update.url")
+        );
+        let mirror = env.clone().with("DEVBOX_DOWNLOAD_URL", "http://mirror.lan/devbox");
+        let refused = Feed::from_config(&update("acme/devbox", "", ""), &mirror);
+        assert!(matches!(refused, Err(Error::InsecureUrl { ref what, .. }) if what == "DEVBOX_DOWNLOAD_URL"));
+    }
+
+    #[test]
+    fn sums_list_digests_by_file_name() {
+        let a = "a".repeat(64);
+        let b = "B".repeat(64);
+        let sums = format!("{a}  devbox-0.2.0-x.tar.gz\n{b} *devbox-0.2.0-y.tar.gz\nshort  devbox-0.2.0-z.tar.gz\n");
+        assert_eq!(digest_for(&sums, "devbox-0.2.0-x.tar.gz"), Some(a));
+        assert_eq!(digest_for(&sums, "devbox-0.2.0-y.tar.gz"), Some("b".repeat(64)));
+        assert_eq!(digest_for(&sums, "devbox-0.2.0-z.tar.gz"), None);
+        assert_eq!(digest_for(&sums, "devbox-0.2.0-x.tar"), None);
+    }
+
+    #[test]
+    fn the_release_key_is_the_configured_one_or_the_projects() {
+        let mut config = update("acme/devbox", "", "");
+        assert_eq!(release_key(&config).ok(), Some(PublicKey::project()));
+        config.public_key = "RWSv8SgTRnrnwkoADr1/QBv+oKspR4kvgPHKnbo/yUfhrMS+PFsmIAV2".into();
+        assert_eq!(release_key(&config).map(|k| k.to_string()).ok().as_deref(), Some(config.public_key.as_str()));
+        config.public_key = "nonsense".into();
+        assert!(matches!(release_key(&config), Err(Error::Usage(_))));
     }
 
     #[test]

@@ -60,9 +60,12 @@ impl Drop for FakeTimeS3 {
 /// A config for `bed` whose S3 endpoint is `endpoint`, plus `extra` TOML.
 pub(crate) fn config_with_endpoint(bed: &Bed, endpoint: &str, extra: &str) {
     bed.write_raw_config(&format!(
-        "[registry]\nimage = \"{REGISTRY_IMAGE}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
+        "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
          [registry.s3]\nbucket = \"{}\"\nendpoint = \"{endpoint}\"\npath_style = true\n{extra}",
-        bed.name, bed.port, bed.bucket
+        crate::testbed::registry_image_pinned(),
+        bed.name,
+        bed.port,
+        bed.bucket
     ));
 }
 

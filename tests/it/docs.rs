@@ -189,3 +189,188 @@ fn the_path_words_of_a_text_are_its_paths() {
     assert_eq!(anchor("Base images: `devbox pull`"), "base-images-devbox-pull");
     assert_eq!(anchor("Short-lived credentials"), "short-lived-credentials");
 }
+
+/// A source file as the checks below read it: comments and everything from `#[cfg(test)]` on left
+/// out (tests may reach anywhere), with its path under `src/`.
+struct Source {
+    path: String,
+    code: String,
+}
+
+fn sources() -> Vec<Source> {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    files_under(&src, &src, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .filter(|path| path.ends_with(".rs") && !path.ends_with("/tests.rs") && !path.ends_with("_tests.rs"))
+        .map(|path| {
+            let text = read(&format!("src/{path}"));
+            let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let code =
+                text.lines().map(|line| line.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+            Source { path, code }
+        })
+        .collect()
+}
+
+/// The top-level module a file under `src/` belongs to: `registry/converge.rs` → `registry`.
+fn top_module(path: &str) -> &str {
+    path.split('/').next().unwrap_or(path).trim_end_matches(".rs")
+}
+
+/// The top-level modules a file's code names through `crate::` (`use crate::{a, b::c}` included).
+fn crate_imports(code: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // The first segment of each path in the group, at the group's own depth.
+            let (mut depth, mut segment, mut start) = (0, String::new(), true);
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => start = true,
+                    c if start && (c.is_ascii_alphanumeric() || c == '_') => segment.push(c),
+                    _ if start && !segment.is_empty() => {
+                        names.insert(std::mem::take(&mut segment));
+                        start = false;
+                    }
+                    _ => {}
+                }
+            }
+            names.extend(Some(segment).filter(|s| !s.is_empty()));
+        } else {
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            names.extend(Some(name).filter(|s| !s.is_empty()));
+        }
+    }
+    names
+}
+
+/// ARCHITECTURE.md's layers, lowest first: each row of its "## Layers" table names its modules.
+fn layers() -> Vec<Vec<String>> {
+    let architecture = read("ARCHITECTURE.md");
+    let section = architecture.split("\n## Layers").nth(1).expect("ARCHITECTURE.md has a \"## Layers\" section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    section
+        .lines()
+        .filter(|line| line.starts_with("| ") && line.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
+        .map(|row| {
+            let modules = row.split('|').nth(2).unwrap_or_default();
+            modules.split('`').skip(1).step_by(2).map(String::from).collect()
+        })
+        .collect()
+}
+
+/// Whether `graph` has a cycle; the first one found, as a path.
+fn a_cycle(graph: &std::collections::BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_module_imports_from_a_layer_above_its_own_nor_round_a_cycle() {
+    let layers = layers();
+    let layer_of = |module: &str| layers.iter().position(|layer| layer.iter().any(|m| m == module));
+    let sources = sources();
+    let modules: BTreeSet<&str> = sources.iter().map(|s| top_module(&s.path)).filter(|m| *m != "main").collect();
+    let unplaced: Vec<&&str> = modules.iter().filter(|m| layer_of(m).is_none()).collect();
+    assert!(unplaced.is_empty(), "ARCHITECTURE.md's \"## Layers\" table does not place these modules: {unplaced:?}");
+    let mut graph: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    let mut upward = Vec::new();
+    for source in &sources {
+        let from = top_module(&source.path);
+        if from == "main" {
+            continue;
+        }
+        for to in crate_imports(&source.code) {
+            let Some(to_layer) = layer_of(&to) else { continue };
+            if to != from {
+                graph.entry(from.to_string()).or_default().insert(to.clone());
+            }
+            if layer_of(from).is_some_and(|own| to_layer > own) {
+                upward.push(format!("{} imports crate::{to}, a layer above its own", source.path));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "imports that go up a layer (ARCHITECTURE.md, \"## Layers\"):\n  {}",
+        upward.join("\n  ")
+    );
+    assert_eq!(a_cycle(&graph), None, "the modules import each other round a cycle");
+    // Within a module, its files (not the `mod.rs` that declares them) do not import round a cycle.
+    let mut siblings: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for source in &sources {
+        let Some((dir, file)) = source.path.rsplit_once('/') else { continue };
+        let file = file.trim_end_matches(".rs");
+        if file == "mod" {
+            continue;
+        }
+        let own = format!("crate::{}::", dir.replace('/', "::"));
+        for other in sources.iter().filter_map(|s| s.path.strip_prefix(&format!("{dir}/"))) {
+            let other = other.trim_end_matches(".rs");
+            if other == file || other == "mod" || other.contains('/') {
+                continue;
+            }
+            let named = [format!("super::{other}"), format!("{own}{other}")]
+                .iter()
+                .any(|path| source.code.contains(&format!("{path}::")) || source.code.contains(&format!("{path};")))
+                || ["super::{".to_string(), format!("{own}{{")].iter().any(|group| {
+                    source.code.match_indices(group.as_str()).any(|(at, _)| {
+                        let inside = &source.code[at + group.len()..];
+                        let inside = inside.split('}').next().unwrap_or_default();
+                        inside.split(',').any(|item| item.trim().split("::").next() == Some(other))
+                    })
+                });
+            if named {
+                siblings.entry(format!("{dir}/{file}")).or_default().insert(format!("{dir}/{other}"));
+            }
+        }
+    }
+    assert_eq!(a_cycle(&siblings), None, "files of one module import each other round a cycle");
+}
+
+#[test]
+fn the_import_checks_read_paths_as_rust_does() {
+    let code = "use crate::{config::{self, Config}, engine::Engine, ui};\nlet x = crate::http::loopback();";
+    let found: Vec<String> = crate_imports(code).into_iter().collect();
+    assert_eq!(found, ["config", "engine", "http", "ui"]);
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+        for (a, b) in edges {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+        }
+        g
+    };
+    assert_eq!(a_cycle(&graph(&[("a", "b"), ("b", "c")])), None);
+    assert_eq!(a_cycle(&graph(&[("a", "b"), ("b", "a")])), Some(vec!["a".into(), "b".into(), "a".into()]));
+}

@@ -75,7 +75,7 @@ fn laptop_config(bed: &GarageBed, bucket: &str, name: &str, extra: &str) {
         "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
          [registry.s3]\nbucket = \"{bucket}\"\nendpoint = \"{ENDPOINT}\"\npath_style = true\n\
          [fleet]\nreport = true\nname = \"{name}\"\n{extra}",
-        crate::testbed::REGISTRY_IMAGE,
+        crate::testbed::registry_image_pinned(),
         bed.bed.name,
         bed.bed.port
     ));

@@ -330,9 +330,12 @@ fn init_on_a_terminal_asks_for_what_is_missing() {
     // The port devbox would use is taken, and no bucket is set: both are asked.
     let holder = hold_port(bed.port);
     bed.write_raw_config(&format!(
-        "[registry]\nimage = \"devbox-testbed/registry:2.8\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
+        "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
          [registry.s3]\nendpoint = \"{}\"\npath_style = true\n",
-        bed.name, bed.port, bed.s3_endpoint
+        crate::testbed::registry_image_pinned(),
+        bed.name,
+        bed.port,
+        bed.s3_endpoint
     ));
     let aws = bed.home.path().join(".aws");
     std::fs::create_dir_all(&aws).expect("mkdir");
@@ -364,6 +367,8 @@ fn init_on_a_terminal_asks_for_what_is_missing() {
     settings.add_filter(r"✓ doctor    (all 11 checks passed|1 warning)", "✓ doctor    [PASSED]");
     settings.add_filter(r"devbox\.toml\.\d{8}T\d{6}Z\.bak", "devbox.toml.[STAMP].bak");
     settings.add_filter(&regex_escape(&bed.name), "[BED]");
+    // The testbed image's digest is this machine's own (made by `docker import`).
+    settings.add_filter(&regex_escape(crate::testbed::registry_image_pinned()), "[REGISTRY_IMAGE]");
     settings.add_filter(&regex_escape(&bed.home.path().display().to_string()), "[HOME]");
     settings.add_filter(&regex_escape(&bed.s3_endpoint), "[S3]");
     settings.add_filter(&format!(r"\b{}\b", bed.port), "[BUSY_PORT]");

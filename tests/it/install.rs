@@ -25,11 +25,18 @@ impl Run {
 
     /// `<shell> install.sh` with a temp HOME and install dir, reading `feed`.
     fn install(&self, shell: &str, feed: &ReleaseFeed, extra_env: &[(&str, &str)]) -> Output {
+        self.install_with(shell, feed, extra_env, &[])
+    }
+
+    /// The same, with `args` for install.sh.
+    fn install_with(&self, shell: &str, feed: &ReleaseFeed, extra_env: &[(&str, &str)], args: &[&str]) -> Output {
         let mut cmd = Command::new(shell);
         cmd.arg(script())
+            .args(args)
             .env("HOME", self.home.path())
             .env("DEVBOX_INSTALL_DIR", self.install_dir())
             .env("DEVBOX_DOWNLOAD_URL", format!("{}/", feed.url))
+            .env("DEVBOX_PUBLIC_KEY", &feed.key.public)
             .env_remove("DEVBOX_VERSION");
         for (k, v) in extra_env {
             cmd.env(k, v);
@@ -61,6 +68,7 @@ fn install_sh_under_dash_installs_a_verified_release_that_runs() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "install.sh failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("verified devbox-0.2.0-"), "{stdout}");
+    assert!(stdout.contains(&format!("verified the signature of SHA256SUMS (minisign, key {})", feed.key.public)));
     assert!(stdout.contains("installed devbox 0.2.0 to"), "{stdout}");
     assert!(stdout.contains("is not on your PATH; add it, e.g.: export PATH="), "{stdout}");
     assert!(stdout.contains("next: devbox init"), "{stdout}");
@@ -69,7 +77,7 @@ fn install_sh_under_dash_installs_a_verified_release_that_runs() {
     let ran = Command::new(&installed).arg("--version").output().expect("run the installed binary");
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "devbox 0.2.0");
     let archive = format!("v0.2.0/devbox-0.2.0-{}.tar.gz", this_target());
-    assert_eq!(feed.requested(), ["latest", archive.as_str(), "v0.2.0/SHA256SUMS"]);
+    assert_eq!(feed.requested(), ["latest", archive.as_str(), "v0.2.0/SHA256SUMS", "v0.2.0/SHA256SUMS.minisig"]);
 
     // Run again with the install dir on PATH: no PATH hint, the same binary.
     // The test's own PATH, extended for the child: tests have no `Environment` to ask.
@@ -113,8 +121,9 @@ fn install_sh_refuses_when_sums_are_missing_or_silent() {
     let sums = feed.root.path().join("v0.2.0/SHA256SUMS");
     let run = Run::new();
 
-    // The sums file lists other archives only.
+    // The sums file lists other archives only (signed, so the signature is not what refuses it).
     std::fs::write(&sums, "0000  devbox-0.2.0-other.tar.gz\n").expect("write");
+    feed.key.sign(&sums);
     let out = run.install("dash", &feed, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("SHA256SUMS lists no checksum for devbox-0.2.0-"), "{}", text(&out).1);
@@ -156,9 +165,18 @@ fn install_sh_refuses_when_no_tool_can_verify() {
     let openssl = Command::new("sh").args(["-c", "command -v openssl"]).output().expect("which");
     let openssl = String::from_utf8_lossy(&openssl.stdout).trim().to_string();
     std::os::unix::fs::symlink(&openssl, tools.path().join("openssl")).expect("symlink");
+    // Without minisign on the PATH, --require-signature refuses: the signature cannot be checked.
+    let out = run.install_with("/usr/bin/dash", &feed, &[("PATH", &path)], &["--require-signature"]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(text(&out).1.contains("--require-signature: cannot verify the signature of SHA256SUMS without minisign"));
+    assert_eq!(run.installed_files(), Vec::<String>::new());
+
     let out = run.install("/usr/bin/dash", &feed, &[("PATH", &path)]);
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(text(&out).0.contains("verified devbox-0.2.0-"));
+    // It says what it did not verify, and how to.
+    assert!(text(&out).0.contains("NOT verified: the signature of SHA256SUMS (minisign is not installed)"));
+    assert!(text(&out).0.contains("brew install minisign"));
     assert_eq!(run.installed_files(), vec!["devbox".to_string()]);
 }
 

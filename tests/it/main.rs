@@ -30,6 +30,7 @@ mod security;
 mod self_update;
 mod speed;
 mod testbed;
+mod trust;
 mod vm;
 mod vm_bed;
 mod vm_systemd;

@@ -175,7 +175,8 @@ impl PodmanBed {
 
     /// This bed's devbox.toml, with Garage's region, plus `extra` TOML lines.
     pub fn write_config(&self, extra: &str) {
-        self.bed.write_config(&format!("region = \"us-east-1\"\n{extra}"));
+        // The VM's engine got the image by `docker save` and `load`: no repository digest to pin.
+        self.bed.write_config_with_image(REGISTRY_IMAGE, &format!("region = \"us-east-1\"\n{extra}"));
     }
 
     pub fn runtime_dir(&self) -> PathBuf {

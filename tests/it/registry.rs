@@ -50,7 +50,7 @@ fn without_a_bucket_the_registry_uses_a_named_volume_that_down_keeps() {
     let bed = Bed::new("volume");
     bed.write_raw_config(&format!(
         "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n",
-        crate::testbed::REGISTRY_IMAGE,
+        crate::testbed::registry_image_pinned(),
         bed.name,
         bed.port
     ));

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::testbed::{Bed, REGISTRY_IMAGE, docker, docker_try};
+use crate::testbed::{Bed, docker, docker_try};
 
 /// The official v3 layout (`/etc/distribution/config.yml`, `/entrypoint.sh`), built by
 /// `tests/testbed/registry-image.sh devbox-testbed/registry:3 3`.
@@ -23,13 +23,17 @@ fn ensure_image(tag: &str, script: &str, args: &[&str]) {
     assert!(built.success(), "building {tag} failed (see above)");
 }
 
+/// The v3 image, pinned by digest as every bed's image is (an unpinned tag is a doctor warning).
 fn v3_image() -> &'static str {
-    ensure_image(REGISTRY_V3_IMAGE, "registry-image.sh", &[REGISTRY_V3_IMAGE, "3"]);
-    REGISTRY_V3_IMAGE
+    static PINNED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PINNED.get_or_init(|| {
+        ensure_image(REGISTRY_V3_IMAGE, "registry-image.sh", &[REGISTRY_V3_IMAGE, "3"]);
+        crate::testbed::pin_by_digest(REGISTRY_V3_IMAGE)
+    })
 }
 
 fn v2_image() -> &'static str {
-    REGISTRY_IMAGE
+    crate::testbed::registry_image_pinned()
 }
 
 fn not_a_registry_image() -> &'static str {
@@ -41,7 +45,8 @@ fn not_a_registry_image() -> &'static str {
 fn use_image(bed: &Bed, image: &str, extra: &str) {
     bed.write_config(extra);
     let text = std::fs::read_to_string(bed.config_path()).expect("read config");
-    bed.write_raw_config(&text.replacen(&format!("image = \"{REGISTRY_IMAGE}\""), &format!("image = \"{image}\""), 1));
+    let pinned = crate::testbed::registry_image_pinned();
+    bed.write_raw_config(&text.replacen(&format!("image = \"{pinned}\""), &format!("image = \"{image}\""), 1));
 }
 
 /// A copy of the v3 test image whose entrypoint ignores its command and always serves the image's

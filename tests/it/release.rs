@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::release_feed::{ReleaseFeed, assert_posix_sh, fake_devbox, sha256_hex, this_target};
+use crate::release_feed::{ReleaseFeed, SigningKey, assert_posix_sh, fake_devbox, sha256_hex, this_target};
 use crate::testbed::{output_text, write_executable};
 
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
@@ -34,9 +34,11 @@ fn release_sh_in(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// `release.sh package` of `binary` as `version` into the feed, for its default target: this
-/// machine's, which must be the name install.sh and self-update look for.
+/// machine's, which must be the name install.sh and self-update look for; signed with the feed's
+/// throwaway key.
 fn package(feed: &ReleaseFeed, binary: &Path, version: &str) {
     let binary = binary.to_string_lossy();
+    let key = feed.key.secret_file();
     let out = release_sh(&[
         "package",
         "--binary",
@@ -45,8 +47,11 @@ fn package(feed: &ReleaseFeed, binary: &Path, version: &str) {
         version,
         "--out",
         &feed.root.path().to_string_lossy(),
+        "--key",
+        &key.to_string_lossy(),
     ]);
     assert!(out.status.success(), "release.sh package {version}:\n{}", output_text(&out));
+    assert!(output_text(&out).contains("signed "), "{}", output_text(&out));
 }
 
 /// A version older than this build's and as long, so it can take its place in the binary.
@@ -116,39 +121,51 @@ fn a_release_made_by_the_script_installs_with_install_sh_then_self_updates_to_th
     assert_eq!(sums, format!("{digest}  {archive}\n"));
     let checked = Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(&dir).output().expect("sha256sum");
     assert!(checked.status.success(), "{}", output_text(&checked));
+    // The signature verifies with minisign itself, against the throwaway key's public half.
+    let verified = Command::new("minisign")
+        .args(["-V", "-P", &feed.key.public, "-m", "SHA256SUMS"])
+        .current_dir(&dir)
+        .output()
+        .expect("minisign -V");
+    assert!(verified.status.success(), "{}", output_text(&verified));
 
-    // The feed's install.sh installs it, run as docs/onboarding.md says: the very bytes packed.
+    // The feed's install.sh installs it, run as docs/onboarding.md says: the very bytes packed,
+    // their signature checked with minisign.
     let home = tempfile::tempdir().expect("temp HOME");
     let bin_dir = home.path().join("bin");
     let installed = bin_dir.join("devbox");
-    let out = Command::new("sh")
-        .args(["-c", "curl -fsSL \"$DEVBOX_DOWNLOAD_URL/install.sh\" | sh"])
-        .env("HOME", home.path())
-        .env("DEVBOX_INSTALL_DIR", &bin_dir)
-        .env("DEVBOX_DOWNLOAD_URL", &feed.url)
-        .env_remove("DEVBOX_VERSION")
-        .output()
-        .expect("run install.sh");
+    let out = install_sh(&feed, home.path(), &bin_dir);
     assert!(out.status.success(), "install.sh:\n{}", output_text(&out));
-    assert!(output_text(&out).contains(&format!("installed devbox {older} to")), "{}", output_text(&out));
+    let said = output_text(&out);
+    assert!(said.contains(&format!("verified the signature of SHA256SUMS (minisign, key {})", feed.key.public)));
+    assert!(said.contains(&format!("installed devbox {older} to")), "{said}");
     assert!(std::fs::read(&installed).expect("read installed") == older_build, "not the packed bytes");
 
-    // This build, released as the next version, and self-update moves the installed one to it.
+    // This build, released as the next version, and self-update moves the installed one to it;
+    // but first each tampered form of that release is refused, the installed binary untouched.
     package(&feed, env!("CARGO_BIN_EXE_devbox").as_ref(), CURRENT);
     assert_eq!(std::fs::read_to_string(feed.root.path().join("latest")).expect("latest"), format!("{CURRENT}\n"));
     let config = home.path().join("devbox.toml");
-    let feed_config = format!("[update]\nurl = \"{}/\"\ngithub = \"nobody/never-contacted\"\n", feed.url);
+    let feed_config = format!(
+        "[update]\nurl = \"{}/\"\ngithub = \"nobody/never-contacted\"\npublic_key = \"{}\"\n",
+        feed.url, feed.key.public
+    );
     std::fs::write(&config, feed_config).expect("write config");
-    let out = Command::new(&installed)
-        .arg("self-update")
-        .arg("--config")
-        .arg(&config)
-        .env("HOME", home.path())
-        .env("NO_COLOR", "1")
-        .env_remove("DEVBOX_CONFIG")
-        .env_remove("DEVBOX_DOWNLOAD_URL")
-        .output()
-        .expect("run the installed devbox");
+    let self_update = || {
+        Command::new(&installed)
+            .arg("self-update")
+            .arg("--config")
+            .arg(&config)
+            .env("HOME", home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("DEVBOX_CONFIG")
+            .env_remove("DEVBOX_DOWNLOAD_URL")
+            .output()
+            .expect("run the installed devbox")
+    };
+    refuses_tampered_releases(&feed, &self_update, &installed, &older_build, home.path());
+
+    let out = self_update();
     let said = output_text(&out);
     assert!(out.status.success(), "self-update:\n{said}");
     assert!(said.contains(&format!("updating devbox {older} → {CURRENT} from {}/", feed.url)), "{said}");
@@ -165,6 +182,191 @@ fn a_release_made_by_the_script_installs_with_install_sh_then_self_updates_to_th
     for file in [format!("v{CURRENT}/SHA256SUMS"), format!("v{CURRENT}/devbox-{CURRENT}-{target}.tar.gz")] {
         assert!(requested.contains(&file), "self-update never asked for {file}: {requested:?}");
     }
+}
+
+/// The feed's own install.sh, piped to sh as docs/onboarding.md says, with the feed's key.
+fn install_sh(feed: &ReleaseFeed, home: &Path, bin_dir: &Path) -> Output {
+    Command::new("sh")
+        .args(["-c", "curl -fsSL \"$DEVBOX_DOWNLOAD_URL/install.sh\" | sh -s -- --require-signature"])
+        .env("HOME", home)
+        .env("DEVBOX_INSTALL_DIR", bin_dir)
+        .env("DEVBOX_DOWNLOAD_URL", &feed.url)
+        .env("DEVBOX_PUBLIC_KEY", &feed.key.public)
+        .env_remove("DEVBOX_VERSION")
+        .output()
+        .expect("run install.sh")
+}
+
+/// Each tampered form of the newest release in `feed` (this build's) is refused by self-update
+/// (exit 1, naming what failed) and by install.sh, and `installed` stays `before`, byte for byte.
+/// The release is left as it was made.
+fn refuses_tampered_releases(
+    feed: &ReleaseFeed,
+    self_update: &dyn Fn() -> Output,
+    installed: &Path,
+    before: &[u8],
+    home: &Path,
+) {
+    let dir = feed.root.path().join(format!("v{CURRENT}"));
+    let (sums, sig) = (dir.join("SHA256SUMS"), dir.join("SHA256SUMS.minisig"));
+    let archive = dir.join(format!("devbox-{CURRENT}-{}.tar.gz", this_target()));
+    let originals: Vec<(PathBuf, Vec<u8>)> =
+        [&sums, &sig, &archive].iter().map(|p| (p.to_path_buf(), std::fs::read(p).expect("read"))).collect();
+    let restore = || {
+        for (path, bytes) in &originals {
+            std::fs::write(path, bytes).expect("restore");
+        }
+    };
+    let other_key = SigningKey::new();
+    let swapped = tempfile::tempdir().expect("tempdir");
+    write_executable(&swapped.path().join("devbox"), &fake_devbox(CURRENT));
+    type Tamper<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str, &'a str);
+    let tampers: Vec<Tamper> = vec![
+        (
+            "an archive swapped, with SHA256SUMS recomputed",
+            Box::new(|| {
+                let tar = Command::new("tar")
+                    .arg("-czf")
+                    .arg(&archive)
+                    .arg("-C")
+                    .arg(swapped.path())
+                    .arg("devbox")
+                    .status()
+                    .expect("tar");
+                assert!(tar.success());
+                let name = archive.file_name().expect("name").to_string_lossy().into_owned();
+                let digest = sha256_hex(&std::fs::read(&archive).expect("read"));
+                std::fs::write(&sums, format!("{digest}  {name}\n")).expect("write sums");
+            }),
+            "does not match the file's bytes",
+            "does not verify with key",
+        ),
+        (
+            "a valid signature from another key",
+            Box::new(|| other_key.sign(&sums)),
+            "was made with another key",
+            "does not verify with key",
+        ),
+        (
+            "a truncated signature",
+            Box::new(|| {
+                let bytes = std::fs::read(&sig).expect("read");
+                std::fs::write(&sig, &bytes[..bytes.len() / 2]).expect("write");
+            }),
+            "is not a minisign signature",
+            "does not verify with key",
+        ),
+        (
+            "no signature",
+            Box::new(|| std::fs::remove_file(&sig).expect("rm")),
+            "the release has no readable signature",
+            "the release has no signature",
+        ),
+    ];
+    for (what, tamper, self_update_says, install_says) in tampers {
+        tamper();
+        let out = self_update();
+        let said = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: self-update must fail:\n{said}");
+        assert!(said.contains(self_update_says), "{what}: self-update should say {self_update_says:?}:\n{said}");
+        assert!(said.contains("Nothing was replaced"), "{what}:\n{said}");
+        assert!(std::fs::read(installed).expect("read") == before, "{what}: the installed binary changed");
+
+        let elsewhere = home.join("install-elsewhere");
+        let out = install_sh(feed, home, &elsewhere);
+        let said = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: install.sh must fail:\n{said}");
+        assert!(said.contains(install_says), "{what}: install.sh should say {install_says:?}:\n{said}");
+        assert!(!elsewhere.join("devbox").exists(), "{what}: install.sh installed something");
+        restore();
+    }
+}
+
+/// A feed over plain http to a name other than 127.0.0.1, localhost or [::1] is refused before
+/// anything connects, by self-update and install.sh alike. The name is this machine's own (it
+/// resolves to loopback here), so a connection, had one been made, would have reached the feed.
+#[test]
+fn a_plain_http_feed_to_a_name_is_refused_before_connecting() {
+    let feed = ReleaseFeed::start();
+    feed.publish("0.2.0", &fake_devbox("0.2.0"), crate::release_feed::Sums::Good);
+    feed.set_latest("0.2.0");
+    let name = gethostname_or("devbox-feed.invalid");
+    let url = format!("http://{name}:{}/", feed.url.rsplit(':').next().expect("port"));
+    let home = tempfile::tempdir().expect("temp HOME");
+    let copy = home.path().join("devbox");
+    crate::testbed::copy_executable(env!("CARGO_BIN_EXE_devbox").as_ref(), &copy);
+
+    let config = home.path().join("devbox.toml");
+    std::fs::write(&config, format!("[update]\nurl = \"{url}\"\n")).expect("write config");
+    let out = Command::new(&copy).args(["self-update", "--config"]).arg(&config).env("HOME", home.path()).output();
+    let out = out.expect("run devbox");
+    let said = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("update.url") && said.contains("plain http:// is allowed only to this machine"), "{said}");
+
+    std::fs::write(&config, "").expect("write config");
+    let out = Command::new(&copy)
+        .args(["self-update", "--config"])
+        .arg(&config)
+        .env("HOME", home.path())
+        .env("DEVBOX_DOWNLOAD_URL", &url)
+        .output()
+        .expect("run devbox");
+    let said = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains(&format!("DEVBOX_DOWNLOAD_URL {url}")) && said.contains("use https://"), "{said}");
+
+    let out = Command::new("dash")
+        .arg(manifest_dir().join("install.sh"))
+        .env("HOME", home.path())
+        .env("DEVBOX_INSTALL_DIR", home.path().join("bin"))
+        .env("DEVBOX_DOWNLOAD_URL", &url)
+        .output()
+        .expect("run install.sh");
+    let said = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("plain http:// is allowed only to this machine"), "{said}");
+    assert!(!home.path().join("bin").exists());
+    assert!(feed.requested().is_empty(), "nothing may connect: {:?}", feed.requested());
+    assert!(std::fs::read(&copy).expect("read") == std::fs::read(env!("CARGO_BIN_EXE_devbox")).expect("read"));
+}
+
+/// A redirect from a loopback feed to plain http elsewhere is refused (the same rule as an HTTPS
+/// answer sending us to plain HTTP, which reqwest's policy in http.rs refuses the same way).
+#[test]
+fn a_redirect_to_plain_http_elsewhere_is_refused() {
+    let name = gethostname_or("devbox-feed.invalid");
+    let target = ReleaseFeed::start();
+    target.set_latest("0.2.0");
+    let port = target.url.rsplit(':').next().expect("port").to_string();
+    let redirector = crate::testbed::HttpServer::start(move |path| {
+        format!("HTTP/1.1 302 Found\r\nLocation: http://{name}:{port}/{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .into_bytes()
+    });
+    let home = tempfile::tempdir().expect("temp HOME");
+    let config = home.path().join("devbox.toml");
+    std::fs::write(&config, format!("[update]\nurl = \"{}/\"\n", redirector.url)).expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_devbox"))
+        .args(["self-update", "--check", "--config"])
+        .arg(&config)
+        .env("HOME", home.path())
+        .output()
+        .expect("run devbox");
+    let said = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("redirected to http://") && said.contains("plain http:// is allowed only"), "{said}");
+    assert_eq!(redirector.requested(), ["latest"]);
+    assert!(target.requested().is_empty(), "the redirect was followed: {:?}", target.requested());
+}
+
+/// This machine's name when it resolves to loopback (so a connection would reach the test's
+/// server), else `fallback`, a name that resolves nowhere: either way not a literal loopback host.
+fn gethostname_or(fallback: &str) -> String {
+    let out = Command::new("hostname").output().expect("run hostname");
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let resolves = Command::new("getent").args(["hosts", &name]).output().expect("run getent");
+    let address = String::from_utf8_lossy(&resolves.stdout);
+    if !name.is_empty() && name != "localhost" && address.starts_with("127.") { name } else { fallback.to_string() }
 }
 
 #[test]

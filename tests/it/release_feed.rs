@@ -1,6 +1,7 @@
 //! A release feed served on 127.0.0.1 by a small HTTP server in this process, for install.sh and
 //! `devbox self-update`. Its layout is the real one: `latest`, `v<version>/<archive>`,
-//! `v<version>/SHA256SUMS`. Nothing here reaches beyond loopback.
+//! `v<version>/SHA256SUMS`, `v<version>/SHA256SUMS.minisig`, signed with a throwaway minisign key
+//! made for each feed. Nothing here reaches beyond loopback.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +13,49 @@ use crate::testbed::HttpServer;
 pub struct ReleaseFeed {
     pub root: tempfile::TempDir,
     pub url: String,
+    pub key: SigningKey,
     server: HttpServer,
+}
+
+/// A throwaway minisign key pair (`minisign -G -W`: no password), in a temp dir of its own.
+pub struct SigningKey {
+    dir: tempfile::TempDir,
+    /// The public key's base64 line, as `update.public_key` and `DEVBOX_PUBLIC_KEY` take it.
+    pub public: String,
+}
+
+impl SigningKey {
+    pub fn new() -> SigningKey {
+        let dir = tempfile::tempdir().expect("key dir");
+        let out = Command::new("minisign")
+            .args(["-G", "-W", "-p"])
+            .arg(dir.path().join("key.pub"))
+            .arg("-s")
+            .arg(dir.path().join("key.sec"))
+            .output()
+            .expect("run minisign (tests/testbed/up.sh installs it)");
+        assert!(out.status.success(), "minisign -G: {}", String::from_utf8_lossy(&out.stderr));
+        let public = std::fs::read_to_string(dir.path().join("key.pub")).expect("key.pub");
+        let public = public.lines().nth(1).expect("the key line").trim().to_string();
+        SigningKey { dir, public }
+    }
+
+    /// The secret key file, as `scripts/release.sh --key` takes it.
+    pub fn secret_file(&self) -> PathBuf {
+        self.dir.path().join("key.sec")
+    }
+
+    /// Signs `file` as `file.minisig`.
+    pub fn sign(&self, file: &Path) {
+        let out = Command::new("minisign")
+            .args(["-S", "-s"])
+            .arg(self.secret_file())
+            .arg("-m")
+            .arg(file)
+            .output()
+            .expect("run minisign");
+        assert!(out.status.success(), "minisign -S: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 /// The Rust target this machine's archives are named for, as install.sh and devbox derive it.
@@ -58,10 +101,11 @@ impl ReleaseFeed {
     pub fn start() -> ReleaseFeed {
         let root = tempfile::tempdir().expect("feed dir");
         let server = HttpServer::files(root.path());
-        ReleaseFeed { url: server.url.clone(), root, server }
+        ReleaseFeed { url: server.url.clone(), root, key: SigningKey::new(), server }
     }
 
-    /// Publishes `version` with `binary` as `devbox` in this machine's archive, and its SHA256SUMS.
+    /// Publishes `version` with `binary` as `devbox` in this machine's archive, and its SHA256SUMS,
+    /// signed with the feed's key.
     pub fn publish(&self, version: &str, binary: &[u8], sums: Sums) -> PathBuf {
         let dir = self.root.path().join(format!("v{version}"));
         let staging = tempfile::tempdir().expect("staging");
@@ -87,6 +131,7 @@ impl ReleaseFeed {
         // Another target's line first, as a real SHA256SUMS has.
         let other = format!("{}  devbox-{version}-riscv64gc-unknown-linux-gnu.tar.gz\n", sha256_hex(b"other"));
         std::fs::write(dir.join("SHA256SUMS"), format!("{other}{digest}  {archive_name}\n")).expect("write sums");
+        self.key.sign(&dir.join("SHA256SUMS"));
         archive
     }
 

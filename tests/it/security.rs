@@ -270,7 +270,8 @@ fn registry_image(tag: &str, layout: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/registry-image.sh");
     let built = Command::new("sh").arg(script).args([tag, layout]).status().expect("run registry-image.sh");
     assert!(built.success(), "building {tag} failed (see above)");
-    tag.to_string()
+    // Pinned by digest, as every bed's image is (a bare tag is a doctor warning).
+    crate::testbed::pin_by_digest(tag)
 }
 
 /// Each CIS Docker Benchmark 5.x setting devbox sets, as the engine holds it.
@@ -336,7 +337,7 @@ fn hardened(test: &str, image: &str, s3: bool) {
         bed.push_image(ci, "base/tool:1", 50_000);
         let text = std::fs::read_to_string(bed.config_path()).expect("read config");
         bed.write_raw_config(&text.replacen(
-            &format!("image = \"{REGISTRY_IMAGE}\""),
+            &format!("image = \"{}\"", crate::testbed::registry_image_pinned()),
             &format!("image = \"{image}\""),
             1,
         ));

@@ -20,7 +20,10 @@ impl Copy {
         let original = std::fs::read(env!("CARGO_BIN_EXE_devbox")).expect("read devbox");
         std::fs::create_dir_all(dir.path().join("bin")).expect("mkdir");
         copy_executable(env!("CARGO_BIN_EXE_devbox").as_ref(), &dir.path().join("bin/devbox"));
-        let config = format!("[update]\nurl = \"{}/\"\ngithub = \"nobody/never-contacted\"\n", feed.url);
+        let config = format!(
+            "[update]\nurl = \"{}/\"\ngithub = \"nobody/never-contacted\"\npublic_key = \"{}\"\n",
+            feed.url, feed.key.public
+        );
         std::fs::write(dir.path().join("devbox.toml"), config).expect("write config");
         Copy { dir, original }
     }
@@ -72,6 +75,7 @@ fn self_update_replaces_the_binary_with_a_verified_release() {
     copy.test(&["self-update"])
         .output_has(format!("updating devbox {CURRENT} → 0.2.0 from {}/", feed.url))
         .output_has(format!("updated to devbox 0.2.0 at {}", copy.exe().display()))
+        .output_has(format!("SHA256SUMS signed by key {}", feed.key.public))
         .run();
     assert_eq!(std::fs::read(copy.exe()).expect("read"), fake_devbox("0.2.0"));
     let ran = Command::new(copy.exe()).arg("--version").output().expect("run the new binary");
@@ -160,7 +164,7 @@ fn self_update_check_reports_and_changes_nothing() {
 }
 
 #[test]
-fn self_update_version_pins_a_release_even_an_older_one() {
+fn self_update_version_pins_a_release_and_an_older_one_only_when_allowed() {
     let feed = ReleaseFeed::start();
     feed.publish("0.0.9", &fake_devbox("0.0.9"), Sums::Good);
     feed.publish("0.3.0", &fake_devbox("0.3.0"), Sums::Good);
@@ -173,7 +177,16 @@ fn self_update_version_pins_a_release_even_an_older_one() {
         .run();
     assert!(copy.unchanged());
 
-    copy.test(&["self-update", "--version", "v0.0.9"]).output_has("updated to devbox 0.0.9").run();
+    // An older version is a downgrade: refused unless asked for by name.
+    copy.test(&["self-update", "--version", "v0.0.9"])
+        .code(2)
+        .output_has(format!("devbox 0.0.9 is older than this devbox {CURRENT}"))
+        .output_has("--allow-downgrade")
+        .run();
+    assert!(copy.unchanged());
+    assert!(feed.requested().is_empty(), "refused before any request: {:?}", feed.requested());
+
+    copy.test(&["self-update", "--version", "v0.0.9", "--allow-downgrade"]).output_has("updated to devbox 0.0.9").run();
     assert_eq!(std::fs::read(copy.exe()).expect("read"), fake_devbox("0.0.9"));
     assert!(!feed.requested().contains(&"latest".to_string()));
 }
@@ -246,10 +259,13 @@ fn self_update_from_an_s3_release_feed() {
     upload(&format!("v0.2.1/{}", good.file_name().expect("name").to_string_lossy()), &good);
     upload("v0.2.1/SHA256SUMS", &feed.root.path().join("v0.2.1/SHA256SUMS"));
 
+    upload("v0.2.0/SHA256SUMS.minisig", &feed.root.path().join("v0.2.0/SHA256SUMS.minisig"));
+    upload("v0.2.1/SHA256SUMS.minisig", &feed.root.path().join("v0.2.1/SHA256SUMS.minisig"));
+
     let copy = Copy::new(&feed);
     let config = format!(
-        "[registry.s3]\nendpoint = \"{}\"\npath_style = true\n[update]\ns3_bucket = \"{}\"\n",
-        bed.s3_endpoint, bed.bucket
+        "[registry.s3]\nendpoint = \"{}\"\npath_style = true\n[update]\ns3_bucket = \"{}\"\npublic_key = \"{}\"\n",
+        bed.s3_endpoint, bed.bucket, feed.key.public
     );
     std::fs::write(copy.dir.path().join("devbox.toml"), config).expect("write config");
     let aws = [

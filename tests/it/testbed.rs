@@ -21,6 +21,7 @@ mod ci;
 pub mod garage;
 mod http;
 mod moto;
+mod pin;
 mod run;
 pub mod tty;
 
@@ -34,6 +35,7 @@ use std::time::{Duration, Instant};
 pub use ci::{layer_tar, push_image, start_ci_registry};
 pub use garage::{ENDPOINT as GARAGE_ENDPOINT, garage};
 pub use http::HttpServer;
+pub use pin::pin_by_digest;
 pub use run::Test;
 
 /// The registry image the tests use, built by `tests/testbed/registry-image.sh`.
@@ -41,6 +43,8 @@ pub const REGISTRY_IMAGE: &str = "devbox-testbed/registry:2.8";
 
 struct Shared {
     s3_port: u16,
+    /// REGISTRY_IMAGE pinned by its digest, as `registry.image` pins the official image.
+    registry_pinned: String,
     /// The shell that runs moto and ends it when this process ends; kept so it is never orphaned.
     _moto: std::process::Child,
 }
@@ -62,9 +66,15 @@ fn shared() -> &'static Shared {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/registry-image.sh");
         let built = Command::new("sh").arg(&script).arg(REGISTRY_IMAGE).status().expect("run registry-image.sh");
         assert!(built.success(), "building the testbed registry image failed (see above)");
+        let registry_pinned = pin_by_digest(REGISTRY_IMAGE);
         let (s3_port, moto) = moto::start_moto();
-        Shared { s3_port, _moto: moto }
+        Shared { s3_port, registry_pinned, _moto: moto }
     })
+}
+
+/// The testbed's registry image, pinned by digest: what every bed's `registry.image` says.
+pub fn registry_image_pinned() -> &'static str {
+    &shared().registry_pinned
 }
 
 pub fn free_port() -> u16 {
@@ -234,12 +244,19 @@ impl Bed {
         self.home.path().join(".config/devbox/devbox.toml")
     }
 
-    /// Writes the user's devbox.toml: this bed's registry on S3, plus `extra` TOML lines.
+    /// Writes the user's devbox.toml: this bed's registry on S3 (its image pinned by digest), plus
+    /// `extra` TOML lines.
     pub fn write_config(&self, extra: &str) {
+        self.write_config_with_image(registry_image_pinned(), extra);
+    }
+
+    /// The same with another `registry.image`: an engine that got the image by `docker save` and
+    /// `load` (a VM's) has no repository digest to pin it by.
+    pub fn write_config_with_image(&self, image: &str, extra: &str) {
         let text = format!(
-            "[registry]\nimage = \"{REGISTRY_IMAGE}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
+            "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
              [registry.s3]\nbucket = \"{}\"\nendpoint = \"{}\"\npath_style = true\n{extra}",
-            self.name, self.port, self.bucket, self.s3_endpoint
+            image, self.name, self.port, self.bucket, self.s3_endpoint
         );
         self.write_raw_config(&text);
     }

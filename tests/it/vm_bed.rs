@@ -138,7 +138,8 @@ impl VmBed {
 
     /// This bed's devbox.toml, with Garage's region, plus `extra` TOML lines.
     pub fn write_config(&self, extra: &str) {
-        self.bed.write_config(&format!("region = \"us-east-1\"\n{extra}"));
+        // The VM's engine got the image by `docker save` and `load`: no repository digest to pin.
+        self.bed.write_config_with_image(REGISTRY_IMAGE, &format!("region = \"us-east-1\"\n{extra}"));
     }
 
     /// The engine's skew from the host, by `clock check --json`, in seconds.

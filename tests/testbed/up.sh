@@ -4,10 +4,13 @@
 #   - Debian's docker-registry, packed into the local images devbox-testbed/registry:2.8 and
 #     devbox-testbed/registry:3 (the official 2.8 and v3 image layouts, the same 2.8 binary);
 #   - devbox-testbed/not-a-registry, an image that runs and listens nowhere (a fault test);
+#   - both registry images pushed to a throwaway local registry and pulled back as
+#     127.0.0.1:5990/devbox-testbed/registry:{2.8,3}, so they have repository digests to pin;
 #   - moto's S3 server (from PyPI); the tests start their own instance of it;
 #   - faketime (libfaketime), to run a second moto whose clock is minutes off (the clock tests).
 #   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
-#   - shellcheck and dash, for install.sh's tests (POSIX sh, run under dash).
+#   - shellcheck and dash, for install.sh's tests (POSIX sh, run under dash); minisign, to sign and
+#     check the test releases and team configs.
 #   - Garage, an S3 server that really expires keys (garage/up.sh: built once with `cargo install`,
 #     pinned, then reused; started and left running), for the short-lived credentials tests;
 #   - a Debian VM under QEMU with its own Docker engine, reached as colima's (vm/vm.sh; DEVBOX_TESTBED_VM=0
@@ -22,7 +25,7 @@ if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 
 # Every command the testbed needs, and the Debian package that brings it.
 needs="dockerd:docker.io docker-registry:docker-registry curl:curl faketime:faketime crontab:cron
-shellcheck:shellcheck dash:dash qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils
+shellcheck:shellcheck dash:dash minisign:minisign qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils
 debootstrap:debootstrap socat:socat ssh:openssh-client flock:util-linux chromium:chromium"
 missing_packages() {
   for need in $needs; do
@@ -72,6 +75,8 @@ fi
 sh tests/testbed/registry-image.sh devbox-testbed/registry:2.8 2.8
 sh tests/testbed/registry-image.sh devbox-testbed/registry:3 3
 sh tests/testbed/not-a-registry-image.sh devbox-testbed/not-a-registry
+# Repository digests for the registry images, so that the tests pin them as devbox pins its default.
+sh tests/testbed/pin-images.sh devbox-testbed/registry:2.8 devbox-testbed/registry:3
 # The VM image (downloads and debootstrap, mostly waiting on the network and the disk) builds in the
 # background while Garage builds (mostly CPU): on a fresh machine that saves the shorter of the two.
 vm_build=""

@@ -6,8 +6,9 @@ use crate::cli::{Context, report};
 use crate::clock::sync::SyncReport;
 use crate::config::{self, Config};
 use crate::error::Error;
-use crate::init::ask::{Front, port_free};
-use crate::ui::{self, Progress, progress_for};
+use crate::init::front::{Front, port_free};
+use crate::progress::Progress;
+use crate::ui::{self, progress_for};
 
 pub(super) struct Terminal {
     ctx: Context,
@@ -72,6 +73,15 @@ impl Front for Terminal {
                 }
             })?;
         Ok(answer.parse().map_err(|_| Error::Usage(format!("not a port: {answer}")))?)
+    }
+
+    fn trust(&self, from: &str, keys: &[String]) -> anyhow::Result<bool> {
+        let question = format!(
+            "The team config from {from} is neither pinned nor signed, and it changes {} (what this machine runs, \
+             where its AWS session goes, or where devbox updates from). Apply it?",
+            keys.join(", ")
+        );
+        ui::confirm(&self.ctx.printer, &question, false)
     }
 
     fn diff_line(&self, line: &str) {

@@ -12,6 +12,7 @@ pub mod disk;
 pub mod engine;
 pub mod images;
 pub mod registry;
+pub mod registry_pin;
 pub mod schedules;
 pub mod security;
 pub mod version;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{EngineFacts, Probe};
+use super::{EngineFacts, Probe, registry_pin};
 use crate::config::{ByteSize, RegistryConfig, SessionMode};
 use crate::doctor::{CheckId, Finding, Remedy, Status};
 use crate::engine::{ContainerInfo, Engine, Hardening};
@@ -14,6 +14,7 @@ use crate::registry;
 use crate::registry::api::{ApiError, RegistryApi};
 use crate::registry::cause::FixCommand;
 use crate::registry::lease::{Lease, LeaseVerdict, human_until};
+use crate::registry::pin::PinVerdict;
 use crate::registry::proof::Proofs;
 
 pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
@@ -44,6 +45,9 @@ pub struct ContainerFound {
     pub hardening: Hardening,
     /// `registry.s3.session`, named when the registry holds a long-lived key.
     pub session: SessionMode,
+    /// `registry.image`, and what its pin says of the image the container runs.
+    pub image: String,
+    pub pin: PinVerdict,
 }
 
 /// The registry container, in the terms the judge needs.
@@ -96,6 +100,7 @@ pub async fn measure_container(
     registry: &RegistryConfig,
     inspected: Result<Option<Arc<ContainerInfo>>, String>,
 ) -> ContainerFound {
+    let digests = registry_pin::digests_of(engine, &inspected).await;
     let container = inspected.map(|found| found.as_deref().map(ContainerSeen::of));
     let stopped = matches!(&container, Ok(None)) || matches!(&container, Ok(Some(c)) if !c.is_running());
     ContainerFound {
@@ -107,6 +112,8 @@ pub async fn measure_container(
         now: jiff::Timestamp::now(),
         hardening: registry::hardening(registry),
         session: registry.s3.session,
+        image: registry.image.clone(),
+        pin: registry::pin::judge(&registry.image, &digests),
     }
 }
 
@@ -157,6 +164,9 @@ pub fn judge_container(found: &ContainerFound) -> Finding {
     )
     .detail("image", container.image.clone())
     .detail("id", container.id.chars().take(12).collect::<String>());
+    if let Some(failed) = registry_pin::mismatch(&finding, &found.pin, name) {
+        return failed;
+    }
     // Its own credentials, not the host's: those are what S3 sees from the registry.
     let finding = match container.lease.verdict(found.now) {
         LeaseVerdict::Expired { expiry } => {
@@ -216,7 +226,7 @@ pub fn judge_container(found: &ContainerFound) -> Finding {
              can read. {why}"
         ));
     }
-    finding
+    registry_pin::unpinned(finding, &found.pin, &found.image)
 }
 
 /// Each hardening setting as a detail, present (with its value) or "missing"; and the missing ones.
@@ -376,6 +386,8 @@ mod tests {
             now: jiff::Timestamp::from_second(1_800_000_000).expect("a timestamp"),
             hardening: hardened(),
             session: SessionMode::Auto,
+            image: "registry:3.0.0@sha256:1".into(),
+            pin: PinVerdict::Matches { digest: "sha256:1".into() },
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// One run of devbox and what it must do: an exit code (0 unless told) and texts its output holds or
 /// lacks. `run` checks them all, and a failure shows the whole output.
+#[must_use = "a Test checks nothing until `.run()`"]
 pub struct Test {
     cmd: assert_cmd::Command,
     /// The exit code it must end with; `None`: any.
