@@ -136,9 +136,15 @@ pub async fn measure(
         return Err(DiskError::NoImage { image: image.clone() });
     }
     // One name for every probe: a probe left behind (its run was cut short by a timeout, as
-    // doctor's checks are) is removed by the next one.
+    // doctor's checks are) is removed by the next one, by its ID.
     let spec = probe_spec(image, PROBE_NAME);
-    engine.remove_container(PROBE_NAME).await?;
+    // A probe left stopped by an earlier run goes, by its ID; one that runs is another run's.
+    if let Some(left) = engine.container(PROBE_NAME).await?
+        && left.label(crate::registry::LABEL_ROLE) == Some(PROBE_ROLE)
+        && !left.is_running()
+    {
+        engine.remove_container(&left.id).await?;
+    }
     let image = image.clone();
     match engine.run_once(&spec).await? {
         OneShotOutcome::Exited { code: 0, output } => match parse_df(&output) {

@@ -197,6 +197,14 @@ pub enum Error {
     #[error("cannot update {} to devbox {version}: {reason}", path.display())]
     UpdateFailed { path: PathBuf, version: String, reason: String },
 
+    /// Another run holds the state directory's lock, and this one waited as long as it may.
+    #[error("another devbox run holds the lock {}: {holder}; gave up after waiting {waited}", path.display())]
+    LockBusy { holder: String, waited: String, path: PathBuf },
+
+    /// A record devbox needs is there but unreadable: it is never silently made again.
+    #[error("{what} in {place} is damaged: {reason}")]
+    DamagedRecord { what: String, place: String, reason: String, fix: String },
+
     #[error("{what} {url}: {reason}")]
     InsecureUrl { what: String, url: String, reason: String },
 
@@ -360,6 +368,11 @@ impl Error {
             Error::PackageManaged { manager, .. } => format!(
                 "Update devbox with {manager} (e.g. `brew upgrade devbox`, `sudo apt-get install --only-upgrade devbox`). Nothing was changed."
             ),
+            Error::LockBusy { holder, .. } => format!(
+                "Run it again once {holder} has finished (it goes on by itself; if it hangs, stop it). \
+                 DEVBOX_LOCK_WAIT sets how long a quiet or scheduled run waits (e.g. 30m)."
+            ),
+            Error::DamagedRecord { fix, .. } => fix.clone(),
             Error::UpdateFailed { path, .. } => format!(
                 "Nothing was replaced: {} is still devbox {}. Run `devbox self-update` again, or reinstall with install.sh.",
                 path.display(),

@@ -19,6 +19,7 @@ mod fleet;
 mod http;
 mod images;
 mod init;
+mod lock;
 mod paths;
 mod progress;
 mod registry;

@@ -90,20 +90,72 @@ impl Paths {
     }
 }
 
-/// Writes `contents` to `path` atomically (a temporary file in the same directory, then a rename),
-/// and only when the contents differ, so an unchanged file keeps its mtime. Returns whether the
-/// file changed.
+/// Writes `contents` to `path` atomically, and only when the contents differ, so an unchanged file
+/// keeps its mtime. Returns whether the file changed.
 pub fn write_if_changed(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
     if std::fs::read(path).is_ok_and(|old| old == contents) {
         return Ok(false);
     }
+    write_atomic(path, contents)?;
+    Ok(true)
+}
+
+/// The one way devbox writes a file (config, state records, installed jobs): to a temporary file
+/// in the same directory, synced to disk, renamed over `path`, and the directory synced, so that a
+/// crash or a power cut leaves the old file or the new one, never an empty or half-written one.
+/// On any failure (a full disk included) the temporary file is removed and the old file is left
+/// as it was.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let (dir, tmp) = temp_beside(path)?;
+    let written = write_synced(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::Error::new(err).context(format!("cannot write {}", path.display())));
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Creates `path` with `contents` only if it does not exist, atomically (written and synced aside,
+/// then linked into place): two runs that create it at once agree on one. Returns whether this run
+/// created it.
+pub fn create_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
+    let (dir, tmp) = temp_beside(path)?;
+    let linked = write_synced(&tmp, contents).and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(dir);
+            Ok(true)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(err) => Err(anyhow::Error::new(err).context(format!("cannot write {}", path.display()))),
+    }
+}
+
+/// `path`'s directory (made when missing) and a temporary name in it that no other process uses.
+fn temp_beside(path: &Path) -> anyhow::Result<(&Path, PathBuf)> {
     let dir = path.parent().context("a file path has a parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("devbox");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
-    Ok(true)
+    Ok((dir, dir.join(format!(".{name}.tmp.{}", std::process::id()))))
+}
+
+fn write_synced(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Makes a rename in `dir` durable. Unix syncs a directory through an open handle; Windows cannot
+/// open one that way, and its rename is durable once the file is.
+fn sync_dir(dir: &Path) {
+    if std::env::consts::FAMILY == "unix"
+        && let Ok(handle) = std::fs::File::open(dir)
+    {
+        let _ = handle.sync_all();
+    }
 }
 
 #[cfg(test)]
@@ -171,5 +223,35 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).and_then(|m| m.modified()).expect("mtime"), mtime);
         assert!(write_if_changed(&path, b"two").expect("write"));
         assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        // Nothing is left beside it.
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join("sub")).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("file.txt")]);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("file.txt");
+        write_atomic(&path, b"old").expect("write");
+        // A directory where the file should go: the rename fails after the temporary file is written.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir_all(blocked.join("inside")).expect("mkdir");
+        let err = write_atomic(&blocked, b"new").expect_err("cannot replace a directory");
+        assert!(err.to_string().contains(&blocked.display().to_string()), "{err}");
+        let mut names: Vec<_> = std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        assert_eq!(names, vec![std::ffi::OsString::from("blocked"), std::ffi::OsString::from("file.txt")]);
+        assert_eq!(std::fs::read(&path).expect("read"), b"old");
+    }
+
+    #[test]
+    fn create_atomic_keeps_the_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("id");
+        assert!(create_atomic(&path, b"first").expect("create"));
+        assert!(!create_atomic(&path, b"second").expect("create"));
+        assert_eq!(std::fs::read(&path).expect("read"), b"first");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
     }
 }

@@ -1,5 +1,8 @@
 //! What devbox remembers between runs, in its state directory. Each record is one JSON file,
-//! written atomically; a missing or unreadable file reads as "nothing recorded".
+//! written atomically (`paths::write_atomic`) by a run that holds the state directory's lock. These
+//! records are caches of what can be found again (pulls, proofs): a missing file reads as "nothing
+//! recorded", and a damaged one is rebuilt, which `load_noting` says. The records devbox cannot
+//! find again (the machine's fleet ID) are not here, and a damaged one is an error.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,9 +11,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::paths::write_if_changed;
 
-/// A record as it was written; a missing or unreadable file reads as nothing recorded.
-fn load<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
-    std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+/// A record as it was written; a missing file reads as nothing recorded, and so does a damaged
+/// one, with a note that says it is rebuilt (for `-v`).
+fn load<T: serde::de::DeserializeOwned + Default>(path: &Path) -> (T, Option<String>) {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (T::default(), None),
+        Err(e) => return (T::default(), Some(rebuilt(path, &e.to_string()))),
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(record) => (record, None),
+        Err(e) => (T::default(), Some(rebuilt(path, &e.to_string()))),
+    }
+}
+
+fn rebuilt(path: &Path, why: &str) -> String {
+    format!("{} could not be read ({why}); it is a cache, so it is rebuilt from what is found now", path.display())
 }
 
 /// Writes a record atomically, and only when it changed (its file's time says when it did).
@@ -45,6 +61,11 @@ impl PullRecords {
     }
 
     pub fn load(state_dir: &Path) -> PullRecords {
+        Self::load_noting(state_dir).0
+    }
+
+    /// The records, and a note when the file was damaged and is rebuilt.
+    pub fn load_noting(state_dir: &Path) -> (PullRecords, Option<String>) {
         load(&Self::path(state_dir))
     }
 
@@ -78,7 +99,7 @@ impl ProofRecords {
     }
 
     pub fn load(state_dir: &Path) -> ProofRecords {
-        load(&Self::path(state_dir))
+        load(&Self::path(state_dir)).0
     }
 
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
@@ -90,5 +111,21 @@ impl ProofRecords {
         self.registries
             .get(name)
             .filter(|r| r.container_id == container_id && r.config_hash == config_hash && !container_id.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_cache_is_rebuilt_and_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(PullRecords::load_noting(dir.path()), (PullRecords::default(), None));
+        std::fs::write(PullRecords::path(dir.path()), "{\"images\": {\"127.0.0.1:5000/base/py").expect("write");
+        let (records, note) = PullRecords::load_noting(dir.path());
+        assert_eq!(records, PullRecords::default());
+        let note = note.expect("a note");
+        assert!(note.contains("pulls.json") && note.contains("rebuilt"), "{note}");
     }
 }

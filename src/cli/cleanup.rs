@@ -37,8 +37,11 @@ impl CleanupArgs {
         let config = ctx.config()?.config;
         let policy = cleanup::policy(&config);
         let paths = Paths::resolve(&ctx.env)?;
-        let pulls = cleanup::read_pulls(paths.state_dir());
         let engine = ctx.engine().await?;
+        // The plan is made from what is there once no other run is pulling or tagging: a dry run
+        // changes nothing and waits for no one.
+        let _lock = if self.dry_run { None } else { Some(ctx.lock("cleanup").await?) };
+        let pulls = cleanup::read_pulls(paths.state_dir());
         let (plan, disk) = tokio::join!(
             cleanup::make_plan(&engine, &policy, &pulls),
             cleanup::engine_disk(&engine, &ctx.env, &config)

@@ -135,6 +135,8 @@ fn print_advice(ctx: &Context, skews: &[Skew], engine: Option<&Classification>) 
 }
 
 async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_run: bool) -> anyhow::Result<ExitStatus> {
+    // A sync may restart the registry; a dry run changes nothing and waits for no one.
+    let _lock = if dry_run { None } else { Some(ctx.lock("clock sync").await?) };
     let progress = report::ClockSync::new(&ctx.printer, config);
     let synced = clock::sync::run(&ctx.env, config, if_skewed, dry_run, &progress).await?;
     Ok(report::clock_synced(&ctx.printer, config, &synced, if_skewed))

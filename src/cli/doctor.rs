@@ -1,4 +1,5 @@
-//! `devbox doctor [--json] [--fix] [--check NAME]`
+//! `devbox doctor [--json] [--fix] [--check NAME]`: runs the checks (`doctor::run`), prints them,
+//! and with `--fix` hands the remedies to `doctor::fix` under the lock, saying how each went.
 
 use std::time::Duration;
 
@@ -6,16 +7,17 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{Context, report};
-use crate::clock;
+use crate::clock::sync::{SyncReport, Synced};
 use crate::config::Config;
+use crate::doctor::fix::{Applied, FixReport, apply_all};
 use crate::doctor::{CheckId, Finding, Remedy, Report, Status, run::run, selection};
 use crate::error::ExitStatus;
 use crate::fleet::send::Sent;
-use crate::images::{self, pull::pull_and_record};
-use crate::paths::Paths;
-use crate::registry;
-use crate::schedule;
-use crate::ui::{Mark, confirm, progress_for};
+use crate::images::pull::Pulled;
+use crate::progress::Progress;
+use crate::registry::Converged;
+use crate::schedule::InstallOutcome;
+use crate::ui::{Mark, Printer, confirm, progress_for};
 
 /// The per-check timeout when the config cannot be read.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,13 +86,6 @@ struct FixJson<'a> {
     after: Json<'a>,
 }
 
-#[derive(Serialize)]
-struct Applied {
-    command: &'static str,
-    ok: bool,
-    error: Option<String>,
-}
-
 impl DoctorArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitStatus> {
         let selected = selection(&self.checks);
@@ -127,24 +122,13 @@ impl DoctorArgs {
             return self.finish_fix(ctx, &before, Vec::new(), &before, timeout).await;
         }
 
-        // A fix can uncover what its failure hid (a registry that comes back shows stale images),
-        // so check again after each round and apply what is new, a few rounds at most.
-        let fix_ctx = if self.json { ctx.quiet() } else { ctx.clone() };
-        let mut applied: Vec<Applied> = Vec::new();
-        let mut pending = remedies;
-        let mut after = before.clone();
-        for _round in 0..3 {
-            for remedy in pending {
-                fix_ctx.printer.line(format!("\n$ {}", remedy.command()));
-                applied.push(apply(&fix_ctx, config, remedy).await);
-            }
-            after = run(&ctx.env, &ctx.config(), &selected, timeout).await;
-            pending =
-                after.remedies().into_iter().filter(|r| !applied.iter().any(|a| a.command == r.command())).collect();
-            if pending.is_empty() {
-                break;
-            }
-        }
+        // Taken once the user said yes: the checks above read only, and a prompt holds no one up.
+        let lock = ctx.lock("doctor --fix").await?;
+        let printer = if self.json { ctx.quiet().printer } else { ctx.printer };
+        let fixes = Fixes { printer: &printer, clock: report::ClockSync::new(&printer, config), config };
+        let reload = || ctx.config();
+        let (applied, after) =
+            apply_all(&ctx.env, loaded_config, &reload, &selected, timeout, remedies, &lock, &fixes).await;
         if !self.json {
             ctx.printer.line(format!("\nAfter the fixes (before: {}):", before.summary()));
             print_report(ctx, &after);
@@ -186,64 +170,58 @@ impl DoctorArgs {
                 p.mark(Mark::Ok, format!("fleet report sent to {url} ({bytes} bytes)"));
             }
             Ok(Sent::Uploaded { .. }) => {}
-            Err(err) => p.problem(format!("devbox: {err:#}")),
+            Err(err) => {
+                p.problem(format!("devbox: {err:#}"));
+                if let Some(hint) = crate::engine::hint_of(&err) {
+                    p.problem(format!("  hint: {hint}"));
+                }
+            }
         }
     }
 }
 
-/// Runs one remedy and says how it went. Errors are reported, not raised: the next round of
-/// checks tells what is still wrong.
-async fn apply(ctx: &Context, config: &Config, remedy: Remedy) -> Applied {
-    let error = match fix(ctx, config, remedy).await {
-        Ok(ExitStatus::Success) => None,
-        Ok(_) => Some(format!("{} did not fully succeed", remedy.command())),
-        Err(err) => {
-            let message = format!("{err:#}");
-            ctx.printer.mark(Mark::Fail, &message);
-            Some(message)
-        }
-    };
-    Applied { command: remedy.command(), ok: error.is_none(), error }
+/// How the remedies read: as their own commands report them.
+struct Fixes<'a> {
+    printer: &'a Printer,
+    clock: report::ClockSync<'a>,
+    config: &'a Config,
 }
 
-/// The domain action behind one remedy, reported as its own command reports it.
-async fn fix(ctx: &Context, config: &Config, remedy: Remedy) -> anyhow::Result<ExitStatus> {
-    let p = &ctx.printer;
-    match remedy {
-        Remedy::RegistryUp => {
-            let engine = ctx.engine().await?;
-            let s3 = registry::connect_s3(&config.registry).await?;
-            let up = registry::converge(
-                &engine,
-                &config.registry,
-                s3.as_ref(),
-                &registry::proof::Proofs::in_state_dir(&ctx.env),
-                progress_for(p).as_ref(),
-            )
-            .await?;
-            report::registry_up(p, &up);
-            Ok(ExitStatus::Success)
-        }
-        Remedy::ClockSync => {
-            let synced = clock::sync::run(&ctx.env, config, true, false, &report::ClockSync::new(p, config)).await?;
-            Ok(report::clock_synced(p, config, &synced, true))
-        }
-        Remedy::ScheduleInstall => {
-            let paths = Paths::resolve(&ctx.env)?;
-            let Some(backend) = ctx.scheduler(None, &paths)? else { return Ok(ExitStatus::Success) };
-            let loaded = ctx.config()?;
-            let engine = ctx.engine().await.ok();
-            let outcome = schedule::install(&ctx.env, &loaded, engine.as_ref(), backend.as_ref(), &paths).await?;
-            report::jobs_installed(p, &outcome);
-            Ok(ExitStatus::Success)
-        }
-        Remedy::Pull => {
-            let images = images::to_pull(config, &[])?;
-            let engine = ctx.engine().await?;
-            let state_dir = Paths::resolve(&ctx.env)?.state_dir().to_path_buf();
-            let pulled = pull_and_record(&engine, config, &images, &state_dir, progress_for(p).as_ref()).await?;
-            Ok(report::pulled(p, &pulled))
-        }
+impl FixReport for Fixes<'_> {
+    fn applying(&self, remedy: Remedy) {
+        self.printer.line(format!("\n$ {}", remedy.command()));
+    }
+
+    fn failed(&self, message: &str) {
+        self.printer.mark(Mark::Fail, message);
+    }
+
+    fn progress(&self) -> Box<dyn Progress> {
+        progress_for(self.printer)
+    }
+
+    fn registry_up(&self, up: &Converged) {
+        report::registry_up(self.printer, up);
+    }
+
+    fn pulled(&self, pulled: &Pulled) {
+        report::pulled(self.printer, pulled);
+    }
+
+    fn jobs_installed(&self, outcome: &InstallOutcome) {
+        report::jobs_installed(self.printer, outcome);
+    }
+
+    fn clock(&self) -> &dyn SyncReport {
+        &self.clock
+    }
+
+    fn clock_synced(&self, synced: &Synced) {
+        report::clock_synced(self.printer, self.config, synced, true);
+    }
+
+    fn detail(&self, text: &str) {
+        self.printer.detail(text);
     }
 }
 

@@ -76,7 +76,10 @@ impl InitArgs {
             port: self.port,
         };
         let mut run = Run::prepare(&ctx.env, ctx.config_source()?, options, &front).await?;
-        let ran = run.run(|step, outcome| print_step(&ctx.printer, step, outcome)).await;
+        // Taken once the questions are answered and preflight has passed: a run waits for no one's
+        // prompt, and one that stops at preflight changes nothing.
+        let lock = (!dry_run).then(|| ctx.lock("init"));
+        let ran = run.run(lock, |step, outcome| print_step(&ctx.printer, step, outcome)).await;
         let (text, failed) = summary(&ran.results, dry_run);
         ctx.printer.line("");
         ctx.printer.mark(if failed { Mark::Fail } else { Mark::Ok }, text);

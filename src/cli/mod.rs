@@ -99,12 +99,14 @@ pub struct Context {
     pub env: Environment,
     pub printer: Printer,
     config_flag: Option<PathBuf>,
+    /// Run by the OS scheduler (`--scheduled-job`): it waits for the lock silently, up to a bound.
+    scheduled: bool,
 }
 
 impl Context {
     pub fn new(global: &GlobalArgs, env: Environment) -> Self {
         let printer = Printer::new(global.quiet, global.verbose, global.color, env.no_color());
-        Context { env, printer, config_flag: global.config.clone() }
+        Context { env, printer, config_flag: global.config.clone(), scheduled: global.scheduled_job.is_some() }
     }
 
     /// The same context, printing nothing but errors: for a command run inside another one.
@@ -143,6 +145,17 @@ impl Context {
             ));
         }
         Ok(engine)
+    }
+
+    /// The state directory's lock, for `command` (as typed after `devbox`): what every command that
+    /// changes the registry, the state records, the images' tags or the schedules takes first. On a
+    /// terminal it waits as long as it takes, saying once for whom; under `--quiet` and in the
+    /// scheduled jobs it waits silently up to `DEVBOX_LOCK_WAIT`, then fails naming the holder.
+    pub async fn lock(&self, command: &str) -> anyhow::Result<crate::lock::Held> {
+        let paths = Paths::resolve(&self.env)?;
+        let wait = crate::lock::Wait::for_run(&self.env, self.printer.quiet || self.scheduled)?;
+        let held = crate::lock::acquire(paths.state_dir(), command, wait, |text| self.printer.problem(text)).await?;
+        Ok(held)
     }
 
     /// The scheduler `kind` names, or the one this machine has; `None` under `DEVBOX_SCHEDULER=none`.

@@ -6,7 +6,6 @@ use serde::Serialize;
 use crate::cli::{Context, report};
 use crate::error::ExitStatus;
 use crate::images::pull::{PullResult, pull_and_record};
-use crate::paths::Paths;
 use crate::ui::{Printer, progress_for};
 
 #[derive(Debug, Args)]
@@ -33,10 +32,10 @@ impl PullArgs {
         let config = ctx.config()?.config;
         let images = crate::images::to_pull(&config, &self.images)?;
         let engine = ctx.engine().await?;
-        let paths = Paths::resolve(&ctx.env)?;
+        let lock = ctx.lock("pull").await?;
         let quiet = Printer { quiet: true, ..ctx.printer };
         let progress = progress_for(if self.json { &quiet } else { &ctx.printer });
-        let pulled = pull_and_record(&engine, &config, &images, paths.state_dir(), progress.as_ref()).await?;
+        let pulled = pull_and_record(&engine, &config, &images, &lock, progress.as_ref()).await?;
         if !self.json {
             return Ok(report::pulled(&ctx.printer, &pulled));
         }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cli::{Context, report};
 use crate::config::{Config, Storage};
 use crate::error::{Error, ExitStatus};
-use crate::registry::{self, api::RegistryApi, proof::Proofs};
+use crate::registry::{self, Service, api::RegistryApi};
 use crate::ui::{Mark, progress_for};
 
 #[derive(Debug, Args)]
@@ -60,30 +60,17 @@ impl RegistryArgs {
 
 async fn up(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
     let engine = ctx.engine().await?;
-    let s3 = registry::connect_s3(&config.registry).await?;
-    let up = registry::converge(
-        &engine,
-        &config.registry,
-        s3.as_ref(),
-        &Proofs::in_state_dir(&ctx.env),
-        progress_for(&ctx.printer).as_ref(),
-    )
-    .await?;
+    let lock = ctx.lock("registry up").await?;
+    let up = Service::new(&engine, &config.registry, &lock).up(progress_for(&ctx.printer).as_ref()).await?;
     report::registry_up(&ctx.printer, &up);
     Ok(ExitStatus::Success)
 }
 
 async fn renew(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
     let engine = ctx.engine().await?;
+    let lock = ctx.lock("registry renew").await?;
     let name = &config.registry.container;
-    match registry::renew(
-        &engine,
-        &config.registry,
-        &Proofs::in_state_dir(&ctx.env),
-        progress_for(&ctx.printer).as_ref(),
-    )
-    .await?
-    {
+    match Service::new(&engine, &config.registry, &lock).renew(progress_for(&ctx.printer).as_ref()).await? {
         registry::Renewal::NotNeeded(why) => {
             ctx.printer.mark(Mark::Same, format!("registry {name}: nothing to renew: {why}"))
         }
@@ -99,7 +86,8 @@ async fn renew(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
 async fn down(ctx: &Context, config: &Config) -> anyhow::Result<ExitStatus> {
     let registry = &config.registry;
     let engine = ctx.engine().await?;
-    if registry::remove(&engine, registry).await? {
+    let lock = ctx.lock("registry down").await?;
+    if Service::new(&engine, registry, &lock).remove().await? {
         let kept = match registry.storage() {
             Storage::Filesystem => format!("; volume {} kept", registry.volume()),
             Storage::S3 => String::new(),

@@ -27,6 +27,9 @@ pub fn pulled(p: &Printer, pulled: &Pulled) -> ExitStatus {
     if let Some(up) = &pulled.renewed {
         registry_up(p, up);
     }
+    if let Some(rebuilt) = &pulled.rebuilt {
+        p.detail(rebuilt);
+    }
     let failed = pulled.failed() > 0;
     p.mark(if failed { Mark::Fail } else { Mark::Ok }, pulled.summary());
     if failed { ExitStatus::Failure } else { ExitStatus::Success }

@@ -43,8 +43,12 @@ impl ScheduleArgs {
         };
         let kind = backend.kind();
         match self.command {
-            ScheduleCommand::Install => install(ctx, backend.as_ref(), &paths).await,
+            ScheduleCommand::Install => {
+                let _lock = ctx.lock("schedule install").await?;
+                install(ctx, backend.as_ref(), &paths).await
+            }
             ScheduleCommand::Remove => {
+                let _lock = ctx.lock("schedule remove").await?;
                 let changes = backend.remove()?;
                 let removed: Vec<_> = changes.iter().filter(|c| c.changed).collect();
                 if removed.is_empty() {

@@ -9,7 +9,9 @@ use clap::Args;
 use crate::cli::Context;
 use crate::config::{self, Config};
 use crate::error::{Error, ExitStatus};
+use crate::lock::Held;
 use crate::paths::Paths;
+use crate::registry::Service;
 use crate::schedule::{ALL_JOBS, Backend};
 use crate::ui::{Mark, confirm, interactive};
 
@@ -95,10 +97,11 @@ impl UninstallArgs {
                 return Ok(ExitStatus::Success);
             }
         }
+        let lock = ctx.lock("uninstall").await?;
         let mut failed = !problems.is_empty();
         for item in items {
             let what = item.describe();
-            match remove(ctx, &config, item).await {
+            match remove(ctx, &config, &lock, item).await {
                 Ok(()) => ctx.printer.mark(Mark::Ok, format!("removed {what}")),
                 Err(err) => {
                     failed = true;
@@ -187,13 +190,13 @@ impl UninstallArgs {
     }
 }
 
-async fn remove(ctx: &Context, config: &Config, item: Item) -> anyhow::Result<()> {
+async fn remove(ctx: &Context, config: &Config, lock: &Held, item: Item) -> anyhow::Result<()> {
     match item {
         Item::Jobs { backend, .. } => {
             backend.remove()?;
         }
         Item::Container { .. } => {
-            crate::registry::remove(&ctx.engine().await?, &config.registry).await?;
+            Service::new(&ctx.engine().await?, &config.registry, lock).remove().await?;
         }
         Item::Volume { name } => {
             ctx.engine().await?.remove_volume(&name).await?;

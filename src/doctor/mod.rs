@@ -4,6 +4,7 @@
 //! checks themselves, `run.rs` runs them as their records say.
 
 pub mod checks;
+pub mod fix;
 pub mod run;
 
 use std::collections::{BTreeMap, BTreeSet};

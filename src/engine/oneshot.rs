@@ -14,7 +14,9 @@ impl Engine {
     /// Creates, starts and waits for a one-shot container, reads its output, and removes it
     /// whatever happened. Never pulls: an absent image is `NotStarted`.
     pub async fn run_once(&self, spec: &OneShotSpec) -> Result<OneShotOutcome, EngineError> {
-        self.removed_after(spec, self.run_once_inner(spec)).await
+        let made = Made::default();
+        let outcome = self.run_once_inner(spec, &made).await;
+        self.removed_after(made, outcome).await
     }
 
     /// Like `run_once`, but talks to the container's standard input (`spec.interactive`): it
@@ -32,17 +34,23 @@ impl Engine {
         F: FnOnce() -> Fut,
         Fut: Future<Output = String>,
     {
-        self.removed_after(spec, self.answering_inner(spec, hello, ready, answer)).await
+        let made = Made::default();
+        let outcome = self.answering_inner(spec, hello, ready, answer, &made).await;
+        self.removed_after(made, outcome).await
     }
 
+    /// Removes what this run made, by the ID the engine gave it, on every path: a failed helper
+    /// leaves nothing behind, and a container of the same name that this run did not make (its
+    /// create was refused) is never touched.
     async fn removed_after(
         &self,
-        spec: &OneShotSpec,
-        run: impl Future<Output = Result<OneShotOutcome, EngineError>>,
+        made: Made,
+        outcome: Result<OneShotOutcome, EngineError>,
     ) -> Result<OneShotOutcome, EngineError> {
-        let outcome = run.await;
-        // Removed on every path, so a failed helper leaves nothing behind.
-        let removed = self.remove_container(&spec.name).await;
+        let removed = match made.id() {
+            Some(id) => self.remove_container(&id).await.map(|_| ()),
+            None => Ok(()),
+        };
         let outcome = outcome?;
         removed?;
         Ok(outcome)
@@ -50,7 +58,12 @@ impl Engine {
 
     /// Creates and starts it (only creates it, when `before_start`). A timeout is an error; the
     /// engine's refusal is `NotStarted`, with the engine's words.
-    async fn create_and_start(&self, spec: &OneShotSpec, before_start: bool) -> Result<Started, EngineError> {
+    async fn create_and_start(
+        &self,
+        spec: &OneShotSpec,
+        before_start: bool,
+        made: &Made,
+    ) -> Result<Started, EngineError> {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(spec.entrypoint.clone()),
@@ -71,8 +84,9 @@ impl Engine {
         };
         let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
         let what = format!("creating container {}", spec.name);
-        if let Err(e) = self.call_raw(&what, self.docker.create_container(Some(options), body)).await? {
-            return Ok(Started::Refused(not_started(e)));
+        match self.call_raw(&what, self.docker.create_container(Some(options), body)).await? {
+            Ok(created) => made.set(created.id),
+            Err(e) => return Ok(Started::Refused(not_started(e))),
         }
         if before_start {
             return Ok(Started::Yes);
@@ -100,8 +114,8 @@ impl Engine {
         }
     }
 
-    async fn run_once_inner(&self, spec: &OneShotSpec) -> Result<OneShotOutcome, EngineError> {
-        if let Started::Refused(outcome) = self.create_and_start(spec, false).await? {
+    async fn run_once_inner(&self, spec: &OneShotSpec, made: &Made) -> Result<OneShotOutcome, EngineError> {
+        if let Started::Refused(outcome) = self.create_and_start(spec, false, made).await? {
             return Ok(outcome);
         }
         let code = self.exit_code(&spec.name).await?;
@@ -119,12 +133,13 @@ impl Engine {
         hello: &str,
         ready: &str,
         answer: F,
+        made: &Made,
     ) -> Result<OneShotOutcome, EngineError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = String>,
     {
-        if let Started::Refused(outcome) = self.create_and_start(spec, true).await? {
+        if let Started::Refused(outcome) = self.create_and_start(spec, true, made).await? {
             return Ok(outcome);
         }
         // Attached before it starts, so nothing it prints is missed.
@@ -192,6 +207,22 @@ impl Engine {
         }
         let inspected = self.call(&what, self.docker.inspect_exec(&created.id)).await?;
         Ok(Some((inspected.exit_code.unwrap_or(-1), output.trim().to_string())))
+    }
+}
+
+/// The ID of the one-shot container this run made, once the engine has made it.
+#[derive(Default)]
+struct Made(std::sync::Mutex<Option<String>>);
+
+impl Made {
+    fn set(&self, id: String) {
+        if let Ok(mut made) = self.0.lock() {
+            *made = Some(id);
+        }
+    }
+
+    fn id(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|made| made.clone())
     }
 }
 

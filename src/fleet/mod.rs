@@ -115,22 +115,52 @@ pub fn report_key(prefix: &str, machine_id: &str) -> String {
     format!("{}{machine_id}.json", machines_prefix(prefix))
 }
 
-/// This machine's ID: made once (128 random bits, hex) and kept in `state_dir/machine-id`. An ID
-/// that is not 32 hex digits is made again, so a damaged file cannot name another object.
+/// This machine's ID: made once (128 random bits, hex) and kept in `state_dir/machine-id`. A file
+/// that is there but not 32 hex digits (truncated by a crash, edited) is an error that names it:
+/// made again silently, the machine would report under a new ID and leave its old report behind as
+/// a ghost in the fleet. Two runs that make it at once agree on one.
 pub fn machine_id(state_dir: &Path) -> anyhow::Result<String> {
     let path = state_dir.join("machine-id");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let id = text.trim();
-        if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(id.to_ascii_lowercase());
+    loop {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return parse_machine_id(&text).map_err(|reason| damaged_machine_id(&path, reason).into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
         }
+        let mut bytes = [0u8; 16];
+        getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("cannot draw a random machine ID: {e}"))?;
+        let id = hex::encode(bytes);
+        if crate::paths::create_atomic(&path, format!("{id}\n").as_bytes())? {
+            return Ok(id);
+        }
+        // Another run made it first: read theirs.
     }
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("cannot draw a random machine ID: {e}"))?;
-    let id = hex::encode(bytes);
-    std::fs::create_dir_all(state_dir)?;
-    crate::paths::write_if_changed(&path, format!("{id}\n").as_bytes())?;
-    Ok(id)
+}
+
+/// The ID a machine-id file holds, or why it holds none.
+fn parse_machine_id(text: &str) -> Result<String, String> {
+    let id = text.trim();
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id.to_ascii_lowercase())
+    } else if id.is_empty() {
+        Err("it is empty".to_string())
+    } else {
+        Err(format!("it holds {} characters, not the 32 hex digits of an ID", id.chars().count()))
+    }
+}
+
+fn damaged_machine_id(path: &Path, reason: String) -> crate::error::Error {
+    crate::error::Error::DamagedRecord {
+        what: "this machine's fleet ID".into(),
+        place: path.display().to_string(),
+        reason,
+        fix: format!(
+            "If you know this machine's ID (its report is s3://BUCKET/PREFIX/machines/ID.json, listed by `devbox fleet \
+             machines`), write it back into {0}. Otherwise remove {0}: the next report makes a new ID, and \
+             `devbox fleet prune` later removes the old one's report.",
+            path.display()
+        ),
+    }
 }
 
 /// One sentence for `init`: whether this machine reports, and where.
@@ -160,10 +190,15 @@ mod tests {
         let first = machine_id(dir.path()).expect("id");
         assert_eq!(first.len(), 32);
         assert_eq!(machine_id(dir.path()).expect("id"), first);
-        std::fs::write(dir.path().join("machine-id"), "../../etc/passwd").expect("write");
-        let again = machine_id(dir.path()).expect("id");
-        assert_ne!(again, first);
-        assert!(again.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(report_key("devbox/fleet/", &again), format!("devbox/fleet/machines/{again}.json"));
+        assert_eq!(report_key("devbox/fleet/", &first), format!("devbox/fleet/machines/{first}.json"));
+        // Damaged (a path, truncated, emptied): an error that names the file, never a new ID.
+        for damaged in ["../../etc/passwd", &first[..7], ""] {
+            std::fs::write(dir.path().join("machine-id"), damaged).expect("write");
+            let err = machine_id(dir.path()).expect_err("damaged");
+            let known = err.downcast_ref::<crate::error::Error>().expect("an Error");
+            assert!(matches!(known, crate::error::Error::DamagedRecord { .. }), "{known}");
+            assert!(err.to_string().contains("machine-id"), "{err}");
+            assert_eq!(std::fs::read_to_string(dir.path().join("machine-id")).expect("read"), damaged);
+        }
     }
 }

@@ -13,9 +13,10 @@ use super::{BaseImage, Outcome, PullError};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::lock::Held;
 use crate::progress::Progress;
 use crate::registry::api::{ApiError, Manifest, RegistryApi};
-use crate::registry::{self, Renewal};
+use crate::registry::{self, Renewal, Service};
 use crate::state::{PullRecord, PullRecords};
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +40,8 @@ pub struct Pulled {
     pub elapsed: Duration,
     /// The registry, when its credentials were due and the pull renewed them first.
     pub renewed: Option<crate::registry::Converged>,
+    /// `pulls.json` was damaged and rebuilt: why (said under `-v`).
+    pub rebuilt: Option<String>,
 }
 
 impl Pulled {
@@ -77,23 +80,24 @@ impl Pulled {
 }
 
 /// Pulls `images` through the local registry, reporting only through `progress`, and records the
-/// good pulls in `state_dir`. The registry must answer first: starting it is `registry up`'s job,
+/// good pulls in the state directory that `lock` guards (it moves tags and writes records, so it
+/// runs under the lock). The registry must answer first: starting it is `registry up`'s job,
 /// never a side effect. Ctrl-C stops it with `Error::Interrupted`; no alias moves.
 pub async fn pull_and_record(
     engine: &Engine,
     config: &Config,
     images: &[BaseImage],
-    state_dir: &Path,
+    lock: &Held,
     progress: &dyn Progress,
 ) -> anyhow::Result<Pulled> {
+    let state_dir = lock.state_dir();
     let url = config.registry.local_url();
     let api = RegistryApi::new(&url)?;
     // The weekly job may be the first to find the registry's credentials due: renew them first.
-    let renewed =
-        match registry::renew(engine, &config.registry, &registry::proof::Proofs::at(state_dir), progress).await? {
-            Renewal::Renewed(up) => Some(up),
-            Renewal::NotNeeded(_) | Renewal::Fresh { .. } => None,
-        };
+    let renewed = match Service::new(engine, &config.registry, lock).renew(progress).await? {
+        Renewal::Renewed(up) => Some(up),
+        Renewal::NotNeeded(_) | Renewal::Fresh { .. } => None,
+    };
     if let Err(answer) = api.ping().await {
         let storage = if answer.answered() { storage_failure(engine, config, &answer).await } else { None };
         return Err(storage.unwrap_or(Error::RegistryDown { url: url.clone(), reason: answer.to_string() }).into());
@@ -104,7 +108,7 @@ pub async fn pull_and_record(
         results = pull_all(engine, &api, images, config.images.concurrency, progress) => results,
         _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
     };
-    record(state_dir, &results)?;
+    let rebuilt = record(state_dir, &results)?;
     // A read the registry could not answer from its storage has one cause for every image: name it.
     let server_error = results.iter().find_map(|r| match &r.outcome {
         Outcome::Failed { reason } => reason.registry_answer().filter(|answer| answer.is_server_error()),
@@ -115,7 +119,7 @@ pub async fn pull_and_record(
     {
         return Err(error.into());
     }
-    Ok(Pulled { results, elapsed: started.elapsed(), renewed })
+    Ok(Pulled { results, elapsed: started.elapsed(), renewed, rebuilt })
 }
 
 /// The error for a registry that cannot read its storage, when its answer or its logs say why.
@@ -128,9 +132,10 @@ async fn storage_failure(engine: &Engine, config: &Config, answer: &ApiError) ->
 /// How stale `checked_at` may be before an unchanged pull rewrites it.
 const RECHECK_RECORD_SECS: i64 = 3600;
 
-/// Remembers each good pull in `pulls.json`, for `cleanup` and `doctor`.
-fn record(state_dir: &Path, results: &[PullResult]) -> anyhow::Result<()> {
-    let mut records = PullRecords::load(state_dir);
+/// Remembers each good pull in `pulls.json`, for `cleanup` and `doctor`. Returns a note when the
+/// file was damaged, and so rebuilt from this pull.
+fn record(state_dir: &Path, results: &[PullResult]) -> anyhow::Result<Option<String>> {
+    let (mut records, rebuilt) = PullRecords::load_noting(state_dir);
     let now = jiff::Timestamp::now();
     for result in results {
         let (digest, pulled) = match &result.outcome {
@@ -158,7 +163,8 @@ fn record(state_dir: &Path, results: &[PullResult]) -> anyhow::Result<()> {
             },
         );
     }
-    records.save(state_dir)
+    records.save(state_dir)?;
+    Ok(rebuilt)
 }
 
 /// Pulls every image, `concurrency` at a time. Results come back in the order of `images`; a

@@ -1,10 +1,11 @@
 //! One `init` run: the config it converges to, and its steps carried out in order, each the same
-//! domain action as its own command: `registry::converge` (`registry up`), `images::pull` (`pull`),
+//! domain action as its own command: `registry::Service::up` (`registry up`), `images::pull` (`pull`),
 //! `clock::sync` (`clock sync --if-skewed`), `schedule::install` (`schedule install`), and the
 //! doctor's checks; `steps.rs` says how each result reads. Everything that could refuse the run (a
 //! team config that does not parse, an engine that does not answer, a busy port with no one to
 //! ask) is found before anything is written. `cli/init.rs` parses the flags and prints each step.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use crate::aws::Aws;
@@ -18,8 +19,9 @@ use crate::init::front::{Front, port_free};
 use crate::init::team::{self, TeamSource};
 use crate::init::{ALL_STEPS, Outcome, Step, blocker, steps};
 use crate::init::{header, trust};
+use crate::lock::Held;
 use crate::paths::{Paths, write_if_changed};
-use crate::registry;
+use crate::registry::{self, Service};
 use crate::schedule;
 
 /// What the flags asked of this run.
@@ -75,6 +77,8 @@ pub struct Run<'a> {
     pub(super) config: Config,
     engine: Option<Engine>,
     aws: Option<Aws>,
+    /// The state directory's lock, held while the steps change the machine (none in a dry run).
+    lock: Option<Held>,
 }
 
 impl<'a> Run<'a> {
@@ -141,6 +145,7 @@ impl<'a> Run<'a> {
             config,
             engine: None,
             aws: None,
+            lock: None,
         };
         run.ask_about_s3()?;
         Ok(run)
@@ -154,7 +159,15 @@ impl<'a> Run<'a> {
         &self.config
     }
 
-    pub async fn run(&mut self, mut report: impl FnMut(Step, &Outcome)) -> Ran {
+    /// `lock` takes the state directory's lock, which every step that changes the machine needs:
+    /// it is taken once preflight has passed (a run that stops there changes nothing, the lock
+    /// file included); a dry run changes nothing and passes none.
+    pub async fn run(
+        &mut self,
+        lock: Option<impl Future<Output = anyhow::Result<Held>>>,
+        mut report: impl FnMut(Step, &Outcome),
+    ) -> Ran {
+        let mut lock = lock;
         let mut ran = Ran { results: Vec::new(), usage: false, interrupted: false };
         // One listener for the whole run, made before the first step: a Ctrl-C that comes between
         // two steps (while one is reported) is kept for the next, where a listener made per step
@@ -168,7 +181,12 @@ impl<'a> Run<'a> {
                 Outcome::Blocked(root)
             } else {
                 let result = tokio::select! {
-                    result = self.step(step) => result,
+                    result = async {
+                        if step != Step::Preflight && let Some(lock) = lock.take() {
+                            self.lock = Some(lock.await?);
+                        }
+                        self.step(step).await
+                    } => result,
                     _ = &mut ctrl_c => Err(Error::Interrupted.into()),
                 };
                 match result {
@@ -327,8 +345,8 @@ impl<'a> Run<'a> {
         self.engine().await?;
         let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
         let progress = self.front.progress();
-        let proofs = registry::proof::Proofs::in_state_dir(self.env);
-        let up = registry::converge(engine, &config, self.aws.as_ref(), &proofs, progress.as_ref()).await?;
+        let service = Service::new(engine, &config, held(&self.lock)?);
+        let up = service.up_with(self.aws.as_ref(), progress.as_ref()).await?;
         Ok(steps::registry(&up))
     }
 
@@ -346,9 +364,8 @@ impl<'a> Run<'a> {
         let images = crate::images::to_pull(&self.config, &[])?;
         self.engine().await?;
         let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("no engine connection"))?;
-        let paths = Paths::resolve(self.env)?;
         let progress = self.front.progress();
-        let pulled = pull_and_record(engine, &self.config, &images, paths.state_dir(), progress.as_ref()).await?;
+        let pulled = pull_and_record(engine, &self.config, &images, held(&self.lock)?, progress.as_ref()).await?;
         Ok(steps::pull(&pulled))
     }
 
@@ -410,6 +427,11 @@ impl<'a> Run<'a> {
             hint: Some("Run `devbox doctor` for each problem and its fix.".into()),
         })
     }
+}
+
+/// The lock a step that changes the machine runs under: `run` was given it unless this is a dry run.
+fn held(lock: &Option<Held>) -> anyhow::Result<&Held> {
+    lock.as_ref().ok_or_else(|| anyhow::anyhow!("init changes the machine only under the state directory's lock"))
 }
 
 /// The config `text` makes, or the built-in defaults when there is no text.

@@ -7,16 +7,28 @@ use std::time::Duration;
 use super::api::{ApiError, RegistryApi};
 use super::cause::{self, StorageCause};
 use super::proof::{self, Proofs};
-use super::{Action, Desired, LABEL_MANAGED, UpOutcome, container_spec, decide, line, verify};
+use super::{Action, Desired, LABEL_MANAGED, container_spec, decide, line, verify};
 use crate::aws::{Aws, AwsCredentials, ContainerCredentials};
 use crate::config::{RegistryConfig, Storage};
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::{ContainerInfo, Engine, EngineError};
 use crate::error::Error;
 use crate::progress::Progress;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a container name taken by an unfinished request is given to show its container.
+const NAME_GRACE: Duration = Duration::from_secs(10);
 /// How long the registry's logs are given to show the cause of an error it has just answered.
 const LOG_GRACE: Duration = Duration::from_secs(2);
+
+/// What `up` did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpOutcome {
+    Created,
+    Recreated { reason: String },
+    Started,
+    Unchanged,
+}
 
 /// What `converge` did, and the registry it left.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +81,7 @@ pub async fn connect_s3(config: &RegistryConfig) -> anyhow::Result<Option<Aws>> 
 /// Brings the registry container to the config, with an engine and AWS the caller already has
 /// (`init` connected to both in its preflight). Reports nothing but the registry image's pull,
 /// through `progress`.
-pub async fn converge(
+pub(super) async fn converge(
     engine: &Engine,
     config: &RegistryConfig,
     s3: Option<&Aws>,
@@ -78,7 +90,15 @@ pub async fn converge(
 ) -> anyhow::Result<Converged> {
     let desired = desired_for_up(engine, config, progress).await?;
     let existing = engine.container(&config.container).await?;
-    let outcome = up(engine, config, &desired, existing.as_ref(), s3, proofs).await?;
+    let outcome = match up(engine, config, &desired, existing.as_ref(), s3, proofs).await {
+        // A run killed while the engine was making its container: the engine carried out that
+        // request after the run had died. What is there now is looked at, and decided on, once more.
+        Err(err) if err.downcast_ref::<NameTaken>().is_some() => {
+            let existing = appeared(engine, &config.container).await?;
+            up(engine, config, &desired, existing.as_ref(), s3, proofs).await?
+        }
+        other => other?,
+    };
     let storage = match (&desired.storage, &config.s3.bucket) {
         (Storage::S3, Some(bucket)) => format!("s3://{bucket}{}", config.s3.root_directory),
         _ => format!("volume {}", config.volume()),
@@ -90,6 +110,19 @@ pub async fn converge(
         storage,
         readonly: desired.readonly,
     })
+}
+
+/// The container that took the name `container` while devbox was making its own: the engine
+/// reserves the name before the container can be inspected, so it is waited for, briefly.
+async fn appeared(engine: &Engine, container: &str) -> anyhow::Result<Option<ContainerInfo>> {
+    let deadline = std::time::Instant::now() + NAME_GRACE;
+    loop {
+        let found = engine.container(container).await?;
+        if found.is_some() || std::time::Instant::now() >= deadline {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What `converge` would do now, changing nothing: what `init --dry-run` shows. `None` when the
@@ -104,20 +137,22 @@ pub async fn pending(
     Ok(Some(decide(existing.as_ref(), &desired, credentials, jiff::Timestamp::now())))
 }
 
-/// Removes devbox's registry container; `false` when there is none. A container of that name that
-/// devbox did not make is refused, never removed. Its volume stays.
-pub async fn remove(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<bool> {
+/// Removes devbox's registry container, by the ID it was found under; `false` when there is
+/// none. A container of that name that devbox did not make is refused, never removed. Its volume
+/// stays.
+pub(super) async fn remove(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<bool> {
     match engine.container(&config.container).await? {
         None => Ok(false),
         Some(existing) if existing.label(LABEL_MANAGED) != Some("true") => {
             Err(Error::ForeignContainer { container: config.container.clone() }.into())
         }
-        Some(_) => Ok(engine.remove_container(&config.container).await?),
+        Some(existing) => Ok(engine.remove_container(&existing.id).await?),
     }
 }
 
 /// Brings the container to `desired`, and waits until it answers. Whatever this run created is
-/// removed again if it cannot be made ready: nothing is left half-made.
+/// removed again, by its ID, if it cannot be made ready: nothing is left half-made, and nothing
+/// that another run made is taken for this run's.
 ///
 /// A container that needed no change but whose key S3 refuses (revoked on the server, or cut short
 /// while its lease still looks good) is recreated once with the fresh credentials: the lease labels
@@ -132,22 +167,24 @@ async fn up(
 ) -> anyhow::Result<UpOutcome> {
     let api = RegistryApi::new(&config.local_url())?;
     let credentials = s3.map(Aws::credentials);
-    let outcome = match decide(existing, desired, credentials, jiff::Timestamp::now()) {
+    // The container this run acted on, by ID: what it removes again when that cannot be made ready.
+    let (outcome, acted) = match decide(existing, desired, credentials, jiff::Timestamp::now()) {
         Action::Refuse => return Err(Error::ForeignContainer { container: config.container.clone() }.into()),
-        Action::Nothing => UpOutcome::Unchanged,
+        Action::Nothing => (UpOutcome::Unchanged, None),
         Action::Start => {
             engine.start_container(&config.container, Some(config.port)).await?;
-            UpOutcome::Started
+            (UpOutcome::Started, existing.map(|c| c.id.clone()))
         }
         action @ (Action::Create | Action::Recreate(_)) => {
-            replace(engine, config, desired, existing.is_some(), s3).await?;
-            match action {
+            let made = replace(engine, config, desired, existing, s3).await?;
+            let outcome = match action {
                 Action::Recreate(reason) => UpOutcome::Recreated { reason: reason.to_string() },
                 _ => UpOutcome::Created,
-            }
+            };
+            (outcome, Some(made))
         }
     };
-    let failure = match settle(engine, config, &api, s3, proofs, &outcome).await {
+    let failure = match settle(engine, config, &api, s3, proofs, &outcome, acted.as_deref()).await {
         Ok(()) => return Ok(outcome),
         Err(failure) => failure,
     };
@@ -157,9 +194,9 @@ async fn up(
     {
         match cause {
             StorageCause::Credentials { code } => {
-                replace(engine, config, desired, true, s3).await?;
+                let made = replace(engine, config, desired, existing, s3).await?;
                 let outcome = UpOutcome::Recreated { reason: format!("S3 refused its AWS credentials ({code})") };
-                return match settle(engine, config, &api, s3, proofs, &outcome).await {
+                return match settle(engine, config, &api, s3, proofs, &outcome, Some(&made)).await {
                     Ok(()) => Ok(outcome),
                     Err(failure) => Err(failure.error.into()),
                 };
@@ -173,15 +210,16 @@ async fn up(
     Err(failure.error.into())
 }
 
-/// Takes away the old container (when there is one) and makes the new one, after checking what
-/// the new one needs: a failed check leaves the old one as it was.
+/// Takes away the old container (when there is one, by its ID) and makes the new one, after
+/// checking what the new one needs: a failed check leaves the old one as it was. Returns the new
+/// container's ID.
 async fn replace(
     engine: &Engine,
     config: &RegistryConfig,
     desired: &Desired,
-    existing: bool,
+    existing: Option<&ContainerInfo>,
     s3: Option<&Aws>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     if let Some(s3) = s3 {
         s3.check_bucket().await?;
     }
@@ -190,10 +228,19 @@ async fn replace(
         Some(s3) => Some(s3.container_credentials(config.s3.session, config.s3.session_duration).await?),
         None => None,
     };
-    if existing {
-        engine.remove_container(&config.container).await?;
+    if let Some(existing) = existing {
+        engine.remove_container(&existing.id).await?;
     }
     create_and_start(engine, config, desired, credentials.as_ref().map(ContainerCredentials::credentials)).await
+}
+
+/// The engine refused to make the container: a container of that name appeared after devbox
+/// looked (made by a run that was killed while the engine was making it).
+#[derive(Debug, thiserror::Error)]
+#[error("creating container {container} failed: {message}")]
+struct NameTaken {
+    container: String,
+    message: String,
 }
 
 /// Why a registry could not be made ready: the error for people, and the registry's error answer,
@@ -203,9 +250,10 @@ struct Unsettled {
     answer: Option<ApiError>,
 }
 
-/// Waits until the registry answers, then proves it behaves as configured. What this run made and
-/// cannot vouch for goes again. A container left as it was is given no grace when it answers with
-/// a storage failure that its logs explain: waiting would not change S3's mind.
+/// Waits until the registry answers, then proves it behaves as configured. What this run made (or
+/// started: `acted`, its ID) and cannot vouch for goes again. A container left as it was is given
+/// no grace when it answers with a storage failure that its logs explain: waiting would not change
+/// S3's mind.
 async fn settle(
     engine: &Engine,
     config: &RegistryConfig,
@@ -213,6 +261,7 @@ async fn settle(
     s3: Option<&Aws>,
     proofs: &Proofs,
     outcome: &UpOutcome,
+    acted: Option<&str>,
 ) -> Result<(), Unsettled> {
     let not_ready = |reason: String| Error::RegistryNotReady {
         container: config.container.clone(),
@@ -228,16 +277,21 @@ async fn settle(
     }
     if let Err(not) = wait_ready(engine, api, &config.container).await {
         let answer = not.answer().cloned();
-        if *outcome != UpOutcome::Unchanged {
+        if let Some(id) = acted {
             // Keep the logs for the error, then leave no broken container behind.
-            let logs = last_log_lines(engine, &config.container).await;
-            let _ = engine.remove_container(&config.container).await;
+            let logs = last_log_lines(engine, id).await;
+            let _ = engine.remove_container(id).await;
             return Err(Unsettled { error: not_ready(format!("{not}{logs}")), answer });
         }
         return Err(Unsettled { error: not_ready(not.to_string()), answer });
     }
     // Answering is not enough: it must behave as devbox's config says (proven once per container).
-    let (error, answer) = match proof::prove_once(engine, api, config, s3, proofs).await {
+    let container = engine.container(&config.container).await.ok().flatten();
+    let (error, answer) = match proof::once(api, config, container.as_ref(), proof::S3::Connected(s3), proofs)
+        .await
+        .with_storage_read(api)
+        .await
+    {
         verify::Verdict::Proven(_) => return Ok(()),
         verify::Verdict::Ignored(cause) => (
             Error::RegistryIgnoredConfig {
@@ -254,9 +308,11 @@ async fn settle(
         ),
         verify::Verdict::Unproven { reason, answer } => (not_ready(format!("it answers, but {reason}")), answer),
     };
-    if matches!(outcome, UpOutcome::Created | UpOutcome::Recreated { .. }) {
+    if matches!(outcome, UpOutcome::Created | UpOutcome::Recreated { .. })
+        && let Some(id) = acted
+    {
         // What this run made and cannot vouch for goes again.
-        let _ = engine.remove_container(&config.container).await;
+        let _ = engine.remove_container(id).await;
     }
     Err(Unsettled { error, answer })
 }
@@ -316,14 +372,22 @@ async fn ensure_image(engine: &Engine, config: &RegistryConfig, progress: &dyn P
     }
 }
 
+/// Creates the container, hands it its config and starts it; returns its ID. A container that
+/// never started is removed again, by that ID.
 async fn create_and_start(
     engine: &Engine,
     config: &RegistryConfig,
     desired: &Desired,
     credentials: Option<&AwsCredentials>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let spec = container_spec(config, desired, credentials);
-    engine.create_container(&spec).await?;
+    let id = match engine.create_container(&spec).await {
+        Ok(id) => id,
+        Err(EngineError::Refused { status: 409, message, .. }) => {
+            return Err(NameTaken { container: config.container.clone(), message }.into());
+        }
+        Err(err) => return Err(err.into()),
+    };
     let started = async {
         // Into the config's own volume: the root filesystem is read-only.
         let name = line::CONFIG_PATH.rsplit('/').next().unwrap_or(line::CONFIG_PATH);
@@ -334,9 +398,10 @@ async fn create_and_start(
     .await;
     if started.is_err() {
         // A container that never ran is no use to anyone: take it away before reporting.
-        let _ = engine.remove_container(&config.container).await;
+        let _ = engine.remove_container(&id).await;
     }
-    Ok(started?)
+    started?;
+    Ok(id)
 }
 
 /// Why the registry cannot read its storage, from its error answer (S3's reason, when the body

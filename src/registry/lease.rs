@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::{LABEL_CREDENTIALS_EXPIRY, LABEL_CREDENTIALS_ISSUED};
+use crate::engine::ContainerInfo;
+
 /// The longest refresh window: renew at most 15 minutes before expiry. AWS's own SDKs refresh
 /// cached SSO and assume-role credentials 5 to 15 minutes ahead; 15 leaves the scheduled job (every
 /// `clock.interval`, 10 minutes by default) one chance to run inside the window even when a run is
@@ -83,6 +86,21 @@ pub fn human_until(now: Timestamp, later: Timestamp) -> String {
     }
 }
 
+/// The lease of the credentials a container was made with, from its labels.
+pub fn lease_of(container: &ContainerInfo) -> Lease {
+    let at = |key| container.label(key).and_then(|v| v.parse::<Timestamp>().ok());
+    Lease { issued: at(LABEL_CREDENTIALS_ISSUED), expiry: at(LABEL_CREDENTIALS_EXPIRY) }
+}
+
+/// A lease label that devbox wrote but that no longer reads as a time (`label`, its value): read as
+/// "no expiry", it would pass for a long-lived key that is never renewed, so it is never read past.
+pub fn damaged_lease(container: &ContainerInfo) -> Option<(&'static str, String)> {
+    [LABEL_CREDENTIALS_EXPIRY, LABEL_CREDENTIALS_ISSUED].into_iter().find_map(|key| {
+        let value = container.label(key)?;
+        value.parse::<Timestamp>().is_err().then(|| (key, value.to_string()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +158,17 @@ mod tests {
         assert_eq!(human_until(at(0), at(720)), "12 min");
         assert_eq!(human_until(at(0), at(7500)), "2h 05m");
         assert_eq!(human_until(at(10), at(0)), "0 s");
+    }
+
+    #[test]
+    fn a_lease_label_that_is_not_a_time_is_damaged_not_long_lived() {
+        let labels = |expiry: &str| {
+            std::collections::HashMap::from([(LABEL_CREDENTIALS_EXPIRY.to_string(), expiry.to_string())])
+        };
+        let damaged = ContainerInfo::for_tests("running", labels("2026-12-0"), vec![]);
+        assert_eq!(damaged_lease(&damaged), Some((LABEL_CREDENTIALS_EXPIRY, "2026-12-0".to_string())));
+        let good = ContainerInfo::for_tests("running", labels("2026-12-07T10:00:00Z"), vec![]);
+        assert_eq!(damaged_lease(&good), None);
+        assert_eq!(lease_of(&good).expiry, Some("2026-12-07T10:00:00Z".parse().expect("a time")));
     }
 }

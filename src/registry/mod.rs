@@ -1,5 +1,6 @@
 //! devbox's own registry container: what it should be (a pure function of the config) and how that
-//! compares with what runs (a pure decision). The thin steps that make it so are in `converge.rs`.
+//! compares with what runs (a pure decision). The thin steps that make it so are in `converge.rs`;
+//! every command changes the registry through `Service` (`service.rs`), under the lock.
 
 pub mod api;
 pub mod cause;
@@ -10,6 +11,7 @@ pub mod line;
 pub mod pin;
 pub mod proof;
 mod renew;
+mod service;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -20,13 +22,13 @@ use sha2::{Digest, Sha256};
 use crate::aws::AwsCredentials;
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::{ContainerInfo, ContainerSpec, Hardening};
-pub use converge::{
-    Converged, connect_s3, converge, desired, pending, remove, storage_cause, storage_error, wait_ready,
-};
+pub use converge::{Converged, UpOutcome, desired, pending, storage_cause, storage_error, wait_ready};
 pub use hardening::{hardening, holds_long_lived_key};
-use lease::{Lease, LeaseVerdict};
+use lease::LeaseVerdict;
+pub use lease::{damaged_lease, lease_of};
 use line::{Layout, Line};
-pub use renew::{Renewal, credentials_expire, renew};
+pub use renew::{Renewal, credentials_expire};
+pub use service::Service;
 
 pub const LABEL_MANAGED: &str = "devbox.managed";
 pub const LABEL_ROLE: &str = "devbox.role";
@@ -180,6 +182,13 @@ pub fn decide(
     if existing.label(LABEL_CONFIG_HASH) != Some(desired.hash.as_str()) {
         return Action::Recreate("the configuration changed");
     }
+    // Never started: a run stopped before handing it its config, so it would serve the image's own.
+    if existing.state == "created" {
+        return Action::Recreate("a run was stopped while making it");
+    }
+    if damaged_lease(existing).is_some() {
+        return Action::Recreate("its credentials' lease label is unreadable");
+    }
     if let Some(credentials) = credentials {
         let changed = credentials.source_key.as_deref() != existing.label(LABEL_CREDENTIALS_KEY);
         match lease_of(existing).verdict(now) {
@@ -196,12 +205,6 @@ pub fn decide(
         }
     }
     if existing.is_running() { Action::Nothing } else { Action::Start }
-}
-
-/// The lease of the credentials a container was made with, from its labels.
-pub fn lease_of(container: &ContainerInfo) -> Lease {
-    let at = |key| container.label(key).and_then(|v| v.parse::<jiff::Timestamp>().ok());
-    Lease { issued: at(LABEL_CREDENTIALS_ISSUED), expiry: at(LABEL_CREDENTIALS_EXPIRY) }
 }
 
 /// The container devbox runs for this config, with credentials when the storage is S3.
@@ -242,18 +245,9 @@ fn container_spec(config: &RegistryConfig, desired: &Desired, credentials: Optio
     }
 }
 
-/// What `up` did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UpOutcome {
-    Created,
-    Recreated { reason: String },
-    Started,
-    Unchanged,
-}
-
 #[cfg(test)]
 mod tests {
+    use super::lease::Lease;
     use super::*;
     use crate::config::{BucketName, ByteSize, PullPolicy, S3Config, SessionMode, StorageChoice};
 
@@ -484,8 +478,18 @@ mod tests {
         assert_eq!(decide(Some(&running(&desired.hash, "running")), &desired, None, now()), Action::Nothing);
         assert_eq!(decide(Some(&running(&desired.hash, "exited")), &desired, None, now()), Action::Start);
         assert_eq!(
+            decide(Some(&running(&desired.hash, "created")), &desired, None, now()),
+            Action::Recreate("a run was stopped while making it")
+        );
+        assert_eq!(
             decide(Some(&running("old", "running")), &desired, None, now()),
             Action::Recreate("the configuration changed")
+        );
+        let mut damaged = running(&desired.hash, "running");
+        damaged.labels.insert(LABEL_CREDENTIALS_EXPIRY.to_string(), "2026-12-0".to_string());
+        assert_eq!(
+            decide(Some(&damaged), &desired, None, now()),
+            Action::Recreate("its credentials' lease label is unreadable")
         );
         let foreign = ContainerInfo::for_tests("running", HashMap::new(), vec![]);
         assert_eq!(decide(Some(&foreign), &desired, None, now()), Action::Refuse);

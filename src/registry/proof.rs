@@ -4,6 +4,12 @@
 //! directory, keyed by the container's ID and config hash, and while both match only what can
 //! change while the container runs is checked: that S3 still answers the registry's credentials
 //! (and so that the engine's clock is close enough for S3), with one read through the registry.
+//!
+//! This is the one rule, for `registry up` (through `Service`) and `doctor` alike: `once` gives the
+//! recorded proof or makes it; the read that only a live registry can answer is `with_storage_read`
+//! (doctor's registry check reads the base images' manifests instead, which is such a read).
+//! Only the holder of the state directory's lock records a proof; `doctor` without `--fix` records
+//! one only when no other run holds the lock.
 
 use std::path::{Path, PathBuf};
 
@@ -11,25 +17,30 @@ use super::api::RegistryApi;
 use super::verify::{self, Verdict};
 use super::{LABEL_CONFIG_HASH, LABEL_MANAGED};
 use crate::aws::Aws;
-use crate::config::RegistryConfig;
-use crate::engine::{ContainerInfo, Engine};
-use crate::env::Environment;
-use crate::paths::Paths;
+use crate::config::{RegistryConfig, Storage};
+use crate::engine::ContainerInfo;
+use crate::lock::Held;
 use crate::state::{ProofRecord, ProofRecords};
 
-/// Where proofs are recorded: devbox's state directory, or nowhere (then every proof is made).
+/// Where proofs are recorded, and whether this run may record them.
 #[derive(Debug, Clone, Default)]
 pub struct Proofs {
     dir: Option<PathBuf>,
+    /// Whether this run holds the state directory's lock: else a proof is recorded only when the
+    /// lock can be taken at that moment.
+    held: bool,
 }
 
 impl Proofs {
-    pub fn in_state_dir(env: &Environment) -> Proofs {
-        Proofs { dir: Paths::resolve(env).ok().map(|p| p.state_dir().to_path_buf()) }
+    /// The proofs of a run that holds the lock.
+    pub fn held(lock: &Held) -> Proofs {
+        Proofs { dir: Some(lock.state_dir().to_path_buf()), held: true }
     }
 
-    pub fn at(state_dir: &Path) -> Proofs {
-        Proofs { dir: Some(state_dir.to_path_buf()) }
+    /// The proofs of a read-only run (`doctor`): it reads them, and records one only when no other
+    /// run holds the lock.
+    pub fn reading(state_dir: &Path) -> Proofs {
+        Proofs { dir: Some(state_dir.to_path_buf()), held: false }
     }
 
     /// The proof recorded for `container` (named `name`), when it was made on this very container.
@@ -44,6 +55,15 @@ impl Proofs {
     /// means the proof is made again next time.
     pub fn record(&self, name: &str, container: &ContainerInfo, shown: &[String]) {
         let (Some(dir), Some(hash)) = (&self.dir, container.label(LABEL_CONFIG_HASH)) else { return };
+        // A read-only run writes only under the lock, taken for that moment, or not at all.
+        let _moment = if self.held {
+            None
+        } else {
+            match crate::lock::try_acquire(dir, "doctor") {
+                Ok(Some(held)) => Some(held),
+                _ => return,
+            }
+        };
         let mut records = ProofRecords::load(dir);
         let record = ProofRecord {
             container_id: container.id.clone(),
@@ -64,30 +84,84 @@ pub fn shown(record: &ProofRecord) -> Vec<String> {
     shown
 }
 
-/// `verify::prove` once per container: the recorded proof when it holds, with one read through
-/// the registry that S3 must answer (its credentials and its clock), or else the proof, recorded
-/// when it passes.
-pub async fn prove_once(
-    engine: &Engine,
+/// The AWS access a proof may list the bucket with.
+pub enum S3<'a> {
+    /// The caller's (`None` for filesystem storage).
+    Connected(Option<&'a Aws>),
+    /// Connect with the config's profile, only if a proof must be made (`doctor`). Without
+    /// credentials the bucket cannot be listed, so only the write probe runs; the AWS check names
+    /// that problem itself.
+    FromProfile,
+}
+
+/// A proof, recorded or made now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// Recorded for this very container: what it showed.
+    Recorded(Vec<String>),
+    /// Made now (and recorded, when it passed).
+    Made(Verdict),
+}
+
+impl Proof {
+    /// The verdict, with a recorded proof's one read through the registry that S3 must answer (its
+    /// credentials and its clock): what `registry up` needs before it vouches for a container.
+    pub async fn with_storage_read(self, api: &RegistryApi) -> Verdict {
+        match self {
+            Proof::Made(verdict) => verdict,
+            Proof::Recorded(shown) => match api.read_through(None).await {
+                Ok(_) => Verdict::Proven(shown),
+                Err(answer) => {
+                    Verdict::Unproven { reason: format!("it cannot read its storage: {answer}"), answer: Some(answer) }
+                }
+            },
+        }
+    }
+
+    /// The verdict as it stands, for a caller that reads the storage itself (`doctor`).
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Proof::Made(verdict) => verdict,
+            Proof::Recorded(shown) => Verdict::Proven(shown),
+        }
+    }
+}
+
+/// A writable registry on its own volume: no write to refuse, no bucket to read.
+pub fn nothing_to_prove(config: &RegistryConfig) -> bool {
+    !super::effective_readonly(config) && config.storage() == Storage::Filesystem
+}
+
+/// `verify::prove` once per container (`container`, as the engine reports it): the recorded proof
+/// when it holds, or else the proof, recorded when it passes. A writable registry on its own volume
+/// has nothing to prove.
+pub async fn once(
     api: &RegistryApi,
     config: &RegistryConfig,
-    s3: Option<&Aws>,
+    container: Option<&ContainerInfo>,
+    s3: S3<'_>,
     proofs: &Proofs,
-) -> Verdict {
-    let container = engine.container(&config.container).await.ok().flatten();
-    if let Some(record) = container.as_ref().and_then(|c| proofs.recorded(&config.container, c)) {
-        return match api.read_through(None).await {
-            Ok(_) => Verdict::Proven(shown(&record)),
-            Err(answer) => {
-                Verdict::Unproven { reason: format!("it cannot read its storage: {answer}"), answer: Some(answer) }
-            }
-        };
+) -> Proof {
+    if nothing_to_prove(config) {
+        return Proof::Made(Verdict::Proven(Vec::new()));
     }
-    let verdict = verify::prove(api, config, s3).await;
-    if let (Verdict::Proven(shown), Some(container)) = (&verdict, &container) {
+    if let Some(record) = container.and_then(|c| proofs.recorded(&config.container, c)) {
+        return Proof::Recorded(shown(&record));
+    }
+    let verdict = match s3 {
+        S3::Connected(s3) => verify::prove(api, config, s3).await,
+        S3::FromProfile => {
+            let aws = match config.storage() {
+                Storage::S3 => Aws::connect(&config.s3).await.ok(),
+                Storage::Filesystem => None,
+            };
+            verify::prove(api, config, aws.as_ref()).await
+        }
+    };
+    if let (Verdict::Proven(shown), Some(container)) = (&verdict, container) {
         proofs.record(&config.container, container, shown);
     }
-    verdict
+    Proof::Made(verdict)
 }
 
 #[cfg(test)]
@@ -112,7 +186,7 @@ mod tests {
     #[test]
     fn a_proof_holds_for_its_container_and_config_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let proofs = Proofs { dir: Some(dir.path().to_path_buf()) };
+        let proofs = Proofs { dir: Some(dir.path().to_path_buf()), held: true };
         let made = container("aaa", "h1");
         assert!(proofs.recorded("reg", &made).is_none());
         proofs.record("reg", &made, &["a write is refused (405)".to_string()]);
@@ -127,5 +201,18 @@ mod tests {
         let nowhere = Proofs::default();
         nowhere.record("reg", &made, &[]);
         assert!(nowhere.recorded("reg", &made).is_none());
+    }
+
+    #[test]
+    fn a_reading_run_records_only_when_no_one_holds_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reading = Proofs::reading(dir.path());
+        let made = container("aaa", "h1");
+        let held = crate::lock::try_acquire(dir.path(), "registry up").expect("lock").expect("free");
+        reading.record("reg", &made, &["a write is refused (405)".to_string()]);
+        assert!(reading.recorded("reg", &made).is_none(), "recorded under another run's lock");
+        drop(held);
+        reading.record("reg", &made, &["a write is refused (405)".to_string()]);
+        assert!(reading.recorded("reg", &made).is_some());
     }
 }

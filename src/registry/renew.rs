@@ -1,15 +1,14 @@
-//! Renewing the registry container's short-lived AWS credentials before they expire: what the
-//! scheduled `renew` job, `pull` and `doctor --fix` run. Deciding needs nothing but the container's
+//! When the registry container's short-lived AWS credentials are due for renewal: what
+//! `Service::renew` asks before it renews them (the scheduled `renew` job, `pull`). Deciding needs nothing but the container's
 //! labels, so a run with nothing to do makes no AWS call (an SSO or `credential_process` source is
 //! never woken up) and costs one container inspect.
 
-use super::converge::{Converged, connect_s3, converge};
+use super::converge::Converged;
 use super::lease::LeaseVerdict;
-use super::proof::Proofs;
-use super::{LABEL_MANAGED, lease_of};
+use super::{LABEL_MANAGED, damaged_lease, lease_of};
 use crate::config::{RegistryConfig, Storage};
 use crate::engine::Engine;
-use crate::progress::Progress;
+use crate::error::Error;
 
 /// What a renewal found, or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +23,7 @@ pub enum Renewal {
 
 /// What a renewal would do now, from the container's labels alone: `None` when it would do nothing
 /// (with the reason), `Some(verdict)` when the credentials are due or expired.
-async fn due(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<Result<LeaseVerdict, Renewal>> {
+pub(super) async fn due(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<Result<LeaseVerdict, Renewal>> {
     if config.storage() != Storage::S3 {
         return Ok(Err(Renewal::NotNeeded(
             "the registry uses filesystem storage, so it holds no AWS credentials".into(),
@@ -39,27 +38,22 @@ async fn due(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<Result<
     if container.label(LABEL_MANAGED) != Some("true") {
         return Ok(Err(Renewal::NotNeeded(format!("the container {} is not devbox's", config.container))));
     }
+    if let Some((label, value)) = damaged_lease(&container) {
+        // A lease that cannot be read is not taken for "long-lived" (never renewed) nor renewed
+        // behind the user's back: they are told, and `registry up` makes the container again.
+        return Err(Error::DamagedRecord {
+            what: "the registry's credentials lease".into(),
+            place: format!("label {label} of container {}", config.container),
+            reason: format!("{value:?} is not a time"),
+            fix: "Run `devbox registry up`: it recreates the registry with fresh credentials and a new lease.".into(),
+        }
+        .into());
+    }
     Ok(match lease_of(&container).verdict(jiff::Timestamp::now()) {
         LeaseVerdict::LongLived => Err(Renewal::NotNeeded("its AWS credentials are long-lived".into())),
         LeaseVerdict::Fresh { expiry, renew_at } => Err(Renewal::Fresh { expiry, renew_at }),
         due @ (LeaseVerdict::Renew { .. } | LeaseVerdict::Expired { .. }) => Ok(due),
     })
-}
-
-/// Renews the registry's credentials when they are inside the refresh window or expired: fresh
-/// ones are resolved on the host and the container is recreated through `converge`. When the host
-/// cannot resolve any (its login expired), the error says so and the container is left as it was.
-pub async fn renew(
-    engine: &Engine,
-    config: &RegistryConfig,
-    proofs: &Proofs,
-    progress: &dyn Progress,
-) -> anyhow::Result<Renewal> {
-    if let Err(nothing) = due(engine, config).await? {
-        return Ok(nothing);
-    }
-    let s3 = connect_s3(config).await?;
-    Ok(Renewal::Renewed(converge(engine, config, s3.as_ref(), proofs, progress).await?))
 }
 
 /// Whether the registry's own AWS credentials expire, from its container's labels: `Some(false)`

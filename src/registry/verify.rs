@@ -93,14 +93,3 @@ pub async fn prove(api: &RegistryApi, config: &RegistryConfig, s3: Option<&Aws>)
     }
     Verdict::Proven(shown)
 }
-
-/// `prove` for a caller without an AWS connection (`doctor`): it connects with the config's
-/// profile. Without credentials the bucket cannot be listed, so only the write probe runs; the AWS
-/// check names that problem itself.
-pub async fn prove_connecting(api: &RegistryApi, config: &RegistryConfig) -> Verdict {
-    let aws = match config.storage() {
-        Storage::S3 => Aws::connect(&config.s3).await.ok(),
-        Storage::Filesystem => None,
-    };
-    prove(api, config, aws.as_ref()).await
-}

@@ -76,7 +76,7 @@ const ALL_BUT_MACHINE_CHECKS: [&str; 18] = [
     "version",
 ];
 
-fn doctor<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+pub fn doctor<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["doctor"];
     args.extend_from_slice(extra);
     args.extend_from_slice(&ALL_BUT_MACHINE_CHECKS);

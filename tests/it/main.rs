@@ -17,6 +17,7 @@ mod fleet;
 mod garage_bed;
 mod init;
 mod install;
+mod lifecycle;
 mod podman;
 mod podman_bed;
 mod private_engine;

@@ -10,12 +10,13 @@ use super::{EngineFacts, Probe, registry_pin};
 use crate::config::{ByteSize, RegistryConfig, SessionMode};
 use crate::doctor::{CheckId, Finding, Remedy, Status};
 use crate::engine::{ContainerInfo, Engine, Hardening};
+use crate::paths::Paths;
 use crate::registry;
 use crate::registry::api::{ApiError, RegistryApi};
 use crate::registry::cause::FixCommand;
 use crate::registry::lease::{Lease, LeaseVerdict, human_until};
 use crate::registry::pin::PinVerdict;
-use crate::registry::proof::Proofs;
+use crate::registry::proof::{self, Proofs};
 
 pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
     async move {
@@ -333,28 +334,26 @@ async fn registry_api(probe: &Probe<'_>) -> Finding {
     explained(probe, answer.as_ref(), unreadable(&failed)).await.unwrap_or_else(|| unreadable(&failed).hint(generic))
 }
 
-/// The proofs that the registry runs devbox's config: the record made for this container when
-/// there is one, else the proofs themselves, recorded when they pass.
+/// The proofs that the registry runs devbox's config, by the one rule (`registry::proof::once`):
+/// the record made for this container when there is one, else the proofs themselves, recorded when
+/// they pass and no other run holds the lock. The read that shows the storage still answers is this
+/// check's own (the base images' manifests, or the catalog).
 async fn prove_once(probe: &Probe<'_>) -> registry::verify::Verdict {
     let config = &probe.config.registry;
-    // A writable registry on its own volume has nothing to prove: no need to wait for its inspect.
-    if !registry::effective_readonly(config) && config.storage() == crate::config::Storage::Filesystem {
+    // Nothing to prove: no need to wait for the container's inspect.
+    if proof::nothing_to_prove(config) {
         return registry::verify::Verdict::Proven(Vec::new());
-    }
-    let proofs = Proofs::in_state_dir(probe.env);
-    let container = probe.registry_container().await.ok().flatten();
-    if let Some(record) = container.as_ref().and_then(|c| proofs.recorded(&config.container, c)) {
-        return registry::verify::Verdict::Proven(registry::proof::shown(&record));
     }
     let api = match RegistryApi::new(&config.local_url()) {
         Ok(api) => api,
         Err(err) => return registry::verify::Verdict::Unproven { reason: format!("{err:#}"), answer: None },
     };
-    let verdict = registry::verify::prove_connecting(&api, config).await;
-    if let (registry::verify::Verdict::Proven(shown), Some(container)) = (&verdict, &container) {
-        proofs.record(&config.container, container, shown);
-    }
-    verdict
+    let proofs = match Paths::resolve(probe.env) {
+        Ok(paths) => Proofs::reading(paths.state_dir()),
+        Err(_) => Proofs::default(),
+    };
+    let container = probe.registry_container().await.ok().flatten();
+    proof::once(&api, config, container.as_deref(), proof::S3::FromProfile, &proofs).await.verdict()
 }
 
 /// `finding` with the root cause the registry gives for a failed storage read, and its fix; `None`
