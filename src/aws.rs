@@ -197,11 +197,9 @@ impl Aws {
         if !s3.profile.is_empty() {
             loader = loader.profile_name(&s3.profile);
         }
-        // A plain-HTTP endpoint (an S3-compatible store on this machine) needs no TLS: without
-        // this, every client loads the system's certificates, which costs more than the requests.
-        if s3.endpoint.starts_with("http://") {
-            loader = loader.http_client(aws_smithy_http_client::Builder::new().build_http());
-        }
+        // Through the company proxy, trusting the company CAs (`http.rs`); a plain-HTTP endpoint
+        // (an S3-compatible store on this machine) without TLS.
+        loader = loader.http_client(crate::http::aws_sdk(s3.endpoint.starts_with("http://")));
         let sdk = loader.load().await;
         let profile = s3.profile.clone();
         let no_credentials = |reason: String| Error::AwsCredentials { profile: profile.clone(), reason };

@@ -101,12 +101,18 @@ impl Wait {
 /// as `wait` says while another run holds it. `waiting` hears once whom it waits for.
 pub async fn acquire(state_dir: &Path, command: &str, wait: Wait, waiting: impl FnOnce(&str)) -> anyhow::Result<Held> {
     let path = state_dir.join(FILE);
-    let file = open(state_dir, &path)?;
+    let mut file = open(state_dir, &path)?;
     let started = Instant::now();
     let mut waiting = Some(waiting);
     loop {
         if try_lock(&file, &path)? {
-            return claim(file, state_dir, command);
+            if still_at(&file, &path) {
+                return claim(file, state_dir, command);
+            }
+            // The holder removed the file we waited on (`uninstall` takes the state directory
+            // with it): a lock on it keeps no one out, so take the one at the path now.
+            file = open(state_dir, &path)?;
+            continue;
         }
         let holder = read_holder(state_dir);
         // The holder writes its line just after it locks: give it a moment before naming no one.
@@ -131,7 +137,30 @@ pub async fn acquire(state_dir: &Path, command: &str, wait: Wait, waiting: impl 
 pub fn try_acquire(state_dir: &Path, command: &str) -> anyhow::Result<Option<Held>> {
     let path = state_dir.join(FILE);
     let file = open(state_dir, &path)?;
-    if try_lock(&file, &path)? { Ok(Some(claim(file, state_dir, command)?)) } else { Ok(None) }
+    if try_lock(&file, &path)? && still_at(&file, &path) {
+        Ok(Some(claim(file, state_dir, command)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Whether `file` is still the one at `path`: a holder may remove the lock file before it lets go
+/// (`uninstall`), and a run that waited on the removed file must not count it as the lock.
+fn still_at(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(held), Ok(now)) => (held.dev(), held.ino()) == (now.dev(), now.ino()),
+            _ => false,
+        }
+    }
+    // Windows does not let a file that is open without FILE_SHARE_DELETE be removed.
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
 }
 
 fn open(state_dir: &Path, path: &Path) -> anyhow::Result<File> {
@@ -190,6 +219,29 @@ mod tests {
         let bad = Environment::default().with("DEVBOX_LOCK_WAIT", "soon");
         let err = Wait::for_run(&bad, true).expect_err("not a duration");
         assert_eq!(crate::error::exit_status_of(&err), crate::error::ExitStatus::Usage);
+    }
+
+    /// `uninstall` removes the state directory, lock file and all, while it holds the lock: a run
+    /// that waited on the removed file must take the lock at the path, not the removed one's.
+    #[tokio::test]
+    async fn a_lock_file_removed_by_its_holder_is_not_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let held = try_acquire(&state, "uninstall").expect("lock").expect("free");
+        let waiter = tokio::spawn({
+            let state = state.clone();
+            async move { acquire(&state, "pull", Wait::Bounded(Duration::from_secs(5)), |_| {}).await }
+        });
+        tokio::time::sleep(POLL * 3).await;
+        std::fs::remove_dir_all(&state).expect("remove the state directory");
+        // A new run makes the lock file anew and takes it, as the waiter is let go.
+        let newcomer = try_acquire(&state, "registry up").expect("lock").expect("free");
+        drop(held);
+        tokio::time::sleep(POLL * 3).await;
+        assert!(!waiter.is_finished(), "the waiter must not share the lock with the newcomer");
+        drop(newcomer);
+        let waited = waiter.await.expect("joined").expect("the waiter gets the lock at the path");
+        assert!(still_at(&waited._file, &state.join(FILE)));
     }
 
     #[tokio::test]

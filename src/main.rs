@@ -20,6 +20,7 @@ mod http;
 mod images;
 mod init;
 mod lock;
+mod network;
 mod paths;
 mod progress;
 mod registry;

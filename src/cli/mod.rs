@@ -129,6 +129,7 @@ impl Context {
     pub fn config(&self) -> anyhow::Result<LoadedConfig> {
         let loaded = crate::config::load(self.config_source()?).map_err(crate::error::Error::from)?;
         self.printer.detail(format!("config: {}", loaded.source));
+        crate::http::install_network(&loaded.config.network, &self.env, loaded.source.path())?;
         Ok(loaded)
     }
 

@@ -27,6 +27,7 @@ pub struct Config {
     pub doctor: DoctorConfig,
     pub fleet: FleetConfig,
     pub security: SecurityConfig,
+    pub network: NetworkConfig,
     pub update: UpdateConfig,
 }
 
@@ -177,6 +178,17 @@ pub struct FleetConfig {
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     pub production_registries: Vec<String>,
+}
+
+/// `[network]`: the company proxy and CAs (resolved with the environment in `network.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Shown and serialized without its credentials.
+    #[serde(deserialize_with = "values::empty_as_none", serialize_with = "values::none_as_empty")]
+    pub proxy: Option<crate::network::ProxyUrl>,
+    pub no_proxy: Vec<String>,
+    pub ca_certificates: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

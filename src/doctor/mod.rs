@@ -21,6 +21,7 @@ pub enum CheckId {
     Disk,
     RegistryContainer,
     RegistryApi,
+    Network,
     AwsCredentials,
     Clock,
     BaseImages,
@@ -30,12 +31,13 @@ pub enum CheckId {
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 11] = [
+    pub const ALL: [CheckId; 12] = [
         CheckId::Config,
         CheckId::Engine,
         CheckId::Disk,
         CheckId::RegistryContainer,
         CheckId::RegistryApi,
+        CheckId::Network,
         CheckId::AwsCredentials,
         CheckId::Clock,
         CheckId::BaseImages,
@@ -51,6 +53,7 @@ impl CheckId {
             CheckId::Disk => "disk",
             CheckId::RegistryContainer => "registry-container",
             CheckId::RegistryApi => "registry-api",
+            CheckId::Network => "network",
             CheckId::AwsCredentials => "aws-credentials",
             CheckId::Clock => "clock",
             CheckId::BaseImages => "base-images",

@@ -109,11 +109,13 @@ impl<'a> Run<'a> {
                     TeamSource::Path(p) => TeamSource::Path(std::fs::canonicalize(&p).unwrap_or(p)),
                     other => other,
                 };
-                // S3 is reached with the S3 settings in force now (endpoint, region, profile).
+                // S3 is reached with the S3 settings in force now (endpoint, region, profile), and
+                // so is the network (proxy, CAs).
                 let now = match &current_config {
                     Ok(c) => c.clone(),
                     Err(_) => parse(None, &path)?,
                 };
+                crate::http::install_network(&now.network, env, &path)?;
                 let text = team::fetch(&source, &now.registry.s3).await?;
                 let shown = source.display();
                 // Validated before anything is written: errors name the source, line and key.
@@ -132,6 +134,9 @@ impl<'a> Run<'a> {
             }
         };
         let config = parse(base.as_deref(), &path)?;
+        // The network settings this run's steps go out with (a team config may set them): checked
+        // now, before anything is written.
+        crate::http::install_network(&config.network, env, &path)?;
         let mut run = Run {
             env,
             front,

@@ -59,7 +59,10 @@ impl Converged {
 /// line; `None` when the engine does not have the image (nothing to compare with, then).
 pub async fn desired(engine: &Engine, config: &RegistryConfig) -> anyhow::Result<Option<Desired>> {
     match line::detect(engine, &config.image).await? {
-        Some(layout) => Ok(Some(Desired::from_config(config, layout)?)),
+        Some(layout) => {
+            let network = super::network::for_container(&crate::http::network(), &config.s3.endpoint);
+            Ok(Some(Desired::from_config(config, layout)?.with_network(network)))
+        }
         None => Ok(None),
     }
 }
@@ -393,6 +396,9 @@ async fn create_and_start(
         let name = line::CONFIG_PATH.rsplit('/').next().unwrap_or(line::CONFIG_PATH);
         let dir = super::hardening::CONFIG_DIR;
         engine.copy_file_into_dir(&config.container, dir, name, desired.config_yaml.as_bytes()).await?;
+        if let Some(bundle) = &desired.network.ca_bundle {
+            engine.copy_file_into_dir(&config.container, dir, super::network::CA_FILE, bundle.as_bytes()).await?;
+        }
         engine.start_container(&config.container, Some(config.port)).await
     }
     .await;

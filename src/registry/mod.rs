@@ -8,6 +8,7 @@ mod converge;
 pub mod hardening;
 pub mod lease;
 pub mod line;
+pub mod network;
 pub mod pin;
 pub mod proof;
 mod renew;
@@ -55,6 +56,7 @@ pub struct Desired {
     pub readonly: bool,
     /// How the container is confined.
     pub hardening: Hardening,
+    pub network: network::ContainerNetwork,
 }
 
 impl Desired {
@@ -64,7 +66,7 @@ impl Desired {
         let config_yaml = render_config(config, layout.line)?;
         let hardening = hardening(config);
         let hash = config_hash(config, &layout, &config_yaml, &hardening);
-        Ok(Desired { layout, config_yaml, hash, storage, readonly, hardening })
+        Ok(Desired { layout, config_yaml, hash, storage, readonly, hardening, network: Default::default() })
     }
 }
 
@@ -233,6 +235,7 @@ fn container_spec(config: &RegistryConfig, desired: &Desired, credentials: Optio
             .unwrap_or_default()
             .into_iter()
             .chain(desired.layout.env())
+            .chain(desired.network.env.iter().cloned())
             .collect(),
         labels,
         publish: Some(("127.0.0.1".to_string(), config.port, 5000)),

@@ -55,9 +55,11 @@ fn disk_warrants(report: &serde_json::Value) -> &'static str {
 /// testbed: the testbed never installs jobs into root's own crontab, so `schedules` is "not
 /// installed" here (a warning); the disk is the machine's (see `disk_warrants`). `--fix` must not
 /// be let loose on either: the disk's remedy would clean the machine's own engine.
-const ALL_BUT_MACHINE_CHECKS: [&str; 18] = [
+const ALL_BUT_MACHINE_CHECKS: [&str; 20] = [
     "--check",
     "engine",
+    "--check",
+    "network",
     "--check",
     "registry-container",
     "--check",
@@ -104,8 +106,8 @@ fn a_healthy_machine_passes_every_check() {
             assert!(check.get(key).is_some(), "{key} missing from {check}");
         }
     }
-    assert_eq!(json["checks"].as_array().map(Vec::len), Some(11));
-    bed.test(&doctor(&[])).stdout_has("all 9 checks passed").run();
+    assert_eq!(json["checks"].as_array().map(Vec::len), Some(12));
+    bed.test(&doctor(&[])).stdout_has("all 10 checks passed").run();
 }
 
 #[test]
@@ -145,7 +147,7 @@ fn a_removed_registry_and_stale_images_are_fixed_in_order() {
     bed.test(&doctor(&["--fix", "--yes"]))
         .stdout_has("$ devbox registry up")
         .stdout_has("After the fixes")
-        .stdout_has("all 9 checks passed")
+        .stdout_has("all 10 checks passed")
         .run();
     // The second round found the image missing and pulled it too.
     let (code, json) = report(&bed, &["doctor", "--json"]);

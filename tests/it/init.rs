@@ -364,7 +364,7 @@ fn init_on_a_terminal_asks_for_what_is_missing() {
     settings.add_filter(r"shares this host's clock \(.*\)", "shares this host's clock (…)");
     settings.add_filter(r"\d+ ms\b", "[N] ms");
     // Held by `doctor_passed` above: every check passed, or the one warning this machine's disk gives.
-    settings.add_filter(r"✓ doctor    (all 11 checks passed|1 warning)", "✓ doctor    [PASSED]");
+    settings.add_filter(r"✓ doctor    (all 12 checks passed|1 warning)", "✓ doctor    [PASSED]");
     settings.add_filter(r"devbox\.toml\.\d{8}T\d{6}Z\.bak", "devbox.toml.[STAMP].bak");
     settings.add_filter(&regex_escape(&bed.name), "[BED]");
     // The testbed image's digest is this machine's own (made by `docker import`).

@@ -18,6 +18,7 @@ mod garage_bed;
 mod init;
 mod install;
 mod lifecycle;
+mod network;
 mod podman;
 mod podman_bed;
 mod private_engine;

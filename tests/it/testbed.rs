@@ -18,6 +18,7 @@
 //! and the `Test` builder (`testbed/run.rs`).
 
 mod ci;
+pub mod corp;
 pub mod garage;
 mod http;
 mod moto;
@@ -296,6 +297,15 @@ impl Bed {
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN")
+            // No proxy but the one a test sets: the network tests' own (tests/it/network.rs).
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
             .env("HOME", self.home.path())
             .env("AWS_ACCESS_KEY_ID", &self.key.id)
             .env("AWS_SECRET_ACCESS_KEY", &self.key.secret)

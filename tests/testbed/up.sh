@@ -11,6 +11,8 @@
 #   - Debian's cron, for the schedule tests' real `crontab` (run as a test user, never root's own).
 #   - shellcheck and dash, for install.sh's tests (POSIX sh, run under dash); minisign, to sign and
 #     check the test releases and team configs.
+#   - a company network (network/up.sh): tinyproxy, mitmproxy (pinned, in a venv of its own), openssl,
+#     socat and iptables; the network tests start their own proxies and private CAs;
 #   - Garage, an S3 server that really expires keys (garage/up.sh: built once with `cargo install`,
 #     pinned, then reused; started and left running), for the short-lived credentials tests;
 #   - a Debian VM under QEMU with its own Docker engine, reached as colima's (vm/vm.sh; DEVBOX_TESTBED_VM=0
@@ -56,6 +58,8 @@ if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
   python3 -m pip install -q 'moto[server]>=5.1,<6' \
     || python3 -m pip install -q --break-system-packages 'moto[server]>=5.1,<6'
 fi
+
+sh tests/testbed/network/up.sh
 
 if ! docker version >/dev/null 2>&1; then
   echo "testbed: no Docker engine answers; starting dockerd (log: /tmp/devbox-testbed-dockerd.log)"

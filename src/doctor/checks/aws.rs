@@ -14,6 +14,7 @@ use super::Probe;
 use crate::aws::Aws;
 use crate::config::{Config, Storage};
 use crate::doctor::{CheckId, Finding, Status};
+use crate::error::Error;
 
 /// How the credentials the host resolved are described: their kind and how long they last. Never
 /// a warning: fresh ones were just handed out.
@@ -39,14 +40,14 @@ async fn aws_credentials(config: &Config) -> Finding {
     }
     let aws = match Aws::connect(s3).await {
         Ok(aws) => aws,
-        Err(err) => return Finding::fail(id, err.to_string()).hint(err.hint().unwrap_or_default()),
+        Err(err) => return failed(config, &err),
     };
     let credentials = lifetime(aws.credentials().expiry, jiff::Timestamp::now());
     let (identity, reached) = tokio::join!(aws.identity(), aws.check_bucket());
     let bucket = s3.bucket.as_ref().map(|b| b.to_string()).unwrap_or_default();
     let latency = match reached {
         Ok(latency) => latency,
-        Err(err) => return Finding::fail(id, err.to_string()).hint(err.hint().unwrap_or_default()),
+        Err(err) => return failed(config, &err),
     };
     let account = identity.as_ref().map(|i| i.account.clone()).unwrap_or_else(|_| "unknown".into());
     let finding = Finding::new(
@@ -59,6 +60,24 @@ async fn aws_credentials(config: &Config) -> Finding {
     match identity {
         Ok(identity) => finding.detail("identity", identity.arn),
         Err(err) => finding.detail("identity", err.to_string()),
+    }
+}
+
+/// The finding for `err`. S3 out of reach through a proxy names the proxy: it is the proxy that
+/// is in the way far more often than S3.
+fn failed(config: &Config, err: &Error) -> Finding {
+    let id = CheckId::AwsCredentials;
+    let network = crate::http::network();
+    let proxy = super::network::s3_url(config).and_then(|url| network.proxy_for(&url).cloned());
+    match (err, proxy) {
+        (Error::S3Unreachable { .. }, Some((proxy, source))) => Finding::fail(
+            id,
+            format!("cannot reach S3 through the proxy {proxy} ({source}): {err}"),
+        )
+        .hint(format!(
+            "The proxy is in the way: start it, or fix {source}. `devbox doctor --check network` says how it answers."
+        )),
+        _ => Finding::fail(id, err.to_string()).hint(err.hint().unwrap_or_default()),
     }
 }
 

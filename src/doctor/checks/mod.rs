@@ -11,6 +11,7 @@ pub mod config;
 pub mod disk;
 pub mod engine;
 pub mod images;
+pub mod network;
 pub mod registry;
 pub mod registry_pin;
 pub mod schedules;
@@ -72,6 +73,8 @@ impl CheckId {
             RegistryContainer => (&[Engine], Run::OnEngine(registry::container)),
             // The API check needs no engine of its own, but a registry to talk to.
             RegistryApi => (&[RegistryContainer], Run::Alone(registry::api)),
+            // The proxy and the CAs: it reads the registry container's log when there is one.
+            Network => (&[Config], Run::Alone(network::check)),
             AwsCredentials => (&[Config], Run::Alone(aws::check)),
             // The clock check reads the engine's clock when it can, and S3's in any case.
             Clock => (&[Config], Run::ThenEngine(clock::measure)),
