@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::cli::Context;
-use crate::config::{Config, ConfigSource};
+use crate::config::{ConfigSource, Written, load_written};
 use crate::error::ExitStatus;
 
 #[derive(Debug, Args)]
@@ -34,7 +34,8 @@ struct Shown<'a> {
     team_trust: Option<String>,
     /// The team's signing keys recorded at the first signed `init --from … --key`.
     team_keys: Vec<String>,
-    config: &'a Config,
+    /// Each value in the words it was written in ("512MiB", "24h").
+    config: &'a Written,
 }
 
 impl ConfigArgs {
@@ -45,7 +46,8 @@ impl ConfigArgs {
                 ctx.printer.product(ctx.config_source()?.path().display().to_string());
             }
             ConfigCommand::Show { json } => {
-                let loaded = ctx.config()?;
+                let (loaded, written) = load_written(ctx.config_source()?).map_err(crate::error::Error::from)?;
+                ctx.printer.detail(format!("config: {}", loaded.source));
                 let text = std::fs::read_to_string(loaded.source.path()).unwrap_or_default();
                 let team_source = crate::init::header::recorded_source(&text);
                 let team_trust = team_source.map(|_| match crate::init::header::recorded_trust(&text) {
@@ -54,11 +56,10 @@ impl ConfigArgs {
                 });
                 let team_keys = crate::init::header::recorded_keys(&text);
                 if json {
-                    let shown =
-                        Shown { source: &loaded.source, team_source, team_trust, team_keys, config: &loaded.config };
+                    let shown = Shown { source: &loaded.source, team_source, team_trust, team_keys, config: &written };
                     ctx.printer.json(&shown)?;
                 } else {
-                    let toml = toml::to_string_pretty(&loaded.config)?;
+                    let toml = toml::to_string_pretty(&written)?;
                     let keys: String = team_keys.iter().map(|k| format!("\n# team key: {k}")).collect();
                     let team = team_source
                         .map(|t| {

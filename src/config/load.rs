@@ -54,18 +54,35 @@ pub struct LoadedConfig {
     pub source: ConfigSource,
 }
 
+/// The config in the words it was written in: the user's file laid over the defaults, each value
+/// as the file (or the defaults) gave it, "512MiB" and "24h" rather than 536870912 bytes and a
+/// `Duration` (whose own formats would say "536.9MB" and "1day"). It serializes with the keys in
+/// the defaults' order: that is what `config show` prints, and loading it again gives the same
+/// config.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The validated config these words parse to.
+    pub config: Config,
+    table: toml::Table,
+}
+
 /// Loads the config named by `source`. A file named explicitly must exist; the user's default file
 /// may be absent, and then the embedded defaults apply.
 pub fn load(source: ConfigSource) -> Result<LoadedConfig, ConfigError> {
-    let config = match &source {
-        ConfigSource::Defaults { .. } => defaults()?,
+    load_written(source).map(|(loaded, _)| loaded)
+}
+
+/// `load`, with the config as it was written (see `Written`).
+pub fn load_written(source: ConfigSource) -> Result<(LoadedConfig, Written), ConfigError> {
+    let written = match &source {
+        ConfigSource::Defaults { .. } => parse_written(DEFAULTS, Path::new("<built-in defaults>"))?,
         ConfigSource::Flag { path } | ConfigSource::Env { path } | ConfigSource::UserFile { path } => {
             let text = std::fs::read_to_string(path)
                 .map_err(|err| ConfigError::Read { source_desc: source.to_string(), err })?;
-            parse_str(&text, path)?
+            parse_written(&text, path)?
         }
     };
-    Ok(LoadedConfig { config, source })
+    Ok((LoadedConfig { config: written.config.clone(), source }, written))
 }
 
 /// The built-in defaults (`templates/devbox.toml`, embedded), as a config: what applies when there
@@ -76,6 +93,11 @@ pub fn defaults() -> Result<Config, ConfigError> {
 
 /// Parses `text` (the contents of `path`) over the embedded defaults, then validates it.
 pub(crate) fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_written(text, path).map(|written| written.config)
+}
+
+/// `parse_str`, keeping the merged text beside the config.
+fn parse_written(text: &str, path: &Path) -> Result<Written, ConfigError> {
     let at = |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| ConfigError::Invalid {
         location: Location { path: path.to_path_buf(), line_col: span.map(|s| line_col(text, s.start)) },
         key,
@@ -88,7 +110,7 @@ pub(crate) fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> 
         .map_err(|e| at(None, None, format!("devbox's built-in defaults do not parse: {}", e.message())))?;
     merge(&mut merged, user);
 
-    let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+    let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged.clone())).map_err(|e| {
         let segments = key_segments(e.path());
         let message = e.inner().message().to_string();
         // An unknown key is best shown by the key itself; any other mistake by its value.
@@ -100,7 +122,44 @@ pub(crate) fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> 
         let segments: Vec<String> = invalid.key.split('.').map(String::from).collect();
         at(find_span(text, &segments, false), Some(invalid.key.to_string()), invalid.message)
     })?;
-    Ok(config)
+    Ok(Written { config, table: merged })
+}
+
+impl Serialize for Written {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let order = DeTable::parse(DEFAULTS).map_err(serde::ser::Error::custom)?;
+        InOrder { table: &self.table, order: Some(order.get_ref()) }.serialize(serializer)
+    }
+}
+
+/// A table whose keys serialize in the order `order` (the defaults' text) has them; a key it does
+/// not have goes last.
+struct InOrder<'a, 'i> {
+    table: &'a toml::Table,
+    order: Option<&'a DeTable<'i>>,
+}
+
+impl Serialize for InOrder<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let in_order = |key: &str| self.order?.iter().find(|(name, _)| name.get_ref().as_ref() == key);
+        let mut entries: Vec<_> = self.table.iter().collect();
+        entries.sort_by_key(|(key, _)| in_order(key).map_or(usize::MAX, |(name, _)| name.span().start));
+        let mut map = serializer.serialize_map(Some(entries.len()))?;
+        for (key, value) in entries {
+            match value {
+                toml::Value::Table(table) => {
+                    let order = in_order(key).and_then(|(_, value)| match value.get_ref() {
+                        DeValue::Table(inner) => Some(inner),
+                        _ => None,
+                    });
+                    map.serialize_entry(key, &InOrder { table, order })?;
+                }
+                value => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
 }
 
 /// Lays `over` onto `base`, table by table; `over` wins for every key it sets.
@@ -220,6 +279,54 @@ mod tests {
     fn errors_in_arrays_point_at_the_item() {
         let err = error("[cleanup]\nkeep_labels = [\"ok\", \"=x\"]\n");
         assert!(err.starts_with("devbox.toml:2:22: cleanup.keep_labels.1: "), "{err}");
+    }
+
+    /// What `config show` prints: each value as written, the defaults' own words where the file
+    /// says nothing, in the defaults' order; read back, it is the same config.
+    #[test]
+    fn config_show_prints_values_as_written_and_reads_back_the_same() {
+        let show = |text: &str| {
+            let written = parse_written(text, Path::new("devbox.toml")).expect("valid");
+            let shown = toml::to_string_pretty(&written).expect("serializes");
+            let again = parse_written(&shown, Path::new("shown.toml")).expect("config show's output loads");
+            assert_eq!(again.config, written.config, "config show's output is another config:\n{shown}");
+            assert_eq!(toml::to_string_pretty(&again).expect("serializes"), shown, "shown twice, it changes");
+            shown
+        };
+        let has = |shown: &str, line: &str| assert!(shown.lines().any(|l| l == line), "no `{line}` in:\n{shown}");
+
+        let defaults = show("");
+        for line in [
+            "memory = \"512MiB\"",
+            "older_than = \"24h\"",
+            "stale_after = \"3d\"",
+            "session_duration = \"12h\"",
+            "max_skew = \"2s\"",
+            "refresh = \"weekly\"",
+            "max_disk = \"\"",
+        ] {
+            has(&defaults, line);
+        }
+        // The sections in the defaults' own order.
+        let sections = |text: &str| text.lines().filter(|l| l.starts_with('[')).map(String::from).collect::<Vec<_>>();
+        assert_eq!(sections(&defaults), sections(DEFAULTS));
+        assert_eq!(sections(&defaults)[..2], ["[registry]", "[registry.s3]"]);
+
+        let mine = show(
+            "[registry]\nmemory = \"1.5 GiB\"\n[cleanup]\nolder_than = \"90m\"\nmax_disk = \"40GB\"\nschedule = \"12h\"\n\
+             [fleet]\nstale_after = \"1week\"\n[clock]\ninterval = \"600s\"\n",
+        );
+        for line in [
+            "memory = \"1.5 GiB\"",
+            "older_than = \"90m\"",
+            "max_disk = \"40GB\"",
+            "schedule = \"12h\"",
+            "stale_after = \"1week\"",
+            "interval = \"600s\"",
+            "max_skew = \"2s\"",
+        ] {
+            has(&mine, line);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use load::parse_str;
-pub use load::{ConfigSource, LoadedConfig, defaults, load};
+pub use load::{ConfigSource, LoadedConfig, Written, defaults, load, load_written};
 pub use values::{BucketName, ByteSize, KeepLabel, Period, require_https};
 
 /// The defaults, embedded in the binary. A user's file is laid over them key by key.

@@ -1,5 +1,6 @@
-//! Config values with rules of their own. Each parses from the string a user writes and turns back
-//! into the same string, so `config show` prints what the file says.
+//! Config values with rules of their own, each parsed from the string a user writes. Their own
+//! formats (`ByteSize`'s "536.9MB", humantime's "1day") are for reports; `config show` prints the
+//! string as it was written (`load::Written`).
 
 use std::fmt;
 use std::time::Duration;

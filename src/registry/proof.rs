@@ -212,6 +212,17 @@ mod tests {
         reading.record("reg", &made, &["a write is refused (405)".to_string()]);
         assert!(reading.recorded("reg", &made).is_none(), "recorded under another run's lock");
         drop(held);
+        // A child that another test thread forks at this moment keeps a copy of the lock file's
+        // descriptor, and so the flock, until it execs (close-on-exec acts only then): wait, as a
+        // later run would, until the lock is free (failed 1 in 300 runs without this).
+        let free = (0..500).any(|_| {
+            let free = crate::lock::try_acquire(dir.path(), "test").expect("lock").is_some();
+            if !free {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            free
+        });
+        assert!(free, "the lock stayed held after its holder dropped it");
         reading.record("reg", &made, &["a write is refused (405)".to_string()]);
         assert!(reading.recorded("reg", &made).is_some());
     }

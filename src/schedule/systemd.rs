@@ -85,8 +85,12 @@ impl Systemd {
         let [service, timer] = self.files(job);
         let present = service.exists() || timer.exists();
         if present {
-            // Stop first; a timer that is already gone from systemd's view is fine.
-            let _ = self.systemctl(&["disable", "--now", &format!("{}.timer", unit_name(job))]);
+            // Stop first; a timer that is already gone from systemd's view is fine. A failed
+            // last run would stay in systemd's memory (`list-units --failed`) after its file has
+            // gone: forget it too.
+            let unit = unit_name(job);
+            let _ = self.systemctl(&["disable", "--now", &format!("{unit}.timer")]);
+            let _ = self.systemctl(&["reset-failed", &format!("{unit}.service"), &format!("{unit}.timer")]);
             for file in [&service, &timer] {
                 if file.exists() {
                     std::fs::remove_file(file)?;

@@ -25,7 +25,7 @@ fn win_quote(arg: &str) -> String {
 
 #[derive(Serialize)]
 struct TaskContext {
-    description: &'static str,
+    description: String,
     task_name: String,
     start_boundary: String,
     interval: Option<String>,
@@ -33,8 +33,18 @@ struct TaskContext {
     arguments: String,
 }
 
+/// What the task hands `cmd.exe`: the job's command line with its output appended to its log.
+/// `/d`: no AutoRun commands from the registry; `/s`: cmd strips exactly the outer quotes and runs
+/// what is between them as typed, whatever quotes and special characters the paths hold.
+pub fn cmd_arguments(job: &Job, env: &JobEnv) -> String {
+    let command: Vec<String> = env.argv(job).iter().map(|a| win_quote(a)).collect();
+    let log = win_quote(&env.log_path(job.name).display().to_string());
+    format!("/d /s /c \"{} >> {log} 2>&1\"", command.join(" "))
+}
+
 /// The task's XML, as UTF-8 text (written as UTF-16 by `install`). Task Scheduler cannot set an
-/// environment or redirect output, so the job runs through `cmd.exe /c` for its log.
+/// environment or redirect output, so the job runs through `cmd.exe` (`cmd_arguments`) for its
+/// log. Each value is escaped here, once (the template adds no escaping of its own).
 pub fn render(job: &Job, env: &JobEnv) -> anyhow::Result<String> {
     let (start_boundary, interval) = match job.timing {
         Timing::Every(d) => {
@@ -43,16 +53,13 @@ pub fn render(job: &Job, env: &JobEnv) -> anyhow::Result<String> {
         Timing::Calendar { hour: None, minute, .. } => (format!("2024-01-01T00:{minute:02}:00"), Some("PT1H".into())),
         Timing::Calendar { hour: Some(hour), minute, .. } => (format!("2024-01-01T{hour:02}:{minute:02}:00"), None),
     };
-    let command: Vec<String> = env.argv(job).iter().map(|a| win_quote(a)).collect();
-    let log = win_quote(&env.log_path(job.name).display().to_string());
-    let arguments = format!("/c \"{} >> {log} 2>&1\"", command.join(" "));
     let context = TaskContext {
-        description: job.description,
+        description: xml_escape(job.description),
         task_name: xml_escape(&task_name(job.name)),
         start_boundary,
         interval,
         weekday: job.timing.weekday_name(),
-        arguments: xml_escape(&arguments),
+        arguments: xml_escape(&cmd_arguments(job, env)),
     };
     crate::templates::render("taskscheduler.xml", TEMPLATE, context)
 }

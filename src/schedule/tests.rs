@@ -171,7 +171,61 @@ fn task_scheduler_xml_renders() {
         }
         let bytes = taskscheduler::utf16(&xml);
         assert_eq!(&bytes[..2], &[0xFF, 0xFE]);
+        assert_eq!(xml_text(&xml, "Arguments"), taskscheduler::cmd_arguments(&job, &job_env));
+        assert_eq!(xml_text(&xml, "Description"), job.description);
     }
+}
+
+/// The text of the first `<tag>` in `xml`, its entities decoded once, as Task Scheduler and
+/// launchd read it.
+fn xml_text(xml: &str, tag: &str) -> String {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == tag => {
+                let raw = reader.read_text(e.name()).expect("the element's text");
+                return quick_xml::escape::unescape(&raw).expect("known entities").into_owned();
+            }
+            quick_xml::events::Event::Eof => panic!("no <{tag}> in:\n{xml}"),
+            _ => {}
+        }
+    }
+}
+
+/// What Task Scheduler hands cmd.exe, decoded from the XML, is exactly the command line to run:
+/// paths with spaces, `&` and `'` quoted for cmd, the output appended to the job's log.
+#[test]
+fn task_scheduler_hands_cmd_exactly_the_command_line() {
+    let job_env = JobEnv {
+        exe: PathBuf::from(r"C:\Program Files\devbox & co\devbox.exe"),
+        state_dir: PathBuf::from(r"C:\Users\o'brien\AppData\Local\devbox\data"),
+        config: Some(PathBuf::from(r"C:\Users\o'brien\team devbox.toml")),
+    };
+    let cleanup = all_jobs().into_iter().find(|j| j.name == "cleanup").expect("the cleanup job");
+    let xml = taskscheduler::render(&cleanup, &job_env).expect("render");
+    assert_eq!(xml_text(&xml, "Command"), "cmd.exe");
+    let log = job_env.log_path("cleanup").display().to_string();
+    assert_eq!(
+        xml_text(&xml, "Arguments"),
+        format!(
+            r#"/d /s /c ""C:\Program Files\devbox & co\devbox.exe" --scheduled-job cleanup --config "C:\Users\o'brien\team devbox.toml" cleanup --quiet >> {log} 2>&1""#
+        )
+    );
+    assert_eq!(xml_text(&xml, "URI"), r"\devbox\cleanup");
+    assert!(!xml.contains("&amp;amp;") && !xml.contains("&amp;quot;"), "escaped twice:\n{xml}");
+}
+
+/// launchd reads each argument back exactly, whatever XML's special characters the paths hold.
+#[test]
+fn launchd_arguments_are_escaped_once() {
+    let exe = r#"/Users/o'brien/a "b" <c> & d/devbox"#;
+    let job = all_jobs().into_iter().find(|j| j.name == "cleanup").expect("the cleanup job");
+    let text = launchd::render(&job, &env(exe)).expect("render");
+    let parsed: plist::Value = plist::from_bytes(text.as_bytes()).expect("a valid plist");
+    let args = parsed.as_dictionary().and_then(|d| d.get("ProgramArguments")).and_then(|v| v.as_array());
+    let args: Vec<&str> = args.expect("arguments").iter().filter_map(|v| v.as_string()).collect();
+    assert_eq!(args, env(exe).argv(&job));
+    assert_eq!(xml_text(&text, "string"), launchd::label("cleanup"));
 }
 
 /// `systemd-analyze verify` accepts the units, on a machine that has it.

@@ -58,6 +58,43 @@ fn config_path_and_show_name_the_source() {
     bed.test(&["config", "show"]).stdout_has("built-in defaults").stdout_has("storage = \"auto\"").run();
 }
 
+/// `config show` prints each value as it was written (or as the defaults write it), and its output,
+/// loaded as a config file, is the same config.
+#[test]
+fn config_show_prints_what_a_person_would_write_and_loads_back_the_same() {
+    let bed = Bed::new("cfground");
+    let stdout = |out: std::process::Output| String::from_utf8(out.stdout).expect("utf-8");
+    let body = |shown: &str| shown.lines().filter(|l| !l.starts_with("# ")).collect::<Vec<_>>().join("\n");
+    std::fs::remove_file(bed.config_path()).expect("remove");
+    let defaults = stdout(
+        bed.test(&["config", "show"])
+            .stdout_has("memory = \"512MiB\"")
+            .stdout_has("older_than = \"24h\"")
+            .stdout_has("stale_after = \"3d\"")
+            .run(),
+    );
+
+    bed.write_raw_config(
+        "[registry]\nmemory = \"1GiB\"\n[cleanup]\nolder_than = \"90m\"\nmax_disk = \"40GB\"\n\
+         [fleet]\nstale_after = \"1week\"\n",
+    );
+    let mine = stdout(
+        bed.test(&["config", "show"])
+            .stdout_has("memory = \"1GiB\"")
+            .stdout_has("older_than = \"90m\"")
+            .stdout_has("max_disk = \"40GB\"")
+            .stdout_has("stale_after = \"1week\"")
+            .stdout_has("session_duration = \"12h\"")
+            .run(),
+    );
+    for shown in [defaults, mine] {
+        let file = bed.home.path().join("shown.toml");
+        std::fs::write(&file, &shown).expect("write");
+        let again = stdout(bed.test(&["--config", file.to_str().expect("utf-8"), "config", "show"]).run());
+        assert_eq!(body(&again), body(&shown), "config show's output loads as another config");
+    }
+}
+
 #[test]
 fn config_path_works_even_when_the_file_is_broken() {
     let bed = Bed::new("cfgpath");

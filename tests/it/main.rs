@@ -39,3 +39,4 @@ mod testbed;
 mod trust;
 mod vm;
 mod vm_bed;
+mod vm_systemd;
