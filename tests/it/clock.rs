@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::testbed::{Bed, HttpServer, REGISTRY_IMAGE, docker, free_port, port_open, wait_until};
+use crate::testbed::{
+    Bed, HttpServer, REGISTRY_IMAGE, docker, free_port, port_open, registry_image_pinned, wait_until,
+};
 
 /// A moto S3 server whose clock runs `offset` (libfaketime's syntax: "+7m", "-20m") from this
 /// machine's. Only moto's process sees the fake time. It is stopped when dropped, and when this
@@ -295,9 +297,11 @@ fn the_vm_path_dry_run_shows_the_exact_helper_container() {
         .run();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let command = text.lines().find_map(|l| l.trim().strip_prefix("docker run ")).expect("a docker run line");
+    // The helper runs the registry's own image, as the bed's config pins it.
+    let image = registry_image_pinned();
     let expected = format!(
         "--rm -i --name devbox-clock-sync- --label devbox.managed=true --label devbox.role=clock-sync --user 0 \
-         --cap-add SYS_TIME --network none --entrypoint /bin/sh {REGISTRY_IMAGE}, \
+         --cap-add SYS_TIME --network none --entrypoint /bin/sh {image}, \
          fed `date -u -s @<second>` on its input at the host's next whole second"
     );
     let masked =
