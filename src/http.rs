@@ -364,15 +364,7 @@ pub fn for_url(url: &str, timeout: Duration, redirects: Redirects) -> anyhow::Re
 
 /// Whether `url` is plain HTTP to this machine (127.0.0.0/8, localhost or [::1]).
 pub fn is_loopback(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else { return false };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let host = if host_port.starts_with('[') {
-        host_port.split_inclusive(']').next().unwrap_or(host_port)
-    } else {
-        host_port.split(':').next().unwrap_or(host_port)
-    };
-    host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    url.strip_prefix("http://").is_some_and(crate::config::loopback_host)
 }
 
 /// Why a request got no answer. Made once from reqwest's error, here; callers match on it, and its

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use load::parse_str;
 pub use load::{ConfigSource, LoadedConfig, Written, defaults, load, load_written};
-pub use values::{BucketName, ByteSize, KeepLabel, Period, require_https};
+pub use values::{BucketName, ByteSize, KeepLabel, Period, loopback_host, require_https};
 
 /// The defaults, embedded in the binary. A user's file is laid over them key by key.
 const DEFAULTS: &str = include_str!("../../templates/devbox.toml");

@@ -207,6 +207,19 @@ impl From<Period> for String {
     }
 }
 
+/// Whether the part of a URL after `scheme://` names this machine: `127.0.0.0/8`, `localhost` or
+/// `[::1]`, literally (a name that resolves there is not enough: its resolution can change).
+pub fn loopback_host(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next().unwrap_or(host_port)
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Whether `url` may be fetched at all: HTTPS, or plain HTTP to this machine only (`127.0.0.0/8`,
 /// `localhost`, `[::1]`), where nothing travels a network someone else can change. Checked before
 /// any connection is made; the error says why, for the caller to name the key or flag.
@@ -220,14 +233,7 @@ pub fn require_https(url: &str) -> Result<(), String> {
     if !scheme.eq_ignore_ascii_case("http") {
         return Err("must start with https:// (or http:// to 127.0.0.1)".into());
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let host = if host_port.starts_with('[') {
-        host_port.split_inclusive(']').next().unwrap_or(host_port)
-    } else {
-        host_port.split(':').next().unwrap_or(host_port)
-    };
-    if host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()) {
+    if loopback_host(rest) {
         Ok(())
     } else {
         Err("plain http:// is allowed only to this machine (127.0.0.1, [::1], localhost): anyone on the way \
