@@ -51,9 +51,18 @@ fn corp_bed(test: &str) -> (Bed, Corp) {
 
 /// The bed's devbox.toml, on the company's S3, with `network` as its `[network]` table.
 fn write_config(bed: &Bed, corp: &Corp, network: &str) {
+    write_config_s3(bed, corp, "", network);
+}
+
+/// Garage has no STS, and the corporate S3 is named (`devbox-corp.test`), not an address on this
+/// machine: devbox hands such a store the long-lived key only when the config says so.
+const KEY_TO_GARAGE: &str = "session = \"off\"\n";
+
+/// As `write_config`, with `s3` added to `[registry.s3]`.
+fn write_config_s3(bed: &Bed, corp: &Corp, s3: &str, network: &str) {
     bed.write_raw_config(&format!(
         "[registry]\nimage = \"{REGISTRY_IMAGE}\"\npull = \"never\"\ncontainer = \"{name}\"\nport = {port}\n\
-         [registry.s3]\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\npath_style = true\nregion = \"us-east-1\"\n\
+         [registry.s3]\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\npath_style = true\nregion = \"us-east-1\"\n{s3}\
          [images]\nbase = [\"base/tool:1\"]\nalias = \"{name}/{{name}}\"\n[network]\n{network}\n",
         name = bed.name,
         port = bed.port,
@@ -214,7 +223,7 @@ fn vm_network_through_the_proxy_and_through_tls_inspection() {
     corp.close_direct_path();
     let proxy = corp.tinyproxy(vm_forwarded_port(), None);
     let s3_ca = corp.s3_ca.display().to_string();
-    write_config(&bed, &corp, &format!("proxy = {:?}\nca_certificates = [{s3_ca:?}]", proxy.url()));
+    write_config_s3(&bed, &corp, KEY_TO_GARAGE, &format!("proxy = {:?}\nca_certificates = [{s3_ca:?}]", proxy.url()));
     // init's own doctor step judges the VM's disk too, which is the testbed's, not this test's
     // (the doctor tests leave it out): the checks that judge the network run right after.
     bed.test(&["init", "--yes", "--skip", "doctor"]).output_has("✓ pull      1 updated").run();
@@ -226,12 +235,17 @@ fn vm_network_through_the_proxy_and_through_tls_inspection() {
 
     let mitm = corp.mitmproxy(vm_forwarded_port());
     let inspect_ca = mitm.ca.clone().expect("mitmproxy's CA").display().to_string();
-    write_config(&bed, &corp, &format!("proxy = {:?}\nca_certificates = [{inspect_ca:?}]", mitm.url()));
+    write_config_s3(
+        &bed,
+        &corp,
+        KEY_TO_GARAGE,
+        &format!("proxy = {:?}\nca_certificates = [{inspect_ca:?}]", mitm.url()),
+    );
     bed.test(&["registry", "up"]).output_has("recreated").run();
     bed.test(&["pull"]).output_has("base/tool:1").run();
     doctor(&bed).code(0).stdout_has("issued by CN=Devbox Corp Inspection CA, O=Devbox Corp").run();
     assert!(mitm.log_text().contains(&corp.s3_name), "mitmproxy's log:\n{}", mitm.log_text());
-    write_config(&bed, &corp, &format!("proxy = {:?}", mitm.url()));
+    write_config_s3(&bed, &corp, KEY_TO_GARAGE, &format!("proxy = {:?}", mitm.url()));
     bed.test(&["doctor", "--check", "network"]).code(1).stdout_has("Devbox Corp Inspection CA").run();
 }
 
