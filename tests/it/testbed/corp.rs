@@ -7,7 +7,7 @@
 //! the /etc/hosts line and the iptables rule included, on failure too.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -182,19 +182,7 @@ impl Corp {
     fn start(&mut self, name: &str, command: &str) {
         let pid_file = self.dir.path().join(format!("{name}.pid"));
         let log = self.dir.path().join(format!("{name}.out"));
-        let watcher = format!(
-            "{command} >{log} 2>&1 & c=$!; echo $c >{pid}; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 1; done; kill $c 2>/dev/null",
-            log = log.display(),
-            pid = pid_file.display(),
-            parent = std::process::id()
-        );
-        let child = Command::new("sh")
-            .args(["-c", &watcher])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let child = super::moto::watched(format!("{command} >{} 2>&1", log.display()), Some(&pid_file))
             .expect("start a watcher");
         self.children.push((child, pid_file));
     }

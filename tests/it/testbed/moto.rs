@@ -5,22 +5,25 @@ use std::time::Duration;
 
 use super::{free_port, port_open, wait_until};
 
+/// Starts `command` (a shell line, its output redirected by itself) under a watcher that ends it
+/// when this test process ends, however it ends; writes the command's PID to `pid_file` if given.
+/// The returned child is the watcher.
+pub fn watched(command: String, pid_file: Option<&std::path::Path>) -> std::io::Result<Child> {
+    let record = pid_file.map(|p| format!("echo $c >{}; ", p.display())).unwrap_or_default();
+    let watcher = format!(
+        "{command} & c=$!; {record}\
+         while kill -0 {parent} 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 1; done; kill $c 2>/dev/null",
+        parent = std::process::id()
+    );
+    Command::new("sh").args(["-c", &watcher]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+}
+
 /// Starts moto's S3 server on all addresses (containers reach it through the docker bridge
 /// gateway as host.docker.internal), and ends it when this test process ends.
 pub fn start_moto() -> (u16, Child) {
     let port = free_port();
-    let watcher = format!(
-        "python3 -m moto.server -H 0.0.0.0 -p {port} >/dev/null 2>&1 & moto=$!; \
-         while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 1; done; kill $moto 2>/dev/null",
-        parent = std::process::id()
-    );
-    let child = Command::new("sh")
-        .args(["-c", &watcher])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto");
+    let child =
+        watched(format!("python3 -m moto.server -H 0.0.0.0 -p {port} >/dev/null 2>&1"), None).expect("start moto");
     wait_until(
         format!("moto's S3 server to start on port {port} (install it: pip install 'moto[server]')"),
         Duration::from_secs(30),
