@@ -55,14 +55,6 @@ pub(super) async fn capped_body(
     Ok(bytes)
 }
 
-/// A listing, cut at its cap.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Listing {
-    pub objects: Vec<ObjectInfo>,
-    /// There were more objects than the cap.
-    pub truncated: bool,
-}
-
 /// A key as `encoding-type=url` gives it, decoded (`%XX`, and `+` for a space); `None` when it is
 /// not valid percent-encoded UTF-8.
 fn percent_decode(encoded: &str) -> Option<String> {
@@ -153,11 +145,17 @@ impl Aws {
     }
 
     /// The objects whose keys start with `prefix`, a page of 1,000 at a time (s3:ListBucket), at
-    /// most `cap` of them; `truncated` when there were more. Keys come URL-encoded
+    /// most `cap` of them, each page handed to `each` as it arrives (so a caller can work on one
+    /// while S3 lists the next); true when there were more than `cap`. Keys come URL-encoded
     /// (`encoding-type=url`) and are decoded here, so a key holding a character XML cannot carry
     /// (a control character) is listed exactly, and can be deleted by its exact name.
-    pub async fn list_objects(&self, prefix: &str, cap: usize) -> Result<Listing, ActionError> {
-        let mut objects = Vec::new();
+    pub async fn list_objects(
+        &self,
+        prefix: &str,
+        cap: usize,
+        mut each: impl FnMut(Vec<ObjectInfo>),
+    ) -> Result<bool, ActionError> {
+        let mut listed = 0usize;
         let mut token: Option<String> = None;
         loop {
             let page = self
@@ -166,28 +164,35 @@ impl Aws {
                 .bucket(&self.bucket)
                 .prefix(prefix)
                 .encoding_type(aws_sdk_s3::types::EncodingType::Url)
-                .max_keys(i32::try_from(cap.saturating_add(1).saturating_sub(objects.len()).min(1000)).unwrap_or(1000))
+                .max_keys(i32::try_from(cap.saturating_add(1).saturating_sub(listed).min(1000)).unwrap_or(1000))
                 .set_continuation_token(token.take())
                 .send()
                 .await
                 .map_err(|e| self.action_error("s3:ListBucket", "", e))?;
-            objects.extend(page.contents().iter().filter_map(|o| {
-                Some(ObjectInfo {
-                    key: percent_decode(o.key()?)?,
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    last_modified: o
-                        .last_modified()
-                        .and_then(|t| std::time::SystemTime::try_from(*t).ok())
-                        .and_then(|t| jiff::Timestamp::try_from(t).ok()),
+            let mut objects: Vec<ObjectInfo> = page
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(ObjectInfo {
+                        key: percent_decode(o.key()?)?,
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        last_modified: o
+                            .last_modified()
+                            .and_then(|t| std::time::SystemTime::try_from(*t).ok())
+                            .and_then(|t| jiff::Timestamp::try_from(t).ok()),
+                    })
                 })
-            }));
-            if objects.len() > cap {
-                objects.truncate(cap);
-                return Ok(Listing { objects, truncated: true });
+                .collect();
+            let truncated = listed + objects.len() > cap;
+            objects.truncate(cap - listed);
+            listed += objects.len();
+            each(objects);
+            if truncated {
+                return Ok(true);
             }
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
-                _ => return Ok(Listing { objects, truncated: false }),
+                _ => return Ok(false),
             }
         }
     }

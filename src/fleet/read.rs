@@ -1,5 +1,5 @@
-//! Reading every report under the prefix: one listing (at most a cap of objects), then the objects
-//! fetched concurrently (at most `CONCURRENCY` at a time), each judged as it arrives and kept in a
+//! Reading every report under the prefix: one listing (at most a cap of objects), and beside it the
+//! objects fetched concurrently (at most `CONCURRENCY` at a time), each judged as it arrives and kept in a
 //! compact form, so memory grows with the number of machines, not with the size of their reports.
 //!
 //! A report may come from anyone who can write to the prefix, so each is judged before use. Who
@@ -123,12 +123,20 @@ pub struct Fetched {
 
 /// Lists the reports (at most `cap`) and fetches them all. A listing that S3 refuses (a policy
 /// without s3:ListBucket) is the error; anything wrong with one report, a refused fetch included,
-/// is that report's `Rejected`. Each fetch runs as a task of its own, so fetching and judging
+/// is that report's `Rejected`. The listing runs beside the fetches: the first page's reports are
+/// fetched while S3 lists the next. Each fetch runs as a task of its own, so fetching and judging
 /// spread over the runtime's threads rather than queueing on the one that polls this function.
 pub async fn fetch_all(aws: &Arc<Aws>, prefix: &str, cap: usize) -> Result<Fetched, ActionError> {
     let machines = Arc::new(machines_prefix(prefix));
-    let listing = aws.list_objects(&machines, cap).await?;
-    let judged: Vec<Judged> = futures_util::stream::iter(listing.objects)
+    let (listed, found) = tokio::sync::mpsc::unbounded_channel::<ObjectInfo>();
+    let lister = {
+        let (aws, machines) = (Arc::clone(aws), Arc::clone(&machines));
+        tokio::spawn(async move {
+            aws.list_objects(&machines, cap, |page| page.into_iter().for_each(|object| _ = listed.send(object))).await
+        })
+    };
+    let found = futures_util::stream::unfold(found, |mut found| async move { Some((found.recv().await?, found)) });
+    let judged: Vec<Judged> = found
         .map(|object| {
             let (key, last_modified) = (object.key.clone(), object.last_modified);
             let task = tokio::spawn(fetch_one(Arc::clone(aws), Arc::clone(&machines), object));
@@ -140,7 +148,17 @@ pub async fn fetch_all(aws: &Arc<Aws>, prefix: &str, cap: usize) -> Result<Fetch
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    Ok(Fetched { judged: dedupe(judged), truncated_at: listing.truncated.then_some(cap) })
+    let truncated = match lister.await {
+        Ok(listing) => listing?,
+        Err(crashed) => {
+            return Err(ActionError::Failed {
+                action: "s3:ListBucket",
+                resource: machines.to_string(),
+                reason: format!("the listing stopped: {crashed}"),
+            });
+        }
+    };
+    Ok(Fetched { judged: dedupe(judged), truncated_at: truncated.then_some(cap) })
 }
 
 fn rejected(key: &str, last_modified: Option<Timestamp>, reason: String) -> Judged {
