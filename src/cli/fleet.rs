@@ -14,7 +14,8 @@ use crate::doctor::CheckId;
 use crate::error::ExitStatus;
 use crate::fleet::read::{self, Judged};
 use crate::fleet::send::fleet_s3;
-use crate::fleet::view::{self, Failing, MachineLine, Prunable, SortBy, Summary};
+use crate::fleet::machines::{self, Failing, MachineLine, Prunable, SortBy};
+use crate::fleet::view::{self, Summary};
 use crate::fleet::{CheckStatus, html, machines_prefix};
 use crate::ui::{Mark, Printer};
 
@@ -69,11 +70,11 @@ impl FleetArgs {
         let p = &ctx.printer;
         match self.command {
             Some(FleetCommand::Machines { sort }) => {
-                let lines = view::machine_lines(&fleet.judged, now, stale_after, sort);
+                let lines = machines::machine_lines(&fleet.judged, now, stale_after, sort);
                 if self.json { p.json(&lines)? } else { print_machines(p, &lines) }
             }
             Some(FleetCommand::Prune { older_than, dry_run }) => {
-                return prune(p, &fleet, view::prunable(&fleet.judged, now, older_than), dry_run, self.json).await;
+                return prune(p, &fleet, machines::prunable(&fleet.judged, now, older_than), dry_run, self.json).await;
             }
             None => {
                 let summary = view::summary(&fleet.judged, now, stale_after, &fleet.current, fleet.truncated_at);
@@ -84,7 +85,7 @@ impl FleetArgs {
                 }
                 match self.check {
                     Some(check) => {
-                        let found = view::failing(&fleet.judged, check.name(), now, stale_after);
+                        let found = machines::failing(&fleet.judged, check.name(), now, stale_after);
                         if self.json {
                             p.json(&CheckJson { check: check.name(), machines: &found })?;
                         } else {
