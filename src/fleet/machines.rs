@@ -154,7 +154,12 @@ pub fn machine_lines(judged: &[Judged], now: Timestamp, stale_after: Duration, s
     lines
 }
 
-pub(super) fn failing_of(m: &Machine, c: &super::CheckResult, now: Timestamp, stale_after: Duration) -> Option<Failing> {
+pub(super) fn failing_of(
+    m: &Machine,
+    c: &super::CheckResult,
+    now: Timestamp,
+    stale_after: Duration,
+) -> Option<Failing> {
     matches!(c.status, CheckStatus::Fail | CheckStatus::Warn).then(|| Failing {
         name: m.report.name.clone(),
         machine_id: m.report.machine_id.clone(),
