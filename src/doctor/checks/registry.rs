@@ -1,12 +1,10 @@
 //! The local registry: its container (devbox's own, running, on loopback only, read-only on S3, made
 //! from the current devbox.toml) and its API (it answers, and can read its storage).
 
-use std::sync::Arc;
-
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{EngineFacts, Probe, registry_pin};
+use super::{ContainerUnseen, EngineFacts, Probe, RegistryContainer, registry_pin};
 use crate::config::{ByteSize, RegistryConfig, SessionMode};
 use crate::doctor::{CheckId, Finding, Remedy, Status};
 use crate::engine::{ContainerInfo, Engine, Hardening};
@@ -20,10 +18,7 @@ use crate::registry::proof::{self, Proofs};
 
 pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
     async move {
-        let inspected = match probe.registry_container().await {
-            Ok(found) => Ok(found),
-            Err(why) => Err(why.unwrap_or_else(|| "the engine did not answer".to_string())),
-        };
+        let inspected = probe.registry_container().await;
         judge_container(&measure_container(&facts.engine, &probe.config.registry, inspected).await)
     }
     .boxed()
@@ -34,7 +29,7 @@ pub fn container<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<
 pub struct ContainerFound {
     pub name: String,
     pub port: u16,
-    pub container: Result<Option<ContainerSeen>, String>,
+    pub container: Result<Option<ContainerSeen>, ContainerUnseen>,
     /// Another process holds the registry's port. Looked at only when the registry is not running:
     /// then the port should be free, and `registry up` cannot succeed if it is not.
     pub port_held: bool,
@@ -99,7 +94,7 @@ impl ContainerSeen {
 pub async fn measure_container(
     engine: &Engine,
     registry: &RegistryConfig,
-    inspected: Result<Option<Arc<ContainerInfo>>, String>,
+    inspected: RegistryContainer,
 ) -> ContainerFound {
     let digests = registry_pin::digests_of(engine, &inspected).await;
     let container = inspected.map(|found| found.as_deref().map(ContainerSeen::of));
@@ -131,7 +126,7 @@ pub fn judge_container(found: &ContainerFound) -> Finding {
                     .remedy(Remedy::RegistryUp)
             });
         }
-        Err(err) => return Finding::fail(id, err.clone()),
+        Err(unseen) => return Finding::fail(id, unseen.to_string()).hint(unseen.hint()),
     };
     if !container.managed {
         return Finding::fail(id, format!("a container named {name} exists, but devbox did not make it"))

@@ -141,8 +141,19 @@ fn a_long_lived_key_in_the_registry_is_a_warning_that_names_the_setting() {
 
 #[test]
 fn an_engine_error_is_the_finding() {
-    let finding = judge_container(&ContainerFound { container: Err("engine said no".into()), ..found(None) });
-    assert_eq!((finding.status, finding.summary.as_str()), (Status::Fail, "engine said no"));
+    let refused = crate::engine::EngineError::Refused {
+        what: "inspecting container devbox-registry".into(),
+        status: 500,
+        message: "engine said no".into(),
+    };
+    let finding = judge_container(&ContainerFound { container: Err(refused.into()), ..found(None) });
+    assert_eq!(
+        (finding.status, finding.summary.as_str()),
+        (Status::Fail, "inspecting container devbox-registry failed: engine said no")
+    );
+    assert!(finding.hint.unwrap_or_default().contains("devbox doctor --check engine"));
+    let unanswered = judge_container(&ContainerFound { container: Err(ContainerUnseen::NoEngine), ..found(None) });
+    assert_eq!(unanswered.summary, "the engine did not answer, so the registry container was not looked at");
 }
 
 #[test]
