@@ -228,3 +228,26 @@ impl std::fmt::Display for Installed {
         write!(f, "devbox {} at {}", self.version, self.path.display())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feed_error_names_the_file_and_what_happened_to_it() {
+        let missing = FeedError::Get {
+            url: "http://127.0.0.1:9/v1.2.0/SHA256SUMS".into(),
+            source: http::GetError::Status { status: 404 },
+        };
+        assert_eq!(missing.to_string(), "GET http://127.0.0.1:9/v1.2.0/SHA256SUMS: HTTP 404 Not Found");
+        let quiet = FeedError::Get { url: "https://dl.acme.dev/latest".into(), source: http::NoAnswer::Refused.into() };
+        assert_eq!(
+            crate::error::chain(&quiet),
+            "GET https://dl.acme.dev/latest: cannot connect (connection refused, or no route)"
+        );
+        assert_eq!(
+            FeedError::NoReleases { repo: "acme/devbox".into() }.to_string(),
+            "GitHub lists no releases of acme/devbox"
+        );
+    }
+}
