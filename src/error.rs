@@ -227,6 +227,24 @@ pub enum Error {
 
     #[error("the team config from {from} is neither pinned nor signed, and it changes {}", keys.join(", "))]
     TeamConfigUntrusted { from: String, keys: Vec<String> },
+
+    /// S3 refused to list or read the fleet's reports to this identity: the policy lacks the actions.
+    #[error("cannot read the fleet reports: {reason}")]
+    FleetReadDenied { reason: String, bucket: String, prefix: String, objects: String, profile: String },
+
+    #[error("cannot read the fleet reports: {reason}")]
+    FleetRead { reason: String },
+
+    /// S3 refused the report's upload to this identity: the policy lacks `s3:PutObject`.
+    #[error("the fleet report was not sent: {reason}")]
+    FleetSendDenied { reason: String, folders: String, profile: String },
+
+    #[error("the fleet report was not sent: {reason}")]
+    FleetSend { reason: String },
+
+    /// A file devbox makes for the fleet (the report in the state directory, `fleet --html`'s page).
+    #[error("cannot write the {what} to {}: {reason}", path.display())]
+    FleetWrite { what: &'static str, path: PathBuf, reason: String },
 }
 
 /// An image's entrypoint and command as one line, for messages.
@@ -412,6 +430,27 @@ impl Error {
                 signed (SRC.minisig, with --key KEY), answer yes on a terminal, or pass --trust-unsigned if you \
                 trust whoever can change it."
                 .into(),
+            Error::FleetReadDenied { bucket, prefix, objects, profile, .. } => format!(
+                "Reading them needs s3:ListBucket on {bucket} (for the prefix {prefix}) and s3:GetObject on \
+                 {objects}* for this AWS identity (profile {profile:?}); docs/onboarding.md has the policy."
+            ),
+            Error::FleetRead { .. } => "Check fleet.bucket and your access to it (`devbox doctor --check \
+                aws-credentials`), then run it again."
+                .into(),
+            Error::FleetSendDenied { folders, profile, .. } => format!(
+                "Allow s3:PutObject on {folders}${{aws:userid}}/* for this machine's AWS identity (profile \
+                 {profile:?}); docs/onboarding.md has the policy. The report was written locally all the same."
+            ),
+            Error::FleetSend { .. } => "Check fleet.bucket and your access to it (`devbox doctor --check \
+                aws-credentials`), then send it again with `devbox doctor --report`."
+                .into(),
+            Error::FleetWrite { what: "fleet page", .. } => {
+                "Give --html a path in a directory that exists and that you may write to.".into()
+            }
+            Error::FleetWrite { path, .. } => format!(
+                "Check that {} is writable and its disk has room, then run it again.",
+                path.parent().unwrap_or(path).display()
+            ),
         })
     }
 }
@@ -438,47 +477,5 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("{message}")]
-    struct Wrapped {
-        message: String,
-        #[source]
-        source: Option<Box<Wrapped>>,
-    }
-
-    fn wrapped(messages: &[&str]) -> Wrapped {
-        messages
-            .iter()
-            .rev()
-            .fold(None, |source, message| Some(Wrapped { message: message.to_string(), source: source.map(Box::new) }))
-            .expect("at least one message")
-    }
-
-    #[test]
-    fn a_chain_says_each_cause_once_outermost_first() {
-        assert_eq!(
-            chain(&wrapped(&["error sending request", "connect", "Connection refused"])),
-            "error sending request: connect: Connection refused"
-        );
-        // A wrapper that repeats its source's words does not make them appear twice.
-        assert_eq!(chain(&wrapped(&["dispatch failure: io error", "io error"])), "dispatch failure: io error");
-        assert_eq!(chain(&wrapped(&["alone"])), "alone");
-    }
-
-    #[test]
-    fn anyhow_errors_are_chained_the_same_way() {
-        let err = anyhow::Error::new(wrapped(&["inner"])).context("outer");
-        assert_eq!(chain(&*err), "outer: inner");
-        assert_eq!(causes(err.as_ref()), ["outer", "inner"]);
-    }
-
-    #[test]
-    fn exit_codes_come_from_the_first_expected_error_in_the_chain() {
-        let err = anyhow::Error::new(Error::NoReleaseFeed).context("checking for a new release");
-        assert_eq!(exit_status_of(&err), ExitStatus::Usage);
-        assert_eq!(exit_status_of(&anyhow::anyhow!("something else")), ExitStatus::Failure);
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 
 use crate::network::{CompanyCa, Network};
 
+mod get;
+pub use get::{GetError, get_bytes};
+
 /// The network settings in force: put here by whoever resolved the config (`use_network`), read
 /// only by the client builders below. Before any config is loaded: no proxy, the OS's roots.
 static NETWORK: RwLock<Option<Arc<Network>>> = RwLock::new(None);

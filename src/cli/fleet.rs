@@ -11,10 +11,11 @@ use crate::aws::{ActionError, Aws};
 use crate::cli::Context;
 use crate::config::Config;
 use crate::doctor::CheckId;
-use crate::error::ExitStatus;
+use crate::error::{Error, ExitStatus};
+use crate::fleet::machines::{self, Failing, MachineLine, Prunable, SortBy};
 use crate::fleet::read::{self, Judged};
 use crate::fleet::send::fleet_s3;
-use crate::fleet::view::{self, Failing, MachineLine, Prunable, SortBy, Summary};
+use crate::fleet::view::{self, Summary};
 use crate::fleet::{CheckStatus, html, machines_prefix};
 use crate::ui::{Mark, Printer};
 
@@ -69,22 +70,25 @@ impl FleetArgs {
         let p = &ctx.printer;
         match self.command {
             Some(FleetCommand::Machines { sort }) => {
-                let lines = view::machine_lines(&fleet.judged, now, stale_after, sort);
+                let lines = machines::machine_lines(&fleet.judged, now, stale_after, sort);
                 if self.json { p.json(&lines)? } else { print_machines(p, &lines) }
             }
             Some(FleetCommand::Prune { older_than, dry_run }) => {
-                return prune(p, &fleet, view::prunable(&fleet.judged, now, older_than), dry_run, self.json).await;
+                return prune(p, &fleet, machines::prunable(&fleet.judged, now, older_than), dry_run, self.json).await;
             }
             None => {
                 let summary = view::summary(&fleet.judged, now, stale_after, &fleet.current, fleet.truncated_at);
                 if let Some(file) = &self.html {
                     let page = html::render(&summary, &fleet.source, now)?;
-                    std::fs::write(file, page)
-                        .map_err(|e| anyhow::anyhow!("cannot write the fleet page to {}: {e}", file.display()))?;
+                    std::fs::write(file, page).map_err(|e| Error::FleetWrite {
+                        what: "fleet page",
+                        path: file.clone(),
+                        reason: e.to_string(),
+                    })?;
                 }
                 match self.check {
                     Some(check) => {
-                        let found = view::failing(&fleet.judged, check.name(), now, stale_after);
+                        let found = machines::failing(&fleet.judged, check.name(), now, stale_after);
                         if self.json {
                             p.json(&CheckJson { check: check.name(), machines: &found })?;
                         } else {
@@ -149,14 +153,16 @@ async fn current_digests(config: &Config, fleet: &Arc<Aws>) -> Vec<(String, Opti
 }
 
 /// A refused read names the two actions the platform team's policy needs.
-fn read_error(aws: &Aws, prefix: &str, profile: &str, err: ActionError) -> anyhow::Error {
+fn read_error(aws: &Aws, prefix: &str, profile: &str, err: ActionError) -> Error {
     match err {
-        ActionError::Denied { .. } => anyhow::anyhow!(
-            "cannot read the fleet reports: {err}. Reading them needs s3:ListBucket on {} (for the prefix {prefix}) and s3:GetObject on {}* for this AWS identity (profile {profile:?}); docs/onboarding.md has the policy",
-            aws.resource(""),
-            aws.resource(prefix),
-        ),
-        other => anyhow::anyhow!("cannot read the fleet reports: {other}"),
+        ActionError::Denied { .. } => Error::FleetReadDenied {
+            reason: err.to_string(),
+            bucket: aws.resource(""),
+            prefix: prefix.to_string(),
+            objects: aws.resource(prefix),
+            profile: profile.to_string(),
+        },
+        other => Error::FleetRead { reason: other.to_string() },
     }
 }
 

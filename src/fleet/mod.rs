@@ -15,6 +15,7 @@
 
 pub mod build;
 pub mod html;
+pub mod machines;
 pub mod read;
 pub mod send;
 pub mod view;

@@ -69,8 +69,11 @@ pub async fn send(env: &Environment, config: &Config, doctor: &Report, timeout: 
     let aws_secrets = aws.as_ref().map(|a| a.credentials().secret_parts()).unwrap_or_default();
     let secrets = build::secrets(env.vars(), &aws_secrets);
     let bytes = build::encode(&report, &secrets).map_err(anyhow::Error::msg)?;
-    crate::paths::write_if_changed(&local, &bytes)
-        .map_err(|e| anyhow::anyhow!("cannot write the fleet report to {}: {e}", local.display()))?;
+    crate::paths::write_if_changed(&local, &bytes).map_err(|e| Error::FleetWrite {
+        what: "fleet report",
+        path: local.clone(),
+        reason: crate::error::chain(e.as_ref()),
+    })?;
     let (Some(aws), Some(s3)) = (aws, s3) else { return Ok(Sent::Local { local }) };
     let principal = aws.principal().await?;
     let key = report_key(&config.fleet.prefix, principal.segment(), &report.machine_id);
@@ -87,14 +90,14 @@ pub async fn send(env: &Environment, config: &Config, doctor: &Report, timeout: 
 }
 
 /// A denied upload names the action and the resource a policy must allow, and whose identity.
-fn upload_error(aws: &Aws, prefix: &str, s3: &S3Config, err: ActionError) -> anyhow::Error {
+fn upload_error(aws: &Aws, prefix: &str, s3: &S3Config, err: ActionError) -> Error {
     match err {
-        ActionError::Denied { .. } => anyhow::anyhow!(
-            "the fleet report was not sent: {err}. Allow s3:PutObject on {}${{aws:userid}}/* for this machine's AWS identity (profile {:?}); docs/onboarding.md has the policy",
-            aws.resource(&machines_prefix(prefix)),
-            s3.profile
-        ),
-        other => anyhow::anyhow!("the fleet report was not sent: {other}"),
+        ActionError::Denied { .. } => Error::FleetSendDenied {
+            reason: err.to_string(),
+            folders: aws.resource(&machines_prefix(prefix)),
+            profile: s3.profile.clone(),
+        },
+        other => Error::FleetSend { reason: other.to_string() },
     }
 }
 

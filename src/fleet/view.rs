@@ -1,5 +1,6 @@
 //! What `devbox fleet` shows, decided from the judged reports, the time and the stale threshold.
-//! Pure: the commands print these values, as text, JSON or HTML.
+//! Pure: the commands print these values, as text, JSON or HTML. The per-machine lists
+//! (`fleet machines`, `--check`, `prune`) are in `machines.rs`, with the measures of age and staleness both use.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::CheckStatus;
+use super::machines::{Failing, MachineLine, age_of, failing_of, format_age, is_stale, line, machines, version_key};
 use super::read::{Judged, Machine, Rejected, Superseded};
 use crate::doctor::CheckId;
 
@@ -18,9 +20,8 @@ pub const TIMELINE_DAYS: i64 = 14;
 /// the rest are summed up in one row, "other".
 pub const OWN_ROWS_FOR_OTHER_IDS: usize = 10;
 
-/// How many failing checks the page lists, and how many check ids one machine's line names.
+/// How many failing checks the page lists.
 pub const MAX_FAILURE_LINES: usize = 500;
-const MAX_IDS_PER_LINE: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -102,101 +103,6 @@ pub struct DayCount {
     pub day: String,
     /// Machines whose last report is from that day.
     pub reports: usize,
-}
-
-/// One machine, as `fleet machines` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MachineLine {
-    pub name: String,
-    pub machine_id: String,
-    pub principal: String,
-    pub last_report: Timestamp,
-    pub age: String,
-    #[serde(skip)]
-    pub age_seconds: i64,
-    pub devbox_version: String,
-    pub runtime: String,
-    pub failing: Vec<String>,
-    pub warnings: Vec<String>,
-    pub stale: bool,
-    pub flagged: bool,
-}
-
-/// A machine whose check fails (or warns): what the machine reported (its own words, which
-/// devbox did not write and cannot vouch for), and devbox's own fix for a check it knows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Failing {
-    pub name: String,
-    pub machine_id: String,
-    pub principal: String,
-    pub check: String,
-    pub status: CheckStatus,
-    pub reported_summary: String,
-    pub reported_hint: Option<String>,
-    pub reported_fix: Option<String>,
-    /// devbox's own fix for this check, when devbox knows the check.
-    pub fix: Option<String>,
-    pub age: String,
-    pub stale: bool,
-}
-
-/// A report `prune` removes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Prunable {
-    /// The key as shown.
-    pub key: String,
-    /// The exact key, which is what is deleted.
-    #[serde(skip)]
-    pub exact_key: String,
-    pub name: Option<String>,
-    pub age: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SortBy {
-    /// By name
-    Name,
-    /// Oldest report first
-    Age,
-    /// Oldest devbox first
-    Version,
-    /// By engine runtime
-    Runtime,
-    /// Most failing checks first
-    Failing,
-}
-
-fn machines(judged: &[Judged]) -> impl Iterator<Item = &Machine> {
-    judged.iter().filter_map(|j| match j {
-        Judged::Machine(m) => Some(m.as_ref()),
-        Judged::Rejected(_) | Judged::Superseded(_) => None,
-    })
-}
-
-/// devbox's own fix for a check it knows: doctor's, for that check alone.
-pub fn devbox_fix(check: &str) -> Option<String> {
-    CheckId::ALL.iter().find(|id| id.name() == check).map(|id| format!("devbox doctor --check {} --fix", id.name()))
-}
-
-fn age_of(seen: Timestamp, now: Timestamp) -> SignedDuration {
-    now.duration_since(seen).max(SignedDuration::ZERO)
-}
-
-fn is_stale(m: &Machine, now: Timestamp, stale_after: Duration) -> bool {
-    age_of(m.seen, now).unsigned_abs() > stale_after
-}
-
-/// "3d 4h", "3d", "5h 12m", "7m", "40s".
-pub fn format_age(age: SignedDuration) -> String {
-    let s = age.as_secs().max(0);
-    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, m) => format!("{m}m"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, 0, _) => format!("{d}d"),
-        (d, h, _) => format!("{d}d {h}h"),
-    }
 }
 
 /// Results per check id, counted in one pass over every machine's checks (a report that names an
@@ -411,97 +317,6 @@ fn timeline(all: &[&Machine], now: Timestamp) -> Vec<DayCount> {
             reports: all.iter().filter(|m| m.seen.to_zoned_datetime(jiff::tz::TimeZone::UTC).date() == day).count(),
         })
         .collect()
-}
-
-/// "0.10.2" sorts after "0.9.1"; anything unparsable sorts first.
-fn version_key(version: &str) -> Vec<u64> {
-    version.split(['.', '-', '+']).map_while(|part| part.parse().ok()).collect()
-}
-
-fn line(m: &Machine, now: Timestamp, stale_after: Duration) -> MachineLine {
-    let with = |status| {
-        let ids: Vec<&str> = m.report.checks.iter().filter(|c| c.status == status).map(|c| c.id.as_str()).collect();
-        let mut named: Vec<String> = ids.iter().take(MAX_IDS_PER_LINE).map(|id| id.to_string()).collect();
-        if ids.len() > MAX_IDS_PER_LINE {
-            named.push(format!("and {} more", ids.len() - MAX_IDS_PER_LINE));
-        }
-        named
-    };
-    let age = age_of(m.seen, now);
-    MachineLine {
-        name: m.report.name.clone(),
-        machine_id: m.report.machine_id.clone(),
-        principal: m.principal.clone(),
-        last_report: m.seen,
-        age: format_age(age),
-        age_seconds: age.as_secs(),
-        devbox_version: m.report.devbox_version.clone(),
-        runtime: m.report.engine.as_ref().map_or_else(|| "no engine".to_string(), |e| e.runtime.clone()),
-        failing: with(CheckStatus::Fail),
-        warnings: with(CheckStatus::Warn),
-        stale: is_stale(m, now, stale_after),
-        flagged: !m.flags.is_empty(),
-    }
-}
-
-/// Every machine, one line each, sorted as asked (then by name).
-pub fn machine_lines(judged: &[Judged], now: Timestamp, stale_after: Duration, sort: SortBy) -> Vec<MachineLine> {
-    let mut lines: Vec<MachineLine> = machines(judged).map(|m| line(m, now, stale_after)).collect();
-    lines.sort_by(|a, b| a.name.cmp(&b.name).then(a.machine_id.cmp(&b.machine_id)));
-    match sort {
-        SortBy::Name => {}
-        SortBy::Age => lines.sort_by_key(|l| std::cmp::Reverse(l.age_seconds)),
-        SortBy::Version => lines.sort_by_key(|l| version_key(&l.devbox_version)),
-        SortBy::Runtime => lines.sort_by(|a, b| a.runtime.cmp(&b.runtime)),
-        SortBy::Failing => lines.sort_by_key(|l| std::cmp::Reverse((l.failing.len(), l.warnings.len()))),
-    }
-    lines
-}
-
-fn failing_of(m: &Machine, c: &super::CheckResult, now: Timestamp, stale_after: Duration) -> Option<Failing> {
-    matches!(c.status, CheckStatus::Fail | CheckStatus::Warn).then(|| Failing {
-        name: m.report.name.clone(),
-        machine_id: m.report.machine_id.clone(),
-        principal: m.principal.clone(),
-        check: c.id.clone(),
-        status: c.status,
-        reported_summary: c.summary.clone(),
-        reported_hint: c.hint.clone(),
-        reported_fix: c.fix.clone(),
-        fix: devbox_fix(&c.id),
-        age: format_age(age_of(m.seen, now)),
-        stale: is_stale(m, now, stale_after),
-    })
-}
-
-/// The machines whose `check` fails, then those where it warns, each by name.
-pub fn failing(judged: &[Judged], check: &str, now: Timestamp, stale_after: Duration) -> Vec<Failing> {
-    let mut found: Vec<Failing> = machines(judged)
-        .filter_map(|m| failing_of(m, m.report.checks.iter().find(|c| c.id == check)?, now, stale_after))
-        .collect();
-    found.sort_by(|a, b| (a.status != CheckStatus::Fail, &a.name).cmp(&(b.status != CheckStatus::Fail, &b.name)));
-    found
-}
-
-/// The reports last heard from more than `older_than` ago, oldest first. An object that is not a
-/// report goes by when it was written.
-pub fn prunable(judged: &[Judged], now: Timestamp, older_than: Duration) -> Vec<Prunable> {
-    let mut old: Vec<(Timestamp, Prunable)> = judged
-        .iter()
-        .filter_map(|j| {
-            let (key, exact_key, name, seen) = match j {
-                Judged::Machine(m) => (&m.shown_key, &m.key, Some(m.report.name.clone()), m.seen),
-                Judged::Rejected(r) => (&r.key, &r.exact_key, None, r.last_modified?),
-                Judged::Superseded(s) => (&s.key, &s.exact_key, None, s.last_modified?),
-            };
-            let age = age_of(seen, now);
-            (age.unsigned_abs() > older_than).then(|| {
-                (seen, Prunable { key: key.clone(), exact_key: exact_key.clone(), name, age: format_age(age) })
-            })
-        })
-        .collect();
-    old.sort_by_key(|(seen, p)| (*seen, p.key.clone()));
-    old.into_iter().map(|(_, p)| p).collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The fleet view's decisions, on a small fleet.
 
 use super::*;
+use crate::fleet::machines::{SortBy, failing, machine_lines, prunable};
 use crate::fleet::{CheckResult, Clocks, EngineSummary, ImageDigests, MachineReport, SCHEMA};
 
 fn now() -> Timestamp {

@@ -3,7 +3,7 @@
 //! Where it came from, how it was trusted and the team's recorded keys are kept in the installed
 //! file's header (`header.rs`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -127,8 +127,10 @@ pub fn diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
 pub async fn fetch(source: &TeamSource, s3: &S3Config) -> anyhow::Result<String> {
     let failed = |reason: String| Error::TeamConfigFetch { from: source.display(), reason };
     let bytes = match source {
-        TeamSource::Path(path) => read_file(path).map_err(failed)?,
-        TeamSource::Http(url) => fetch_http(url).await.map_err(failed)?,
+        TeamSource::Path(path) => std::fs::read(path).map_err(|e| failed(e.to_string()))?,
+        TeamSource::Http(url) => {
+            http::get_bytes(url, FETCH_TIMEOUT, MAX_BYTES).await.map_err(|e| failed(e.to_string()))?
+        }
         TeamSource::S3 { bucket, key } => {
             let mut settings = s3.clone();
             settings.bucket = Some(BucketName::try_from(bucket.clone()).map_err(failed)?);
@@ -142,21 +144,6 @@ pub async fn fetch(source: &TeamSource, s3: &S3Config) -> anyhow::Result<String>
         return Err(failed(format!("it is {} bytes; a devbox.toml is a few kilobytes", bytes.len())).into());
     }
     Ok(String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))?)
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| e.to_string())
-}
-
-async fn fetch_http(url: &str) -> Result<Vec<u8>, String> {
-    let client = http::for_url(url, FETCH_TIMEOUT, http::Redirects::Follow).map_err(|e| format!("{e:#}"))?;
-    let response = client.get(url).send().await.map_err(|e| http::describe(&e, FETCH_TIMEOUT))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("HTTP {status}"));
-    }
-    let bytes = response.bytes().await.map_err(|e| http::describe(&e, FETCH_TIMEOUT))?;
-    Ok(bytes.to_vec())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use self_update::{Release, ReleaseAsset, ReleaseSource};
 use super::{
     CURRENT_VERSION, Feed, SUMS_FILE, archive_name, digest_for, parse_version, release_key, signature_file, this_target,
 };
-use crate::aws::Aws;
+use crate::aws::{Aws, ObjectError};
 use crate::config::{BucketName, Config};
 use crate::error::Error;
 use crate::{http, signature};
@@ -27,34 +27,49 @@ const SMALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// A sums file or a signature is a few hundred bytes; anything far bigger is neither.
 const SMALL_MAX: u64 = 1024 * 1024;
 
+/// Why a file of the feed (its `latest`, a release's sums or signature, the archive's address) was
+/// not read.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("GET {url}: {source}")]
+    Get { url: String, source: http::GetError },
+    #[error(transparent)]
+    Bucket(#[from] ObjectError),
+    /// self_update's GitHub client failed, in its own words.
+    #[error("GitHub's releases of {repo}: {reason}")]
+    GitHub { repo: String, reason: String },
+    #[error("GitHub lists no releases of {repo}")]
+    NoReleases { repo: String },
+    #[error("{what} is not UTF-8 text")]
+    NotText { what: String },
+}
+
 /// The newest version the feed publishes.
 pub async fn latest_version(feed: &Feed, config: &Config, timeout: Duration) -> Result<String, Error> {
     let failed = |reason: String| Error::ReleaseFeed { feed: feed.to_string(), reason };
     let text = match feed {
-        Feed::Http { base } => http_text(&format!("{base}/latest"), timeout).await.map_err(failed)?,
+        Feed::Http { base } => {
+            http_text(&format!("{base}/latest"), timeout).await.map_err(|e| failed(e.to_string()))?
+        }
         Feed::S3 { bucket } => s3(config, bucket).await?.get_text("latest").await.map_err(|e| failed(e.to_string()))?,
         Feed::GitHub { owner, name } => {
             let (owner, name) = (owner.clone(), name.clone());
             tokio::task::spawn_blocking(move || github_latest(&owner, &name, timeout))
                 .await
                 .map_err(|e| failed(e.to_string()))?
-                .map_err(failed)?
+                .map_err(|e| failed(e.to_string()))?
         }
     };
     parse_version(&text).map_err(|reason| failed(format!("its `latest` file says {reason}")))
 }
 
-async fn http_text(url: &str, timeout: Duration) -> Result<String, String> {
-    let client = http::for_url(url, timeout, http::Redirects::Follow).map_err(|e| format!("{e:#}"))?;
-    let response = client.get(url).send().await.map_err(|e| format!("GET {url}: {}", http::describe(&e, timeout)))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("GET {url} answered HTTP {status}"));
-    }
-    response.text().await.map_err(|e| format!("GET {url}: {}", http::describe(&e, timeout)))
+async fn http_text(url: &str, timeout: Duration) -> Result<String, FeedError> {
+    let bytes = http_bytes(url, timeout, SMALL_MAX).await?;
+    String::from_utf8(bytes).map_err(|_| FeedError::NotText { what: url.to_string() })
 }
 
-fn github_latest(owner: &str, name: &str, timeout: Duration) -> Result<String, String> {
+fn github_latest(owner: &str, name: &str, timeout: Duration) -> Result<String, FeedError> {
+    let repo = format!("{owner}/{name}");
     let releases = self_update::backends::github::Update::configure()
         .repo_owner(owner)
         .repo_name(name)
@@ -63,8 +78,8 @@ fn github_latest(owner: &str, name: &str, timeout: Duration) -> Result<String, S
         .timeout(timeout)
         .build()
         .and_then(|u| u.get_latest_release())
-        .map_err(|e| e.to_string())?;
-    releases.latest().map(|r| r.version().to_string()).ok_or_else(|| "it has no releases".to_string())
+        .map_err(|e| FeedError::GitHub { repo: repo.clone(), reason: e.to_string() })?;
+    releases.latest().map(|r| r.version().to_string()).ok_or(FeedError::NoReleases { repo })
 }
 
 /// The release bucket, read with the same AWS profile, region and endpoint as the registry's.
@@ -94,7 +109,7 @@ pub async fn install(feed: &Feed, config: &Config, version: &str, exe: &Path) ->
     let archive = archive_name(version, target);
     let failed = |reason: String| Error::UpdateFailed { path: exe.to_path_buf(), version: version.to_string(), reason };
     let files = Files::open(feed, config).await?;
-    let sums = files.read(version, SUMS_FILE).await.map_err(&failed)?;
+    let sums = files.read(version, SUMS_FILE).await.map_err(|e| failed(e.to_string()))?;
     let sig_name = signature_file();
     let signature = files.read(version, &sig_name).await.map_err(|reason| {
         failed(format!("the release has no readable signature ({sig_name}: {reason}), so it cannot be trusted"))
@@ -107,7 +122,7 @@ pub async fn install(feed: &Feed, config: &Config, version: &str, exe: &Path) ->
         digest_for(&sums, &archive).ok_or_else(|| failed(format!("{SUMS_FILE} lists no checksum for {archive}")))?;
     let release = Release::builder()
         .version(version)
-        .asset(ReleaseAsset::new(&archive, files.url(version, &archive).await.map_err(&failed)?))
+        .asset(ReleaseAsset::new(&archive, files.url(version, &archive).await.map_err(|e| failed(e.to_string()))?))
         .build()
         .map_err(|e| failed(e.to_string()))?;
 
@@ -135,36 +150,25 @@ impl Files {
         })
     }
 
-    async fn url(&self, version: &str, file: &str) -> Result<String, String> {
-        match self {
-            Files::Base(base) => Ok(format!("{base}/{}", Feed::key(version, file))),
-            Files::S3(aws) => {
-                aws.presigned_get(&Feed::key(version, file), PRESIGN_FOR).await.map_err(|e| e.to_string())
-            }
-        }
+    async fn url(&self, version: &str, file: &str) -> Result<String, FeedError> {
+        Ok(match self {
+            Files::Base(base) => format!("{base}/{}", Feed::key(version, file)),
+            Files::S3(aws) => aws.presigned_get(&Feed::key(version, file), PRESIGN_FOR).await?,
+        })
     }
 
     /// A small file of the release (the sums, the signature), whole.
-    async fn read(&self, version: &str, file: &str) -> Result<Vec<u8>, String> {
-        match self {
-            Files::Base(_) => http_bytes(&self.url(version, file).await?, SMALL_TIMEOUT).await,
-            Files::S3(aws) => aws.get_bytes(&Feed::key(version, file), SMALL_MAX).await.map_err(|e| e.to_string()),
-        }
+    async fn read(&self, version: &str, file: &str) -> Result<Vec<u8>, FeedError> {
+        Ok(match self {
+            Files::Base(_) => http_bytes(&self.url(version, file).await?, SMALL_TIMEOUT, SMALL_MAX).await?,
+            Files::S3(aws) => aws.get_bytes(&Feed::key(version, file), SMALL_MAX).await?,
+        })
     }
 }
 
-async fn http_bytes(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
-    let client = http::for_url(url, timeout, http::Redirects::Follow).map_err(|e| format!("{e:#}"))?;
-    let response = client.get(url).send().await.map_err(|e| format!("GET {url}: {}", http::describe(&e, timeout)))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("GET {url} answered HTTP {status}"));
-    }
-    let bytes = response.bytes().await.map_err(|e| format!("GET {url}: {}", http::describe(&e, timeout)))?;
-    if bytes.len() as u64 > SMALL_MAX {
-        return Err(format!("GET {url}: {} bytes, more than a sums file or signature holds", bytes.len()));
-    }
-    Ok(bytes.to_vec())
+/// A small file of a feed on HTTP(S), whole.
+async fn http_bytes(url: &str, timeout: Duration, limit: u64) -> Result<Vec<u8>, FeedError> {
+    http::get_bytes(url, timeout, limit).await.map_err(|source| FeedError::Get { url: url.to_string(), source })
 }
 
 /// A feed's release, already resolved: the version asked for, whatever self_update asks.
@@ -222,5 +226,28 @@ fn reports_version(version: String) -> impl Fn(&Path) -> self_update::Result<()>
 impl std::fmt::Display for Installed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "devbox {} at {}", self.version, self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feed_error_names_the_file_and_what_happened_to_it() {
+        let missing = FeedError::Get {
+            url: "http://127.0.0.1:9/v1.2.0/SHA256SUMS".into(),
+            source: http::GetError::Status { status: 404 },
+        };
+        assert_eq!(missing.to_string(), "GET http://127.0.0.1:9/v1.2.0/SHA256SUMS: HTTP 404 Not Found");
+        let quiet = FeedError::Get { url: "https://dl.acme.dev/latest".into(), source: http::NoAnswer::Refused.into() };
+        assert_eq!(
+            crate::error::chain(&quiet),
+            "GET https://dl.acme.dev/latest: cannot connect (connection refused, or no route)"
+        );
+        assert_eq!(
+            FeedError::NoReleases { repo: "acme/devbox".into() }.to_string(),
+            "GitHub lists no releases of acme/devbox"
+        );
     }
 }

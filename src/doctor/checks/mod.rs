@@ -27,7 +27,7 @@ use futures_util::future::{BoxFuture, Shared};
 
 use super::{CheckId, Finding, Status};
 use crate::config::{Config, LoadedConfig};
-use crate::engine::ContainerInfo;
+use crate::engine::{ContainerInfo, EngineError};
 use crate::env::Environment;
 pub use engine::EngineFacts;
 pub use images::Digests;
@@ -104,8 +104,30 @@ pub struct Probe<'a> {
 }
 
 /// The registry container as the engine describes it: `Ok(None)` when there is none, `Err` when
-/// the engine did not answer (the engine check says why) or the inspect failed (with the reason).
-pub type RegistryContainer = Result<Option<Arc<ContainerInfo>>, Option<String>>;
+/// it could not be looked at.
+pub type RegistryContainer = Result<Option<Arc<ContainerInfo>>, ContainerUnseen>;
+
+/// Why the registry container could not be looked at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContainerUnseen {
+    /// No engine answered; the engine check says why.
+    #[error("the engine did not answer, so the registry container was not looked at")]
+    NoEngine,
+    /// The engine answered, but not to the container's inspect (its error names the container).
+    #[error(transparent)]
+    Inspect(#[from] EngineError),
+}
+
+impl ContainerUnseen {
+    /// What to do next.
+    pub fn hint(&self) -> String {
+        let engine = || "See the engine check (`devbox doctor --check engine`), then run doctor again.".to_string();
+        match self {
+            ContainerUnseen::NoEngine => engine(),
+            ContainerUnseen::Inspect(err) => err.hint().unwrap_or_else(engine),
+        }
+    }
+}
 
 impl<'a> Probe<'a> {
     pub fn new(env: &'a Environment, config: &'a Config, timeout: Duration) -> Probe<'a> {
@@ -141,9 +163,8 @@ impl<'a> Probe<'a> {
         };
         let engine = engine.boxed().shared();
         let registry = async move {
-            let engine = connection.await.map_err(|_| None)?;
-            let inspected = engine.container(&config.registry.container).await;
-            inspected.map(|found| found.map(Arc::new)).map_err(|err| Some(format!("{err:#}")))
+            let engine = connection.await.map_err(|_| ContainerUnseen::NoEngine)?;
+            Ok(engine.container(&config.registry.container).await?.map(Arc::new))
         };
         Probe { env, config, timeout, engine, digests: digests.boxed().shared(), registry: registry.boxed().shared() }
     }

@@ -2,15 +2,14 @@
 //! running image does not carry fails, a tag without a digest warns. The verdict is
 //! `registry::pin::judge`'s; this file says how it reads.
 
-use std::sync::Arc;
-
+use super::RegistryContainer;
 use crate::doctor::{Finding, Remedy, Status};
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::Engine;
 use crate::registry::pin::PinVerdict;
 
 /// The repository digests of the image the inspected container runs (by its image ID, whatever
 /// its name points to now); none when there is no container or the engine does not say.
-pub async fn digests_of(engine: &Engine, inspected: &Result<Option<Arc<ContainerInfo>>, String>) -> Vec<String> {
+pub async fn digests_of(engine: &Engine, inspected: &RegistryContainer) -> Vec<String> {
     let Ok(Some(container)) = inspected else { return Vec::new() };
     engine.image(&container.image_id).await.ok().flatten().map(|image| image.repo_digests).unwrap_or_default()
 }

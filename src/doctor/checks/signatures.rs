@@ -9,7 +9,7 @@ use super::{EngineFacts, Probe};
 use crate::config::keys;
 use crate::config::{Config, VerifyMode};
 use crate::doctor::{CheckId, Finding, Remedy, Status};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::images::{self, short};
 use crate::paths::Paths;
 use crate::state::SignatureRecords;
@@ -25,6 +25,33 @@ pub enum Seen {
     Refused { digest: String, why: String },
     /// Not pulled, so nothing to judge.
     NotPulled,
+}
+
+/// Why the aliases could not be looked at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unmeasured {
+    /// An `images.base` entry is not a name in the registry.
+    #[error("images.base: {0}")]
+    BadImage(String),
+    #[error("images.public_keys entry {}: {reason}", index + 1)]
+    BadKey { index: usize, reason: String },
+    /// The engine did not say what an alias points to (its error names the image).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl Unmeasured {
+    /// What to do next.
+    fn hint(&self) -> String {
+        match self {
+            Unmeasured::BadImage(_) | Unmeasured::BadKey { .. } => {
+                "Fix that entry in devbox.toml (`devbox config path` names the file), then run doctor again.".into()
+            }
+            Unmeasured::Engine(source) => source
+                .hint()
+                .unwrap_or_else(|| "Check the engine (`devbox doctor --check engine`), then run doctor again.".into()),
+        }
+    }
 }
 
 pub fn check<'p>(probe: &'p Probe<'_>, facts: &'p EngineFacts) -> BoxFuture<'p, Finding> {
@@ -44,12 +71,13 @@ pub async fn measure(
     engine: &Engine,
     config: &Config,
     records: &SignatureRecords,
-) -> Result<Vec<(String, Seen)>, String> {
-    let images = images::base_images(config, &[])?;
-    let trusted = keys::load(&config.images.public_keys).map_err(|bad| bad.reason)?;
+) -> Result<Vec<(String, Seen)>, Unmeasured> {
+    let images = images::base_images(config, &[]).map_err(Unmeasured::BadImage)?;
+    let trusted = keys::load(&config.images.public_keys)
+        .map_err(|bad| Unmeasured::BadKey { index: bad.index, reason: bad.reason })?;
     let seen = futures_util::future::join_all(images.iter().map(|image| async {
         let reference = image.alias.as_deref().unwrap_or(&image.local);
-        let found = engine.image(reference).await.map_err(|e| format!("{e:#}"))?;
+        let found = engine.image(reference).await?;
         let Some(digest) = found.as_ref().and_then(|i| i.digest_in(image.local_repo())) else {
             return Ok((image.name.clone(), Seen::NotPulled));
         };
@@ -71,7 +99,7 @@ pub async fn measure(
 
 /// Pure. Under `require` an alias on an unverified digest fails, under `warn` it warns; a digest
 /// never checked is fixed by `devbox pull`, one checked and refused only by the platform team.
-pub fn judge(mode: VerifyMode, found: Result<Vec<(String, Seen)>, String>) -> Finding {
+pub fn judge(mode: VerifyMode, found: Result<Vec<(String, Seen)>, Unmeasured>) -> Finding {
     let id = CheckId::ImageSignatures;
     if mode == VerifyMode::Off {
         return Finding::ok(id, "not checked (images.verify = \"off\")");
@@ -79,7 +107,7 @@ pub fn judge(mode: VerifyMode, found: Result<Vec<(String, Seen)>, String>) -> Fi
     let images = match found {
         Ok(images) if images.is_empty() => return Finding::ok(id, "none configured (images.base is empty)"),
         Ok(images) => images,
-        Err(reason) => return Finding::fail(id, reason),
+        Err(unmeasured) => return Finding::fail(id, unmeasured.to_string()).hint(unmeasured.hint()),
     };
     let verified = images.iter().filter(|(_, s)| *s == Seen::Verified).count();
     let pulled = images.iter().filter(|(_, s)| *s != Seen::NotPulled).count();
@@ -151,6 +179,22 @@ mod tests {
         assert!(finding.hint.as_deref().unwrap_or_default().starts_with("Ask the platform team"));
         assert_eq!(finding.remedy, None);
         assert_eq!(judged(VerifyMode::Warn, &[("base/a:1", refused)]).status, Status::Warn);
+    }
+
+    #[test]
+    fn what_could_not_be_looked_at_fails_with_where_and_the_next_step() {
+        let bad_key = judge(VerifyMode::Require, Err(Unmeasured::BadKey { index: 1, reason: "not PEM".into() }));
+        assert_eq!((bad_key.status, bad_key.summary.as_str()), (Status::Fail, "images.public_keys entry 2: not PEM"));
+        assert!(bad_key.hint.as_deref().unwrap_or_default().contains("devbox.toml"), "{bad_key:?}");
+        let what = "inspecting image base/a:1".to_string();
+        let slow = EngineError::TimedOut { endpoint: "unix:///d.sock".into(), what: what.clone(), seconds: 20 };
+        let unseen = judge(VerifyMode::Warn, Err(Unmeasured::Engine(slow)));
+        assert_eq!(unseen.status, Status::Fail);
+        assert!(unseen.summary.contains("did not answer inspecting image base/a:1 within 20s"), "{unseen:?}");
+        assert!(unseen.hint.as_deref().unwrap_or_default().contains("Restart Docker"), "{unseen:?}");
+        let refused = EngineError::Refused { what, status: 500, message: "boom".into() };
+        let hint = judge(VerifyMode::Warn, Err(Unmeasured::Engine(refused))).hint.unwrap_or_default();
+        assert!(hint.contains("devbox doctor --check engine"), "{hint}");
     }
 
     #[test]
