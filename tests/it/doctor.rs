@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::testbed::tty::on_a_tty;
-use crate::testbed::{Bed, docker, hold_port, strip_ansi};
+use crate::testbed::{Bed, S3Server, docker, hold_port, strip_ansi};
 
 const PRODUCTION: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
@@ -157,9 +157,9 @@ fn a_removed_registry_and_stale_images_are_fixed_in_order() {
 
 #[test]
 fn a_stopped_s3_server_fails_the_registry_api_and_bucket_but_nothing_else() {
-    let mut bed = Bed::with_own_s3("docs3down");
+    let mut bed = Bed::on_s3("docs3down", S3Server::moto().start());
     healthy(&mut bed);
-    bed.stop_s3();
+    bed.s3().stop();
     let (code, json) = report(&bed, &["doctor", "--json"]);
     assert_eq!(code, 1);
     assert_eq!(status(&json, "registry-api"), "fail", "{json:#}");
@@ -318,7 +318,7 @@ fn a_broken_config_is_a_failed_check_with_everything_else_skipped() {
 #[test]
 fn an_s3_server_with_a_skewed_clock_fails_the_clock_check() {
     let bed = Bed::new("docskew");
-    let s3 = crate::clock::FakeTimeS3::start("+7m");
+    let s3 = S3Server::moto().clock_offset("+7m").start();
     crate::clock::config_with_endpoint(&bed, &s3.endpoint(), "");
     let (code, json) = report(&bed, &["doctor", "--json", "--check", "clock"]);
     assert_eq!(code, 1, "{json:#}");
