@@ -13,31 +13,25 @@ use serde_json::{Value, json};
 
 use crate::fleet_trust::{CURRENT, tag_in_registry, upload};
 use crate::garage_bed::script;
-use crate::testbed::GARAGE_ENDPOINT as ENDPOINT;
-use crate::testbed::{Bed, docker, output_text};
+use crate::testbed::{Bed, docker, garage, output_text};
 
 pub(crate) const PREFIX: &str = "devbox/fleet/machines/";
 
-/// The testbed Garage's state directory, found as its scripts find it.
+/// The testbed Garage's state directory, as `mint-key` takes it.
 fn garage_dir() -> String {
-    let common = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/common.sh");
-    let out = Command::new("sh")
-        .args(["-c", &format!(". '{}'; echo \"$garage_dir\"", common.display())])
-        .output()
-        .expect("run sh");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    garage().dir.display().to_string()
 }
 
 /// A `credential_process` minting keys on `bucket` that may read and write it (a laptop's).
 fn read_write_key(bucket: &str) -> String {
-    let mint = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/mint-key");
+    let mint = crate::testbed::garage::scripts().join("mint-key");
     format!("{} --dir {} --bucket {bucket} --write --lifetime 60m", mint.display(), garage_dir())
 }
 
 /// A `credential_process` whose key may only write `bucket` (put, no list, no get). It keeps the
 /// key it hands out in `keep`, so the test can look for its secret in what was uploaded.
 fn write_only_key(bed: &Bed, bucket: &str, keep: &Path) -> PathBuf {
-    let common = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/common.sh");
+    let common = crate::testbed::garage::scripts().join("common.sh");
     let body = format!(
         "set -eu\nDEVBOX_TESTBED_GARAGE_DIR={dir}; export DEVBOX_TESTBED_GARAGE_DIR\n. '{common}'\n\
          bin=$(sed -n 's/^GARAGE_BIN=//p' \"$garage_dir/env\"); garage_bin() {{ echo \"$bin\"; }}\n\
@@ -57,7 +51,7 @@ pub(crate) fn aws_s3_command(bed: &Bed) -> Command {
     let home = bed.home.path();
     let mut command = Command::new("aws");
     command
-        .args(["--endpoint-url", ENDPOINT, "--region", "us-east-1", "--profile", "devbox", "s3"])
+        .args(["--endpoint-url", &bed.s3_endpoint, "--region", "us-east-1", "--profile", "devbox", "s3"])
         .env("HOME", home)
         .env("AWS_CONFIG_FILE", home.join(".aws/config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join(".aws/credentials"))
@@ -79,11 +73,12 @@ pub(crate) fn aws_s3(bed: &Bed, args: &[&str]) -> Output {
 fn laptop_config(bed: &Bed, bucket: &str, name: &str, extra: &str) {
     bed.write_raw_config(&format!(
         "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
-         [registry.s3]\nbucket = \"{bucket}\"\nendpoint = \"{ENDPOINT}\"\npath_style = true\n\
+         [registry.s3]\nbucket = \"{bucket}\"\nendpoint = \"{}\"\npath_style = true\n\
          [fleet]\nreport = true\nname = \"{name}\"\n{extra}",
         crate::testbed::registry_image_pinned(),
         bed.name,
-        bed.port
+        bed.port,
+        bed.s3_endpoint
     ));
 }
 
@@ -388,12 +383,8 @@ fn a_thousand_reports_and_hostile_ones_are_summed_up_right_and_fast() {
     reports(&bed, 1000);
 
     // One long-lived key from here on, so each run times the reading, not a credential_process.
-    let minted = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/mint-key"))
-        .args(["--dir", &garage_dir(), "--bucket", &bed.bucket, "--write", "--lifetime", "1h"])
-        .output()
-        .expect("run mint-key");
-    let key: Value = serde_json::from_slice(&minted.stdout).expect("mint-key prints JSON");
-    let (id, secret) = (key["AccessKeyId"].as_str().expect("id"), key["SecretAccessKey"].as_str().expect("secret"));
+    let key = garage().mint_key(&bed.bucket, true, "1h");
+    let (id, secret) = (&key.id, &key.secret);
     std::fs::write(bed.home.path().join(".aws/config"), "[profile devbox]\nregion = us-east-1\n").expect("config");
     std::fs::write(
         bed.home.path().join(".aws/credentials"),

@@ -213,7 +213,7 @@ fn vm_network_through_the_proxy_and_through_tls_inspection() {
     let ci = bed.ci_registry();
     bed.push_image(ci, "base/tool:1", 1_000);
     // S3 over TLS in front of the testbed's Garage, where the bed's bucket is.
-    let mut corp = Corp::new("vmnet", 3900);
+    let mut corp = Corp::new("vmnet", bed.s3().port());
     corp.close_direct_path();
     let proxy = corp.tinyproxy(vm_forwarded_port(), None);
     let s3_ca = corp.s3_ca.display().to_string();

@@ -36,7 +36,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use ci::{layer_tar, push_image, start_ci_registry};
-pub use garage::{ENDPOINT as GARAGE_ENDPOINT, garage};
+pub use garage::garage;
 pub use http::HttpServer;
 pub use pin::pin_by_digest;
 pub use run::Test;

@@ -152,7 +152,7 @@ impl S3Server {
     pub fn endpoint(&self) -> String {
         match &self.kind {
             Kind::Moto { port, .. } => format!("http://127.0.0.1:{port}"),
-            Kind::Garage => super::GARAGE_ENDPOINT.to_string(),
+            Kind::Garage => super::garage::ENDPOINT.to_string(),
         }
     }
 
@@ -160,7 +160,7 @@ impl S3Server {
     pub fn port(&self) -> u16 {
         match &self.kind {
             Kind::Moto { port, .. } => *port,
-            Kind::Garage => 3900,
+            Kind::Garage => super::garage::ENDPOINT.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port"),
         }
     }
 
