@@ -36,7 +36,7 @@ set -eu
 install_dir=${DEVBOX_INSTALL_DIR:-"$HOME/.local/bin"}
 github_repo=${DEVBOX_GITHUB_REPO:-devbox/devbox}
 # The project's release key (keys/release.pub in the source; devbox embeds the same one).
-project_key="RWTLAy6SipEvF2gnjJ3fky+/hOrkjAzr6QoSfnm21RyItm1hmEMmwgo5"
+project_key="RWRsgcmyRfvYjEX8RjmQWO39FYRftIXNAQzbjxHF1U8UZJr2R7F4bcRY"
 public_key=${DEVBOX_PUBLIC_KEY:-$project_key}
 require_signature=no
 # curl's allowed protocols: https only, unless the feed is plain http on this machine.

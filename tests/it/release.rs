@@ -451,3 +451,13 @@ fn release_sh_is_shellcheck_clean_as_posix_sh() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("usage: scripts/release.sh package"));
 }
+
+/// install.sh and devbox trust the same project key: install.sh's `project_key` is the key line of
+/// keys/release.pub, the file devbox embeds (its unit tests parse it).
+#[test]
+fn install_sh_carries_the_key_devbox_embeds() {
+    let public = std::fs::read_to_string(manifest_dir().join("keys/release.pub")).expect("keys/release.pub");
+    let key = public.lines().nth(1).expect("the key line of keys/release.pub");
+    let install = std::fs::read_to_string(manifest_dir().join("install.sh")).expect("install.sh");
+    assert!(install.lines().any(|l| l == format!("project_key=\"{key}\"")), "install.sh's project_key is not {key}");
+}
