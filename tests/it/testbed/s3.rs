@@ -19,16 +19,23 @@ use super::{free_port, garage, port_open, wait_until};
 /// when this test process ends, however it ends; writes the command's PID to `pid_file` if given.
 /// The returned child is the watcher.
 pub fn watched(command: String, pid_file: Option<&Path>) -> std::io::Result<Child> {
-    watched_in(&[], command, pid_file)
+    watched_in(&[], command, pid_file, None)
 }
 
 /// The same, the watcher itself run by `launcher` (`faketime -f +7m`: the command and its watcher
-/// see that clock; faketime forks, so the watcher is what can end the command).
-fn watched_in(launcher: &[&str], command: String, pid_file: Option<&Path>) -> std::io::Result<Child> {
+/// see that clock; faketime forks, so the watcher is what can end the command), and removing
+/// `leaves` once the command has ended (the shared moto's directory, which no drop removes).
+fn watched_in(
+    launcher: &[&str],
+    command: String,
+    pid_file: Option<&Path>,
+    leaves: Option<&Path>,
+) -> std::io::Result<Child> {
     let record = pid_file.map(|p| format!("echo $c >{}; ", p.display())).unwrap_or_default();
+    let clean = leaves.map(|dir| format!("; rm -rf '{}'", dir.display())).unwrap_or_default();
     let watcher = format!(
         "{command} & c=$!; {record}\
-         while kill -0 {parent} 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 1; done; kill $c 2>/dev/null",
+         while kill -0 {parent} 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 1; done; kill $c 2>/dev/null{clean}",
         parent = std::process::id()
     );
     let mut cmd = Command::new(launcher.first().copied().unwrap_or("sh"));
@@ -110,7 +117,7 @@ impl Moto {
             Some(offset) => vec!["faketime", "-f", offset],
             None => Vec::new(),
         };
-        let watcher = watched_in(&launcher, command, Some(&pid_file))
+        let watcher = watched_in(&launcher, command, Some(&pid_file), Some(dir.path()))
             .expect("start moto (faketime for a clock offset: tests/testbed/up.sh installs both)");
         wait_until(
             format!("moto's S3 server to start on port {port} (install it: pip install 'moto[server]')"),
@@ -196,6 +203,8 @@ impl S3Server {
         let Kind::Moto { port, pid_file, .. } = &self.kind else { panic!("the testbed's Garage is never stopped") };
         if let Ok(pid) = std::fs::read_to_string(pid_file) {
             let _ = Command::new("kill").arg(pid.trim()).output();
+            // Ended: its ID is no longer one to signal.
+            let _ = std::fs::remove_file(pid_file);
         }
         wait_until(format!("moto on port {port} to stop"), Duration::from_secs(10), || !port_open(*port));
     }
