@@ -3,61 +3,12 @@
 //! `sync` runs here only as `--dry-run`, or up to the checks that stop it before it executes.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::testbed::{
-    Bed, HttpServer, REGISTRY_IMAGE, docker, free_port, port_open, registry_image_pinned, wait_until,
-};
-
-/// A moto S3 server whose clock runs `offset` (libfaketime's syntax: "+7m", "-20m") from this
-/// machine's. Only moto's process sees the fake time. It is stopped when dropped, and when this
-/// test process ends.
-pub(crate) struct FakeTimeS3 {
-    port: u16,
-    stop: PathBuf,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl FakeTimeS3 {
-    pub(crate) fn start(offset: &str) -> FakeTimeS3 {
-        let port = free_port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let stop = dir.path().join("stop");
-        // The watcher runs inside faketime (which forks), so it can end moto itself.
-        let watcher = format!(
-            "python3 -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & moto=$!; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null && [ ! -e '{stop}' ]; do sleep 0.2; done; \
-             kill $moto 2>/dev/null",
-            parent = std::process::id(),
-            stop = stop.display()
-        );
-        let child = Command::new("faketime")
-            .args(["-f", offset, "sh", "-c", &watcher])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto under faketime (apt-get install faketime; tests/testbed/up.sh does)");
-        wait_until(format!("moto under faketime to start on port {port}"), Duration::from_secs(30), || port_open(port));
-        FakeTimeS3 { port, stop, child, _dir: dir }
-    }
-
-    pub(crate) fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for FakeTimeS3 {
-    fn drop(&mut self) {
-        let _ = std::fs::write(&self.stop, "");
-        let _ = self.child.wait();
-    }
-}
+use crate::testbed::{Bed, HttpServer, REGISTRY_IMAGE, S3Server, docker, free_port, registry_image_pinned};
 
 /// A config for `bed` whose S3 endpoint is `endpoint`, plus `extra` TOML.
 pub(crate) fn config_with_endpoint(bed: &Bed, endpoint: &str, extra: &str) {
@@ -158,8 +109,8 @@ fn check_reads_all_three_clocks_in_well_under_a_second() {
 
 #[test]
 fn a_skewed_s3_is_reported_with_its_sign_and_size_within_a_second() {
-    let ahead = FakeTimeS3::start("+7m");
-    let behind = FakeTimeS3::start("-20m");
+    let ahead = S3Server::moto().clock_offset("+7m").start();
+    let behind = S3Server::moto().clock_offset("-20m").start();
     let bed = Bed::new("clock-skewed");
 
     config_with_endpoint(&bed, &ahead.endpoint(), "");

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::garage_bed::{GarageBed, script, write_profile};
+use crate::garage_bed::{script, write_profile};
 use crate::testbed::{Bed, output_text as text};
 
 /// The doctor checks these tests judge: the registry's, the base images and the host's AWS
@@ -32,7 +32,7 @@ fn doctor<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn keys_that_live_an_hour_keep_the_same_container() {
-    let mut bed = GarageBed::new("lease60", "60m");
+    let mut bed = Bed::on_garage("lease60", "60m");
     bed.with_base_image(100_000);
     bed.test(&["registry", "up"]).run();
     let first = bed.container_id().expect("a registry");
@@ -58,7 +58,7 @@ fn keys_that_live_an_hour_keep_the_same_container() {
 /// run (every 30 s, as the scheduler would at a short interval), and a pull through the registry works.
 #[test]
 fn three_minute_keys_renewed_by_the_job_keep_pulls_working_after_five_minutes() {
-    let mut bed = GarageBed::new("renew3m", "3m");
+    let mut bed = Bed::on_garage("renew3m", "3m");
     let reference = bed.with_base_image(100_000);
     bed.test(&["registry", "up"]).run();
     let first = bed.container_id().expect("a registry");
@@ -82,7 +82,7 @@ fn three_minute_keys_renewed_by_the_job_keep_pulls_working_after_five_minutes() 
 /// `doctor --fix` renews them and the pull works again.
 #[test]
 fn expired_registry_credentials_are_named_and_fixed_by_doctor() {
-    let mut bed = GarageBed::new("expired", "40s");
+    let mut bed = Bed::on_garage("expired", "40s");
     let reference = bed.with_base_image(100_000);
     bed.test(&["registry", "up"]).run();
     let (pulled, out) = bed.docker_pull(&reference);
@@ -110,7 +110,7 @@ fn expired_registry_credentials_are_named_and_fixed_by_doctor() {
 /// and fix, and `registry up`, `pull` and the renew path see S3's refusal rather than the label.
 #[test]
 fn a_revoked_key_is_named_and_fixed() {
-    let mut bed = GarageBed::new("revoked", "60m");
+    let mut bed = Bed::on_garage("revoked", "60m");
     let reference = bed.with_base_image(100_000);
     bed.test(&["registry", "up"]).run();
     bed.revoke(&bed.registry_key_id());
@@ -147,7 +147,7 @@ fn a_revoked_key_is_named_and_fixed() {
 /// `aws sso login --profile devbox`, exit 1, and the running registry is left as it was.
 #[test]
 fn an_expired_host_login_is_named_and_leaves_the_registry_alone() {
-    let mut bed = GarageBed::new("hostlogin", "20s");
+    let mut bed = Bed::on_garage("hostlogin", "20s");
     bed.with_base_image(100_000);
     bed.test(&["registry", "up"]).run();
     let id = bed.container_id();
@@ -257,7 +257,7 @@ fn v2_answers(port: u16) -> bool {
 /// flight when it happens completes. The figures go to the README ("Short-lived credentials").
 #[test]
 fn a_renewal_costs_a_second_of_downtime_and_a_pull_in_flight_completes() {
-    let mut bed = GarageBed::new("renewcost", "60m");
+    let mut bed = Bed::on_garage("renewcost", "60m");
     let reference = bed.with_base_image(200 * 1024 * 1024);
     // Keys that are due for renewal 30 s after the registry is made (40 s, a 10 s window).
     bed.set_lifetime("40s");

@@ -2,62 +2,21 @@
 //! long-lived key to a stranger (issue 25; its decision is unit-tested in src/aws/sts.rs): what
 //! devbox asks STS for, as moto records it, and that the registry works with what it gets.
 
-use std::time::Duration;
+use crate::testbed::{Bed, S3Server, output_text as text};
 
-use crate::testbed::{Bed, output_text as text};
-
-/// A moto of the test's own that records every request it answers (moto's recorder, switched on
-/// from the start) to a file the test reads: what devbox sent to STS, policy and all. Ended when
-/// dropped.
-struct RecordingMoto {
-    child: std::process::Child,
-    port: u16,
-    recording: tempfile::TempDir,
-}
-
-impl RecordingMoto {
-    fn start() -> RecordingMoto {
-        let port = crate::testbed::free_port();
-        let recording = tempfile::tempdir().expect("tempdir");
-        let child = std::process::Command::new("python3")
-            .args(["-m", "moto.server", "-H", "0.0.0.0", "-p", &port.to_string()])
-            .env("MOTO_ENABLE_RECORDING", "1")
-            .env("MOTO_RECORDER_FILEPATH", recording.path().join("requests"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start moto");
-        crate::testbed::wait_until(format!("moto on port {port}"), Duration::from_secs(30), || {
-            crate::testbed::port_open(port)
-        });
-        RecordingMoto { child, port, recording }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The form parameters of every STS `action` request recorded so far.
-    fn sts_calls(&self, action: &str) -> Vec<Vec<(String, String)>> {
-        let text = std::fs::read_to_string(self.recording.path().join("requests")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter_map(|entry| {
-                let body = entry["body"].as_str()?.to_string();
-                let body = if entry["body_encoded"] == true { decode_base64(&body)? } else { body };
-                let params = form_params(&body);
-                params.iter().any(|(k, v)| k == "Action" && v == action).then_some(params)
-            })
-            .collect()
-    }
-}
-
-impl Drop for RecordingMoto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The form parameters of every STS `action` request that `moto` (made `recording()`) recorded
+/// so far: what devbox sent to STS, policy and all.
+fn sts_calls(moto: &S3Server, action: &str) -> Vec<Vec<(String, String)>> {
+    moto.recorded()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|entry| {
+            let body = entry["body"].as_str()?.to_string();
+            let body = if entry["body_encoded"] == true { decode_base64(&body)? } else { body };
+            let params = form_params(&body);
+            params.iter().any(|(k, v)| k == "Action" && v == action).then_some(params)
+        })
+        .collect()
 }
 
 fn decode_base64(text: &str) -> Option<String> {
@@ -118,14 +77,7 @@ fn read_only_policy(bucket: &str) -> serde_json::Value {
 /// credentials. doctor says what the registry holds.
 #[test]
 fn the_registry_session_is_narrowed_to_reading_its_bucket() {
-    let moto = RecordingMoto::start();
-    let mut bed = Bed::on_s3_server("stsnarrow", &moto.endpoint());
-    let made = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
-        .arg(format!("{}/{}", moto.endpoint(), bed.bucket))
-        .output()
-        .expect("run curl");
-    assert_eq!(String::from_utf8_lossy(&made.stdout), "200", "creating the bucket");
+    let mut bed = Bed::on_s3("stsnarrow", S3Server::moto().recording().start());
     let ci = bed.ci_registry();
     bed.push_image(ci, "base/tool:1", 50_000);
     bed.write_config("[images]\nbase = [\"base/tool:1\"]\n");
@@ -142,13 +94,13 @@ fn the_registry_session_is_narrowed_to_reading_its_bucket() {
 
     let up = run(&["registry", "up"]);
     assert!(up.status.success(), "{}", text(&up));
-    let calls = moto.sts_calls("GetFederationToken");
+    let calls = sts_calls(bed.s3(), "GetFederationToken");
     assert_eq!(calls.len(), 1, "one GetFederationToken: {calls:?}");
     println!("GetFederationToken as moto recorded it: {:?}", calls[0]);
     let policy: serde_json::Value = serde_json::from_str(param(&calls[0], "Policy").expect("a Policy")).expect("JSON");
     assert_eq!(policy, read_only_policy(&bed.bucket));
     assert_eq!(param(&calls[0], "Name"), Some("devbox-registry"));
-    assert!(moto.sts_calls("GetSessionToken").is_empty(), "an unnarrowed session was asked for");
+    assert!(sts_calls(bed.s3(), "GetSessionToken").is_empty(), "an unnarrowed session was asked for");
     let (pulled, said) = crate::testbed::docker_try(&["pull", &reference]);
     assert!(pulled, "the registry could not read with its narrowed session: {said}");
     let doctor = run(&["doctor", "--json", "--check", "aws-credentials"]);
@@ -179,7 +131,7 @@ fn the_registry_session_is_narrowed_to_reading_its_bucket() {
     session(&mut up);
     let up = up.output().expect("run");
     assert!(up.status.success(), "{}", text(&up));
-    let calls = moto.sts_calls("AssumeRole");
+    let calls = sts_calls(bed.s3(), "AssumeRole");
     assert_eq!(calls.len(), 1, "one AssumeRole: {calls:?}");
     assert_eq!(param(&calls[0], "RoleArn"), Some(role));
     let policy: serde_json::Value = serde_json::from_str(param(&calls[0], "Policy").expect("a Policy")).expect("JSON");

@@ -374,3 +374,117 @@ fn the_import_checks_read_paths_as_rust_does() {
     assert_eq!(a_cycle(&graph(&[("a", "b"), ("b", "c")])), None);
     assert_eq!(a_cycle(&graph(&[("a", "b"), ("b", "a")])), Some(vec!["a".into(), "b".into(), "a".into()]));
 }
+
+/// Each outside system's crates and the files that may import them (ARCHITECTURE.md, "## Outside
+/// systems": `dir/` is every file under it). A crate is named as Rust names it (`aws_sdk_s3`).
+const HOMES: &[(&str, &[&str])] = &[
+    ("bollard", &["engine/"]),
+    ("aws_config", &["aws.rs", "aws/"]),
+    // http.rs builds the SDK's HTTP client, and names its type.
+    ("aws_sdk_s3", &["aws.rs", "aws/", "http.rs"]),
+    ("aws_sdk_sts", &["aws.rs", "aws/"]),
+    // Clients are built only in http.rs (clippy.toml); the registry's API and S3's `Date` use them.
+    ("reqwest", &["http.rs", "registry/api.rs", "clock/measure.rs"]),
+    ("aws_smithy_http_client", &["http.rs"]),
+    ("rustls", &["http.rs"]),
+    ("tokio_rustls", &["http.rs"]),
+    ("webpki_roots", &["http.rs"]),
+    ("self_update", &["update/"]),
+    ("minisign_verify", &["signature.rs"]),
+    ("minijinja", &["templates.rs"]),
+    ("console", &["ui/"]),
+    ("indicatif", &["ui/"]),
+    ("dialoguer", &["ui/"]),
+    // init writes its answers into the user's file and diffs a team's; `config show` prints TOML.
+    ("toml", &["config/", "init/", "cli/config.rs"]),
+    ("serde_path_to_error", &["config/load.rs"]),
+    ("fs4", &["lock.rs", "disk.rs"]),
+];
+
+/// Whether `code` names the crate `name` in a path (`name::…`, `::name::…`), not a module of its
+/// own by that name (`mod self_update;` in `cli/mod.rs`) nor a field or method (`.name::<T>`).
+fn imports_crate(code: &str, name: &str) -> bool {
+    if code.contains(&format!("mod {name};")) {
+        return false;
+    }
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    code.match_indices(&format!("{name}::")).any(|(at, _)| {
+        let before = &code[..at];
+        match before.strip_suffix("::") {
+            // `::name::…` is the crate; `crate::name::…` or `a::name::…` a module.
+            Some(outer) => !outer.ends_with(ident),
+            None => !before.ends_with(|c: char| ident(c) || c == '.'),
+        }
+    })
+}
+
+#[test]
+fn each_outside_systems_crate_is_imported_only_by_its_home() {
+    let architecture = read("ARCHITECTURE.md");
+    let section = architecture.split("\n## Outside systems").nth(1).expect("a \"## Outside systems\" section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let named = path_words(section);
+    let manifest = read("Cargo.toml");
+    for (name, homes) in HOMES {
+        // Cargo.toml's spelling: `aws-sdk-s3`, but `self_update`.
+        let spelled = [name.replace('_', "-"), name.to_string()]
+            .into_iter()
+            .find(|spelled| manifest.contains(&format!("\n{spelled} = ")))
+            .unwrap_or_else(|| panic!("{name} is not a dependency in Cargo.toml"));
+        assert!(section.contains(&format!("`{spelled}`")), "ARCHITECTURE.md's outside systems do not name `{spelled}`");
+        for home in *homes {
+            assert!(named.iter().any(|w| w.starts_with(home)), "ARCHITECTURE.md's outside systems do not name {home}");
+        }
+    }
+    let strays: Vec<String> = sources()
+        .iter()
+        .flat_map(|source| {
+            HOMES
+                .iter()
+                .filter(|(name, homes)| {
+                    imports_crate(&source.code, name) && !homes.iter().any(|home| source.path.starts_with(home))
+                })
+                .map(|(name, homes)| format!("src/{} imports {name}, whose home is {}", source.path, homes.join(", ")))
+        })
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "these files import an outside system's crate outside its home (ARCHITECTURE.md, \"## Outside \
+         systems\"): go through the home, or make the file part of it there and in HOMES here:\n  {}",
+        strays.join("\n  ")
+    );
+}
+
+#[test]
+fn the_crate_check_reads_paths_as_rust_does() {
+    assert!(imports_crate("use bollard::Docker;", "bollard"));
+    assert!(imports_crate("let e: ::bollard::errors::Error;", "bollard"));
+    assert!(imports_crate("fn f() -> Result<(), bollard::errors::Error>", "bollard"));
+    assert!(!imports_crate("use crate::toml::x; mybollard::y; s.bollard::z", "bollard"));
+    assert!(!imports_crate("mod self_update;\nSelfUpdate(self_update::Args)", "self_update"));
+}
+
+/// The line count ARCHITECTURE.md's habits allow a source file.
+const MOST_LINES: usize = 500;
+
+#[test]
+fn no_rust_file_is_over_500_lines() {
+    let mut long = Vec::new();
+    for dir in ["src", "tests"] {
+        let mut files = Vec::new();
+        files_under(root(), &root().join(dir), &mut files);
+        for file in files.iter().filter(|f| f.ends_with(".rs")) {
+            let lines = read(file).lines().count();
+            if lines > MOST_LINES {
+                long.push(format!("{file}: {lines} lines"));
+            }
+        }
+    }
+    long.sort();
+    assert!(
+        long.is_empty(),
+        "files over {MOST_LINES} lines (ARCHITECTURE.md, \"## Habits\"): split each where its parts \
+         already separate, and name the new files in ARCHITECTURE.md:\n  {}",
+        long.join("\n  ")
+    );
+}

@@ -12,32 +12,26 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fleet_trust::{CURRENT, tag_in_registry, upload};
-use crate::garage_bed::{GarageBed, script};
-use crate::testbed::GARAGE_ENDPOINT as ENDPOINT;
-use crate::testbed::{docker, output_text};
+use crate::garage_bed::script;
+use crate::testbed::{Bed, docker, garage, output_text};
 
 pub(crate) const PREFIX: &str = "devbox/fleet/machines/";
 
-/// The testbed Garage's state directory, found as its scripts find it.
+/// The testbed Garage's state directory, as `mint-key` takes it.
 fn garage_dir() -> String {
-    let common = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/common.sh");
-    let out = Command::new("sh")
-        .args(["-c", &format!(". '{}'; echo \"$garage_dir\"", common.display())])
-        .output()
-        .expect("run sh");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    garage().dir.display().to_string()
 }
 
 /// A `credential_process` minting keys on `bucket` that may read and write it (a laptop's).
 fn read_write_key(bucket: &str) -> String {
-    let mint = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/mint-key");
+    let mint = crate::testbed::garage::scripts().join("mint-key");
     format!("{} --dir {} --bucket {bucket} --write --lifetime 60m", mint.display(), garage_dir())
 }
 
 /// A `credential_process` whose key may only write `bucket` (put, no list, no get). It keeps the
 /// key it hands out in `keep`, so the test can look for its secret in what was uploaded.
-fn write_only_key(bed: &GarageBed, bucket: &str, keep: &Path) -> PathBuf {
-    let common = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/common.sh");
+fn write_only_key(bed: &Bed, bucket: &str, keep: &Path) -> PathBuf {
+    let common = crate::testbed::garage::scripts().join("common.sh");
     let body = format!(
         "set -eu\nDEVBOX_TESTBED_GARAGE_DIR={dir}; export DEVBOX_TESTBED_GARAGE_DIR\n. '{common}'\n\
          bin=$(sed -n 's/^GARAGE_BIN=//p' \"$garage_dir/env\"); garage_bin() {{ echo \"$bin\"; }}\n\
@@ -49,15 +43,15 @@ fn write_only_key(bed: &GarageBed, bucket: &str, keep: &Path) -> PathBuf {
         common = common.display(),
         keep = keep.display()
     );
-    script(&bed.bed, "write-only-key", &body)
+    script(bed, "write-only-key", &body)
 }
 
 /// `aws s3 …` on Garage with `bed`'s `devbox` profile, arguments to come.
-pub(crate) fn aws_s3_command(bed: &GarageBed) -> Command {
-    let home = bed.bed.home.path();
+pub(crate) fn aws_s3_command(bed: &Bed) -> Command {
+    let home = bed.home.path();
     let mut command = Command::new("aws");
     command
-        .args(["--endpoint-url", ENDPOINT, "--region", "us-east-1", "--profile", "devbox", "s3"])
+        .args(["--endpoint-url", &bed.s3_endpoint, "--region", "us-east-1", "--profile", "devbox", "s3"])
         .env("HOME", home)
         .env("AWS_CONFIG_FILE", home.join(".aws/config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join(".aws/credentials"))
@@ -69,29 +63,30 @@ pub(crate) fn aws_s3_command(bed: &GarageBed) -> Command {
 }
 
 /// `aws s3 ARGS…` on Garage with `bed`'s `devbox` profile, for what a test puts or reads itself.
-pub(crate) fn aws_s3(bed: &GarageBed, args: &[&str]) -> Output {
+pub(crate) fn aws_s3(bed: &Bed, args: &[&str]) -> Output {
     let out = aws_s3_command(bed).args(args).output().expect("run aws");
     assert!(out.status.success(), "aws s3 {args:?}: {}", output_text(&out));
     out
 }
 
 /// The config of a laptop whose registry is `bed`'s own but whose bucket is `bucket`, reporting.
-fn laptop_config(bed: &GarageBed, bucket: &str, name: &str, extra: &str) {
-    bed.bed.write_raw_config(&format!(
+fn laptop_config(bed: &Bed, bucket: &str, name: &str, extra: &str) {
+    bed.write_raw_config(&format!(
         "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
-         [registry.s3]\nbucket = \"{bucket}\"\nendpoint = \"{ENDPOINT}\"\npath_style = true\n\
+         [registry.s3]\nbucket = \"{bucket}\"\nendpoint = \"{}\"\npath_style = true\n\
          [fleet]\nreport = true\nname = \"{name}\"\n{extra}",
         crate::testbed::registry_image_pinned(),
-        bed.bed.name,
-        bed.bed.port
+        bed.name,
+        bed.port,
+        bed.s3_endpoint
     ));
 }
 
-pub(crate) fn run(bed: &GarageBed, args: &[&str]) -> Output {
+pub(crate) fn run(bed: &Bed, args: &[&str]) -> Output {
     bed.devbox(args).output().expect("run devbox")
 }
 
-pub(crate) fn fleet_json(bed: &GarageBed, args: &[&str]) -> Value {
+pub(crate) fn fleet_json(bed: &Bed, args: &[&str]) -> Value {
     let out = run(bed, args);
     assert!(out.status.success(), "devbox {args:?}: {}", output_text(&out));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", output_text(&out)))
@@ -126,9 +121,9 @@ fn counts(row: &Value) -> [u64; 5] {
 /// and the report holds none of the secrets planted in the environment, the config and the profile.
 #[test]
 fn reports_need_only_put_carry_no_secret_and_a_denied_upload_says_what_to_allow() {
-    let bed = GarageBed::new("fleetkeys", "60m");
-    let bucket = bed.bed.bucket.clone();
-    let minted = bed.bed.home.path().join("minted.json");
+    let bed = Bed::on_garage("fleetkeys", "60m");
+    let bucket = bed.bucket.clone();
+    let minted = bed.home.path().join("minted.json");
     bed.set_credential_process(&write_only_key(&bed, &bucket, &minted).display().to_string());
     // Secrets planted in the config (a URL's password and a comment), the AWS profile and the environment.
     laptop_config(
@@ -138,7 +133,7 @@ fn reports_need_only_put_carry_no_secret_and_a_denied_upload_says_what_to_allow(
         "# planted-config-comment-1a2b3c\n[update]\nurl = \"https://deploy:planted-config-url-4d5e6f@127.0.0.1:9/\"\n",
     );
     std::fs::write(
-        bed.bed.home.path().join(".aws/credentials"),
+        bed.home.path().join(".aws/credentials"),
         "[other]\naws_access_key_id = AKIAPLANTED\naws_secret_access_key = planted-profile-secret-7a8b9c\n",
     )
     .expect("write credentials");
@@ -154,7 +149,7 @@ fn reports_need_only_put_carry_no_secret_and_a_denied_upload_says_what_to_allow(
     let plain = doctor(false);
     let sent = doctor(true);
     assert_eq!(sent.status.code(), plain.status.code(), "--report changed doctor's exit code: {}", output_text(&sent));
-    let machine_id = std::fs::read_to_string(bed.bed.home.path().join(".local/state/devbox/machine-id"))
+    let machine_id = std::fs::read_to_string(bed.home.path().join(".local/state/devbox/machine-id"))
         .expect("the machine ID is kept in the state directory");
     // Filed under its writer: Garage has no STS, so the principal is the access key ID ("GK…").
     let key = sent_key(&sent, &bucket);
@@ -173,11 +168,8 @@ fn reports_need_only_put_carry_no_secret_and_a_denied_upload_says_what_to_allow(
 
     // A read-only key: it reads the report, and cannot send one.
     bed.set_lifetime("60m");
-    aws_s3(
-        &bed,
-        &["cp", &format!("s3://{bucket}/{key}"), bed.bed.home.path().join("got.json").to_str().expect("utf-8")],
-    );
-    let text = std::fs::read_to_string(bed.bed.home.path().join("got.json")).expect("read the report");
+    aws_s3(&bed, &["cp", &format!("s3://{bucket}/{key}"), bed.home.path().join("got.json").to_str().expect("utf-8")]);
+    let text = std::fs::read_to_string(bed.home.path().join("got.json")).expect("read the report");
     assert!(text.len() <= 64 * 1024, "{} bytes", text.len());
     let minted: Value = serde_json::from_str(&std::fs::read_to_string(&minted).expect("minted")).expect("json");
     let secret = minted["SecretAccessKey"].as_str().expect("a secret");
@@ -194,7 +186,7 @@ fn reports_need_only_put_carry_no_secret_and_a_denied_upload_says_what_to_allow(
     let report: Value = serde_json::from_str(&text).expect("the report is JSON");
     assert_eq!(schema_errors(&report), Vec::<String>::new(), "the report does not match the published schema");
     // The same report is left in the state directory, for Fleet's parse_json and Kolide's kolide_json.
-    let local = bed.bed.home.path().join(".local/state/devbox/fleet-report.json");
+    let local = bed.home.path().join(".local/state/devbox/fleet-report.json");
     assert_eq!(std::fs::read_to_string(&local).expect("the local report"), text);
     assert_eq!(report["schema"], 1);
     assert_eq!(report["machine_id"], machine_id.trim());
@@ -224,12 +216,12 @@ fn reports_need_only_put_carry_no_secret_and_a_denied_upload_says_what_to_allow(
 /// with its registry stopped, one whose base image is behind the bucket's.
 #[test]
 fn three_laptops_are_counted_their_failures_named_and_the_one_behind_shown() {
-    let mut team = GarageBed::new("fleet3a", "60m");
-    let bucket = team.bed.bucket.clone();
+    let mut team = Bed::on_garage("fleet3a", "60m");
+    let bucket = team.bucket.clone();
     let ci = team.ci_registry();
-    team.bed.push_image(ci, "base/tool:1", 50_000);
-    let bravo = GarageBed::new("fleet3b", "60m");
-    let charlie = GarageBed::new("fleet3c", "60m");
+    team.push_image(ci, "base/tool:1", 50_000);
+    let bravo = Bed::on_garage("fleet3b", "60m");
+    let charlie = Bed::on_garage("fleet3c", "60m");
     for (laptop, name) in [(&team, "laptop-a"), (&bravo, "laptop-b"), (&charlie, "laptop-c")] {
         laptop_config(laptop, &bucket, name, "[images]\nbase = [\"base/tool:1\"]\n");
         laptop.set_credential_process(&read_write_key(&bucket));
@@ -239,12 +231,12 @@ fn three_laptops_are_counted_their_failures_named_and_the_one_behind_shown() {
         }
     }
     // CI publishes a new base image: laptop-a and laptop-b pull it, laptop-c stays behind.
-    let current = team.bed.push_image(ci, "base/tool:1", 50_000);
+    let current = team.push_image(ci, "base/tool:1", 50_000);
     for laptop in [&team, &bravo] {
         let out = run(laptop, &["pull"]);
         assert!(out.status.success(), "{}", output_text(&out));
     }
-    docker(&["stop", &bravo.bed.name]);
+    docker(&["stop", &bravo.name]);
     let mut codes = Vec::new();
     for (laptop, name) in [(&team, "laptop-a"), (&bravo, "laptop-b"), (&charlie, "laptop-c")] {
         let out = run(laptop, &["doctor", "--report"]);
@@ -284,7 +276,7 @@ fn three_laptops_are_counted_their_failures_named_and_the_one_behind_shown() {
     // The machine's own words are quoted as such; the fix devbox prints is its own.
     let reported = lines.next().unwrap_or_default().trim();
     assert!(
-        reported.starts_with("reported: \u{201c}") && reported.contains(&format!("{} is exited", bravo.bed.name)),
+        reported.starts_with("reported: \u{201c}") && reported.contains(&format!("{} is exited", bravo.name)),
         "{said}"
     );
     assert_eq!(
@@ -329,13 +321,13 @@ fn principal_of(i: usize) -> String {
 }
 
 /// A real report of `bed`'s machine, sent, then taken out of the bucket, to make others from.
-pub(crate) fn real_report(bed: &GarageBed) -> Value {
-    let bucket = bed.bed.bucket.clone();
+pub(crate) fn real_report(bed: &Bed) -> Value {
+    let bucket = bed.bucket.clone();
     bed.set_credential_process(&read_write_key(&bucket));
     laptop_config(bed, &bucket, "real", "[images]\nbase = [\"base/tool:1\"]\n");
     let out = run(bed, &["doctor", "--report", "--check", "config"]);
     let key = sent_key(&out, &bucket);
-    let real = bed.bed.home.path().join("real.json");
+    let real = bed.home.path().join("real.json");
     aws_s3(bed, &["mv", &format!("s3://{bucket}/{key}"), real.to_str().expect("utf-8")]);
     let report = serde_json::from_slice(&std::fs::read(&real).expect("read")).expect("json");
     std::fs::remove_file(&real).expect("rm");
@@ -343,7 +335,7 @@ pub(crate) fn real_report(bed: &GarageBed) -> Value {
 }
 
 /// `n` reports made from a real one, plus the broken and hostile ones, in `bed`'s bucket.
-pub(crate) fn reports(bed: &GarageBed, n: usize) {
+pub(crate) fn reports(bed: &Bed, n: usize) {
     let real = real_report(bed);
     tag_in_registry(bed);
     let mut files = Vec::new();
@@ -387,19 +379,15 @@ pub(crate) fn reports(bed: &GarageBed, n: usize) {
 /// and stop nothing; `prune` takes the retired machines only, after a dry run that takes nothing.
 #[test]
 fn a_thousand_reports_and_hostile_ones_are_summed_up_right_and_fast() {
-    let bed = GarageBed::new("fleet1k", "60m");
+    let bed = Bed::on_garage("fleet1k", "60m");
     reports(&bed, 1000);
 
     // One long-lived key from here on, so each run times the reading, not a credential_process.
-    let minted = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/mint-key"))
-        .args(["--dir", &garage_dir(), "--bucket", &bed.bed.bucket, "--write", "--lifetime", "1h"])
-        .output()
-        .expect("run mint-key");
-    let key: Value = serde_json::from_slice(&minted.stdout).expect("mint-key prints JSON");
-    let (id, secret) = (key["AccessKeyId"].as_str().expect("id"), key["SecretAccessKey"].as_str().expect("secret"));
-    std::fs::write(bed.bed.home.path().join(".aws/config"), "[profile devbox]\nregion = us-east-1\n").expect("config");
+    let key = garage().mint_key(&bed.bucket, true, "1h");
+    let (id, secret) = (&key.id, &key.secret);
+    std::fs::write(bed.home.path().join(".aws/config"), "[profile devbox]\nregion = us-east-1\n").expect("config");
     std::fs::write(
-        bed.bed.home.path().join(".aws/credentials"),
+        bed.home.path().join(".aws/credentials"),
         format!("[devbox]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
     )
     .expect("credentials");
@@ -475,7 +463,7 @@ fn a_thousand_reports_and_hostile_ones_are_summed_up_right_and_fast() {
     assert!(!said.chars().any(|c| c.is_control() && c != '\n'), "a control character reached the terminal");
 
     let listed = || {
-        aws_s3(&bed, &["ls", "--recursive", &format!("s3://{}/{PREFIX}", bed.bed.bucket)])
+        aws_s3(&bed, &["ls", "--recursive", &format!("s3://{}/{PREFIX}", bed.bucket)])
             .stdout
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())

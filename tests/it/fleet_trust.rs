@@ -10,32 +10,31 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fleet::{PREFIX, aws_s3, aws_s3_command, fleet_json, real_report, reports, run};
-use crate::garage_bed::GarageBed;
-use crate::testbed::output_text;
+use crate::testbed::{Bed, output_text};
 
 /// The digest the registry's storage says `base/tool:1` is (its tag's `current/link`, written by
 /// the test), which synthetic engines have or not.
 pub(crate) const CURRENT: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 /// Writes `files` (name → bytes, names may hold folders) under the prefix, in one upload.
-pub(crate) fn upload(bed: &GarageBed, files: &[(String, Vec<u8>)]) {
+pub(crate) fn upload(bed: &Bed, files: &[(String, Vec<u8>)]) {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, bytes) in files {
         let path = dir.path().join(name);
         std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
         std::fs::write(path, bytes).expect("write");
     }
-    let to = format!("s3://{}/{PREFIX}", bed.bed.bucket);
+    let to = format!("s3://{}/{PREFIX}", bed.bucket);
     aws_s3(bed, &["cp", "--recursive", "--quiet", dir.path().to_str().expect("utf-8"), &to]);
 }
 
 /// The registry's storage holds `base/tool:1` at `CURRENT`, as a push by CI leaves it.
-pub(crate) fn tag_in_registry(bed: &GarageBed) {
+pub(crate) fn tag_in_registry(bed: &Bed) {
     let dir = tempfile::tempdir().expect("tempdir");
     let link = dir.path().join("link");
     std::fs::write(&link, CURRENT).expect("write");
     let key = "registry/docker/registry/v2/repositories/base/tool/_manifests/tags/1/current/link";
-    aws_s3(bed, &["cp", "--quiet", link.to_str().expect("utf-8"), &format!("s3://{}/{key}", bed.bed.bucket)]);
+    aws_s3(bed, &["cp", "--quiet", link.to_str().expect("utf-8"), &format!("s3://{}/{key}", bed.bucket)]);
 }
 
 /// The bad input of issue 27, each on Garage against the real binary: a body naming another
@@ -45,7 +44,7 @@ pub(crate) fn tag_in_registry(bed: &GarageBed) {
 /// with control characters, which `prune` removes by its exact name.
 #[test]
 fn lying_hostile_and_unreadable_reports_are_flagged_counted_once_and_pruned_exactly() {
-    let bed = GarageBed::new("fleetlies", "60m");
+    let bed = Bed::on_garage("fleetlies", "60m");
     let real = real_report(&bed);
     tag_in_registry(&bed);
     let now = jiff::Timestamp::now();
@@ -89,7 +88,7 @@ fn lying_hostile_and_unreadable_reports_are_flagged_counted_once_and_pruned_exac
     let dir = tempfile::tempdir().expect("tempdir");
     let sealed = dir.path().join("sealed.json");
     std::fs::write(&sealed, bytes(&report("gggg", "sealed"))).expect("write");
-    let to = format!("s3://{}/{PREFIX}AIDAALICE/gggg.json", bed.bed.bucket);
+    let to = format!("s3://{}/{PREFIX}AIDAALICE/gggg.json", bed.bucket);
     aws_s3(
         &bed,
         &[
@@ -106,7 +105,7 @@ fn lying_hostile_and_unreadable_reports_are_flagged_counted_once_and_pruned_exac
     // A key with control characters (ESC, TAB, DEL) and a bidi override.
     let odd = format!("{PREFIX}AIDAALICE/odd\u{1b}[31m\t\u{7f}\u{202e}.json");
     std::fs::write(&sealed, b"{}").expect("write");
-    aws_s3(&bed, &["cp", "--quiet", sealed.to_str().expect("utf-8"), &format!("s3://{}/{odd}", bed.bed.bucket)]);
+    aws_s3(&bed, &["cp", "--quiet", sealed.to_str().expect("utf-8"), &format!("s3://{}/{odd}", bed.bucket)]);
 
     let summary = fleet_json(&bed, &["fleet", "--json"]);
     // Counted once each: aaaa, cccc, dddd, eeee, ffff (sealed and odd are not readable reports).
@@ -167,8 +166,7 @@ fn lying_hostile_and_unreadable_reports_are_flagged_counted_once_and_pruned_exac
     let pruned = fleet_json(&bed, &["fleet", "prune", "--older-than", "1s", "--json"]);
     assert!(pruned["errors"].as_array().is_some_and(Vec::is_empty), "{pruned}");
     let mut listed = aws_s3_command(&bed);
-    let left =
-        listed.args(["ls", "--recursive", &format!("s3://{}/{PREFIX}", bed.bed.bucket)]).output().expect("run aws");
+    let left = listed.args(["ls", "--recursive", &format!("s3://{}/{PREFIX}", bed.bucket)]).output().expect("run aws");
     // `aws s3 ls` exits 1 when it lists nothing.
     assert_eq!(
         (left.status.code(), String::from_utf8_lossy(&left.stdout).trim()),
@@ -212,7 +210,7 @@ fn the_onboarding_iam_policies_pass_parliament() {
 /// as markup.
 #[test]
 fn the_html_page_renders_in_chromium_and_runs_no_report_value() {
-    let bed = GarageBed::new("fleethtml", "60m");
+    let bed = Bed::on_garage("fleethtml", "60m");
     reports(&bed, 20);
     let dir = tempfile::tempdir().expect("tempdir");
     let page = dir.path().join("fleet.html");

@@ -2,50 +2,30 @@
 //! credentials tests (issue 11). moto accepts any key forever; Garage refuses a key once its
 //! expiry has passed ("Access key … has expired") and a deleted key at once ("No such key").
 //!
-//! `GarageBed::new(test, lifetime)` is a `Bed` whose bucket lives on Garage (`Bed::on_garage`) and
-//! whose AWS profile (`devbox`, in the bed's own HOME) takes its credentials from
+//! `Bed::on_garage(test, lifetime)` is a `Bed` whose bucket lives on Garage (`S3Server::garage()`)
+//! and whose AWS profile (`devbox`, in the bed's own HOME) takes its credentials from
 //! `credential_process = mint-key …`: a fresh key with an `Expiration` on every call, the provider
 //! path SSO and assumed roles take. The `Bed` removes its bucket and every key granted on it.
 //! The Garage handle itself is `testbed/garage.rs`.
 
-use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::testbed::{Bed, docker, docker_try, garage};
+use crate::testbed::{Bed, S3Server, docker, docker_try, garage};
 
-/// One test's world on Garage: a `Bed` whose only AWS credentials are its profile's.
-pub struct GarageBed {
-    pub bed: Bed,
-}
-
-impl Deref for GarageBed {
-    type Target = Bed;
-
-    fn deref(&self) -> &Bed {
-        &self.bed
-    }
-}
-
-impl DerefMut for GarageBed {
-    fn deref_mut(&mut self) -> &mut Bed {
-        &mut self.bed
-    }
-}
-
-impl GarageBed {
-    /// A bed on Garage whose profile mints keys that live `lifetime` ("60m", "3m", "20s"). devbox
-    /// runs with that profile as its only source of credentials, and no OS scheduler.
-    pub fn new(test: &str, lifetime: &str) -> GarageBed {
-        let bed = Bed::on_garage("dbxt", test)
+impl Bed {
+    /// One test's world on Garage: a bed whose profile mints keys that live `lifetime` ("60m",
+    /// "3m", "20s"). devbox runs with that profile as its only source of credentials, and no OS
+    /// scheduler.
+    pub fn on_garage(test: &str, lifetime: &str) -> Bed {
+        let bed = Bed::on_s3(test, S3Server::garage())
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env("DEVBOX_SCHEDULER", "none")
             .timeout(Duration::from_secs(180));
-        let this = GarageBed { bed };
-        this.set_lifetime(lifetime);
-        this
+        bed.set_lifetime(lifetime);
+        bed
     }
 
     /// The profile's `credential_process` from now on: mint-key with keys that live `lifetime`.
@@ -55,25 +35,25 @@ impl GarageBed {
             "{} --dir {} --bucket {} --lifetime {lifetime}",
             mint.display(),
             garage().dir.display(),
-            self.bed.bucket
+            self.bucket
         );
         self.set_credential_process(&process);
     }
 
     /// The profile's `credential_process`, as given (a fault: one that hangs, fails, or prints garbage).
     pub fn set_credential_process(&self, process: &str) {
-        write_profile(&self.bed, process);
+        write_profile(self, process);
     }
 
     /// A CI registry, one image of `bytes` pushed through it as `base/tool:1`, and a config that
     /// names it as the base image. Returns the reference `docker pull` takes through devbox's registry.
     pub fn with_base_image(&mut self, bytes: usize) -> String {
-        let ci = self.bed.ci_registry();
-        self.bed.push_image(ci, "base/tool:1", bytes);
-        self.bed.write_config(&format!("[images]\nbase = [\"base/tool:1\"]\nalias = \"{}/{{name}}\"\n", self.bed.name));
-        let local = format!("127.0.0.1:{}/base/tool:1", self.bed.port);
-        self.bed.remove_image_later(&local);
-        self.bed.remove_image_later(&format!("{}/base/tool:1", self.bed.name));
+        let ci = self.ci_registry();
+        self.push_image(ci, "base/tool:1", bytes);
+        self.write_config(&format!("[images]\nbase = [\"base/tool:1\"]\nalias = \"{}/{{name}}\"\n", self.name));
+        let local = format!("127.0.0.1:{}/base/tool:1", self.port);
+        self.remove_image_later(&local);
+        self.remove_image_later(&format!("{}/base/tool:1", self.name));
         local
     }
 
@@ -85,13 +65,13 @@ impl GarageBed {
 
     /// The access key ID the registry container runs with (an ID, not a secret).
     pub fn registry_key_id(&self) -> String {
-        let env = docker(&["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", &self.bed.name]);
+        let env = docker(&["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", &self.name]);
         env.lines().find_map(|l| l.strip_prefix("AWS_ACCESS_KEY_ID=")).expect("the registry has a key").to_string()
     }
 
     /// How many keys have been granted on this bed's bucket: one more for each credential_process run.
     pub fn keys_minted(&self) -> usize {
-        garage().keys_on(&self.bed.bucket).len()
+        garage().keys_on(&self.bucket).len()
     }
 
     /// Deletes `key_id` on the server: every request signed with it is refused from now on.
@@ -101,13 +81,13 @@ impl GarageBed {
 
     /// The registry container's ID, or `None` when there is none.
     pub fn container_id(&self) -> Option<String> {
-        self.bed.container_identity().map(|(id, _)| id)
+        self.container_identity().map(|(id, _)| id)
     }
 
     /// Waits until the registry's credentials are past `label`'s time plus a margin.
     pub fn wait_past_expiry(&self, margin: Duration) {
         let expiry =
-            docker(&["inspect", "--format", "{{index .Config.Labels \"devbox.credentials-expiry\"}}", &self.bed.name]);
+            docker(&["inspect", "--format", "{{index .Config.Labels \"devbox.credentials-expiry\"}}", &self.name]);
         let expiry: jiff::Timestamp = expiry.parse().unwrap_or_else(|e| panic!("expiry label {expiry:?}: {e}"));
         let until = expiry + jiff::SignedDuration::try_from(margin).expect("margin");
         let deadline = Instant::now() + Duration::from_secs(600);

@@ -1,11 +1,14 @@
 //! Integration tests: the real `devbox` binary against the real testbed (Docker engine, a registry
 //! image built from Debian's docker-registry, moto's S3 server, Garage, an S3 server that expires
 //! keys, and a VM engine). Every test runs in a `Bed` (`testbed.rs`) and runs devbox through the
-//! `Test` builder: `bed.test(&["registry", "up"]).code(1).stderr_has("…").run()`. `garage_bed.rs`
-//! and `vm_bed.rs` are `Bed`s on Garage and on the VM's engine.
+//! `Test` builder: `bed.test(&["registry", "up"]).code(1).stderr_has("…").run()`. `garage_bed.rs`,
+//! `vm_bed.rs` and `podman_bed.rs` make `Bed`s on Garage, on the VM's engine and on podman's.
 
 // Test code: a failed expectation is the test failing, and what it prints is the test's log.
 #![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+// A `Test` or an S3 server builder left without its `.run()` or `.start()` is a test that checks
+// nothing: it does not compile.
+#![deny(unused_must_use)]
 
 mod cleanup;
 mod cli;

@@ -7,8 +7,7 @@
 //! CA that is not PEM, a proxy that refuses or wants credentials, NO_PROXY) each have a test.
 
 use crate::testbed::corp::{Corp, Proxy};
-use crate::testbed::{Bed, REGISTRY_IMAGE, Test, free_port, output_text};
-use crate::vm_bed::VmBed;
+use crate::testbed::{Bed, REGISTRY_IMAGE, S3Server, Test, free_port, output_text};
 
 /// The checks that judge the network and what goes through it (`schedules`, `disk` and `clock`
 /// judge this machine, as in the other doctor tests).
@@ -34,13 +33,8 @@ fn doctor(bed: &Bed) -> Test {
 /// A bed whose bucket holds a base image CI pushed, on S3 over TLS with a private CA, the direct
 /// path to which is closed.
 fn corp_bed(test: &str) -> (Bed, Corp) {
-    let mut corp = Corp::with_moto(test);
-    let mut bed = Bed::on_s3_server(test, &corp.moto_endpoint());
-    let made = std::process::Command::new("curl")
-        .args(["-s", "-f", "-X", "PUT", &format!("{}/{}", corp.moto_endpoint(), bed.bucket)])
-        .output()
-        .expect("run curl");
-    assert!(made.status.success(), "creating the bucket: {}", output_text(&made));
+    let mut bed = Bed::on_s3(test, S3Server::moto().host_as_host().start());
+    let mut corp = Corp::new(test, bed.s3().port());
     let ci = bed.ci_registry();
     bed.push_image(ci, "base/tool:1", 100_000);
     bed.remove_image_later(&format!("127.0.0.1:{}/base/tool:1", bed.port));
@@ -215,11 +209,11 @@ fn vm_forwarded_port() -> u16 {
 /// through QEMU's explicit forwards): S3 only through the proxy, then through a TLS-inspecting one.
 #[test]
 fn vm_network_through_the_proxy_and_through_tls_inspection() {
-    let mut bed = VmBed::new("network");
+    let mut bed = Bed::on_vm("network");
     let ci = bed.ci_registry();
-    bed.push(ci, "base/tool:1");
+    bed.push_image(ci, "base/tool:1", 1_000);
     // S3 over TLS in front of the testbed's Garage, where the bed's bucket is.
-    let mut corp = Corp::new("vmnet", 3900);
+    let mut corp = Corp::new("vmnet", bed.s3().port());
     corp.close_direct_path();
     let proxy = corp.tinyproxy(vm_forwarded_port(), None);
     let s3_ca = corp.s3_ca.display().to_string();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::podman_bed::*;
 use crate::testbed::docker as host_docker;
-use crate::testbed::output_text;
+use crate::testbed::{Bed, output_text};
 use crate::vm_bed::{REGISTRY_IMAGE, finding};
 
 fn runtime_of(report: &serde_json::Value) -> &str {
@@ -21,8 +21,8 @@ fn runtime_of(report: &serde_json::Value) -> &str {
 
 #[test]
 fn podman_machine_is_found_in_its_runtime_dir_and_through_its_context_rootless_and_rootful() {
-    let bed = PodmanBed::new("classify");
-    let (report, code) = bed.json(&["clock", "check", "--json"]);
+    let bed = Bed::on_podman("classify");
+    let (report, code) = json(&bed, &["clock", "check", "--json"]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(runtime_of(&report), "podman-machine", "{report:#}");
     assert_eq!(report["engine"]["vm"], true);
@@ -37,7 +37,7 @@ fn podman_machine_is_found_in_its_runtime_dir_and_through_its_context_rootless_a
     assert!(source.ends_with(&socket), "found in the runtime dir: {source}");
 
     // The same engine through the docker context a podman user may make.
-    let out = bed.run_with(&["clock", "check", "--json"], &[("DOCKER_CONTEXT", "podman-machine-default")]);
+    let out = bed.test(&["clock", "check", "--json"]).env("DOCKER_CONTEXT", "podman-machine-default").any_code().run();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(runtime_of(&report), "podman-machine", "{report:#}");
 
@@ -49,8 +49,7 @@ fn podman_machine_is_found_in_its_runtime_dir_and_through_its_context_rootless_a
         rootful.path().join("podman/podman-machine-default-api.sock"),
     )
     .expect("symlink");
-    let out =
-        bed.run_with(&["clock", "check", "--json"], &[("XDG_RUNTIME_DIR", rootful.path().to_str().expect("utf-8"))]);
+    let out = bed.test(&["clock", "check", "--json"]).env("XDG_RUNTIME_DIR", rootful.path()).any_code().run();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(runtime_of(&report), "podman-machine", "{report:#}");
     assert!(report["clocks"][1]["offset_seconds"].is_number(), "rootful podman's clock: {report:#}");
@@ -58,18 +57,18 @@ fn podman_machine_is_found_in_its_runtime_dir_and_through_its_context_rootless_a
 
 #[test]
 fn podman_registry_up_on_garage_serves_what_ci_pushed_read_only_and_pull_cleanup_and_doctor_work() {
-    let mut bed = PodmanBed::new("s3");
+    let mut bed = Bed::on_podman("s3");
     bed.write_config("[images]\nbase = [\"podtest/base:1\"]\nalias = \"\"\n[cleanup]\nolder_than = \"1s\"\n");
     let ci = bed.ci_registry();
-    bed.push(ci, "podtest/base:1");
+    bed.push_image(ci, "podtest/base:1", 1_000);
 
-    let up = bed.ok(&["registry", "up"]);
+    let up = bed.test(&["registry", "up"]).text();
     assert!(up.contains(&format!("s3://{}/registry, read-only", bed.bucket)), "{up}");
     let bindings = podman_docker(&["inspect", "--format", "{{json .HostConfig.PortBindings}}", &bed.name]);
     let bindings = String::from_utf8_lossy(&bindings.stdout).to_string();
     assert!(bindings.contains(&format!(r#""HostIp":"127.0.0.1","HostPort":"{}""#, bed.port)), "{bindings}");
 
-    let pulled = bed.ok(&["pull"]);
+    let pulled = bed.test(&["pull"]).text();
     assert!(pulled.contains("podtest/base:1: pulling"), "progress lines: {pulled}");
     assert!(pulled.contains("podtest/base:1: pulled sha256:"), "{pulled}");
     let image = format!("127.0.0.1:{}/podtest/base:1", bed.port);
@@ -94,7 +93,7 @@ fn podman_registry_up_on_garage_serves_what_ci_pushed_read_only_and_pull_cleanup
     let volume = String::from_utf8_lossy(&volume.stdout).trim().to_string();
     assert!(!volume.is_empty(), "{stopped} has no volume");
     std::thread::sleep(Duration::from_secs(2));
-    let out = bed.ok(&["cleanup"]);
+    let out = bed.test(&["cleanup"]).text();
     assert!(!podman_docker(&["inspect", &stopped]).status.success(), "{stopped} was not removed:\n{out}");
     // Cleanup never removes a volume, not even an anonymous one whose container it removed; the
     // test removes the one it caused.
@@ -110,7 +109,7 @@ fn podman_registry_up_on_garage_serves_what_ci_pushed_read_only_and_pull_cleanup
     assert!(out.contains("inside podman machine's VM"), "cleanup reports the VM's disk:\n{out}");
 
     // Doctor: healthy, the disk measured is the VM's.
-    let (report, code) = bed.json(&["doctor", "--json", "--timeout", "60s"]);
+    let (report, code) = json(&bed, &["doctor", "--json", "--timeout", "60s"]);
     assert_eq!(code, 0, "{report:#}");
     let disk = finding(&report, "disk");
     assert!(disk["summary"].as_str().unwrap_or_default().contains("inside podman machine's VM"), "{disk:#}");
@@ -121,7 +120,7 @@ fn podman_registry_up_on_garage_serves_what_ci_pushed_read_only_and_pull_cleanup
 
 #[test]
 fn podman_registry_up_on_filesystem_storage_serves_on_loopback() {
-    let bed = PodmanBed::new("fs");
+    let bed = Bed::on_podman("fs");
     std::fs::write(
         bed.home.path().join(".config/devbox/devbox.toml"),
         format!(
@@ -130,56 +129,56 @@ fn podman_registry_up_on_filesystem_storage_serves_on_loopback() {
         ),
     )
     .expect("write config");
-    let up = bed.ok(&["registry", "up"]);
+    let up = bed.test(&["registry", "up"]).text();
     assert!(up.contains(&format!("volume {}-data, writable", bed.name)), "{up}");
     let catalog = std::process::Command::new("curl")
         .args(["-s", &format!("http://127.0.0.1:{}/v2/_catalog", bed.port)])
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&catalog.stdout).trim(), r#"{"repositories":[]}"#);
-    let status = bed.ok(&["registry", "status"]);
+    let status = bed.test(&["registry", "status"]).text();
     assert!(status.contains("running"), "{status}");
 }
 
 #[test]
 fn podman_a_paused_vm_is_synced_through_podman_machine_ssh_to_within_half_a_second() {
-    let mut bed = PodmanBed::new("pause");
+    let mut bed = Bed::on_podman("pause");
     // Without podman's CLI, a rootless container cannot set the VM's clock: the error says so.
     let pause = podman_sh(&["pause", "20"]);
     assert!(pause.status.success(), "podman/vm.sh pause: {}", output_text(&pause));
     let behind = bed.engine_skew();
     assert!((-23.0..=-17.0).contains(&behind), "after a 20 s pause the VM is {behind} s off");
-    let refused = bed.run(&["clock", "sync"]);
+    let refused = bed.test(&["clock", "sync"]).any_code().run();
     assert_eq!(refused.status.code(), Some(1), "{}", output_text(&refused));
     let text = output_text(&refused);
     assert!(text.contains("podman machine ssh"), "the error names the way that works:\n{text}");
 
     bed.with_podman_cli();
-    let out = bed.ok(&["clock", "sync", "--if-skewed"]);
+    let out = bed.test(&["clock", "sync", "--if-skewed"]).text();
     assert!(out.contains("set the engine's clock"), "{out}");
     assert!(out.contains("podman machine ssh"), "{out}");
     let after = bed.engine_skew();
     eprintln!("paused 20 s: {behind:+.3} s; after clock sync --if-skewed: {after:+.3} s");
     assert!(after.abs() < 0.5, "after clock sync the VM is {after} s off:\n{out}");
-    let again = bed.ok(&["clock", "sync", "--if-skewed"]);
+    let again = bed.test(&["clock", "sync", "--if-skewed"]).text();
     assert!(!again.contains("set the engine's clock"), "{again}");
 }
 
 #[test]
 fn podman_a_day_behind_doctor_names_the_clock_and_fix_brings_the_registry_back() {
-    let mut bed = PodmanBed::new("day");
+    let mut bed = Bed::on_podman("day");
     bed.with_podman_cli();
     bed.write_config("[images]\nbase = [\"podtest/base:1\"]\nalias = \"\"\n");
     let ci = bed.ci_registry();
-    bed.push(ci, "podtest/base:1");
-    bed.ok(&["registry", "up"]);
-    bed.ok(&["pull"]);
+    bed.push_image(ci, "podtest/base:1", 1_000);
+    bed.test(&["registry", "up"]).text();
+    bed.test(&["pull"]).text();
 
     // 25 hours behind: Garage refuses the registry's requests ("Date is too old").
     set_podman_vm_clock(25 * 3600);
     // The registry's storage health check needs three failures, 10 s apart, to give up.
     std::thread::sleep(Duration::from_secs(35));
-    let (report, code) = bed.json(&["doctor", "--json", "--timeout", "60s"]);
+    let (report, code) = json(&bed, &["doctor", "--json", "--timeout", "60s"]);
     assert_eq!(code, 1, "{report:#}");
     let clock = finding(&report, "clock");
     assert_eq!(clock["status"], "fail", "{clock:#}");
@@ -188,12 +187,12 @@ fn podman_a_day_behind_doctor_names_the_clock_and_fix_brings_the_registry_back()
     assert_eq!(api["status"], "fail", "{api:#}");
     assert!(api["summary"].as_str().unwrap_or_default().contains("clock"), "names the clock: {api:#}");
 
-    let fixed = bed.run(&["doctor", "--fix", "--yes", "--timeout", "60s"]);
+    let fixed = bed.test(&["doctor", "--fix", "--yes", "--timeout", "60s"]).any_code().run();
     assert!(fixed.status.success(), "doctor --fix --yes:\n{}", output_text(&fixed));
-    let (report, code) = bed.json(&["doctor", "--json", "--timeout", "60s"]);
+    let (report, code) = json(&bed, &["doctor", "--json", "--timeout", "60s"]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(finding(&report, "clock")["status"], "ok", "{report:#}");
     let _ = podman_docker(&["rmi", "-f", &format!("127.0.0.1:{}/podtest/base:1", bed.port)]);
-    let pulled = bed.ok(&["pull"]);
+    let pulled = bed.test(&["pull"]).text();
     assert!(pulled.contains("podtest/base:1: pulled"), "a pull works again: {pulled}");
 }

@@ -1,18 +1,17 @@
-//! The podman VM's test bed (tests/testbed/podman/): a `PodmanBed` per test, with its own HOME whose
+//! The podman VM's test bed (tests/testbed/podman/): `Bed::on_podman` per test, with its own HOME whose
 //! `.run` stands for `XDG_RUNTIME_DIR` and holds podman machine's API socket
 //! (`podman/podman-machine-default-api.sock`, a link to the VM's rootless API), a docker context
 //! `podman-machine-default` on it, a bucket and key on Garage, and its names and port. It takes the
 //! VM tests' lock: one VM test at a time, whichever VM. The tests are in `podman.rs`.
 
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::testbed::{Bed, garage, output_text, write_executable};
-use crate::vm_bed::{REGISTRY_IMAGE, VmLock, repo, skew, vm_lock};
+use crate::testbed::{Bed, S3Server, garage, output_text, write_executable};
+use crate::vm_bed::{REGISTRY_IMAGE, repo, vm_lock};
 
 /// The rootless user podman machine logs in as, and the podman VM's fixed paths (podman/vm.sh).
 pub const RUN: &str = "/run/devbox-testbed/podman-vm";
@@ -96,34 +95,13 @@ pub fn set_podman_vm_clock(behind: i64) {
     assert!(out.status.success(), "setting the podman VM's clock failed: {}", output_text(&out));
 }
 
-/// One podman test's world: the VM tests' lock, and a `Bed` on the VM's rootless podman API, found
-/// as podman machine serves it (its HOME's `.run` stands for `XDG_RUNTIME_DIR`), whose bucket lives
-/// on Garage with a long-lived key of its own. The `Bed` removes what it made, on podman and on this
-/// host's engine; the pods made in the VM go too.
-pub struct PodmanBed {
-    pub bed: Bed,
-    /// Pods made in the VM, removed at the end.
-    pods: Vec<String>,
-    /// Held until the bed is gone: declared after it, so dropped after it.
-    _lock: VmLock,
-}
-
-impl Deref for PodmanBed {
-    type Target = Bed;
-
-    fn deref(&self) -> &Bed {
-        &self.bed
-    }
-}
-
-impl DerefMut for PodmanBed {
-    fn deref_mut(&mut self) -> &mut Bed {
-        &mut self.bed
-    }
-}
-
-impl PodmanBed {
-    pub fn new(test: &str) -> PodmanBed {
+impl Bed {
+    /// One podman test's world: the VM tests' lock, and a `Bed` on the VM's rootless podman API,
+    /// found as podman machine serves it (its HOME's `.run` stands for `XDG_RUNTIME_DIR`), whose
+    /// bucket lives on Garage with a long-lived key of its own. The bed removes what it made, on
+    /// podman and on this host's engine, and the pods made in the VM (`pod`); then sets the VM's
+    /// clock back and releases the lock.
+    pub fn on_podman(test: &str) -> Bed {
         let lock = vm_lock();
         let status = podman_sh(&["status"]);
         assert!(
@@ -133,7 +111,7 @@ impl PodmanBed {
         );
         let loaded = podman_sh(&["load", REGISTRY_IMAGE]);
         assert!(loaded.status.success(), "loading {REGISTRY_IMAGE} into the podman VM: {}", output_text(&loaded));
-        let bed = Bed::on_garage("dbxp", test);
+        let bed = Bed::named("dbxp", test, S3Server::garage());
         let home = bed.home.path().to_path_buf();
         // devbox as a podman machine user on Linux runs it: no DOCKER_HOST and no current context,
         // so it finds the machine's socket in XDG_RUNTIME_DIR; PATH holds `podman` only after
@@ -156,15 +134,19 @@ impl PodmanBed {
             // Never root's own crontab: `doctor --fix` would install the jobs there.
             .env("DEVBOX_SCHEDULER", "none")
             // The VM is slow, but nothing may hang.
-            .timeout(Duration::from_secs(300));
+            .timeout(Duration::from_secs(300))
+            // The VM's engine got the image by `docker save` and `load`: no repository digest to pin.
+            .config_with(REGISTRY_IMAGE, "region = \"us-east-1\"\n");
+        bed.at_end(move || {
+            let _ = std::panic::catch_unwind(|| set_podman_vm_clock(0));
+            drop(lock);
+        });
         let out = podman_sh(&["context", home.to_str().expect("utf-8")]);
         assert!(out.status.success(), "podman/vm.sh context: {}", output_text(&out));
         std::fs::create_dir_all(home.join("bin")).expect("mkdir bin");
         bed.key = garage().create_key(&bed.name, &bed.bucket);
         // No clock left behind by an earlier run that stopped half-way.
         set_podman_vm_clock(0);
-        let bed = PodmanBed { bed, pods: Vec::new(), _lock: lock };
-        bed.write_config("");
         bed
     }
 
@@ -173,70 +155,25 @@ impl PodmanBed {
         fake_podman(&self.home.path().join("bin"));
     }
 
-    /// This bed's devbox.toml, with Garage's region, plus `extra` TOML lines.
-    pub fn write_config(&self, extra: &str) {
-        // The VM's engine got the image by `docker save` and `load`: no repository digest to pin.
-        self.bed.write_config_with_image(REGISTRY_IMAGE, &format!("region = \"us-east-1\"\n{extra}"));
-    }
-
+    /// podman machine's runtime dir, which devbox finds the API socket in.
     pub fn runtime_dir(&self) -> PathBuf {
         self.home.path().join(".run")
-    }
-
-    /// Runs devbox, whatever its exit code.
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.test(args).any_code().run()
-    }
-
-    /// Runs devbox with these variables set as well, whatever its exit code.
-    pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        vars.iter().fold(self.test(args), |test, (key, value)| test.env(key, value)).any_code().run()
-    }
-
-    /// Runs devbox, which must succeed; its output.
-    pub fn ok(&self, args: &[&str]) -> String {
-        self.test(args).text()
-    }
-
-    /// Runs devbox for its JSON report, whatever its exit code, and that code.
-    pub fn json(&self, args: &[&str]) -> (Value, i32) {
-        let out = self.run(args);
-        let json =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", output_text(&out)));
-        (json, out.status.code().unwrap_or(-1))
-    }
-
-    /// The engine's skew from the host, by `clock check --json`, in seconds.
-    pub fn engine_skew(&self) -> f64 {
-        skew(&self.json(&["clock", "check", "--json"]).0, "engine", "host")
-    }
-
-    /// CI's writable registry on this host's native engine, on this bed's bucket (the only writer,
-    /// as in production), with this bed's key. Returns its port.
-    pub fn ci_registry(&mut self) -> u16 {
-        let key = self.key.clone();
-        self.bed.ci_registry_with(&key)
-    }
-
-    /// Pushes a small image as CI would, as `name` (e.g. "podtest/base:1"), through CI's registry.
-    pub fn push(&mut self, ci_port: u16, name: &str) {
-        self.bed.push_image(ci_port, name, 1_000);
     }
 
     /// A pod in the VM (its infra container created, not started), removed at the end.
     pub fn pod(&mut self, name: &str) {
         let out = podman_in_vm(&format!("pod create --name {name}"));
         assert!(out.status.success(), "podman pod create: {}", output_text(&out));
-        self.pods.push(name.to_string());
+        let name = name.to_string();
+        self.at_end(move || {
+            let _ = podman_in_vm(&format!("pod rm -f {name}"));
+        });
     }
 }
 
-impl Drop for PodmanBed {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| set_podman_vm_clock(0));
-        for pod in &self.pods {
-            let _ = podman_in_vm(&format!("pod rm -f {pod}"));
-        }
-        // The bed removes devbox's container, volume and images on podman, and the rest.
-    }
+/// Runs devbox on `bed` for its JSON report, whatever its exit code, and that code.
+pub fn json(bed: &Bed, args: &[&str]) -> (Value, i32) {
+    let out = bed.test(args).any_code().run();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", output_text(&out)));
+    (json, out.status.code().unwrap_or(-1))
 }

@@ -8,11 +8,10 @@
 //! from `docker inspect`, and the registry still serves, refuses pushes on S3, and restarts.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::garage_bed::GarageBed;
-use crate::testbed::{Bed, REGISTRY_IMAGE, docker, docker_try, free_port, layer_tar, output_text, wait_until};
+use crate::testbed::{Bed, REGISTRY_IMAGE, S3Server, docker, docker_try, layer_tar, output_text, wait_until};
 
 /// A long-lived key as `~/.aws/credentials` holds one, distinctive enough to search for.
 const KEY_ID: &str = "AKIADEVBOXLONGLIVED1";
@@ -123,60 +122,11 @@ fn a_long_lived_key_stays_on_the_host_and_the_registry_gets_a_session() {
     assert!(pulled, "{said}");
 }
 
-/// moto's server with its STS clock `behind` the real one: its sessions end that much sooner than
-/// asked, as if they had been issued earlier. Sessions can be no shorter than 15 minutes, and this
-/// makes one whose renewal window opens within a minute. Killed when dropped.
-struct MotoWithSlowSts {
-    child: Child,
-    port: u16,
-}
-
-impl MotoWithSlowSts {
-    fn start(behind: Duration) -> MotoWithSlowSts {
-        let port = free_port();
-        let script = format!(
-            "import datetime, moto.sts.models as m\n\
-             real = m.utcnow\n\
-             m.utcnow = lambda: real() - datetime.timedelta(seconds={})\n\
-             from moto.server import main\n\
-             main(['-H', '0.0.0.0', '-p', '{port}'])\n",
-            behind.as_secs()
-        );
-        let child = Command::new("python3")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto");
-        wait_until(format!("moto on port {port}"), Duration::from_secs(30), || crate::testbed::port_open(port));
-        MotoWithSlowSts { child, port }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for MotoWithSlowSts {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_renewal_inside_the_window_replaces_the_session() {
     // A 15-minute session from an STS 14 minutes behind: it ends a minute after it is made, and
     // its window (a quarter of that) opens after 45 seconds.
-    let moto = MotoWithSlowSts::start(Duration::from_secs(14 * 60));
-    let bed = Bed::on_s3_server("stsrenew", &moto.endpoint());
-    let made = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
-        .arg(format!("{}/{}", moto.endpoint(), bed.bucket))
-        .output()
-        .expect("run curl");
-    assert_eq!(String::from_utf8_lossy(&made.stdout), "200", "creating the bucket");
+    let bed = Bed::on_s3("stsrenew", S3Server::moto().slow_sts(Duration::from_secs(14 * 60)).start());
     bed.write_config("session_duration = \"15m\"\n");
 
     let up = with_key(&bed, &["registry", "up"], KEY_ID, SECRET);
@@ -204,14 +154,14 @@ fn a_renewal_inside_the_window_replaces_the_session() {
 }
 
 /// A Garage key written as `~/.aws/credentials` writes one: no expiry, as far as devbox can tell.
-fn long_lived_garage_key(bed: &GarageBed) -> (String, String) {
+fn long_lived_garage_key(bed: &Bed) -> (String, String) {
     let mint = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/garage/mint-key");
-    let out = Command::new(mint).args(["--bucket", &bed.bed.bucket, "--lifetime", "3h"]).output().expect("mint-key");
+    let out = Command::new(mint).args(["--bucket", &bed.bucket, "--lifetime", "3h"]).output().expect("mint-key");
     assert!(out.status.success(), "mint-key: {}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("mint-key prints JSON");
     let (id, secret) = (json["AccessKeyId"].as_str(), json["SecretAccessKey"].as_str());
     let (id, secret) = (id.expect("a key ID").to_string(), secret.expect("a secret").to_string());
-    let aws = bed.bed.home.path().join(".aws");
+    let aws = bed.home.path().join(".aws");
     std::fs::create_dir_all(&aws).expect("mkdir .aws");
     std::fs::write(aws.join("config"), "[profile devbox]\nregion = us-east-1\n").expect("write config");
     std::fs::write(
@@ -224,14 +174,14 @@ fn long_lived_garage_key(bed: &GarageBed) -> (String, String) {
 
 #[test]
 fn without_sts_auto_hands_over_the_key_with_a_warning_and_required_refuses() {
-    let mut bed = GarageBed::new("stsnone", "60m");
+    let mut bed = Bed::on_garage("stsnone", "60m");
     let reference = bed.with_base_image(50_000);
     let (key_id, _secret) = long_lived_garage_key(&bed);
 
     let up = bed.devbox(&["registry", "up"]).output().expect("run");
     assert!(up.status.success(), "{}", output_text(&up));
-    assert_eq!(env_value(&bed.bed.name, "AWS_ACCESS_KEY_ID").as_deref(), Some(key_id.as_str()));
-    assert_eq!(env_value(&bed.bed.name, "AWS_SESSION_TOKEN"), None);
+    assert_eq!(env_value(&bed.name, "AWS_ACCESS_KEY_ID").as_deref(), Some(key_id.as_str()));
+    assert_eq!(env_value(&bed.name, "AWS_SESSION_TOKEN"), None);
     let (pulled, said) = bed.docker_pull(&reference);
     assert!(pulled, "{said}");
 
@@ -248,9 +198,9 @@ fn without_sts_auto_hands_over_the_key_with_a_warning_and_required_refuses() {
 
     // `required` refuses with a configuration error, and the running registry stays as it was.
     let first = bed.container_id();
-    bed.bed.write_config(&format!(
+    bed.write_config(&format!(
         "session = \"required\"\n[images]\nbase = [\"base/tool:1\"]\nalias = \"{}/{{name}}\"\n",
-        bed.bed.name
+        bed.name
     ));
     let refused = bed.devbox(&["registry", "up"]).output().expect("run");
     let said = output_text(&refused);
@@ -260,7 +210,7 @@ fn without_sts_auto_hands_over_the_key_with_a_warning_and_required_refuses() {
     assert!(said.contains("gives no session credentials"), "{said}");
     assert!(said.contains("The registry was left as it was"), "{said}");
     assert_eq!(bed.container_id(), first, "the registry was touched");
-    assert_eq!(docker(&["inspect", "--format", "{{.State.Status}}", &bed.bed.name]), "running");
+    assert_eq!(docker(&["inspect", "--format", "{{.State.Status}}", &bed.name]), "running");
     let (pulled, said) = bed.docker_pull(&reference);
     assert!(pulled, "{said}");
 }

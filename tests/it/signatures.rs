@@ -4,7 +4,6 @@
 //! `require` with the alias where it was and nothing removed; `warn` tags with a warning; doctor's
 //! `image-signatures` check follows.
 
-use crate::garage_bed::GarageBed;
 use crate::signer::{Api, Signer, signature_tag};
 use crate::testbed::{Bed, docker, docker_try, pin_by_digest, registry_image_pinned};
 
@@ -197,16 +196,16 @@ fn signatures_on_line_3() {
 /// verified and tagged, an unsigned one refused with the alias intact.
 #[test]
 fn signatures_on_garage() {
-    let mut garage = GarageBed::new("siggarage", "60m");
-    let world = World::new(&mut garage.bed);
+    let mut garage = Bed::on_garage("siggarage", "60m");
+    let world = World::new(&mut garage);
     let trusted = world.signer.public_key("trusted");
-    configure(&garage.bed, registry_image_pinned(), "require", &[trusted]);
-    garage.bed.test(&["registry", "up"]).run();
-    let verified = world.push_signed(&mut garage.bed, "trusted");
-    let json = pull_json(&garage.bed, 0);
+    configure(&garage, registry_image_pinned(), "require", &[trusted]);
+    garage.test(&["registry", "up"]).run();
+    let verified = world.push_signed(&mut garage, "trusted");
+    let json = pull_json(&garage, 0);
     assert_eq!(json["images"][0]["signature"], "verified", "{json}");
     assert!(digests_of(&world.alias).contains(&verified));
-    world.push(&mut garage.bed);
-    refused(&garage.bed, &world, &verified, "unsigned", "unsigned");
+    world.push(&mut garage);
+    refused(&garage, &world, &verified, "unsigned", "unsigned");
     assert_eq!(docker(&["image", "inspect", "--format", "{{.Id}}", &world.alias]).len(), 71);
 }

@@ -1,53 +1,56 @@
 //! The testbed: a real Docker engine, a real registry image built locally from Debian's
-//! docker-registry, and real S3-compatible servers: moto, started here, and Garage, which expires
-//! keys (`testbed/garage.rs`). Nothing is mocked.
+//! docker-registry, and real S3-compatible servers, made one way (`S3Server`, `testbed/s3.rs`):
+//! moto, started here, and Garage, which expires keys (`testbed/garage.rs`). Nothing is mocked.
 //!
-//! `Bed` is what every test needs, once: its own HOME, container names, port and bucket, on moto
-//! (`Bed::new`), a moto of its own (`with_own_s3`) or Garage (`on_garage`), and on this host's
-//! engine or another one (`on_engine`: the VM tests' `VmBed`). It removes the containers, volumes,
-//! images and bucket it made when it is dropped. `bed.ci_registry()` starts CI's writable registry
-//! on its bucket (`testbed/ci.rs`). `bed.test(args)` runs devbox there and reads like a sentence:
+//! `Bed` is what every test needs, once: its own HOME, container names, port and bucket, on the
+//! moto every bed shares (`Bed::new`) or an S3 server of its own (`Bed::on_s3`), and on this host's
+//! engine or another one: `Bed::on_garage` (`garage_bed.rs`: credentials from a profile that mints
+//! expiring keys), `Bed::on_vm` (`vm_bed.rs`) and `Bed::on_podman` (`podman_bed.rs`). It removes the
+//! containers, volumes, images and bucket it made when it is dropped, then undoes what the test
+//! asked it to (`at_end`). `bed.ci_registry()` starts CI's writable registry on its bucket
+//! (`testbed/ci.rs`). `bed.test(args)` runs devbox there and reads like a sentence:
 //!
 //! ```ignore
 //! bed.test(&["doctor"]).code(1).stdout_has("is held by another process").run();
 //! ```
 //!
-//! The other helpers every test file shares live here too, once: `wait_until` and `poll_until`
-//! (polling with a deadline), `HttpServer` (one loopback HTTP server, for files or a fixed answer,
-//! in `testbed/http.rs`), `hold_port`, `output_text` and `strip_ansi` (text), `write_executable`,
-//! and the `Test` builder (`testbed/run.rs`).
+//! The other helpers every test file shares live in `testbed/util.rs`: `wait_until` and
+//! `poll_until` (polling with a deadline), `hold_port`, `output_text` and `strip_ansi` (text),
+//! `write_executable`; `HttpServer` (one loopback HTTP server, for files or a fixed answer) in
+//! `testbed/http.rs`, and the `Test` builder in `testbed/run.rs`.
 
 mod ci;
 pub mod corp;
 pub mod garage;
 mod http;
-mod moto;
 mod pin;
 mod run;
+mod s3;
 pub mod tty;
+mod util;
 
-use std::fmt::Display;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use ci::{layer_tar, push_image, start_ci_registry};
-pub use garage::{ENDPOINT as GARAGE_ENDPOINT, garage};
+pub use garage::garage;
 pub use http::HttpServer;
 pub use pin::pin_by_digest;
 pub use run::Test;
+pub use s3::{S3Server, watched};
+pub use util::*;
 
 /// The registry image the tests use, built by `tests/testbed/registry-image.sh`.
 pub const REGISTRY_IMAGE: &str = "devbox-testbed/registry:2.8";
 
 struct Shared {
-    s3_port: u16,
     /// REGISTRY_IMAGE pinned by its digest, as `registry.image` pins the official image.
     registry_pinned: String,
-    /// The shell that runs moto and ends it when this process ends; kept so it is never orphaned.
-    _moto: std::process::Child,
+    /// The moto every bed shares, ended with this process.
+    moto: S3Server,
 }
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -68,8 +71,7 @@ fn shared() -> &'static Shared {
         let built = Command::new("sh").arg(&script).arg(REGISTRY_IMAGE).status().expect("run registry-image.sh");
         assert!(built.success(), "building the testbed registry image failed (see above)");
         let registry_pinned = pin_by_digest(REGISTRY_IMAGE);
-        let (s3_port, moto) = moto::start_moto();
-        Shared { s3_port, registry_pinned, _moto: moto }
+        Shared { registry_pinned, moto: S3Server::moto().start() }
     })
 }
 
@@ -80,10 +82,6 @@ pub fn registry_image_pinned() -> &'static str {
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-fn shared_s3_endpoint() -> String {
-    format!("http://127.0.0.1:{}", shared().s3_port)
 }
 
 /// Runs the docker CLI; panics with its stderr when it fails.
@@ -112,16 +110,12 @@ impl Key {
     }
 }
 
-/// Where a bed's bucket lives, which says how it is made and removed.
+/// The S3 server a bed's bucket lives in.
 enum Storage {
     /// The moto every bed shares.
-    SharedMoto,
-    /// A moto of the bed's own (`with_own_s3`), ended with the bed, buckets and all.
-    OwnMoto(std::process::Child),
-    /// The testbed's Garage (`on_garage`): the bucket, its keys and what it holds go with the bed.
-    Garage,
-    /// Nothing to remove: the test's own server (`on_s3_server`), or the bed is being dropped.
-    Gone,
+    Shared,
+    /// A server of the bed's own: a moto ended with the bed, or the testbed's Garage.
+    Own(S3Server),
 }
 
 /// One test's world: its own HOME, container names, port and bucket, and the engine devbox runs
@@ -131,7 +125,7 @@ pub struct Bed {
     pub home: tempfile::TempDir,
     pub port: u16,
     pub bucket: String,
-    /// The S3 server this bed's bucket lives in, as this host reaches it.
+    /// The S3 server this bed's bucket lives in, as this host reaches it (`s3()`: the server).
     pub s3_endpoint: String,
     /// The AWS key every devbox run gets in its environment.
     pub key: Key,
@@ -145,48 +139,41 @@ pub struct Bed {
     env: Vec<(String, Option<String>)>,
     /// How long one devbox run may take before it is killed and the test fails.
     timeout: Duration,
+    /// What devbox.toml's `registry.image` says, and lines added to its `[registry.s3]`.
+    registry_image: String,
+    s3_lines: String,
     /// Containers and images on this host's engine, removed with the bed.
     containers: Vec<String>,
     images: Vec<String>,
+    /// What the test asked to undo when the bed has removed what it made, last asked first.
+    at_end: Vec<Box<dyn FnOnce()>>,
 }
 
 impl Bed {
     /// A bed whose bucket is on the moto every bed shares.
     pub fn new(test: &str) -> Bed {
-        let endpoint = shared_s3_endpoint();
-        let bed = Bed::with_storage("dbxt", test, endpoint, Storage::SharedMoto);
-        moto::create_bucket(&bed.s3_endpoint, &bed.bucket);
-        bed
+        Bed::with_storage("dbxt", test, Storage::Shared)
     }
 
-    /// A bed with an S3 server of its own, which the test may stop (`stop_s3`).
-    pub fn with_own_s3(test: &str) -> Bed {
-        shared();
-        let (port, child) = moto::start_moto();
-        let bed = Bed::with_storage("dbxt", test, format!("http://127.0.0.1:{port}"), Storage::OwnMoto(child));
-        moto::create_bucket(&bed.s3_endpoint, &bed.bucket);
-        bed
+    /// A bed whose bucket is on `server`, which goes with the bed (a moto stops; Garage stays).
+    pub fn on_s3(test: &str, server: S3Server) -> Bed {
+        Bed::named("dbxt", test, server)
     }
 
-    /// A bed whose bucket lives on the testbed's Garage, owned by the tests' own key. Its container
-    /// names start with `prefix` ("dbxt"; the VM tests' "dbxv").
-    pub fn on_garage(prefix: &str, test: &str) -> Bed {
-        let garage = garage();
-        let bed = Bed::with_storage(prefix, test, GARAGE_ENDPOINT.to_string(), Storage::Garage);
-        garage.create_bucket(&bed.bucket);
-        bed
+    /// The same, its container names and bucket starting with `prefix` ("dbxt"; the VMs' "dbxv"
+    /// and "dbxp").
+    pub fn named(prefix: &str, test: &str, server: S3Server) -> Bed {
+        Bed::with_storage(prefix, test, Storage::Own(server))
     }
 
-    /// A bed on an S3 server that the test runs itself (a moto with its own clock, say): the test
-    /// makes the bucket there, and the server goes with the test.
-    pub fn on_s3_server(test: &str, s3_endpoint: &str) -> Bed {
-        Bed::with_storage("dbxt", test, s3_endpoint.to_string(), Storage::Gone)
-    }
-
-    fn with_storage(prefix: &str, test: &str, s3_endpoint: String, storage: Storage) -> Bed {
-        shared();
+    fn with_storage(prefix: &str, test: &str, storage: Storage) -> Bed {
+        let shared = shared();
         let name = format!("{prefix}-{test}-{}", std::process::id());
         let bucket = format!("{prefix}-{}-{}", test.replace('_', "-"), std::process::id());
+        let s3_endpoint = match &storage {
+            Storage::Shared => shared.moto.endpoint(),
+            Storage::Own(server) => server.endpoint(),
+        };
         let bed = Bed {
             s3_endpoint,
             storage,
@@ -195,15 +182,27 @@ impl Bed {
             wrapper: Vec::new(),
             env: Vec::new(),
             timeout: Duration::from_secs(120),
+            registry_image: shared.registry_pinned.clone(),
+            s3_lines: String::new(),
             home: tempfile::tempdir().expect("temp HOME"),
             port: free_port(),
             containers: Vec::new(),
             images: Vec::new(),
+            at_end: Vec::new(),
             bucket,
             name,
         };
+        bed.s3().create_bucket(&bed.bucket);
         bed.write_config("");
         bed
+    }
+
+    /// The S3 server this bed's bucket lives in.
+    pub fn s3(&self) -> &S3Server {
+        match &self.storage {
+            Storage::Shared => &shared().moto,
+            Storage::Own(server) => server,
+        }
     }
 
     /// devbox's own container runs on the engine at `docker_host` (as `docker -H` takes it), which
@@ -245,19 +244,28 @@ impl Bed {
         self.home.path().join(".config/devbox/devbox.toml")
     }
 
+    /// Every devbox.toml this bed writes names `image` as `registry.image` (a VM's engine got the
+    /// image by `docker save` and `load`: it has no repository digest to pin it by), and has
+    /// `lines` in its `[registry.s3]`.
+    pub fn config_with(mut self, image: &str, lines: &str) -> Bed {
+        self.registry_image = image.to_string();
+        self.s3_lines = lines.to_string();
+        self.write_config("");
+        self
+    }
+
     /// Writes the user's devbox.toml: this bed's registry on S3 (its image pinned by digest), plus
     /// `extra` TOML lines.
     pub fn write_config(&self, extra: &str) {
-        self.write_config_with_image(registry_image_pinned(), extra);
+        self.write_config_with_image(&self.registry_image, extra);
     }
 
-    /// The same with another `registry.image`: an engine that got the image by `docker save` and
-    /// `load` (a VM's) has no repository digest to pin it by.
+    /// The same with another `registry.image`.
     pub fn write_config_with_image(&self, image: &str, extra: &str) {
         let text = format!(
             "[registry]\nimage = \"{}\"\npull = \"never\"\ncontainer = \"{}\"\nport = {}\n\
-             [registry.s3]\nbucket = \"{}\"\nendpoint = \"{}\"\npath_style = true\n{extra}",
-            image, self.name, self.port, self.bucket, self.s3_endpoint
+             [registry.s3]\nbucket = \"{}\"\nendpoint = \"{}\"\npath_style = true\n{}{extra}",
+            image, self.name, self.port, self.bucket, self.s3_endpoint, self.s3_lines
         );
         self.write_raw_config(&text);
     }
@@ -347,9 +355,10 @@ impl Bed {
     /// Starts CI's writable registry on this bed's bucket, and returns its port. It is the only
     /// writer, as in production: on moto with any key, on Garage with a key minted to write.
     pub fn ci_registry(&mut self) -> u16 {
-        let key = match self.storage {
-            Storage::Garage => garage().mint_key(&self.bucket, true, "3h"),
-            _ => Key::new("ci", "ci-secret"),
+        let key = if self.s3().is_garage() {
+            garage().mint_key(&self.bucket, true, "3h")
+        } else {
+            Key::new("ci", "ci-secret")
         };
         self.ci_registry_with(&key)
     }
@@ -367,10 +376,10 @@ impl Bed {
         push_image(registry_port, name, bytes)
     }
 
-    /// Stops this bed's own S3 server (see `with_own_s3`).
-    pub fn stop_s3(&mut self) {
-        let port = self.s3_endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
-        moto::stop_moto(port);
+    /// Runs `undo` when the bed has removed what it made (the VM tests' clock set back, then
+    /// their lock released): what was asked last runs first.
+    pub fn at_end(&mut self, undo: impl FnOnce() + 'static) {
+        self.at_end.push(Box::new(undo));
     }
 
     /// Remembers a container on this host's engine to remove when the test ends.
@@ -406,95 +415,11 @@ impl Drop for Bed {
         for image in &self.images {
             let _ = Command::new("docker").args(["rmi", "-f", image]).output();
         }
-        // The registries are gone, so none holds a key while the bucket goes.
-        match std::mem::replace(&mut self.storage, Storage::Gone) {
-            Storage::SharedMoto => moto::empty_and_delete_bucket(&self.s3_endpoint, &self.bucket),
-            // Its own server goes, and its buckets with it.
-            Storage::OwnMoto(mut watcher) => {
-                self.stop_s3();
-                let _ = watcher.kill();
-                let _ = watcher.wait();
-            }
-            Storage::Garage => garage().remove_bucket(&self.bucket),
-            Storage::Gone => {}
+        // The registries are gone, so none holds a key while the bucket goes (a moto of the bed's
+        // own goes after this, with its buckets).
+        self.s3().remove_bucket(&self.bucket);
+        while let Some(undo) = self.at_end.pop() {
+            undo();
         }
     }
-}
-
-/// Writes `contents` to `path` as an executable that a test then runs (a fake tool, a script).
-///
-/// This process never holds a write handle on that file: a child process (`install`) writes it.
-/// A handle open here while another test thread forks is inherited by that child until it execs
-/// (close-on-exec only takes effect then), and on a loaded machine that can be long enough for
-/// running the file to fail with ETXTBSY ("Text file busy"). Writing to a temporary name and
-/// renaming would not help: the inherited handle is on the same inode.
-pub fn write_executable(path: &Path, contents: &[u8]) {
-    let staging = tempfile::tempdir().expect("tempdir");
-    let source = staging.path().join("contents");
-    std::fs::write(&source, contents).expect("write the executable's contents");
-    copy_executable(&source, path);
-}
-
-/// Copies `from` to `to` as an executable, written by a child process: see `write_executable`.
-pub fn copy_executable(from: &Path, to: &Path) {
-    let out = Command::new("install").arg("-m").arg("0755").arg(from).arg(to).output().expect("run install");
-    assert!(out.status.success(), "install {from:?} {to:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// How often `wait_until` looks.
-const POLL: Duration = Duration::from_millis(50);
-
-/// Polls `done` until it holds; panics naming `what` it waited for when `timeout` passes first.
-pub fn wait_until(what: impl Display, timeout: Duration, done: impl FnMut() -> bool) {
-    assert!(poll_until(timeout, POLL, done), "gave up after {timeout:?} waiting for {what}");
-}
-
-/// Polls `done` every `every` until it holds or `timeout` passes, and says which: for a caller
-/// that explains a timeout with what it saw, or must look more often than `wait_until` does.
-pub fn poll_until(timeout: Duration, every: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(every);
-    }
-}
-
-/// Whether something accepts connections on 127.0.0.1:`port`.
-pub fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-}
-
-/// Holds 127.0.0.1:`port` as another program would, until the listener is dropped.
-pub fn hold_port(port: u16) -> TcpListener {
-    TcpListener::bind(("127.0.0.1", port)).expect("hold the port")
-}
-
-/// A process's stdout then stderr, as one text.
-pub fn output_text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// `text` without its terminal escape sequences (CSI: ESC [ parameters, then a final byte '@'..='~').
-pub fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next_if_eq(&'[').is_some() {
-                for p in chars.by_ref() {
-                    if ('@'..='~').contains(&p) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }

@@ -11,12 +11,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::testbed::{Test, output_text};
+use crate::testbed::{Bed, Test, output_text};
 use crate::vm_bed::*;
 
 #[test]
 fn vm_engine_is_classified_from_the_real_engine_and_its_three_clocks_read() {
-    let bed = VmBed::new("classify");
+    let bed = Bed::on_vm("classify");
     let report = bed.test(&["clock", "check", "--json"]).json();
     assert_eq!(report["engine"]["runtime"], "colima", "{report:#}");
     assert_eq!(report["engine"]["vm"], true);
@@ -32,7 +32,7 @@ fn vm_engine_is_classified_from_the_real_engine_and_its_three_clocks_read() {
 
 #[test]
 fn vm_a_paused_vm_is_synced_to_within_half_a_second() {
-    let bed = VmBed::new("pause");
+    let bed = Bed::on_vm("pause");
     let pause = vm_sh(&["pause", "20"]);
     assert!(pause.status.success(), "vm.sh pause: {}", output_text(&pause));
     let behind = bed.engine_skew();
@@ -47,7 +47,7 @@ fn vm_a_paused_vm_is_synced_to_within_half_a_second() {
 
 #[test]
 fn vm_disk_check_measures_the_vms_disk_not_this_hosts() {
-    let bed = VmBed::new("disk");
+    let bed = Bed::on_vm("disk");
     bed.test(&["registry", "up"]).run();
     let report = bed.test(&["doctor", "--check", "disk", "--json", "--timeout", "60s"]).json();
     let disk = finding(&report, "disk");
@@ -88,10 +88,10 @@ fn vm_disk_check_measures_the_vms_disk_not_this_hosts() {
 
 #[test]
 fn vm_a_day_behind_doctor_names_the_clock_and_fix_brings_the_registry_back() {
-    let mut bed = VmBed::new("day");
+    let mut bed = Bed::on_vm("day");
     bed.write_config("[images]\nbase = [\"vmtest/base:1\"]\nalias = \"\"\n");
     let ci = bed.ci_registry();
-    bed.push(ci, "vmtest/base:1");
+    bed.push_image(ci, "vmtest/base:1", 1_000);
     bed.test(&["registry", "up"]).run();
     bed.test(&["pull"]).run();
 
@@ -120,10 +120,10 @@ fn vm_a_day_behind_doctor_names_the_clock_and_fix_brings_the_registry_back() {
 
 #[test]
 fn vm_registry_pull_and_cleanup_work_as_on_a_native_engine() {
-    let mut bed = VmBed::new("cleanup");
+    let mut bed = Bed::on_vm("cleanup");
     bed.write_config("[images]\nbase = [\"vmtest/base:1\"]\nalias = \"\"\n[cleanup]\nolder_than = \"1s\"\n");
     let ci = bed.ci_registry();
-    bed.push(ci, "vmtest/base:1");
+    bed.push_image(ci, "vmtest/base:1", 1_000);
     bed.test(&["registry", "up"]).run();
     bed.test(&["pull"]).output_has("vmtest/base:1").run();
     let image = format!("127.0.0.1:{}/vmtest/base:1", bed.port);

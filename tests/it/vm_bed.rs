@@ -1,8 +1,7 @@
-//! The VM engine's test bed: a `VmBed` per test, which is a `Bed` on the VM's engine (its HOME with
-//! a docker context named `colima`, its Garage bucket and key), the lock that runs the VM tests one
+//! The VM engine's test bed: `Bed::on_vm` per test, a `Bed` on the VM's engine (its HOME with a
+//! docker context named `colima`, its Garage bucket and key), the lock that runs the VM tests one
 //! after another, and the helpers that read and set the VM's clock. The tests are in `vm.rs`.
 
-use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -11,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 pub use crate::testbed::REGISTRY_IMAGE;
-use crate::testbed::{Bed, Key, garage, output_text};
+use crate::testbed::{Bed, S3Server, garage, output_text};
 
 /// One VM test at a time in this process: they pause its CPUs, set its clock and count its containers.
 static VM_LOCK: Mutex<()> = Mutex::new(());
@@ -86,32 +85,12 @@ pub fn set_vm_clock(behind: i64) {
     assert!(out.status.success(), "setting the VM's clock failed: {said}{}", output_text(&out));
 }
 
-/// One VM test's world: the lock, and a `Bed` on the VM's engine (its HOME with the `colima`
-/// context) whose bucket lives on Garage, with a long-lived key of its own. The `Bed` removes what
-/// it made, on the VM's engine and on this host's.
-pub struct VmBed {
-    pub bed: Bed,
-    pub key: Key,
-    /// Held until the bed is gone: declared after it, so dropped after it.
-    _lock: VmLock,
-}
-
-impl Deref for VmBed {
-    type Target = Bed;
-
-    fn deref(&self) -> &Bed {
-        &self.bed
-    }
-}
-
-impl DerefMut for VmBed {
-    fn deref_mut(&mut self) -> &mut Bed {
-        &mut self.bed
-    }
-}
-
-impl VmBed {
-    pub fn new(test: &str) -> VmBed {
+impl Bed {
+    /// One VM test's world: the VM tests' lock, and a `Bed` on the VM's engine (its HOME with the
+    /// `colima` context) whose bucket lives on Garage, with a long-lived key of its own. The bed
+    /// removes what it made, on the VM's engine and on this host's, then sets the VM's clock back
+    /// to this host's, whatever the test did to it, and releases the lock.
+    pub fn on_vm(test: &str) -> Bed {
         let lock = vm_lock();
         let status = vm_sh(&["status"]);
         assert!(
@@ -119,51 +98,29 @@ impl VmBed {
             "the testbed's VM engine is not running ({}): start it with `sh tests/testbed/up.sh`",
             output_text(&status).trim()
         );
-        let mut bed = Bed::on_garage("dbxv", test)
+        let mut bed = Bed::named("dbxv", test, S3Server::garage())
             .on_engine(&format!("unix://{}", sock()))
             // Never root's own crontab: `doctor --fix` would install the jobs there.
             .env("DEVBOX_SCHEDULER", "none")
             // The VM is slow, but nothing may hang.
-            .timeout(Duration::from_secs(300));
+            .timeout(Duration::from_secs(300))
+            // The VM's engine got the image by `docker save` and `load`: no repository digest to pin.
+            .config_with(REGISTRY_IMAGE, "region = \"us-east-1\"\n");
+        bed.at_end(move || {
+            let _ = std::panic::catch_unwind(|| set_vm_clock(0));
+            drop(lock);
+        });
         let out = vm_sh(&["context", bed.home.path().to_str().expect("utf-8")]);
         assert!(out.status.success(), "vm.sh context: {}", output_text(&out));
-        let key = garage().create_key(&bed.name, &bed.bucket);
-        bed.key = key.clone();
+        bed.key = garage().create_key(&bed.name, &bed.bucket);
         // No clock left behind by an earlier run that stopped half-way.
         set_vm_clock(0);
-        let bed = VmBed { bed, key, _lock: lock };
-        bed.write_config("");
         bed
     }
 
-    /// This bed's devbox.toml, with Garage's region, plus `extra` TOML lines.
-    pub fn write_config(&self, extra: &str) {
-        // The VM's engine got the image by `docker save` and `load`: no repository digest to pin.
-        self.bed.write_config_with_image(REGISTRY_IMAGE, &format!("region = \"us-east-1\"\n{extra}"));
-    }
-
-    /// The engine's skew from the host, by `clock check --json`, in seconds.
+    /// The engine's skew from the host, by `clock check --json`, in seconds (a VM's, or podman's).
     pub fn engine_skew(&self) -> f64 {
         skew(&self.test(&["clock", "check", "--json"]).any_code().json(), "engine", "host")
-    }
-
-    /// CI's writable registry on this host's native engine, on this bed's bucket (the only
-    /// writer, as in production), with this bed's key. Returns its port.
-    pub fn ci_registry(&mut self) -> u16 {
-        let key = self.key.clone();
-        self.bed.ci_registry_with(&key)
-    }
-
-    /// Pushes a small image as CI would, as `name` (e.g. "vmtest/base:1"), through CI's registry.
-    pub fn push(&mut self, ci_port: u16, name: &str) {
-        self.bed.push_image(ci_port, name, 1_000);
-    }
-}
-
-impl Drop for VmBed {
-    fn drop(&mut self) {
-        // The VM's clock back to this host's, whatever the test did to it; then the bed goes.
-        let _ = std::panic::catch_unwind(|| set_vm_clock(0));
     }
 }
 

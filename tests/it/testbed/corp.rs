@@ -1,5 +1,5 @@
 //! A company network, per test (`tests/testbed/network/up.sh` installs its parts): S3 over TLS
-//! with a private CA (socat in front of a moto of the test's own, or of Garage, under the name
+//! with a private CA (socat in front of an S3 server, a moto of the test's own or Garage, under the name
 //! `s3-<tag>.devbox-corp.test`, put in /etc/hosts pointing at 127.0.0.1), the
 //! direct path to it closed by an iptables rule for everyone but the proxy's user (`nobody`), and
 //! proxies: tinyproxy (plain, optionally asking for Basic credentials) and mitmproxy (TLS
@@ -46,8 +46,6 @@ pub struct Corp {
     pub s3_port: u16,
     /// The private CA that issued S3's certificate.
     pub s3_ca: PathBuf,
-    /// The moto of its own (`with_moto`).
-    moto_port: Option<u16>,
     /// Watchers of the processes started here, and the files their processes' IDs are in.
     children: Vec<(Child, PathBuf)>,
     hosts_line: String,
@@ -91,24 +89,8 @@ fn make_ca(dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
 }
 
 impl Corp {
-    /// S3 over TLS in front of a moto of its own (`moto_endpoint`), which takes S3's name for
-    /// what it is, a host, rather than a bucket in a virtual-hosted name.
-    pub fn with_moto(tag: &str) -> Corp {
-        let moto = free_port();
-        let mut corp = Corp::new(tag, moto);
-        let command = format!("S3_IGNORE_SUBDOMAIN_BUCKETNAME=true python3 -m moto.server -H 0.0.0.0 -p {moto}");
-        corp.start("moto", &command);
-        corp.moto_port = Some(moto);
-        wait_until(format!("moto on port {moto}"), Duration::from_secs(30), || super::port_open(moto));
-        corp
-    }
-
-    /// moto's own address, plain HTTP on all addresses (what CI's registry writes to).
-    pub fn moto_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.moto_port.expect("a Corp made by with_moto"))
-    }
-
-    /// S3 over TLS at `s3-<tag>.devbox-corp.test`, in front of the S3 server on `backend_port`.
+    /// S3 over TLS at `s3-<tag>.devbox-corp.test`, in front of the S3 server on `backend_port` (a
+    /// moto takes that name for a host with `S3Server::moto().host_as_host()`).
     pub fn new(tag: &str, backend_port: u16) -> Corp {
         let dir = tempfile::tempdir().expect("tempdir");
         // The proxies run as nobody and read their configs here.
@@ -154,7 +136,6 @@ impl Corp {
             s3_name,
             s3_port: free_port(),
             s3_ca: ca,
-            moto_port: None,
             children: Vec::new(),
             hosts_line: String::new(),
             rules: Vec::new(),
@@ -182,8 +163,8 @@ impl Corp {
     fn start(&mut self, name: &str, command: &str) {
         let pid_file = self.dir.path().join(format!("{name}.pid"));
         let log = self.dir.path().join(format!("{name}.out"));
-        let child = super::moto::watched(format!("{command} >{} 2>&1", log.display()), Some(&pid_file))
-            .expect("start a watcher");
+        let child =
+            super::watched(format!("{command} >{} 2>&1", log.display()), Some(&pid_file)).expect("start a watcher");
         self.children.push((child, pid_file));
     }
 
