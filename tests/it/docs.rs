@@ -384,7 +384,7 @@ const HOMES: &[(&str, &[&str])] = &[
     ("aws_sdk_s3", &["aws.rs", "aws/", "http.rs"]),
     ("aws_sdk_sts", &["aws.rs", "aws/"]),
     // Clients are built only in http.rs (clippy.toml); the registry's API and S3's `Date` use them.
-    ("reqwest", &["http.rs", "registry/api.rs", "clock/measure.rs"]),
+    ("reqwest", &["http.rs", "http/", "registry/api.rs", "clock/measure.rs"]),
     ("aws_smithy_http_client", &["http.rs"]),
     ("rustls", &["http.rs"]),
     ("tokio_rustls", &["http.rs"]),
