@@ -121,8 +121,12 @@ fn may_hand_the_key(mode: SessionMode, on_aws: bool, endpoint: &str, answer: &St
     mode == SessionMode::Auto && !on_aws && private_endpoint(endpoint) && matches!(answer, StsAnswer::NotImplemented(_))
 }
 
-/// What an STS call's failure says: an answer (`Ok`) or none at all (`Err`, with its causes).
-fn classify<E>(action: &str, err: SdkError<E>) -> Result<StsAnswer, String>
+/// STS gave no answer at all (no connection, a timeout, a body that never came): its causes.
+#[derive(Debug)]
+struct NoAnswer(String);
+
+/// What an STS call's failure says: an answer (`Ok`) or none at all (`Err`).
+fn classify<E>(action: &str, err: SdkError<E>) -> Result<StsAnswer, NoAnswer>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -143,7 +147,7 @@ where
         SdkError::ResponseError(_) => {
             Ok(StsAnswer::Refused(format!("its answer to STS {action} is not an STS answer ({})", error::chain(&err))))
         }
-        _ => Err(error::chain(&err)),
+        _ => Err(NoAnswer(error::chain(&err))),
     }
 }
 
@@ -235,7 +239,7 @@ impl Aws {
             Ok(Some(session)) => session,
             Ok(None) => return refused(StsAnswer::Refused(format!("STS {action} answered without credentials"))),
             Err(Ok(answer)) => return refused(answer),
-            Err(Err(reason)) => {
+            Err(Err(NoAnswer(reason))) => {
                 return Err(Error::SessionCredentialsUnanswered { endpoint: self.endpoint.clone(), reason });
             }
         };
@@ -275,7 +279,7 @@ impl Aws {
                     Ok(Principal::AccessKey(self.credentials.access_key_id.clone()))
                 }
                 Ok(StsAnswer::NotImplemented(said) | StsAnswer::Refused(said)) => Err(failed(said)),
-                Err(reason) => Err(failed(reason)),
+                Err(NoAnswer(reason)) => Err(failed(reason)),
             },
         }
     }
