@@ -224,7 +224,30 @@ impl Engine {
     pub async fn remove_container(&self, name: &str) -> Result<bool, EngineError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         let what = format!("removing container {name}");
-        Ok(self.call_optional(&what, self.docker.remove_container(name, Some(options))).await?.is_some())
+        match self.call_raw(&what, self.docker.remove_container(name, Some(options))).await? {
+            Ok(()) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            // The engine is already removing it for another request: one from a run that was
+            // killed meanwhile, whose removal the engine carries on. Done when it is gone.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                self.until_gone(name, &what).await.map(|()| true)
+            }
+            Err(e) => Err(EngineError::of(&what, &e)),
+        }
+    }
+
+    /// Waits, up to the engine timeout, until no container answers to `name`.
+    async fn until_gone(&self, name: &str, what: &str) -> Result<(), EngineError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        while self.container(name).await?.is_some() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(self.timed_out(what, self.timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
     }
 
     /// Whether a named volume exists.
