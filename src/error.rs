@@ -63,6 +63,8 @@ pub enum ConfigError {
 pub struct Attempt {
     pub place: String,
     pub outcome: String,
+    /// There was an engine's socket, and this user may not open it.
+    pub denied: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -292,6 +294,9 @@ impl Error {
                 location.path.display()
             ),
             Error::Usage(_) => "Run `devbox --help` for the commands and flags.".into(),
+            Error::EngineUnreachable { tried } if tried.iter().any(|a| a.denied) => {
+                "This user may not open the engine's socket: join the group that owns it (Docker's: `sudo usermod -aG docker $USER`, then log out and in), or point DOCKER_HOST at an engine this user may use.".into()
+            }
             Error::EngineUnreachable { .. } => {
                 "Start Docker (Docker Desktop, colima start, `podman machine start`, `sudo systemctl start docker`, …), or point DOCKER_HOST at a running engine.".into()
             }
@@ -472,6 +477,18 @@ pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
 }
 
 /// An error with its causes on one line, joined by ": ". The one formatter of error chains.
+/// The kind of the first I/O error among `err` and its causes.
+pub fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        next = err.source();
+    }
+    None
+}
+
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     causes(err).join(": ")
 }

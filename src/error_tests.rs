@@ -82,3 +82,23 @@ fn fleet_denials_fail_with_the_policy_that_would_allow_them() {
         Error::FleetWrite { what: "fleet report", path: "/state/fleet-report.json".into(), reason: "full".into() };
     assert!(report.hint().unwrap_or_default().contains("/state is writable"));
 }
+
+#[test]
+fn the_io_error_kind_is_found_among_the_causes() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("connect")]
+    struct Connect(#[source] std::io::Error);
+    let denied = Connect(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+    assert_eq!(io_kind(&denied), Some(std::io::ErrorKind::PermissionDenied));
+    assert_eq!(io_kind(&wrapped(&["no I/O error here"])), None);
+}
+
+#[test]
+fn a_socket_this_user_may_not_open_gets_the_group_fix_not_start_docker() {
+    let attempt =
+        |denied| Attempt { place: "unix:///var/run/docker.sock (default)".into(), outcome: "…".into(), denied };
+    let denied = Error::EngineUnreachable { tried: vec![attempt(false), attempt(true)] };
+    assert!(denied.hint().unwrap_or_default().contains("sudo usermod -aG docker $USER"), "{:?}", denied.hint());
+    let down = Error::EngineUnreachable { tried: vec![attempt(false)] };
+    assert!(down.hint().unwrap_or_default().starts_with("Start Docker"), "{:?}", down.hint());
+}

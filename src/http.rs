@@ -378,6 +378,9 @@ pub enum NoAnswer {
     TimedOut { seconds: u64 },
     #[error("cannot connect (connection refused, or no route)")]
     Refused,
+    /// This machine refused this user the connection: a unix socket it may not open.
+    #[error("permission denied")]
+    Denied,
     /// Anything else (a reset connection, a malformed answer), with its causes.
     #[error("{0}")]
     Failed(String),
@@ -388,6 +391,8 @@ impl NoAnswer {
     pub fn of(err: &reqwest::Error, timeout: Duration) -> NoAnswer {
         if err.is_timeout() {
             NoAnswer::TimedOut { seconds: timeout.as_secs() }
+        } else if err.is_connect() && crate::error::io_kind(err) == Some(std::io::ErrorKind::PermissionDenied) {
+            NoAnswer::Denied
         } else if err.is_connect() {
             NoAnswer::Refused
         } else {

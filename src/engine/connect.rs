@@ -20,14 +20,17 @@ impl Engine {
             endpoint::add_podman_inspected(&mut plan, podman_machine_sockets().await);
         }
         let mut tried: Vec<Attempt> =
-            plan.notes.into_iter().map(|(place, outcome)| Attempt { place, outcome }).collect();
+            plan.notes.into_iter().map(|(place, outcome)| Attempt { place, outcome, denied: false }).collect();
         for candidate in plan.candidates {
             let place = format!("{} ({})", candidate.host, candidate.origin);
             match try_connect(&candidate.host).await {
                 Ok(docker) => {
                     return Ok(Engine { docker, endpoint: candidate.host, timeout: DEFAULT_TIMEOUT });
                 }
-                Err(why) => tried.push(Attempt { place, outcome: why.to_string() }),
+                Err(why) => {
+                    let denied = matches!(why, NoEngine::Denied);
+                    tried.push(Attempt { place, outcome: why.to_string(), denied });
+                }
             }
         }
         Err(Error::EngineUnreachable { tried })
@@ -43,6 +46,8 @@ enum NoEngine {
         "unsupported scheme: devbox speaks unix://, tcp:// and npipe:// (for ssh://, forward the socket and use unix://)"
     )]
     UnsupportedScheme,
+    #[error("permission denied: this user may not open the socket")]
+    Denied,
     #[error("no answer within {seconds}s")]
     TimedOut { seconds: u64 },
     #[error("it answered a ping, but not its version within {seconds}s")]
@@ -102,6 +107,7 @@ async fn ping(socket: Option<&std::path::Path>, url: &str) -> Result<Option<Clie
     let client = crate::http::engine(socket, PING_TIMEOUT).map_err(|e| NoEngine::Refused(format!("{e:#}")))?;
     let response = client.get(url).send().await.map_err(|e| match NoAnswer::of(&e, PING_TIMEOUT) {
         NoAnswer::TimedOut { seconds } => NoEngine::TimedOut { seconds },
+        NoAnswer::Denied => NoEngine::Denied,
         other => NoEngine::Refused(other.to_string()),
     })?;
     let header = response.headers().get("api-version").and_then(|v| v.to_str().ok());

@@ -190,6 +190,26 @@ fn an_unreachable_engine_skips_its_dependents() {
 }
 
 #[test]
+fn a_socket_this_user_may_not_open_is_named_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let user = crate::schedule::TestUser::new("docperm");
+    // root's socket, as dockerd's is root:docker 0660, and a user outside that group.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let socket = dir.path().join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let host = format!("DOCKER_HOST=unix://{}", socket.display());
+    let bin = user.bin.to_str().expect("utf-8");
+    let out = user.run(None, "env", &[&host, bin, "doctor", "--check", "engine"], None);
+    let stdout = strip_ansi(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("permission denied: this user may not open the socket"), "{stdout}");
+    assert!(stdout.contains("sudo usermod -aG docker $USER"), "{stdout}");
+    assert!(!stdout.contains("Start Docker"), "{stdout}");
+}
+
+#[test]
 fn a_frozen_engine_costs_one_timeout_not_a_hang() {
     let bed = Bed::new("docfrozen");
     // A socket that accepts connections and never answers: an engine that froze.
