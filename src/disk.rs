@@ -12,6 +12,9 @@ use crate::config::{ByteSize, RegistryConfig};
 use crate::engine::{Engine, EngineError, HealthRun, OneShotOutcome, OneShotSpec};
 
 pub const PROBE_ROLE: &str = "disk-probe";
+/// How old a stopped probe must be to count as left behind: longer than any run waits for one.
+const PROBE_LEFT_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// A probe's name: this prefix and the process's ID, so that two doctors at once each run their own.
 const PROBE_NAME: &str = "devbox-disk-probe";
 
 /// The engine's data disk.
@@ -150,16 +153,14 @@ pub async fn measure(
     if !engine.has_image(image).await? {
         return Err(DiskError::NoImage { image: image.clone() });
     }
-    // One name for every probe: a probe left behind (its run was cut short by a timeout, as
-    // doctor's checks are) is removed by the next one, by its ID.
-    let spec = probe_spec(image, PROBE_NAME);
-    // A probe left stopped by an earlier run goes, by its ID; one that runs is another run's.
-    if let Some(left) = engine.container(PROBE_NAME).await?
-        && left.label(crate::registry::LABEL_ROLE) == Some(PROBE_ROLE)
-        && !left.is_running()
-    {
-        engine.remove_container(&left.id).await?;
+    // A probe left behind (its run was cut short by a timeout, as doctor's checks are, or killed)
+    // is removed by a later one, by its ID. A young one may be another run's, between its create
+    // and start, or its exit and the reading of its output: it is left alone.
+    let before = jiff::Timestamp::now() - PROBE_LEFT_AFTER;
+    for left in engine.stopped_labelled(crate::registry::LABEL_ROLE, PROBE_ROLE, before).await? {
+        engine.remove_container(&left).await?;
     }
+    let spec = probe_spec(image, &format!("{PROBE_NAME}-{}", std::process::id()));
     let image = image.clone();
     match engine.run_once(&spec).await? {
         OneShotOutcome::Exited { code: 0, output } => match parse_df(&output) {

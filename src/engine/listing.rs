@@ -119,6 +119,24 @@ impl Engine {
         Ok(out)
     }
 
+    /// The IDs of the containers labelled `key=value`, created before `before`, that are not
+    /// running (created, exited or dead), without inspecting them.
+    pub async fn stopped_labelled(
+        &self,
+        key: &str,
+        value: &str,
+        before: Timestamp,
+    ) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([
+            ("label".to_string(), vec![format!("{key}={value}")]),
+            ("status".to_string(), vec!["created".to_string(), "exited".to_string(), "dead".to_string()]),
+        ]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let listing = self.call("listing stopped containers", self.docker.list_containers(Some(options))).await?;
+        let old = |summary: &bollard::models::ContainerSummary| summary.created.is_some_and(|t| t < before.as_second());
+        Ok(listing.into_iter().filter(old).filter_map(|summary| summary.id).collect())
+    }
+
     /// Every top-level image.
     pub async fn list_images(&self) -> Result<Vec<ImageEntry>, EngineError> {
         let options = ListImagesOptionsBuilder::default().all(false).build();

@@ -77,13 +77,31 @@ fn vm_disk_check_measures_the_vms_disk_not_this_hosts() {
     assert_eq!(from_health, total, "{disk:#}");
 
     // Without a running registry, a probe container measures the same disk, and leaves nothing.
+    // Two doctors at once each run their own probe; a young stopped probe (another run's, between
+    // its create and start) is left alone.
+    let image = vm_docker(&["inspect", "--format", "{{.Config.Image}}", &bed.name]);
+    let image = String::from_utf8_lossy(&image.stdout).trim().to_string();
     bed.test(&["registry", "down"]).run();
-    let report = bed.test(&["doctor", "--check", "disk", "--json", "--timeout", "120s"]).any_code().json();
-    let disk = finding(&report, "disk");
-    let probed: u64 = disk["details"]["total_bytes"].as_str().and_then(|s| s.parse().ok()).expect("total_bytes");
-    assert_eq!(probed, total, "{disk:#}");
-    let left = vm_docker(&["ps", "-a", "--filter", "label=devbox.role=disk-probe", "-q"]);
-    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "a probe container was left behind");
+    let planted = vm_docker(&["create", "--label", "devbox.role=disk-probe", "--entrypoint", "df", &image]);
+    assert!(planted.status.success(), "docker create: {}", output_text(&planted));
+    let planted = String::from_utf8_lossy(&planted.stdout).trim().to_string();
+    let mut doctors: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = bed.devbox_std(&["doctor", "--check", "disk", "--json", "--timeout", "120s"]);
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("devbox")
+        })
+        .collect();
+    for doctor in doctors.drain(..) {
+        let out = doctor.wait_with_output().expect("wait");
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", output_text(&out)));
+        let disk = finding(&report, "disk");
+        let probed: u64 = disk["details"]["total_bytes"].as_str().and_then(|s| s.parse().ok()).expect("total_bytes");
+        assert_eq!(probed, total, "{disk:#}");
+    }
+    let left = vm_docker(&["ps", "-a", "--filter", "label=devbox.role=disk-probe", "-q", "--no-trunc"]);
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), planted, "only the planted probe stays");
+    assert!(vm_docker(&["rm", &planted]).status.success());
 }
 
 #[test]
