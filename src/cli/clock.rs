@@ -135,9 +135,10 @@ fn print_advice(ctx: &Context, skews: &[Skew], engine: Option<&Classification>) 
 }
 
 async fn sync(ctx: &Context, config: &Config, if_skewed: bool, dry_run: bool) -> anyhow::Result<ExitStatus> {
-    // A sync may restart the registry; a dry run changes nothing and waits for no one.
-    let _lock = if dry_run { None } else { Some(ctx.lock("clock sync").await?) };
+    // A sync may restart the registry, so it takes the lock, but only once it must set the clock:
+    // a dry run, or a clock within bounds (the scheduled job's usual case), waits for no one.
     let progress = report::ClockSync::new(&ctx.printer, config);
-    let synced = clock::sync::run(&ctx.env, config, if_skewed, dry_run, &progress).await?;
+    let lock = async || ctx.lock("clock sync").await;
+    let synced = clock::sync::run_locking(&ctx.env, config, if_skewed, dry_run, &progress, lock).await?;
     Ok(report::clock_synced(&ctx.printer, config, &synced, if_skewed))
 }

@@ -56,13 +56,27 @@ impl Synced {
 
 /// Measures, decides, and sets a VM engine's clock from the host's UTC time; then measures again
 /// and brings back the registry's S3 access. `if_skewed` is the scheduled job: no engine, or a
-/// clock within bounds, is a quiet success. An engine that is not a VM is refused.
+/// clock within bounds, is a quiet success. An engine that is not a VM is refused. For a caller
+/// that already holds devbox's lock.
 pub async fn run(
     env: &Environment,
     config: &Config,
     if_skewed: bool,
     dry_run: bool,
     report: &dyn SyncReport,
+) -> anyhow::Result<Synced> {
+    run_locking(env, config, if_skewed, dry_run, report, async || Ok(())).await
+}
+
+/// The same, taking the lock (`lock`, held to the end) only once the clock must be set: the
+/// scheduled job, finding nothing to do, never waits for another run.
+pub async fn run_locking<G>(
+    env: &Environment,
+    config: &Config,
+    if_skewed: bool,
+    dry_run: bool,
+    report: &dyn SyncReport,
+    lock: impl AsyncFnOnce() -> anyhow::Result<G>,
 ) -> anyhow::Result<Synced> {
     let max_skew = config.clock.max_skew;
     let before = measure_all(env, &config.registry.s3).await;
@@ -114,6 +128,7 @@ pub async fn run(
     if dry_run {
         return Ok(Synced::WouldRun(method));
     }
+    let _held = lock().await?;
     if classification.forced {
         return Err(
             Error::ClockForced { var: runtime::FORCE_VAR.into(), detected: classification.reason.clone() }.into()

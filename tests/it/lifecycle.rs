@@ -277,6 +277,12 @@ fn a_second_run_waits_for_the_lock_and_says_for_whom_and_a_quiet_one_gives_up() 
     // Read-only commands never wait.
     bed.test(&["registry", "status"]).any_code().timeout(Duration::from_secs(20)).run();
     bed.test(&["doctor", "--check", "config"]).timeout(Duration::from_secs(20)).run();
+    // Nor does the scheduled clock job when there is nothing to set (a native engine).
+    bed.test(&["--quiet", "clock", "sync", "--if-skewed"])
+        .env("DEVBOX_LOCK_WAIT", "1s")
+        .timeout(Duration::from_secs(20))
+        .output_lacks("another devbox run holds the lock")
+        .run();
 
     // A run on its own waits, and says once for whom.
     let mut waiter = spawn(&bed, &["registry", "renew"], &[]);
