@@ -87,7 +87,8 @@ say() { echo "vm: $*" >&2; }
 die() { echo "vm: error: $*" >&2; exit 1; }
 now() { date +%s; }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# QEMU removes its pidfile as it exits, so the file may go between the test and the read.
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 qemu_alive() { alive "$run/qemu.pid"; }
 engine_answers() { [ -S "$sock" ] && docker -H "unix://$sock" version >/dev/null 2>&1; }
 
@@ -167,7 +168,7 @@ kill_qemu() {
     qmp quit >/dev/null 2>&1 || true
     i=0
     while qemu_alive && [ "$i" -lt 10 ]; do sleep 1; i=$((i + 1)); done
-    qemu_alive && kill -9 "$(cat "$run/qemu.pid")" 2>/dev/null
+    qemu_alive && kill -9 "$(cat "$run/qemu.pid" 2>/dev/null)" 2>/dev/null
   fi
   rm -f "$run/qemu.pid" "$run/qmp.sock"
 }
