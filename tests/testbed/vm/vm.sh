@@ -315,7 +315,13 @@ cmd_status() {
   if qemu_alive && engine_answers; then
     echo "running ($(cat "$run/accel")): engine $(docker -H "unix://$sock" version --format '{{.Server.Version}}') at $sock"
   elif qemu_alive; then
-    echo "QEMU runs (pid $(cat "$run/qemu.pid")) but the engine at $sock does not answer"
+    # Under TCG a guest kernel can die of an emulation fault while QEMU runs on: say so.
+    panic=$(grep -a -m 1 -E 'Kernel panic|double fault' "$run/serial.log" 2>/dev/null | tr -d '\r')
+    if [ -n "$panic" ]; then
+      echo "QEMU runs (pid $(cat "$run/qemu.pid" 2>/dev/null)) but the guest's kernel died ($panic; see $run/serial.log): \`sh tests/testbed/up.sh\` restarts the VM"
+    else
+      echo "QEMU runs (pid $(cat "$run/qemu.pid" 2>/dev/null)) but the engine at $sock does not answer"
+    fi
     return 1
   else
     echo "not running"
