@@ -126,7 +126,7 @@ fn the_registry_session_is_narrowed_to_reading_its_bucket() {
     assert!(finding["summary"].as_str().unwrap_or_default().contains("set registry.s3.role_arn"), "{finding}");
 
     bed.write_config(&format!("role_arn = \"{role}\"\n[images]\nbase = [\"base/tool:1\"]\n"));
-    crate::testbed::docker(&["rm", "-f", &bed.name]);
+    crate::testbed::docker(&["rm", "-f", "-v", &bed.name]);
     let mut up = bed.devbox(&["registry", "up"]);
     session(&mut up);
     let up = up.output().expect("run");
