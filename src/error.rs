@@ -476,7 +476,6 @@ pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
     parts
 }
 
-/// An error with its causes on one line, joined by ": ". The one formatter of error chains.
 /// The kind of the first I/O error among `err` and its causes.
 pub fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
     let mut next = Some(err);
@@ -489,6 +488,7 @@ pub fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::Error
     None
 }
 
+/// An error with its causes on one line, joined by ": ". The one formatter of error chains.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     causes(err).join(": ")
 }
